@@ -1,0 +1,130 @@
+"""The OpenAI chat-completions API, or any server that speaks it (vLLM, llama.cpp, Ollama, ...).
+
+Uses the official `openai.AsyncOpenAI` client with its own retries switched off: the runner owns
+retries, so a rate limit is never retried twice over. The base URL comes from `--base-url`, else
+`OPENAI_BASE_URL`, else OpenAI; the key from `OPENAI_API_KEY` (a local server needs none).
+
+Responses are read through `with_raw_response` and decoded with `json.loads`: the body is
+checked here by hand rather than by building the client's pydantic models, which is most of the
+client's CPU cost per request, and a malformed body becomes one clear `FatalError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+
+import openai
+
+from . import Completion, FatalError, Request, SampleError, TransientError
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIBackend:
+    def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, max_connections: int = 100):
+        try:  # openai >= 3 is built on httpx2; older releases on httpx
+            import httpx2 as httpx
+        except ImportError:  # pragma: no cover - depends on the installed client
+            import httpx
+
+        self.name = name
+        self.model = f"openai/{name}"
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.endpoint = base_url.rstrip("/")
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if self.endpoint == DEFAULT_BASE_URL:
+                raise FatalError("OPENAI_API_KEY is not set (needed for api.openai.com; for a local server pass --base-url)")
+            key = "no-key"  # local servers accept any key; the client insists on one
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client = openai.AsyncOpenAI(
+            api_key=key, base_url=self.endpoint, max_retries=0, timeout=timeout,
+            http_client=httpx.AsyncClient(limits=limits, timeout=timeout),
+        )
+
+    async def complete(self, request: Request) -> Completion:
+        params = {k: v for k, v in request.params.items() if v is not None}
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=self.name, messages=request.messages, **params)
+        except openai.APIStatusError as exc:
+            raise _classify_status(exc, self.endpoint, self.name) from None
+        except openai.APITimeoutError:
+            raise TransientError("request timed out") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise TransientError(f"cannot connect to {self.endpoint}: {_short(cause)}", connect=True) from None
+        try:
+            body = json.loads(raw.content)
+            choice = body["choices"][0]
+            text = choice["message"]["content"]
+            if text is None:
+                text = ""
+            if not isinstance(text, str):
+                raise TypeError("message.content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            snippet = raw.content[:80].decode("utf-8", "replace")
+            raise FatalError(f"malformed response from {self.endpoint} ({_short(exc)}): {snippet!r}") from None
+        usage = body.get("usage") or {}
+        return Completion(
+            text=text,
+            finish_reason=choice.get("finish_reason"),
+            usage={k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def retry_after_seconds(headers) -> float | None:
+    """The wait a server asked for: Retry-After (seconds or HTTP date) or x-ratelimit-reset-*."""
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value) if value else None
+            if when is not None:
+                return max(0.0, when.timestamp() - time.time())
+    waits = [_duration(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
+    waits = [w for w in waits if w is not None]
+    return max(waits) if waits else None
+
+
+def _duration(value: str | None) -> float | None:
+    """OpenAI's reset headers look like '1s', '6m0s', '250ms'."""
+    if not value:
+        return None
+    import re
+
+    total, matched = 0.0, False
+    for num, unit in re.findall(r"([\d.]+)(ms|s|m|h)", value):
+        matched = True
+        total += float(num) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    if matched:
+        return total
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _classify_status(exc: openai.APIStatusError, endpoint: str, model: str) -> Exception:
+    status = exc.status_code
+    detail = _short(exc.message if hasattr(exc, "message") else exc)
+    if status in (401, 403):
+        return FatalError(f"HTTP {status} from {endpoint}: not authorised ({detail}); check OPENAI_API_KEY")
+    if status == 404:
+        return FatalError(f"HTTP 404 from {endpoint}: model {model!r} or endpoint not found ({detail})")
+    if status == 429 or status == 408 or status >= 500:
+        return TransientError(f"HTTP {status}: {detail}", retry_after_seconds(exc.response.headers), rate_limited=status == 429)
+    return SampleError(f"HTTP {status}: {detail}")

@@ -1,0 +1,207 @@
+"""The `evalkit` command line: parse flags, call library functions, print, set exit codes.
+
+Exit codes: 0 success, 1 a check failed (validate), 2 a usage or input error. Every error is one
+line on stderr (`evalkit: error: ...`), never a traceback; `EVALKIT_DEBUG=1` shows one.
+Heavy modules are imported inside commands so `evalkit --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"evalkit: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith((".yaml", ".yml")) or os.sep in name
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalkit")
+def cli() -> None:
+    """Evaluate chat models on exams and academic benchmarks.
+
+    \b
+    evalkit list                                   the evals in the registry
+    evalkit run mmlu --model openai/gpt-4o-mini    run an eval
+    evalkit validate registry/                     check YAML specs
+    """
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per eval.")
+def list_cmd(as_json: bool) -> None:
+    """The evals in the registry."""
+    from .registry import Registry
+
+    reg = Registry.default()
+    rows = []
+    for name in reg.names():
+        merged = reg._merge(name, [])[0]
+        subsets = (merged.get("dataset") or {}).get("subsets") or []
+        rows.append({"name": name, "template": merged.get("template"), "description": merged.get("description", ""),
+                     "subsets": len(subsets), "file": str(reg.raw[name].doc.path)})
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        sub = f" (+{r['subsets']} subsets: {r['name']}.<subset>)" if r["subsets"] else ""
+        click.echo(f"{r['name']:<{width}}  {r['template'] or '?':<16} {r['description']}{sub}")
+    if reg.problems:
+        click.echo(f"({len(reg.problems)} problem(s) in the registry; run `evalkit validate`)", err=True)
+
+
+@cli.command()
+@click.argument("name")
+def show(name: str) -> None:
+    """One spec, resolved (extends applied), as YAML."""
+    import yaml
+
+    from .registry import load_registry
+
+    reg, named = load_registry([name] if _is_path(name) else [])
+    spec = reg.resolve(named[0] if named else name)
+    click.echo(yaml.safe_dump(spec.model_dump(exclude_none=True), sort_keys=False, allow_unicode=True), nl=False)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+def validate(paths: tuple[str, ...]) -> None:
+    """Check YAML specs; print file:line: field: problem for each, exit 1 if any."""
+    from .registry import Registry
+
+    reg = Registry.default()
+    names = None
+    if paths:
+        reg.problems.clear()       # the built-in registry is only there to resolve `extends`
+        names = []
+        for p in paths:
+            path = Path(p)
+            if path.is_dir():
+                folder = path / "evals" if (path / "evals").is_dir() else path
+                files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
+            elif path.exists():
+                files = [path]
+            else:
+                _fail(f"{p}: no such file or folder")
+            for f in files:
+                names += reg.add_file(f, override=True)
+    problems = reg.validate_all(names)
+    for p in problems:
+        click.echo(p)
+    checked = len(names) if names is not None else len(reg.raw)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {checked} spec(s)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {checked} spec(s) valid", err=True)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--model", required=True, help="provider/name, e.g. openai/gpt-4o-mini.")
+@click.option("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI).")
+@click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after the seeded shuffle).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sample order, few-shot draws, API seed.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True, help="Requests in flight.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per request.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True, help="Seconds per request.")
+@click.option("--temperature", type=click.FloatRange(0, 2), help="Override the spec's temperature.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Override the spec's max_tokens.")
+@click.option("--shots", type=click.IntRange(min=0), help="Override the number of few-shot examples.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where run logs go.")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log.")
+@click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def run(names, as_json, **kw) -> None:
+    """Run evals (registry names or YAML files) against a model."""
+    from .evaluate import RunOptions, run_eval
+    from .registry import load_registry
+
+    paths = [n for n in names if _is_path(n)]
+    reg, from_files = load_registry(paths)
+    if reg.problems and paths:
+        bad = [p for p in reg.problems if any(p.startswith(str(Path(x))) for x in paths)]
+        if bad:
+            _fail(bad[0] + (f" (and {len(bad) - 1} more; run `evalkit validate {' '.join(paths)}`)" if len(bad) > 1 else ""))
+    targets = []
+    for n in names:
+        if _is_path(n):
+            if not Path(n).exists():
+                _fail(f"{n}: no such file")
+            targets += [m for m in from_files if reg.raw[m].doc.path == Path(n) and not reg.raw[m].data.get("abstract")]
+        else:
+            targets.append(n)
+    specs = [reg.resolve(t) for t in targets]
+    opts = RunOptions(**kw)
+    for spec in specs:
+        summary = run_eval(spec, opts)
+        if as_json:
+            click.echo(json.dumps(summary))
+        else:
+            _print_summary(summary)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _print_summary(s: dict) -> None:
+    acc = s["metrics"]["accuracy"]
+    lo, hi = acc["ci95"]
+    click.echo(f"{s['eval']}  {s['model']}  accuracy {_fmt(acc['value'])} (95% CI {_fmt(lo)}-{_fmt(hi)})  "
+               f"n={acc['n']}/{s['n']}  errors={s['errors']}  unparsed={s['unparsed']}"
+               + ("  [INCOMPLETE]" if s["incomplete"] else ""))
+    macro = s["metrics"].get("macro_accuracy")
+    if macro:
+        click.echo(f"  macro accuracy over {macro['groups']} groups {_fmt(macro['value'])} "
+                   f"(95% CI {_fmt(macro['ci95'][0])}-{_fmt(macro['ci95'][1])})")
+    groups = s.get("groups") or {}
+    if 1 < len(groups) <= 200:
+        width = max(len(g) for g in groups)
+        for g, m in groups.items():
+            click.echo(f"  {g:<{width}}  {_fmt(m['accuracy'])}  n={m['n']}")
+    req = s["requests"]
+    click.echo(f"  requests sent {req['sent']} (retries {req['retries']}, resumed samples {req['resumed_samples']})  "
+               f"tokens {s['usage']['prompt_tokens']}+{s['usage']['completion_tokens']}  {s['duration_s']:.1f}s")
+    click.echo(f"  log: {s['log']}")
+
+
+def main() -> None:
+    from .errors import EvalkitError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("evalkit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EvalkitError as exc:
+        _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("evalkit: interrupted; finished samples are in the log, run the same command to resume", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # never a traceback for the user, but say what happened
+        if os.environ.get("EVALKIT_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set EVALKIT_DEBUG=1 for a traceback)")
+
+
+if __name__ == "__main__":
+    main()

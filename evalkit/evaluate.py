@@ -1,0 +1,199 @@
+"""One eval, start to finish: the flow of DESIGN.md in one readable function.
+
+    spec -> samples -> requests -> (runner) -> completions -> scores -> log -> metrics -> summary
+
+Each step calls the module that owns it; nothing here is concurrent except the call into the
+runner, and the runner never sees scores. The summary returned is the `--json` contract: eval,
+model, n, metrics with 95% intervals, per-group metrics, usage, requests sent, log path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .backends import FatalError, Request, get_backend
+from .datasets import Sample, load_samples
+from .errors import EvalkitError
+from .logs import RunLog, default_log_dir, log_path
+from .metrics import accuracy_summary
+from .prompts import FewShotPool, build_messages
+from .runner import Outcome, RunnerOptions, run_requests
+from .scoring import score
+from .spec import EvalSpec
+
+
+@dataclass
+class RunOptions:
+    model: str
+    base_url: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    concurrency: int = 32
+    max_retries: int = 5
+    timeout: float = 120.0
+    temperature: float | None = None
+    max_tokens: int | None = None
+    shots: int | None = None
+    log_dir: Path | None = None
+    fresh: bool = False
+    log_prompts: bool = False
+    quiet: bool = False
+
+
+def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
+    """The spec with command-line overrides applied (they are part of the run's identity)."""
+    gen = spec.generation
+    if opts.temperature is not None:
+        gen = gen.model_copy(update={"temperature": opts.temperature})
+    if opts.max_tokens is not None:
+        gen = gen.model_copy(update={"max_tokens": opts.max_tokens})
+    prompt = spec.prompt
+    if opts.shots is not None:
+        if prompt.fewshot is None:
+            if opts.shots:
+                raise EvalkitError(f"{spec.name}: --shots {opts.shots}: this eval declares no few-shot split (prompt.fewshot)")
+        else:
+            prompt = prompt.model_copy(update={"fewshot": prompt.fewshot.model_copy(update={"k": opts.shots})})
+    return spec.model_copy(update={"generation": gen, "prompt": prompt})
+
+
+def select_samples(spec: EvalSpec, opts: RunOptions) -> list[Sample]:
+    samples = load_samples(spec)
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise EvalkitError(f"{spec.name}: duplicate sample id {s.id!r} in the data; ids must be unique (dataset.fields.id)")
+        seen.add(s.id)
+    random.Random(opts.seed).shuffle(samples)
+    return samples[: opts.limit] if opts.limit is not None else samples
+
+
+def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
+    spec = effective_spec(spec, opts)
+    samples = select_samples(spec, opts)
+    fs = spec.prompt.fewshot
+    pool = FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split) if fs and fs.k else None
+    try:
+        backend = get_backend(opts.model, base_url=opts.base_url, timeout=opts.timeout, max_connections=max(opts.concurrency, 1))
+    except FatalError as exc:
+        raise EvalkitError(exc.reason) from None
+
+    gen = spec.generation
+    params = {"temperature": gen.temperature, "max_tokens": gen.max_tokens, "stop": gen.stop, "top_p": gen.top_p, "seed": opts.seed}
+    identity = {
+        "spec": spec.model_dump(exclude={"source_file", "description"}),
+        "model": opts.model, "endpoint": backend.endpoint, "params": params, "limit": opts.limit,
+    }
+    run_key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    header = {
+        "type": "header", "run_key": run_key, "eval": spec.name, "model": opts.model, "endpoint": backend.endpoint,
+        "params": params, "seed": opts.seed, "limit": opts.limit, "spec": identity["spec"],
+        "versions": {"evalkit": __version__, "python": platform.python_version()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    log = RunLog(log_path(opts.log_dir or default_log_dir(), spec.name, opts.model, run_key), header, fresh=opts.fresh)
+    started = time.monotonic()
+    results: dict[str, tuple[str | None, float | None, bool, dict]] = {
+        sid: (rec.get("group"), rec.get("score"), rec.get("parsed", True), rec.get("usage") or {})
+        for sid, rec in log.state.done.items()
+    }
+    resumed = sum(1 for s in samples if s.id in results)
+    todo = [s for s in samples if s.id not in results]
+    by_id = {s.id: s for s in todo}
+
+    def requests():
+        for s in todo:
+            shots = pool.choose(spec, s, opts.seed) if pool else []
+            yield Request(key=s.id, messages=build_messages(spec, s, shots), params=params)
+
+    errored: set[str] = set()
+
+    def sink(req: Request, out: Outcome) -> None:
+        s = by_id[req.key]
+        rec = {"id": s.id, "group": s.group, "target": s.answer,
+               "messages_sha256": hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()[:16]}
+        if opts.log_prompts:
+            rec["messages"] = req.messages
+        rec.update({"attempts": out.attempts, "latency": round(out.latency, 4)})
+        if out.error:
+            rec.update({"error": out.error, "score": None})
+            errored.add(s.id)
+        else:
+            sc = score(spec, s, out.completion.text)
+            rec.update({"completion": out.completion.text, "extracted": sc.extracted, "parsed": sc.parsed,
+                        "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
+            results[s.id] = (s.group, sc.value, sc.parsed, out.completion.usage)
+        log.write_sample(rec)
+
+    stats = None
+    status = "complete"
+    fatal: str | None = None
+    try:
+        if todo:
+            runner_opts = RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, quiet=opts.quiet)
+            stats = asyncio.run(_run(backend, requests(), len(todo), sink, runner_opts, spec.name))
+        else:
+            asyncio.run(backend.aclose())
+    except FatalError as exc:
+        status, fatal = "failed", exc.reason
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        ids = [s.id for s in samples if s.id in results]
+        summary = _summary(spec, opts, backend.endpoint, samples, results, ids, len(errored), stats, resumed,
+                           log.path, time.monotonic() - started, status)
+        if todo or not log.state.complete:
+            log.write_summary(summary)
+        log.close()
+    if fatal:
+        raise EvalkitError(f"{spec.name}: {fatal} ({len(ids)} finished samples kept in {log.path})")
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return summary
+
+
+async def _run(backend, requests, total, sink, opts, label):
+    try:
+        return await run_requests(backend, requests, total, sink, opts, label)
+    finally:
+        await backend.aclose()
+
+
+def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status) -> dict:
+    scored = [(results[i][0], results[i][1]) for i in ids]
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    for i in ids:
+        for k in usage:
+            usage[k] += results[i][3].get(k, 0)
+    metrics = accuracy_summary(scored, seed=opts.seed)
+    groups = metrics.pop("groups", None)
+    return {
+        "eval": spec.name,
+        "model": opts.model,
+        "endpoint": endpoint,
+        "incomplete": status != "complete" or len(ids) < len(samples),
+        "status": status,
+        "n": len(samples),
+        "scored": len(ids),
+        "errors": errors,
+        "unparsed": sum(1 for i in ids if not results[i][2]),
+        "metrics": metrics,
+        "groups": groups,
+        "usage": usage,
+        "requests": {"sent": stats.sent if stats else 0, "retries": stats.retries if stats else 0,
+                     "cached": 0, "resumed_samples": resumed},
+        "seed": opts.seed,
+        "duration_s": round(duration, 3),
+        "log": str(path),
+    }

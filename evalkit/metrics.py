@@ -1,0 +1,68 @@
+"""Scores -> metrics: accuracy overall (micro), per group and macro over groups, with 95% intervals.
+
+Intervals are percentile bootstrap intervals (2,000 resamples, seeded, so a summary is
+reproducible). For 0/1 scores the resampled mean of n draws is exactly Binomial(n, p)/n, so the
+bootstrap is drawn that way: no n x B matrix, whatever the sample count. The macro interval
+resamples each group independently (a stratified bootstrap) and averages the group means.
+Samples that ended in an error carry no score and are counted apart, never as wrong answers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+RESAMPLES = 2000
+
+
+def _bootstrap_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = len(values)
+    if n == 0:
+        return np.full(RESAMPLES, np.nan)
+    if np.all((values == 0) | (values == 1)):
+        return rng.binomial(n, values.mean(), RESAMPLES) / n
+    out = np.empty(RESAMPLES)
+    step = max(1, 4_000_000 // n)
+    for start in range(0, RESAMPLES, step):
+        stop = min(RESAMPLES, start + step)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = values[idx].mean(axis=1)
+    return out
+
+
+def _ci(draws: np.ndarray) -> list[float]:
+    if np.isnan(draws).all():
+        return [float("nan"), float("nan")]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return [round(float(lo), 6), round(float(hi), 6)]
+
+
+def accuracy_summary(records: list[tuple[str | None, float]], seed: int = 0) -> dict:
+    """records: (group, score) per scored sample. Returns the metrics block of the summary."""
+    rng = np.random.default_rng(seed)
+    values = np.array([v for _, v in records], dtype=float)
+    by_group: dict[str | None, list[float]] = defaultdict(list)
+    for g, v in records:
+        by_group[g].append(v)
+    out: dict = {
+        "accuracy": {
+            "value": round(float(values.mean()), 6) if len(values) else None,
+            "ci95": _ci(_bootstrap_means(values, rng)),
+            "n": int(len(values)),
+        }
+    }
+    groups = {g: np.array(v, dtype=float) for g, v in by_group.items() if g is not None}
+    if groups:
+        group_draws = {g: _bootstrap_means(v, rng) for g, v in sorted(groups.items())}
+        out["groups"] = {
+            g: {"accuracy": round(float(groups[g].mean()), 6), "ci95": _ci(d), "n": int(len(groups[g]))}
+            for g, d in group_draws.items()
+        }
+        macro_draws = np.mean(np.vstack(list(group_draws.values())), axis=0)
+        out["macro_accuracy"] = {
+            "value": round(float(np.mean([v.mean() for v in groups.values()])), 6),
+            "ci95": _ci(macro_draws),
+            "groups": len(groups),
+        }
+    return out

@@ -1,0 +1,96 @@
+"""Sample + spec -> chat messages.
+
+A prompt is built from small pieces of the spec's `prompt` section:
+
+    [system message]
+    user: preamble + shot_1 + target_1 + separator + ... + shot_k + target_k + separator + item
+          [+ chain-of-thought instruction]
+
+`item` is `prompt.template` filled with the sample (`{question}`, `{choices}` rendered with
+`choice_format`, and every field of the raw record, e.g. MMLU's `{subject_name}`), and `target`
+is `target_format` filled with the answer. For MMLU this reproduces the original prompt of
+Hendrycks et al.: "The following are multiple choice questions (with answers) about <subject>.",
+then the examples each ending in "Answer: X", then the question ending in "Answer:".
+
+Few-shot examples come from another split. When the eval groups samples (MMLU subjects) the
+examples are taken from the same group; `sampling: first` keeps file order, `random` draws them
+with a generator seeded by the run seed and the sample id, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections import defaultdict
+
+from .datasets import Sample
+from .errors import EvalkitError
+from .spec import EvalSpec
+
+
+class FewShotPool:
+    """Few-shot candidates indexed by group, so each sample draws from its own group."""
+
+    def __init__(self, examples: list[Sample], same_split: bool = False):
+        self.all = examples
+        self.same_split = same_split  # examples come from the evaluated split: never show a sample itself
+        self.by_group: dict[str | None, list[Sample]] = defaultdict(list)
+        for ex in examples:
+            self.by_group[ex.group].append(ex)
+
+    def choose(self, spec: EvalSpec, sample: Sample, seed: int) -> list[Sample]:
+        fs = spec.prompt.fewshot
+        if fs is None or fs.k == 0:
+            return []
+        pool = self.by_group.get(sample.group) if sample.group in self.by_group else self.all
+        if self.same_split:
+            pool = [ex for ex in pool if ex.id != sample.id]
+        if len(pool) < fs.k:
+            raise EvalkitError(f"{spec.name}: sample {sample.id} needs {fs.k} few-shot examples from split "
+                               f"{fs.split!r} but only {len(pool)} are available for group {sample.group!r}")
+        if fs.sampling == "first":
+            return pool[: fs.k]
+        return random.Random(f"{seed}:{sample.id}").sample(pool, fs.k)
+
+
+def _fill(template: str, ctx: dict, spec: EvalSpec, sample: Sample, what: str) -> str:
+    try:
+        return string.Formatter().vformat(template, (), ctx)
+    except KeyError as exc:
+        raise EvalkitError(f"{spec.name}: prompt.{what} uses {{{exc.args[0]}}}, which sample {sample.id} does not have "
+                           f"(available: {', '.join(sorted(ctx))})") from None
+    except (ValueError, IndexError) as exc:
+        raise EvalkitError(f"{spec.name}: prompt.{what} is not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
+
+
+def _context(spec: EvalSpec, sample: Sample) -> dict:
+    ctx = dict(sample.fields)
+    ctx["question"] = sample.question
+    ctx["answer"] = sample.answer
+    if sample.choices is not None:
+        labels = spec.scoring.labels
+        if len(sample.choices) > len(labels):
+            raise EvalkitError(f"{spec.name}: sample {sample.id} has {len(sample.choices)} options but scoring.labels is {labels!r}")
+        ctx["choices"] = "\n".join(
+            spec.prompt.choice_format.format(label=labels[i], text=text) for i, text in enumerate(sample.choices))
+    return ctx
+
+
+def render_item(spec: EvalSpec, sample: Sample, with_answer: bool) -> str:
+    ctx = _context(spec, sample)
+    text = _fill(spec.prompt.template, ctx, spec, sample, "template")
+    if with_answer:
+        text += _fill(spec.prompt.target_format, ctx, spec, sample, "target_format")
+    return text
+
+
+def build_messages(spec: EvalSpec, sample: Sample, shots: list[Sample]) -> list[dict]:
+    p = spec.prompt
+    parts = [render_item(spec, ex, with_answer=True) for ex in shots]
+    parts.append(render_item(spec, sample, with_answer=False))
+    user = _fill(p.preamble, _context(spec, sample), spec, sample, "preamble") + p.separator.join(parts)
+    if p.chain_of_thought:
+        user += "\n\n" + p.cot_instruction
+    messages = [{"role": "system", "content": p.system}] if p.system else []
+    messages.append({"role": "user", "content": user})
+    return messages

@@ -1,0 +1,29 @@
+"""Completion text -> score. One file per scorer family; this module only dispatches.
+
+Every scorer returns a `Score`: the value (1.0 right, 0.0 wrong, or a fraction for F1-like
+scorers), what was extracted from the completion, and whether extraction succeeded. An answer
+that cannot be parsed scores 0 and is recorded with `parsed=False`, so the summary can count it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..datasets import Sample
+from ..spec import EvalSpec
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    extracted: str | None
+    parsed: bool = True
+
+
+def score(spec: EvalSpec, sample: Sample, completion: str) -> Score:
+    from . import choice, match  # small modules; imported here to keep `evalkit --help` fast
+
+    method = spec.scoring.method
+    if method == "letter":
+        return choice.score_letter(completion, sample, spec.scoring.labels)
+    return match.score_match(method, completion, sample, spec.scoring)

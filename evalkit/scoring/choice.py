@@ -1,0 +1,60 @@
+"""Multiple-choice answers: find the option letter a chat model meant.
+
+Chat models answer "C", "(C)", "C. Paris", "c", "The answer is C", "Answer: C", or reason first and
+conclude. The rules, in order (the first that finds a letter wins):
+
+1. an explicit statement: "answer is X", "answer: X", "answer is therefore [X]" — the last one
+   in the text, so a chain of thought that changes its mind is read at its conclusion;
+2. the reply starts with the letter alone: "C", "(C)", "[C]", "C.", "C)", "C: ...", "c";
+3. the reply is exactly one option's text ("Paris");
+4. exactly one distinct label letter stands alone as a capital word in the text, not counting a
+   capital "A" or "I" used as an article or pronoun ("A bird ..." is not option A).
+
+Anything else is unparseable: scored wrong and recorded with `parsed=False`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ..datasets import Sample
+from . import Score
+
+
+@lru_cache(maxsize=64)
+def _patterns(labels: str):
+    cls = "[" + re.escape(labels + labels.lower()) + "]"
+    statement = re.compile(
+        r"answer\s*(?:is|:|=)?\s*(?:therefore|probably|likely|clearly)?\s*(?:option|choice)?\s*[:\-]?\s*[\(\[\"'*]*(" + cls + r")(?![A-Za-z0-9])",
+        re.IGNORECASE,
+    )
+    leading = re.compile(r"^\s*(?:option\s+|choice\s+)?[\(\[\"'*]*(" + cls + r")[\)\]\"'*]*\s*(?:[.:)\],]|$|\n)", re.IGNORECASE)
+    standalone = re.compile(r"(?<![A-Za-z0-9'])([" + re.escape(labels) + r"])(?![A-Za-z0-9'])(\s+[a-z])?")
+    return statement, leading, standalone
+
+
+def extract_letter(text: str, labels: str = "ABCD", options: tuple[str, ...] | None = None) -> str | None:
+    statement, leading, standalone = _patterns(labels)
+    found = statement.findall(text)
+    if found:
+        return found[-1].upper()
+    m = leading.match(text)
+    if m:
+        return m.group(1).upper()
+    if options:
+        norm = text.strip().strip(".").strip().lower()
+        hits = [labels[i] for i, opt in enumerate(options) if opt.strip().lower() == norm]
+        if len(hits) == 1:
+            return hits[0]
+    letters = {m.group(1) for m in standalone.finditer(text) if not (m.group(1) in "AI" and m.group(2))}
+    if len(letters) == 1:
+        return letters.pop()
+    return None
+
+
+def score_letter(completion: str, sample: Sample, labels: str) -> Score:
+    letter = extract_letter(completion, labels, sample.choices)
+    if letter is None:
+        return Score(0.0, None, parsed=False)
+    return Score(1.0 if letter == sample.answer else 0.0, letter)

@@ -1,0 +1,173 @@
+"""A deterministic OpenAI-compatible chat-completions server for tests, benchmarks and smoke runs.
+
+    python -m evalkit.testserver --answers key.jsonl [--port 0] [--latency 0.2] [--error-rate 0.1]
+
+It speaks enough of the protocol for the official `openai` client: `POST /v1/chat/completions`
+(and `GET /v1/models`), HTTP/1.1 keep-alive, JSON bodies with `choices`, `usage` and the rest.
+On start it prints `listening on http://127.0.0.1:PORT/v1` and serves until killed.
+
+How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line.
+For each request the server looks for every `match` text inside the last user message and replies
+with the reply of the longest one found (a question's own text is longer than anything of another
+question's it might contain); with none found it replies `--default-reply`. So a test can say
+"answer these questions right, those wrong, these in odd formats" from the raw data alone, and
+compute the exact score a correct harness must report.
+
+Faults on demand: `--latency` seconds per reply; `--error-rate` (of requests, chosen by a seeded
+generator) answered with `--error-status` and `Retry-After: --retry-after`; `--status N` answers
+every request with HTTP N; `--malformed` answers 200 with a body that is not a completion.
+`GET /stats` returns counts: requests, completions served, errors sent, and per-match hits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from collections import Counter
+
+
+class Policy:
+    def __init__(self, answers: list[dict], default_reply: str):
+        self.default_reply = default_reply
+        self.replies: dict[str, str] = {}
+        self.automaton = None
+        for entry in answers:
+            self.replies[entry["match"]] = entry["reply"]
+        if self.replies:
+            import ahocorasick
+
+            self.automaton = ahocorasick.Automaton()
+            for needle in self.replies:
+                self.automaton.add_word(needle, needle)
+            self.automaton.make_automaton()
+
+    def reply(self, text: str) -> tuple[str, str | None]:
+        best = None
+        if self.automaton is not None:
+            for _, needle in self.automaton.iter(text):
+                if best is None or len(needle) > len(best):
+                    best = needle
+        return (self.replies[best], best) if best is not None else (self.default_reply, None)
+
+
+class Server:
+    def __init__(self, args: argparse.Namespace, policy: Policy):
+        self.args = args
+        self.policy = policy
+        self.rng = random.Random(args.seed)
+        self.stats = Counter()
+        self.hits: Counter = Counter()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                method, path, _ = line.decode("latin-1").split(" ", 2)
+                headers = {}
+                while True:
+                    h = await reader.readline()
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                status, extra, payload = await self.route(method, path, body)
+                head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}",
+                        "content-type: application/json", f"content-length: {len(payload)}"]
+                head += [f"{k}: {v}" for k, v in extra.items()]
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict, bytes]:
+        path = path.split("?", 1)[0]
+        if method == "GET" and path.endswith("/stats"):
+            return 200, {}, json.dumps({**self.stats, "hits": dict(self.hits)}).encode()
+        if method == "GET" and path.endswith("/models"):
+            return 200, {}, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode()
+        if method != "POST" or not path.endswith("/chat/completions"):
+            return 404, {}, _error("not found", "invalid_request_error")
+        self.stats["requests"] += 1
+        a = self.args
+        if a.latency:
+            await asyncio.sleep(a.latency)
+        if a.status:
+            self.stats["errors"] += 1
+            return a.status, {}, _error(f"forced status {a.status}", "test_error")
+        if a.error_rate and self.rng.random() < a.error_rate:
+            self.stats["errors"] += 1
+            return a.error_status, {"retry-after": str(a.retry_after)}, _error("injected failure", "test_error")
+        if a.malformed:
+            return 200, {}, b"<html>this is not a completion</html>"
+        req = json.loads(body)
+        messages = req.get("messages") or []
+        users = [m for m in messages if m.get("role") == "user"]
+        text = users[-1]["content"] if users else ""
+        if isinstance(text, list):
+            text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
+        reply, needle = self.policy.reply(text)
+        if needle is not None:
+            self.hits[needle[:60]] += 1
+        self.stats["completions"] += 1
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        out = {
+            "id": f"chatcmpl-test-{self.stats['requests']}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req.get("model", "test-model"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": reply}}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1,
+                      "total_tokens": prompt_tokens + len(reply) // 4 + 1},
+        }
+        return 200, {}, json.dumps(out).encode()
+
+
+def _error(message: str, kind: str) -> bytes:
+    return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m evalkit.testserver", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--answers", help="JSONL answer key: {match, reply} per line")
+    p.add_argument("--default-reply", default="I do not know.")
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--error-status", type=int, default=429)
+    p.add_argument("--retry-after", type=float, default=1)
+    p.add_argument("--status", type=int, default=0, help="answer every request with this HTTP status")
+    p.add_argument("--malformed", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    answers = []
+    if args.answers:
+        with open(args.answers, encoding="utf-8") as fh:
+            answers = [json.loads(line) for line in fh if line.strip()]
+    server = Server(args, Policy(answers, args.default_reply))
+
+    async def serve() -> None:
+        srv = await asyncio.start_server(server.handle, args.host, args.port, backlog=1024)
+        port = srv.sockets[0].getsockname()[1]
+        print(f"listening on http://{args.host}:{port}/v1", flush=True)
+        async with srv:
+            await srv.serve_forever()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
