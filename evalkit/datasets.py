@@ -201,8 +201,12 @@ def mmlu_content_hash(root: Path, split: str) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
-def download_mmlu(dest: Path, url: str = MMLU_URL) -> None:
-    """Fetch the official MMLU release into `dest` ({dev,val,test}/), verify it, then move it in place."""
+def download_mmlu(dest: Path, url: str | None = None) -> None:
+    """Fetch the official MMLU release into `dest` ({dev,val,test}/), verify it, then move it in place.
+
+    `EVALKIT_MMLU_URL` points at a mirror of `data.tar`; its content must still pass verification.
+    """
+    url = url or os.environ.get("EVALKIT_MMLU_URL") or MMLU_URL
     hint = "set EVALKIT_DATA_DIR to a folder that holds mmlu/{dev,val,test}/ (e.g. an offline mirror)"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:

@@ -15,7 +15,7 @@ compute the exact score a correct harness must report.
 
 Faults on demand: `--latency` seconds per reply; `--error-rate` (of requests, chosen by a seeded
 generator) answered with `--error-status` and `Retry-After: --retry-after`; `--status N` answers
-every request with HTTP N; `--malformed` answers 200 with a body that is not a completion.
+every request with HTTP N (after `--fail-after` good ones); `--malformed` answers 200 with a body that is not a completion.
 `GET /stats` returns counts: requests, completions served, errors sent, and per-match hits.
 """
 
@@ -100,7 +100,7 @@ class Server:
         a = self.args
         if a.latency:
             await asyncio.sleep(a.latency)
-        if a.status:
+        if a.status and self.stats["completions"] >= a.fail_after:
             self.stats["errors"] += 1
             return a.status, {}, _error(f"forced status {a.status}", "test_error")
         if a.error_rate and self.rng.random() < a.error_rate:
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--error-status", type=int, default=429)
     p.add_argument("--retry-after", type=float, default=1)
     p.add_argument("--status", type=int, default=0, help="answer every request with this HTTP status")
+    p.add_argument("--fail-after", type=int, default=0, help="with --status: serve this many completions first")
     p.add_argument("--malformed", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

@@ -1,0 +1,87 @@
+"""Shared fixtures: the real benchmark data, a real OpenAI-compatible server, the real CLI.
+
+Nothing here mocks the client: every test that runs an eval starts `evalkit.testserver` in its own
+process on 127.0.0.1 and runs `python -m evalkit` against it, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    """../shared/data beside the checkout (or $EVALKIT_DATA_DIR). Missing data fails, never skips."""
+    path = Path(os.environ.get("EVALKIT_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
+    assert (path / "mmlu" / "test").is_dir(), f"benchmark data not found at {path}: set EVALKIT_DATA_DIR"
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return shared_data_dir()
+
+
+class TestServer:
+    def __init__(self, proc: subprocess.Popen, url: str):
+        self.proc, self.url = proc, url
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats", timeout=10) as resp:
+            return json.load(resp)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """start_server(answers=[{match, reply}], **flags) -> TestServer on a free port."""
+    started: list[TestServer] = []
+
+    def start(answers: list[dict] | None = None, **flags) -> TestServer:
+        cmd = [sys.executable, "-m", "evalkit.testserver", "--port", "0"]
+        if answers is not None:
+            key = tmp_path / f"answers{len(started)}.jsonl"
+            key.write_text("".join(json.dumps(a) + "\n" for a in answers), encoding="utf-8")
+            cmd += ["--answers", str(key)]
+        for k, v in flags.items():
+            flag = "--" + k.replace("_", "-")
+            cmd += [flag] if v is True else [flag, str(v)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), f"test server did not start: {line!r} {proc.stderr.read()}"
+        server = TestServer(proc, line.split()[-1])
+        started.append(server)
+        return server
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def evalkit(tmp_path, data_dir):
+    """evalkit(*args, env=None) -> CompletedProcess of the real CLI with isolated cache and logs."""
+    def run(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "cache"),
+                    "XDG_STATE_HOME": str(tmp_path / "state")}
+        full_env.pop("OPENAI_BASE_URL", None)
+        full_env.pop("OPENAI_API_KEY", None)
+        full_env.update(env or {})
+        return subprocess.run([sys.executable, "-m", "evalkit", *args], capture_output=True, text=True,
+                              env=full_env, timeout=timeout, cwd=tmp_path)
+    return run
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
