@@ -114,7 +114,7 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI).")
 @click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after the seeded shuffle).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample order, few-shot draws, API seed.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True, help="Requests in flight.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Fix the requests in flight (default: adaptive, 32 rising to 128, halved on rate limits).")
 @click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True, help="Retries per request.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True, help="Seconds per request.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Override the spec's temperature.")
@@ -123,9 +123,13 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where run logs go.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log.")
 @click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--max-cost", type=click.FloatRange(min=0), help="Stop before spending more than this many USD.")
+@click.option("--fail-on-error", "fail_on_error", help="Exit 1 if more than N samples (or a FRACTION like 0.01) end in errors.")
+@click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def run(names, as_json, **kw) -> None:
+def run(names, as_json, dry_run, fail_on_error, **kw) -> None:
     """Run evals (registry names or YAML files) against a model."""
     from .evaluate import RunOptions, run_eval
     from .registry import load_registry
@@ -146,12 +150,63 @@ def run(names, as_json, **kw) -> None:
             targets.append(n)
     specs = [reg.resolve(t) for t in targets]
     opts = RunOptions(**kw)
+    threshold = _error_threshold(fail_on_error)
+    failed = []
     for spec in specs:
+        if dry_run:
+            from .evaluate import dry_run as plan
+
+            estimate = plan(spec, opts)
+            click.echo(json.dumps(estimate) if as_json else _format_plan(estimate))
+            continue
         summary = run_eval(spec, opts)
         if as_json:
             click.echo(json.dumps(summary))
         else:
             _print_summary(summary)
+        if summary["status"] == "interrupted":
+            click.echo("evalkit: interrupted; finished samples are in the log, run the same command to resume", err=True)
+            sys.exit(130)
+        if summary["status"].startswith("stopped: max_cost"):
+            failed.append(f"{spec.name}: stopped before exceeding --max-cost {opts.max_cost} USD "
+                          f"({summary['scored']}/{summary['n']} samples scored; raise the limit and rerun to resume)")
+        if threshold is not None:
+            limit = threshold if threshold >= 1 or threshold == 0 else threshold * summary["n"]
+            if summary["errors"] > limit:
+                failed.append(f"{spec.name}: {summary['errors']} samples ended in errors, more than --fail-on-error {fail_on_error}")
+    for f in failed:
+        click.echo(f"evalkit: {f}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _error_threshold(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if number < 0 or (number > 1 and not number.is_integer()):
+        _fail(f"--fail-on-error {value!r}: give a count (e.g. 5) or a fraction of samples (e.g. 0.01)")
+    return number
+
+
+def _format_plan(p: dict) -> str:
+    cost = p["estimated_cost_usd"]
+    lines = [f"{p['eval']}  {p['model']}  dry run: nothing sent",
+             f"  samples {p['samples']:,}  prompt tokens {p['prompt_tokens']:,} ({p['tokenizer']})",
+             f"  completion tokens at most {p['max_completion_tokens']:,}" if p["max_completion_tokens"] else
+             "  completion tokens: no max_tokens set, no upper bound"]
+    if p["prices"]:
+        pr = p["prices"]
+        worst = f"${cost['worst_case']:,.4f}" if cost["worst_case"] is not None else "unbounded"
+        lines.append(f"  estimated cost: prompts ${cost['prompt']:,.4f}, worst case with full completions {worst}")
+        lines.append(f"  prices ${pr['input_per_million']}/${pr['output_per_million']} per 1M tokens "
+                     f"(recorded {pr['recorded']} from {pr['source']})")
+    else:
+        lines.append(f"  estimated cost: unknown (no price for {p['model']} in registry/prices.yaml)")
+    return "\n".join(lines)
 
 
 def _fmt(x) -> str:
@@ -163,7 +218,7 @@ def _print_summary(s: dict) -> None:
     lo, hi = acc["ci95"]
     click.echo(f"{s['eval']}  {s['model']}  accuracy {_fmt(acc['value'])} (95% CI {_fmt(lo)}-{_fmt(hi)})  "
                f"n={acc['n']}/{s['n']}  errors={s['errors']}  unparsed={s['unparsed']}"
-               + ("  [INCOMPLETE]" if s["incomplete"] else ""))
+               + (f"  [INCOMPLETE: {s['status']}]" if s["incomplete"] else ""))
     macro = s["metrics"].get("macro_accuracy")
     if macro:
         click.echo(f"  macro accuracy over {macro['groups']} groups {_fmt(macro['value'])} "
@@ -174,14 +229,23 @@ def _print_summary(s: dict) -> None:
         for g, m in groups.items():
             click.echo(f"  {g:<{width}}  {_fmt(m['accuracy'])}  n={m['n']}")
     req = s["requests"]
-    click.echo(f"  requests sent {req['sent']} (retries {req['retries']}, resumed samples {req['resumed_samples']})  "
-               f"tokens {s['usage']['prompt_tokens']}+{s['usage']['completion_tokens']}  {s['duration_s']:.1f}s")
+    cost = f"  cost ${s['cost_usd']['this_run']:,.4f}" if s.get("cost_usd") else ""
+    click.echo(f"  requests sent {req['sent']} (retries {req['retries']}, from cache {req['cached']}, "
+               f"resumed samples {req['resumed_samples']})  tokens {s['usage']['prompt_tokens']}+"
+               f"{s['usage']['completion_tokens']}{cost}  {s['duration_s']:.1f}s")
     click.echo(f"  log: {s['log']}")
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: finished samples kept, summary marked
+
+
 def main() -> None:
+    import signal
+
     from .errors import EvalkitError
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from . import __version__
 from .backends import FatalError, Request, get_backend
-from .datasets import Sample, load_samples
+from .cache import Cache
+from .costs import Pricer, TokenCounter, price_table
+from .datasets import Sample, cache_dir, load_samples
 from .errors import EvalkitError
 from .logs import RunLog, default_log_dir, log_path
 from .metrics import accuracy_summary
@@ -36,7 +38,7 @@ class RunOptions:
     base_url: str | None = None
     limit: int | None = None
     seed: int = 0
-    concurrency: int = 32
+    concurrency: int | None = None      # None: adaptive (AIMD)
     max_retries: int = 5
     timeout: float = 120.0
     temperature: float | None = None
@@ -46,6 +48,8 @@ class RunOptions:
     fresh: bool = False
     log_prompts: bool = False
     quiet: bool = False
+    no_cache: bool = False
+    max_cost: float | None = None
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -81,8 +85,12 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     samples = select_samples(spec, opts)
     fs = spec.prompt.fewshot
     pool = FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split) if fs and fs.k else None
+    pricer = Pricer.for_model(opts.model)
+    if opts.max_cost is not None and not pricer.known:
+        raise EvalkitError(f"--max-cost: no price is known for {opts.model} (see registry/prices.yaml)")
     try:
-        backend = get_backend(opts.model, base_url=opts.base_url, timeout=opts.timeout, max_connections=max(opts.concurrency, 1))
+        backend = get_backend(opts.model, base_url=opts.base_url, timeout=opts.timeout,
+                              max_connections=opts.concurrency or RunnerOptions().max_concurrency)
     except FatalError as exc:
         raise EvalkitError(exc.reason) from None
 
@@ -122,7 +130,9 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
                "messages_sha256": hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()[:16]}
         if opts.log_prompts:
             rec["messages"] = req.messages
-        rec.update({"attempts": out.attempts, "latency": round(out.latency, 4)})
+        rec.update({"attempts": out.attempts, "latency": round(out.latency, 4), "cached": out.cached})
+        if out.cost is not None:
+            rec["cost_usd"] = out.cost
         if out.error:
             rec.update({"error": out.error, "score": None})
             errored.add(s.id)
@@ -136,10 +146,19 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     stats = None
     status = "complete"
     fatal: str | None = None
+    cache = None if opts.no_cache or not todo else Cache(cache_dir() / "completions.sqlite")
+    estimate = None
+    if opts.max_cost is not None:
+        counter = TokenCounter(opts.model)
+        worst_out = gen.max_tokens or 1024
+        estimate = lambda req: pricer.cost(counter.count_messages(req.messages), worst_out)  # noqa: E731
     try:
         if todo:
-            runner_opts = RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, quiet=opts.quiet)
-            stats = asyncio.run(_run(backend, requests(), len(todo), sink, runner_opts, spec.name))
+            runner_opts = RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, quiet=opts.quiet,
+                                        max_cost=opts.max_cost)
+            stats = asyncio.run(_run(backend, requests(), len(todo), sink, runner_opts, spec.name, cache, pricer, estimate))
+            if stats.stopped:
+                status = "stopped: " + stats.stopped
         else:
             asyncio.run(backend.aclose())
     except FatalError as exc:
@@ -150,27 +169,53 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
         status = "failed"
         raise
     finally:
+        if cache is not None:
+            cache.close()
         ids = [s.id for s in samples if s.id in results]
         summary = _summary(spec, opts, backend.endpoint, samples, results, ids, len(errored), stats, resumed,
-                           log.path, time.monotonic() - started, status)
+                           log.path, time.monotonic() - started, status, pricer)
         if todo or not log.state.complete:
             log.write_summary(summary)
         log.close()
     if fatal:
         raise EvalkitError(f"{spec.name}: {fatal} ({len(ids)} finished samples kept in {log.path})")
-    if status == "interrupted":
-        raise KeyboardInterrupt
     return summary
 
 
-async def _run(backend, requests, total, sink, opts, label):
+async def _run(backend, requests, total, sink, opts, label, cache, pricer, estimate):
     try:
-        return await run_requests(backend, requests, total, sink, opts, label)
+        return await run_requests(backend, requests, total, sink, opts, label, cache=cache, pricer=pricer, estimate=estimate)
     finally:
         await backend.aclose()
 
 
-def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status) -> dict:
+def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
+    """What a run would send, before sending anything: samples, prompt tokens, worst-case cost."""
+    spec = effective_spec(spec, opts)
+    samples = select_samples(spec, opts)
+    fs = spec.prompt.fewshot
+    pool = FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split) if fs and fs.k else None
+    counter = TokenCounter(opts.model)
+    prompt_tokens = 0
+    for s in samples:
+        prompt_tokens += counter.count_messages(build_messages(spec, s, pool.choose(spec, s, opts.seed) if pool else []))
+    max_out = spec.generation.max_tokens
+    pricer = Pricer.for_model(opts.model)
+    source = price_table()["source"]
+    return {
+        "eval": spec.name, "model": opts.model, "samples": len(samples), "prompt_tokens": prompt_tokens,
+        "tokenizer": counter.name,
+        "max_completion_tokens": len(samples) * max_out if max_out else None,
+        "estimated_cost_usd": {
+            "prompt": pricer.cost(prompt_tokens, 0),
+            "worst_case": pricer.cost(prompt_tokens, len(samples) * max_out) if max_out else None,
+        },
+        "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
+                    "source": source["url"], "recorded": source["recorded"]} if pricer.known else None),
+    }
+
+
+def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status, pricer) -> dict:
     scored = [(results[i][0], results[i][1]) for i in ids]
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     for i in ids:
@@ -192,7 +237,11 @@ def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed
         "groups": groups,
         "usage": usage,
         "requests": {"sent": stats.sent if stats else 0, "retries": stats.retries if stats else 0,
-                     "cached": 0, "resumed_samples": resumed},
+                     "rate_limited": stats.rate_limited if stats else 0,
+                     "cached": stats.cached if stats else 0, "resumed_samples": resumed,
+                     "peak_concurrency": stats.peak_limit if stats else 0},
+        "cost_usd": {"this_run": round(stats.spent, 10) if stats else 0.0,
+                     "all_samples": pricer.cost(usage["prompt_tokens"], usage["completion_tokens"])} if pricer.known else None,
         "seed": opts.seed,
         "duration_s": round(duration, 3),
         "log": str(path),

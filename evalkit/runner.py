@@ -1,26 +1,42 @@
 """Scheduling requests: the only concurrent code in evalkit.
 
-`run_requests` sends a lazily built stream of requests through a backend with at most
-`concurrency` in flight, and hands every outcome to a sink callback as soon as it is known (the
-caller scores and logs it; the runner never looks inside an answer).
+`run_requests` sends a lazily built stream of requests through a backend and hands every outcome
+to a sink callback as soon as it is known (the caller scores and logs it; the runner never looks
+inside an answer). Requests are pulled one at a time by a pool of workers, so memory does not
+grow with the number of samples.
 
-Retry policy (the backend only says what kind of failure it saw):
+**Retries.** The backend only says what kind of failure it saw:
 - `TransientError` (429, 408, 5xx, timeouts, dropped connections) is retried up to `max_retries`
   times. The wait is what the server asked for (Retry-After / x-ratelimit-reset-*) when it said,
-  else exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt)).
+  else exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt)). A request
+  waiting to retry does not hold a concurrency slot.
 - A sample that exhausts its retries, or gets a `SampleError` (other 4xx), becomes an outcome with
   `error` set: recorded, counted, never scored as a wrong answer.
 - `FatalError` (bad key, unknown model, malformed body) stops the run. So does a failed connection
   before any request has succeeded: the server is not there, and waiting out retries for every
   sample would only delay saying so.
+
+**Concurrency.** With `concurrency` fixed, exactly that many requests are in flight. Left adaptive
+(the default), the limit follows AIMD, as TCP does: each success adds 1/limit (about +1 per round
+trip of the whole window), each rate limit (HTTP 429) halves it, at most once per `cut_interval`
+so one burst of 429s from a single window counts as one signal.
+
+**Cache.** Before a request is sent the cache is asked; a hit is an outcome with `cached=True`
+and costs nothing. Successful answers are written back.
+
+**Budget.** With `max_cost`, a request is only sent if the money spent plus the worst case of
+everything in flight plus this request's worst case stays within it; otherwise the run stops
+taking new requests, finishes those in flight, and reports `stopped = "max_cost"`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -29,10 +45,14 @@ from .backends import Backend, Completion, FatalError, Request, SampleError, Tra
 
 @dataclass
 class RunnerOptions:
-    concurrency: int = 32
+    concurrency: int | None = None     # None: adaptive between 1 and max_concurrency
+    start_concurrency: int = 32
+    max_concurrency: int = 128
     max_retries: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    cut_interval: float = 1.0
+    max_cost: float | None = None
     quiet: bool = False
 
 
@@ -42,6 +62,8 @@ class Outcome:
     error: str | None
     attempts: int
     latency: float
+    cached: bool = False
+    cost: float | None = None
 
 
 @dataclass
@@ -51,80 +73,220 @@ class RunStats:
     ok: int = 0
     errors: int = 0
     sent: int = 0
+    cached: int = 0
     retries: int = 0
+    rate_limited: int = 0
+    spent: float = 0.0
+    reserved: float = 0.0
+    stopped: str | None = None
+    peak_limit: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
-class Progress:
-    """done/total, rate, ETA, errors and retries on stderr; silent unless stderr is a terminal."""
+class _Stop(Exception):
+    """Raised inside a worker when the run is stopping and no new request may be sent."""
 
-    def __init__(self, stats: RunStats, label: str, quiet: bool):
-        self.stats, self.label = stats, label
+
+class Limiter:
+    """How many requests may be in flight: fixed, or adapted by AIMD. A freed slot is handed
+    straight to the longest waiter, so release never needs to await."""
+
+    def __init__(self, opts: RunnerOptions):
+        self.adaptive = opts.concurrency is None
+        self.max = opts.max_concurrency if self.adaptive else opts.concurrency
+        self.limit = float(min(opts.start_concurrency, self.max) if self.adaptive else opts.concurrency)
+        self.cut_interval = opts.cut_interval
+        self.in_flight = 0
+        self.peak = 0
+        self._last_cut = 0.0
+        self._waiters: deque[asyncio.Future] = deque()
+
+    async def acquire(self) -> None:
+        if self.in_flight < int(self.limit) and not self._waiters:
+            self._take()
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():   # the slot was handed over just as we were cancelled
+                self.release()
+            raise
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < int(self.limit):
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self._take()
+                fut.set_result(None)
+
+    def success(self) -> None:
+        if self.adaptive and self.limit < self.max:
+            self.limit = min(self.max, self.limit + 1.0 / self.limit)
+            self._wake()
+
+    def rate_limited(self) -> None:
+        now = time.monotonic()
+        if self.adaptive and now - self._last_cut >= self.cut_interval:
+            self._last_cut = now
+            self.limit = max(1.0, self.limit / 2)
+
+
+class Progress:
+    """done/total, rate, ETA, errors, retries and cost on stderr; silent unless stderr is a terminal."""
+
+    def __init__(self, stats: RunStats, label: str, quiet: bool, limiter: Limiter):
+        self.stats, self.label, self.limiter = stats, label, limiter
         self.enabled = not quiet and sys.stderr.isatty()
         self._last = 0.0
 
     def update(self, final: bool = False) -> None:
+        if not self.enabled:
+            return
         now = time.monotonic()
-        if not self.enabled or (not final and now - self._last < 0.2):
+        if not final and now - self._last < 0.2:
             return
         self._last = now
         s = self.stats
         elapsed = max(now - s.started, 1e-9)
         rate = s.done / elapsed
-        eta = (s.total - s.done) / rate if rate > 0 else float("inf")
-        eta_s = f"{eta:,.0f}s" if eta != float("inf") else "?"
-        sys.stderr.write(f"\r{self.label}: {s.done}/{s.total} {rate:,.1f}/s eta {eta_s} "
-                         f"errors {s.errors} retries {s.retries}   ")
+        eta = f"{(s.total - s.done) / rate:,.0f}s" if rate > 0 else "?"
+        cost = f" ${s.spent:,.4f}" if s.spent else ""
+        sys.stderr.write(f"\r{self.label}: {s.done}/{s.total} {rate:,.1f}/s eta {eta} errors {s.errors} "
+                         f"retries {s.retries} cached {s.cached} in-flight {self.limiter.in_flight}/{int(self.limiter.limit)}{cost}   ")
         if final:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
 
-async def _attempt(backend: Backend, req: Request, opts: RunnerOptions, stats: RunStats) -> Outcome:
+class _Budget:
+    def __init__(self, stats: RunStats, max_cost: float | None, estimate: Callable[[Request], float] | None):
+        self.stats, self.max_cost, self.estimate = stats, max_cost, estimate
+
+    def reserve(self, req: Request) -> float | None:
+        """The worst-case cost reserved for `req`, or None if it would break the budget."""
+        if self.max_cost is None or self.estimate is None:
+            return 0.0
+        worst = self.estimate(req)
+        if self.stats.spent + self.stats.reserved + worst > self.max_cost:
+            return None
+        self.stats.reserved += worst
+        return worst
+
+
+async def _attempt(backend: Backend, req: Request, opts: RunnerOptions, stats: RunStats, limiter: Limiter) -> Outcome:
     start = time.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
+    for attempt in itertools.count(1):
+        await limiter.acquire()
+        if stats.stopped == "fatal":  # another request hit a fatal error while this one waited
+            limiter.release()
+            raise _Stop
         stats.sent += 1
         try:
             completion = await backend.complete(req)
+        except (SampleError, TransientError) as exc:
+            failure = exc
+        except FatalError:
+            stats.stopped = "fatal"
+            raise
+        else:
+            failure = None
+        finally:
+            limiter.release()
+        if failure is None:
             stats.ok += 1
+            limiter.success()
             return Outcome(completion, None, attempt, time.monotonic() - start)
-        except SampleError as exc:
-            return Outcome(None, exc.reason, attempt, time.monotonic() - start)
-        except TransientError as exc:
-            if exc.connect and stats.ok == 0:
-                raise FatalError(exc.reason + " (is the server running? check --base-url)") from None
-            if attempt > opts.max_retries:
-                return Outcome(None, f"gave up after {attempt} attempts: {exc.reason}", attempt, time.monotonic() - start)
-            stats.retries += 1
-            wait = exc.retry_after if exc.retry_after is not None else random.uniform(
-                0, min(opts.backoff_cap, opts.backoff_base * 2 ** (attempt - 1)))
-            await asyncio.sleep(wait)
+        if isinstance(failure, SampleError):
+            return Outcome(None, failure.reason, attempt, time.monotonic() - start)
+        if failure.connect and stats.ok == 0:
+            stats.stopped = "fatal"
+            raise FatalError(failure.reason + " (is the server running? check --base-url)")
+        if failure.rate_limited:
+            stats.rate_limited += 1
+            limiter.rate_limited()
+        if attempt > opts.max_retries:
+            return Outcome(None, f"gave up after {attempt} attempts: {failure.reason}", attempt, time.monotonic() - start)
+        stats.retries += 1
+        wait = failure.retry_after if failure.retry_after is not None else random.uniform(
+            0, min(opts.backoff_cap, opts.backoff_base * 2 ** (attempt - 1)))
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 async def run_requests(backend: Backend, requests: Iterable[Request], total: int,
-                       sink: Callable[[Request, Outcome], None], opts: RunnerOptions, label: str) -> RunStats:
-    """Send every request, calling `sink(request, outcome)` as each finishes; raise FatalError to stop."""
+                       sink: Callable[[Request, Outcome], None], opts: RunnerOptions, label: str,
+                       cache=None, pricer=None, estimate: Callable[[Request], float] | None = None) -> RunStats:
+    """Send every request, calling `sink(request, outcome)` as each finishes; raise FatalError to stop.
+
+    `cache` (a `Cache`) answers repeated requests; `pricer` turns usage into dollars; `estimate`
+    gives a request's worst-case cost for `opts.max_cost`.
+    """
+    from .cache import cache_key
+
     stats = RunStats(total=total)
-    progress = Progress(stats, label, opts.quiet)
+    limiter = Limiter(opts)
+    progress = Progress(stats, label, opts.quiet, limiter)
+    budget = _Budget(stats, opts.max_cost, estimate)
     it = iter(requests)
+
+    async def one(req: Request) -> Outcome:
+        key = cache_key(backend.endpoint, backend.model, req) if cache is not None else None
+        if key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                stats.cached += 1
+                return Outcome(hit, None, 0, 0.0, cached=True, cost=0.0)
+        reserved = budget.reserve(req)
+        if reserved is None:
+            stats.stopped = "max_cost"
+            return None
+        try:
+            out = await _attempt(backend, req, opts, stats, limiter)
+        finally:
+            stats.reserved -= reserved
+        if out.completion is not None:
+            if pricer is not None and pricer.known:
+                u = out.completion.usage
+                out.cost = pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+                stats.spent += out.cost
+            if key is not None:
+                cache.put(key, out.completion)
+        return out
 
     async def worker() -> None:
         for req in it:  # a shared iterator: each worker pulls the next request when it is free
-            outcome = await _attempt(backend, req, opts, stats)
+            if stats.stopped:
+                return
+            try:
+                outcome = await one(req)
+            except _Stop:
+                return
+            if outcome is None:
+                return
             stats.done += 1
             if outcome.error:
                 stats.errors += 1
             sink(req, outcome)
             progress.update()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(opts.concurrency, total)))]
+    n_workers = max(1, min(limiter.max, total))
+    workers = [asyncio.create_task(worker()) for _ in range(n_workers)]
     try:
         await asyncio.gather(*workers)
     finally:
         for w in workers:
             w.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        stats.peak_limit = limiter.peak
         progress.update(final=True)
     return stats

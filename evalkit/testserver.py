@@ -8,15 +8,17 @@ On start it prints `listening on http://127.0.0.1:PORT/v1` and serves until kill
 
 How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line.
 For each request the server looks for every `match` text inside the last user message and replies
-with the reply of the longest one found (a question's own text is longer than anything of another
-question's it might contain); with none found it replies `--default-reply`. So a test can say
+with the reply of the one that starts last (the asked question comes after any few-shot examples,
+which may themselves contain another question's text), the longest if several start there; with
+none found it replies `--default-reply`. So a test can say
 "answer these questions right, those wrong, these in odd formats" from the raw data alone, and
 compute the exact score a correct harness must report.
 
 Faults on demand: `--latency` seconds per reply; `--error-rate` (of requests, chosen by a seeded
 generator) answered with `--error-status` and `Retry-After: --retry-after`; `--status N` answers
 every request with HTTP N (after `--fail-after` good ones); `--malformed` answers 200 with a body that is not a completion.
-`GET /stats` returns counts: requests, completions served, errors sent, and per-match hits.
+`GET /stats` returns counts: requests, completions served, errors sent, per-match hits, and the
+delays between an injected error and the retry of the same request (to check Retry-After).
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ class Policy:
             self.automaton.make_automaton()
 
     def reply(self, text: str) -> tuple[str, str | None]:
-        best = None
+        best, best_rank = None, None
         if self.automaton is not None:
-            for _, needle in self.automaton.iter(text):
-                if best is None or len(needle) > len(best):
-                    best = needle
+            for end, needle in self.automaton.iter(text):
+                rank = (end - len(needle), len(needle))   # latest start first, then longest
+                if best_rank is None or rank > best_rank:
+                    best, best_rank = needle, rank
         return (self.replies[best], best) if best is not None else (self.default_reply, None)
 
 
@@ -61,6 +64,8 @@ class Server:
         self.rng = random.Random(args.seed)
         self.stats = Counter()
         self.hits: Counter = Counter()
+        self.failed_at: dict[int, float] = {}    # prompt hash -> when an error was injected for it
+        self.retry_gaps: list[float] = []        # seconds from an injected error to that prompt's retry
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -91,7 +96,8 @@ class Server:
     async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict, bytes]:
         path = path.split("?", 1)[0]
         if method == "GET" and path.endswith("/stats"):
-            return 200, {}, json.dumps({**self.stats, "hits": dict(self.hits)}).encode()
+            return 200, {}, json.dumps({**self.stats, "hits": dict(self.hits),
+                                        "retry_gaps": [round(g, 4) for g in self.retry_gaps[:1000]]}).encode()
         if method == "GET" and path.endswith("/models"):
             return 200, {}, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode()
         if method != "POST" or not path.endswith("/chat/completions"):
@@ -103,9 +109,14 @@ class Server:
         if a.status and self.stats["completions"] >= a.fail_after:
             self.stats["errors"] += 1
             return a.status, {}, _error(f"forced status {a.status}", "test_error")
+        prompt_id = hash(body)
+        now = time.monotonic()
+        if prompt_id in self.failed_at:
+            self.retry_gaps.append(now - self.failed_at.pop(prompt_id))
         if a.error_rate and self.rng.random() < a.error_rate:
             self.stats["errors"] += 1
-            return a.error_status, {"retry-after": str(a.retry_after)}, _error("injected failure", "test_error")
+            self.failed_at[prompt_id] = now
+            return a.error_status, {"retry-after": f"{a.retry_after:g}"}, _error("injected failure", "test_error")
         if a.malformed:
             return 200, {}, b"<html>this is not a completion</html>"
         req = json.loads(body)
@@ -116,7 +127,7 @@ class Server:
             text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
         reply, needle = self.policy.reply(text)
         if needle is not None:
-            self.hits[needle[:60]] += 1
+            self.hits[needle] += 1
         self.stats["completions"] += 1
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
         out = {

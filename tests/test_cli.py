@@ -66,7 +66,7 @@ def test_limit_and_seed_pick_a_deterministic_sample(evalkit, start_server, tmp_p
 def test_resume_after_a_cut_log(evalkit, start_server, tmp_path):
     """A log cut mid-run (as by kill -9) resumes: finished samples are not re-sent or duplicated."""
     server = start_server([], default_reply="A")
-    args = ["run", "mmlu.astronomy", "--model", "openai/m", "--base-url", server.url, "--json",
+    args = ["run", "mmlu.astronomy", "--model", "openai/m", "--base-url", server.url, "--json", "--no-cache",
             "--log-dir", str(tmp_path / "logs")]
     first = json.loads(evalkit(*args).stdout)
     log = Path(first["log"])

@@ -99,7 +99,10 @@ def test_full_mmlu_run_scores_exactly(data_dir, start_server, evalkit, tmp_path)
         assert summary["groups"][subject]["accuracy"] == pytest.approx(right / n, abs=1e-6)
     macro = sum(r / n for r, n in per_subject.values()) / 57
     assert summary["metrics"]["macro_accuracy"]["value"] == pytest.approx(macro, abs=1e-6)
-    assert summary["requests"]["sent"] == 14042 == server.stats()["completions"]
+    # MMLU repeats a few questions word for word: identical prompts are answered once, then from the cache.
+    assert summary["requests"]["sent"] == server.stats()["completions"]
+    assert summary["requests"]["sent"] + summary["requests"]["cached"] == 14042
+    assert summary["requests"]["cached"] < 50
 
     lines = read_jsonl(summary["log"])
     assert len(lines) == 14042 + 2
@@ -113,7 +116,8 @@ def test_full_mmlu_run_scores_exactly(data_dir, start_server, evalkit, tmp_path)
                     "--json", "--log-dir", str(tmp_path / "logs"))
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["metrics"]["accuracy"] == summary["metrics"]["accuracy"]
-    assert server.stats()["completions"] == 14042
+    assert server.stats()["completions"] == summary["requests"]["sent"]
+    assert json.loads(again.stdout)["requests"]["sent"] == 0
 
 
 def test_five_shot_prompt_holds_the_subject_dev_examples_in_order(data_dir, start_server, evalkit, tmp_path):
