@@ -214,20 +214,23 @@ def _fmt(x) -> str:
 
 
 def _print_summary(s: dict) -> None:
-    acc = s["metrics"]["accuracy"]
+    name = s.get("primary_metric", "accuracy")
+    acc = s["metrics"][name]
     lo, hi = acc["ci95"]
-    click.echo(f"{s['eval']}  {s['model']}  accuracy {_fmt(acc['value'])} (95% CI {_fmt(lo)}-{_fmt(hi)})  "
+    others = "".join(f"  {k} {_fmt(v['value'])}" for k, v in s["metrics"].items()
+                     if k != name and not k.startswith("macro_"))
+    click.echo(f"{s['eval']}  {s['model']}  {name} {_fmt(acc['value'])} (95% CI {_fmt(lo)}-{_fmt(hi)}){others}  "
                f"n={acc['n']}/{s['n']}  errors={s['errors']}  unparsed={s['unparsed']}"
                + (f"  [INCOMPLETE: {s['status']}]" if s["incomplete"] else ""))
-    macro = s["metrics"].get("macro_accuracy")
+    macro = s["metrics"].get(f"macro_{name}")
     if macro:
-        click.echo(f"  macro accuracy over {macro['groups']} groups {_fmt(macro['value'])} "
+        click.echo(f"  macro {name} over {macro['groups']} groups {_fmt(macro['value'])} "
                    f"(95% CI {_fmt(macro['ci95'][0])}-{_fmt(macro['ci95'][1])})")
     groups = s.get("groups") or {}
     if 1 < len(groups) <= 200:
         width = max(len(g) for g in groups)
         for g, m in groups.items():
-            click.echo(f"  {g:<{width}}  {_fmt(m['accuracy'])}  n={m['n']}")
+            click.echo(f"  {g:<{width}}  {_fmt(m[name])}  n={m['n']}")
     req = s["requests"]
     cost = f"  cost ${s['cost_usd']['this_run']:,.4f}" if s.get("cost_usd") else ""
     click.echo(f"  requests sent {req['sent']} (retries {req['retries']}, from cache {req['cached']}, "

@@ -26,3 +26,15 @@ class SpecError(EvalkitError):
         head = problems[0] if problems else "invalid spec"
         more = f" (and {len(problems) - 1} more problem(s); run `evalkit validate`)" if len(problems) > 1 else ""
         super().__init__(head + more, exit_code=2)
+
+
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """One line on stderr, once per message: for data kept as published but worth knowing about."""
+    if message not in _warned:
+        _warned.add(message)
+        import sys
+
+        sys.stderr.write(f"evalkit: warning: {message}\n")

@@ -25,7 +25,7 @@ from .costs import Pricer, TokenCounter, price_table
 from .datasets import Sample, cache_dir, load_samples
 from .errors import EvalkitError
 from .logs import RunLog, default_log_dir, log_path
-from .metrics import accuracy_summary
+from .metrics import summarize
 from .prompts import FewShotPool, build_messages
 from .runner import Outcome, RunnerOptions, run_requests
 from .scoring import score
@@ -114,7 +114,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     for sid, rec in log.state.done.items():
         if sid in wanted:
-            results[sid] = (rec.get("group"), rec.get("score"), rec.get("parsed", True))
+            results[sid] = (rec.get("group"), rec.get("score"), rec.get("parsed", True), rec.get("extras"))
             _add_usage(usage, rec.get("usage"))
     log.state.done.clear()   # what is needed of it is in `results`; the rest would only hold memory
     del wanted
@@ -145,7 +145,9 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             sc = score(spec, s, out.completion.text)
             rec.update({"completion": out.completion.text, "extracted": sc.extracted, "parsed": sc.parsed,
                         "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
-            results[s.id] = (s.group, sc.value, sc.parsed)
+            if sc.extras:
+                rec["extras"] = sc.extras
+            results[s.id] = (s.group, sc.value, sc.parsed, sc.extras or None)
             _add_usage(usage, out.completion.usage)
         log.write_sample(rec)
 
@@ -229,7 +231,12 @@ def _add_usage(total: dict, usage: dict | None) -> None:
 def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status, pricer,
              usage) -> dict:
     scored = [(results[i][0], results[i][1]) for i in ids]
-    metrics = accuracy_summary(scored, seed=opts.seed)
+    extras: dict[str, list[float]] = {}
+    for i in ids:
+        for k, v in (results[i][3] or {}).items():
+            extras.setdefault(k, []).append(v)
+    primary = spec.metrics[0]
+    metrics = summarize(scored, seed=opts.seed, name=primary, extras=extras)
     groups = metrics.pop("groups", None)
     return {
         "eval": spec.name,
@@ -237,6 +244,7 @@ def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed
         "endpoint": endpoint,
         "incomplete": status != "complete" or len(ids) < len(samples),
         "status": status,
+        "primary_metric": primary,
         "n": len(samples),
         "scored": len(ids),
         "errors": errors,

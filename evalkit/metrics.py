@@ -38,29 +38,35 @@ def _ci(draws: np.ndarray) -> list[float]:
     return [round(float(lo), 6), round(float(hi), 6)]
 
 
-def accuracy_summary(records: list[tuple[str | None, float]], seed: int = 0) -> dict:
-    """records: (group, score) per scored sample. Returns the metrics block of the summary."""
+def _block(values: np.ndarray, rng: np.random.Generator) -> dict:
+    return {"value": round(float(values.mean()), 6) if len(values) else None,
+            "ci95": _ci(_bootstrap_means(values, rng)), "n": int(len(values))}
+
+
+def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str = "accuracy",
+              extras: dict[str, list[float]] | None = None) -> dict:
+    """records: (group, score) per scored sample; extras: further per-sample values by metric name.
+
+    Returns {name: {value, ci95, n}, <extra>: {...}, "groups": {g: {name, ci95, n}},
+    f"macro_{name}": {value, ci95, groups}} (the last two only when samples have groups).
+    """
     rng = np.random.default_rng(seed)
     values = np.array([v for _, v in records], dtype=float)
+    out: dict = {name: _block(values, rng)}
+    for key, vals in (extras or {}).items():
+        out[key] = _block(np.array(vals, dtype=float), rng)
     by_group: dict[str | None, list[float]] = defaultdict(list)
     for g, v in records:
         by_group[g].append(v)
-    out: dict = {
-        "accuracy": {
-            "value": round(float(values.mean()), 6) if len(values) else None,
-            "ci95": _ci(_bootstrap_means(values, rng)),
-            "n": int(len(values)),
-        }
-    }
     groups = {g: np.array(v, dtype=float) for g, v in by_group.items() if g is not None}
     if groups:
         group_draws = {g: _bootstrap_means(v, rng) for g, v in sorted(groups.items())}
         out["groups"] = {
-            g: {"accuracy": round(float(groups[g].mean()), 6), "ci95": _ci(d), "n": int(len(groups[g]))}
+            g: {name: round(float(groups[g].mean()), 6), "ci95": _ci(d), "n": int(len(groups[g]))}
             for g, d in group_draws.items()
         }
         macro_draws = np.mean(np.vstack(list(group_draws.values())), axis=0)
-        out["macro_accuracy"] = {
+        out[f"macro_{name}"] = {
             "value": round(float(np.mean([v.mean() for v in groups.values()])), 6),
             "ci95": _ci(macro_draws),
             "groups": len(groups),

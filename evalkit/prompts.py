@@ -29,28 +29,35 @@ from .spec import EvalSpec
 
 
 class FewShotPool:
-    """Few-shot candidates indexed by group, so each sample draws from its own group."""
+    """Few-shot candidates. From a split of their own (MMLU's dev, AGIEval's few-shot file) they
+    are taken from the sample's own group when it has any there; drawn from the evaluated split
+    itself (benchmarks that ship no train split here) they come from the whole split, never the
+    sample itself."""
 
     def __init__(self, examples: list[Sample], same_split: bool = False):
         self.all = examples
-        self.same_split = same_split  # examples come from the evaluated split: never show a sample itself
+        self.same_split = same_split
         self.by_group: dict[str | None, list[Sample]] = defaultdict(list)
-        for ex in examples:
-            self.by_group[ex.group].append(ex)
+        if not same_split:
+            for ex in examples:
+                self.by_group[ex.group].append(ex)
 
     def choose(self, spec: EvalSpec, sample: Sample, seed: int) -> list[Sample]:
         fs = spec.prompt.fewshot
         if fs is None or fs.k == 0:
             return []
-        pool = self.by_group.get(sample.group) if sample.group in self.by_group else self.all
-        if self.same_split:
-            pool = [ex for ex in pool if ex.id != sample.id]
-        if len(pool) < fs.k:
+        pool = self.by_group.get(sample.group) or self.all
+        extra = 1 if self.same_split else 0          # room to drop the sample itself
+        if len(pool) - extra < fs.k:
             raise EvalkitError(f"{spec.name}: sample {sample.id} needs {fs.k} few-shot examples from split "
-                               f"{fs.split!r} but only {len(pool)} are available for group {sample.group!r}")
+                               f"{fs.split!r} but only {len(pool) - extra} are available for group {sample.group!r}")
         if fs.sampling == "first":
-            return pool[: fs.k]
-        return random.Random(f"{seed}:{sample.id}").sample(pool, fs.k)
+            picked = pool[: fs.k + extra]
+        else:
+            picked = random.Random(f"{seed}:{sample.id}").sample(pool, fs.k + extra)
+        if self.same_split:
+            picked = [ex for ex in picked if ex.id != sample.id][: fs.k]
+        return picked
 
 
 def _fill(template: str, ctx: dict, spec: EvalSpec, sample: Sample, what: str) -> str:

@@ -156,10 +156,25 @@ class GenerationSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    method: Literal["letter", "exact", "includes", "fuzzy", "numeric"]
+    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop"]
     labels: str = "ABCD"
     case_sensitive: bool = False
     tolerance: float = Field(1e-6, ge=0.0)
+    extract: str | None = Field(None, description="`answer_line` (the text after the last 'Answer:') or a regex "
+                                                  "whose first group is the answer; applied before matching")
+
+    @field_validator("extract")
+    @classmethod
+    def _valid_regex(cls, v: str | None) -> str | None:
+        if v not in (None, "answer_line"):
+            import re
+
+            try:
+                if re.compile(v).groups < 1:
+                    raise ValueError("the regex needs a group () around the answer")
+            except re.error as exc:
+                raise ValueError(f"not a valid regex: {exc}") from None
+        return v
 
 
 class EvalSpec(_Strict):
@@ -172,7 +187,8 @@ class EvalSpec(_Strict):
     prompt: PromptSpec = PromptSpec()
     generation: GenerationSpec = GenerationSpec()
     scoring: ScoringSpec
-    metrics: list[Literal["accuracy"]] = ["accuracy"]
+    metrics: list[Literal["accuracy", "f1", "em"]] = Field(
+        default=["accuracy"], description="the first is the main metric (the score's mean); others come from the scorer")
     group_by: str | None = None
     subset: str | None = Field(None, description="set by the registry for `<eval>.<subset>` names")
     source_file: str | None = None

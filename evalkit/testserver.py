@@ -10,7 +10,8 @@ How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<tex
 For each request the server looks for every `match` text inside the last user message and replies
 with the reply of the one that starts last (the asked question comes after any few-shot examples,
 which may themselves contain another question's text), the longest if several start there; with
-none found it replies `--default-reply`. So a test can say
+none found it replies `--default-reply`. `--tail-after SEP` restricts the search to the text after
+the last SEP (e.g. the blank line before the asked item), so few-shot examples are never matched. So a test can say
 "answer these questions right, those wrong, these in odd formats" from the raw data alone, and
 compute the exact score a correct harness must report.
 
@@ -125,6 +126,8 @@ class Server:
         text = users[-1]["content"] if users else ""
         if isinstance(text, list):
             text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
+        if a.tail_after and a.tail_after in text:
+            text = text.rsplit(a.tail_after, 1)[1]   # only the last block: the item actually asked
         reply, needle = self.policy.reply(text)
         if needle is not None:
             self.hits[needle] += 1
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--answers", help="JSONL answer key: {match, reply} per line")
     p.add_argument("--default-reply", default="I do not know.")
+    p.add_argument("--tail-after", default="", help="match only in the text after the last occurrence of this")
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--error-status", type=int, default=429)

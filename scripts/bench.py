@@ -166,7 +166,7 @@ def main() -> None:
     _, wall_err, s_err, st = scenario("errors", 0.0, None, error_rate=0.1)
     ids = [json.loads(l)["id"] for l in open(s_err["log"]) if '"type":"sample"' in l]
     rows.append(("10% 429 + Retry-After: 1", f"{s_err['scored']}/{args.n} scored, {len(ids) - len(set(ids))} duplicated, "
-                 f"{st['errors']} errors injected, {wall_err:.2f}s = {wall_err / wall0:.2f}x error-free",
+                 f"{s_err['requests']['retries']} 429s retried, {wall_err:.2f}s = {wall_err / wall0:.2f}x error-free",
                  "all scored, none duplicated, <= 2x"))
 
     # 4. a second identical run: from the run log (same command) and from the cache (new log dir)

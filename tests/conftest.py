@@ -85,3 +85,24 @@ def evalkit(tmp_path, data_dir):
 
 def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def identifiable(needles: list[str], texts: list[str]) -> set[str]:
+    """The needles a test server can tell apart: each occurs in exactly one of `texts`.
+
+    `texts` are all the texts any prompt of the eval can contain (questions, options, passages,
+    few-shot examples), with repeats: two items with the same question are two texts. A needle
+    found in two texts could be matched in the wrong prompt, so a test leaves it out of the answer
+    key and expects the server's default reply there.
+    """
+    import ahocorasick
+
+    auto = ahocorasick.Automaton()
+    for n in set(needles):
+        auto.add_word(n, n)
+    auto.make_automaton()
+    counts: dict[str, int] = {}
+    for t in texts:
+        for found in {n for _, n in auto.iter(t)}:
+            counts[found] = counts.get(found, 0) + 1
+    return {n for n in needles if counts.get(n) == 1}

@@ -7,7 +7,7 @@ that cannot be parsed scores 0 and is recorded with `parsed=False`, so the summa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..datasets import Sample
 from ..spec import EvalSpec
@@ -18,12 +18,15 @@ class Score:
     value: float
     extracted: str | None
     parsed: bool = True
+    extras: dict = field(default_factory=dict)   # further per-sample metrics, e.g. DROP's {"em": 1.0}
 
 
 def score(spec: EvalSpec, sample: Sample, completion: str) -> Score:
-    from . import choice, match  # small modules; imported here to keep `evalkit --help` fast
+    from . import choice, drop, match  # small modules; imported here to keep `evalkit --help` fast
 
     method = spec.scoring.method
     if method == "letter":
         return choice.score_letter(completion, sample, spec.scoring.labels)
+    if method == "drop":
+        return drop.score_drop(completion, sample)
     return match.score_match(method, completion, sample, spec.scoring)

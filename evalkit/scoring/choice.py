@@ -43,8 +43,8 @@ def extract_letter(text: str, labels: str = "ABCD", options: tuple[str, ...] | N
     if m:
         return m.group(1).upper()
     if options:
-        norm = text.strip().strip(".").strip().lower()
-        hits = [labels[i] for i, opt in enumerate(options) if opt.strip().lower() == norm]
+        norm = text.strip().rstrip(".").strip().lower()
+        hits = [labels[i] for i, opt in enumerate(options) if opt.strip().rstrip(".").strip().lower() == norm]
         if len(hits) == 1:
             return hits[0]
     letters = {m.group(1) for m in standalone.finditer(text) if not (m.group(1) in "AI" and m.group(2))}
@@ -53,7 +53,46 @@ def extract_letter(text: str, labels: str = "ABCD", options: tuple[str, ...] | N
     return None
 
 
+def extract_letters(text: str, labels: str) -> str | None:
+    """Several letters for a multi-answer item ("AC", "A, C", "Answer: A and C"), sorted and joined.
+
+    After the last "answer(s) is/are/:" the letters standing alone on that line are read; without
+    such a marker the whole reply must be nothing but letters and separators ("AC", "B, D").
+    """
+    marker = None
+    for marker in re.finditer(r"answers?\s*(?:is|are|:)\s*(.*)", text, re.IGNORECASE):
+        pass
+    if marker is not None:
+        region = marker.group(1)
+    elif re.fullmatch(r"[\s\(\[]*[A-Za-z](?:[\s,&\)\]\(\[]*(?:and)?[\s\(\[]*[A-Za-z])*[\s\)\].]*", text):
+        region = text
+        if not re.fullmatch(r"[\s\W]*[A-Z]+[\s\W]*", text) and re.search(r"[a-z]{2}", text.replace("and", "")):
+            return None
+    else:
+        return None
+    tokens = re.findall(r"(?<![A-Za-z])([A-Za-z]+)(?![A-Za-z])", region)
+    letters = set()
+    for tok in tokens:
+        if tok.lower() == "and":
+            continue
+        if len(tok) == 1 and tok.upper() in labels:
+            letters.add(tok.upper())
+        elif tok.isupper() and all(ch in labels for ch in tok):   # "AC" written together
+            letters.update(tok)
+        else:
+            break   # prose after the letters ends them
+    return "".join(sorted(letters)) or None
+
+
 def score_letter(completion: str, sample: Sample, labels: str) -> Score:
+    """One letter for single-answer items; for items whose answer is several letters, the exact set."""
+    if sample.choices is not None:
+        labels = labels[: len(sample.choices)]
+    if len(sample.answer) > 1:
+        got = extract_letters(completion, labels)
+        if got is None:
+            return Score(0.0, None, parsed=False)
+        return Score(1.0 if got == sample.answer else 0.0, got)
     letter = extract_letter(completion, labels, sample.choices)
     if letter is None:
         return Score(0.0, None, parsed=False)

@@ -53,8 +53,24 @@ def parse_number(text: str) -> float | None:
         return None
 
 
+def extract_answer(completion: str, how: str | None) -> str | None:
+    """The part of a reply to compare: all of it, the text after the last 'Answer:', or a regex group."""
+    if how is None:
+        return completion
+    if how == "answer_line":
+        found = re.findall(r"answer\s*(?:is|:)\s*(.+)", completion, re.IGNORECASE)
+        return found[-1].strip().rstrip(".") if found else None
+    found = list(re.finditer(how, completion, re.DOTALL))
+    return found[-1].group(1).strip() if found else None
+
+
 def score_match(method: str, completion: str, sample: Sample, cfg: ScoringSpec) -> Score:
     ideals = [i for i in sample.answer.split("|||")]
+    if cfg.extract is not None:
+        extracted = extract_answer(completion, cfg.extract)
+        if extracted is None:
+            return Score(0.0, None, parsed=False)
+        completion = extracted
     if method == "numeric":
         got = parse_number(completion)
         if got is None:
