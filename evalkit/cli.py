@@ -120,6 +120,7 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Override the spec's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the spec's max_tokens.")
 @click.option("--shots", type=click.IntRange(min=0), help="Override the number of few-shot examples.")
+@click.option("--samples", type=click.IntRange(min=1), help="Completions per item (for pass@k), overriding the spec.")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where run logs go.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log.")
 @click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log.")

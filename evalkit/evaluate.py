@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
+import os
 import platform
 import random
 import time
@@ -50,6 +52,7 @@ class RunOptions:
     quiet: bool = False
     no_cache: bool = False
     max_cost: float | None = None
+    samples: int | None = None          # completions per item, overriding generation.n
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -59,6 +62,8 @@ def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
         gen = gen.model_copy(update={"temperature": opts.temperature})
     if opts.max_tokens is not None:
         gen = gen.model_copy(update={"max_tokens": opts.max_tokens})
+    if opts.samples is not None:
+        gen = gen.model_copy(update={"n": opts.samples})
     prompt = spec.prompt
     if opts.shots is not None:
         if prompt.fewshot is None:
@@ -109,7 +114,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     }
     log = RunLog(log_path(opts.log_dir or default_log_dir(), spec.name, opts.model, run_key), header, fresh=opts.fresh)
     started = time.monotonic()
-    wanted = {s.id for s in samples}
+    n = spec.generation.n
+    wanted = {s.id for s in samples} if n == 1 else {f"{s.id}#{j}" for s in samples for j in range(n)}
     results: dict[str, tuple[str | None, float | None, bool]] = {}
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     for sid, rec in log.state.done.items():
@@ -118,21 +124,27 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             _add_usage(usage, rec.get("usage"))
     log.state.done.clear()   # what is needed of it is in `results`; the rest would only hold memory
     del wanted
-    resumed = sum(1 for s in samples if s.id in results)
-    todo = [s for s in samples if s.id not in results]
-    by_id = {s.id: s for s in todo}
+    units = [(smp, j, smp.id if n == 1 else f"{smp.id}#{j}") for smp in samples for j in range(n)]
+    resumed = sum(1 for _, _, uid in units if uid in results)
+    todo = [u for u in units if u[2] not in results]
+    by_key = {uid: (smp, j) for smp, j, uid in todo}
+    del units
 
     def requests():
-        for s in todo:
-            shots = pool.choose(spec, s, opts.seed) if pool else []
-            yield Request(key=s.id, messages=build_messages(spec, s, shots), params=params)
+        for smp, j, uid in todo:
+            shots = pool.choose(spec, smp, opts.seed) if pool else []
+            yield Request(key=uid, messages=build_messages(spec, smp, shots),
+                          params=params if n == 1 else {**params, "seed": opts.seed + j})
 
     errored: set[str] = set()
+    code_slots = asyncio.Semaphore(os.cpu_count() or 2)   # code runs off the event loop, one per core
 
-    def sink(req: Request, out: Outcome) -> None:
-        s = by_id[req.key]
-        rec = {"id": s.id, "group": s.group, "target": s.answer,
+    def record(req: Request, out: Outcome, sc) -> None:
+        smp, _ = by_key[req.key]
+        rec = {"id": req.key, "group": smp.group, "target": smp.answer if spec.scoring.method != "code" else None,
                "messages_sha256": hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()[:16]}
+        if n > 1:
+            rec["sample_id"] = smp.id
         if opts.log_prompts:
             rec["messages"] = req.messages
         rec.update({"attempts": out.attempts, "latency": round(out.latency, 4), "cached": out.cached})
@@ -140,16 +152,26 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             rec["cost_usd"] = out.cost
         if out.error:
             rec.update({"error": out.error, "score": None})
-            errored.add(s.id)
+            errored.add(req.key)
         else:
-            sc = score(spec, s, out.completion.text)
             rec.update({"completion": out.completion.text, "extracted": sc.extracted, "parsed": sc.parsed,
                         "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
             if sc.extras:
                 rec["extras"] = sc.extras
-            results[s.id] = (s.group, sc.value, sc.parsed, sc.extras or None)
+            results[req.key] = (smp.group, sc.value, sc.parsed, sc.extras or None)
             _add_usage(usage, out.completion.usage)
         log.write_sample(rec)
+
+    async def score_code_then_record(req: Request, out: Outcome) -> None:
+        async with code_slots:
+            sc = await asyncio.to_thread(score, spec, by_key[req.key][0], out.completion.text)
+        record(req, out, sc)
+
+    def sink(req: Request, out: Outcome):
+        if out.error is None and spec.scoring.method == "code":
+            return score_code_then_record(req, out)      # awaited by the runner
+        record(req, out, None if out.error else score(spec, by_key[req.key][0], out.completion.text))
+        return None
 
     stats = None
     status = "complete"
@@ -179,7 +201,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     finally:
         if cache is not None:
             cache.close()
-        ids = [s.id for s in samples if s.id in results]
+        ids = [uid for smp in samples for uid in ([smp.id] if n == 1 else (f"{smp.id}#{j}" for j in range(n)))
+               if uid in results]
         summary = _summary(spec, opts, backend.endpoint, samples, results, ids, len(errored), stats, resumed,
                            log.path, time.monotonic() - started, status, pricer, usage)
         if todo or not log.state.complete:
@@ -223,6 +246,30 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     }
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator of Chen et al. (2021): 1 - C(n-c, k) / C(n, k), for n samples, c correct."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def _pass_at_k(spec: EvalSpec, results: dict, ids: list[str]) -> tuple[list, dict[str, list[float]]]:
+    """Per problem: (group, pass@1 estimate) records and the other pass@k metrics the spec asks for."""
+    per: dict[str, list] = {}
+    for uid in ids:
+        group, value = results[uid][0], results[uid][1]
+        entry = per.setdefault(uid.rsplit("#", 1)[0] if spec.generation.n > 1 else uid, [group, 0, 0])
+        entry[1] += value == 1.0
+        entry[2] += 1
+    records = [(g, c / m) for g, c, m in per.values()]
+    extras: dict[str, list[float]] = {}
+    for metric in spec.metrics[1:]:
+        if metric.startswith("pass@"):
+            k = int(metric[5:])
+            extras[metric] = [pass_at_k(m, c, k) for _, c, m in per.values() if m >= k]
+    return records, extras
+
+
 def _add_usage(total: dict, usage: dict | None) -> None:
     for k in total:
         total[k] += (usage or {}).get(k, 0)
@@ -230,13 +277,18 @@ def _add_usage(total: dict, usage: dict | None) -> None:
 
 def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed, path, duration, status, pricer,
              usage) -> dict:
-    scored = [(results[i][0], results[i][1]) for i in ids]
-    extras: dict[str, list[float]] = {}
-    for i in ids:
-        for k, v in (results[i][3] or {}).items():
-            extras.setdefault(k, []).append(v)
     primary = spec.metrics[0]
-    metrics = summarize(scored, seed=opts.seed, name=primary, extras=extras)
+    extras: dict[str, list[float]] = {}
+    if spec.generation.n > 1 or primary.startswith("pass@"):
+        scored, extras = _pass_at_k(spec, results, ids)
+    else:
+        scored = [(results[i][0], results[i][1]) for i in ids]
+        for i in ids:
+            for k, v in (results[i][3] or {}).items():
+                extras.setdefault(k, []).append(v)
+    notes = [f"{k} not computed: it needs at least {k[5:]} completions per problem (--samples {k[5:]})"
+             for k, v in extras.items() if not v]
+    metrics = summarize(scored, seed=opts.seed, name=primary, extras={k: v for k, v in extras.items() if v})
     groups = metrics.pop("groups", None)
     return {
         "eval": spec.name,
@@ -259,6 +311,7 @@ def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed
         "cost_usd": {"this_run": round(stats.spent, 10) if stats else 0.0,
                      "all_samples": pricer.cost(usage["prompt_tokens"], usage["completion_tokens"])} if pricer.known else None,
         "seed": opts.seed,
+        "notes": notes,
         "duration_s": round(duration, 3),
         "log": str(path),
     }

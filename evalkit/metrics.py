@@ -31,9 +31,9 @@ def _bootstrap_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return out
 
 
-def _ci(draws: np.ndarray) -> list[float]:
+def _ci(draws: np.ndarray) -> list[float | None]:
     if np.isnan(draws).all():
-        return [float("nan"), float("nan")]
+        return [None, None]
     lo, hi = np.percentile(draws, [2.5, 97.5])
     return [round(float(lo), 6), round(float(hi), 6)]
 

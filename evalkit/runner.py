@@ -42,7 +42,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable
 
 from .backends import Backend, Completion, FatalError, Request, SampleError, TransientError
 
@@ -245,7 +245,7 @@ async def _attempt(backend: Backend, req: Request, opts: RunnerOptions, stats: R
 
 
 async def run_requests(backend: Backend, requests: Iterable[Request], total: int,
-                       sink: Callable[[Request, Outcome], None], opts: RunnerOptions, label: str,
+                       sink: Callable[[Request, Outcome], Awaitable[None] | None], opts: RunnerOptions, label: str,
                        cache=None, pricer=None, estimate: Callable[[Request], float] | None = None) -> RunStats:
     """Send every request, calling `sink(request, outcome)` as each finishes; raise FatalError to stop.
 
@@ -297,7 +297,9 @@ async def run_requests(backend: Backend, requests: Iterable[Request], total: int
             stats.done += 1
             if outcome.error:
                 stats.errors += 1
-            sink(req, outcome)
+            pending = sink(req, outcome)
+            if pending is not None:       # a sink may score asynchronously (code runs in a sandbox)
+                await pending
             progress.update()
 
     n_workers = max(1, min(limiter.max, total))

@@ -150,13 +150,14 @@ class PromptSpec(_Strict):
 
 class GenerationSpec(_Strict):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
+    n: int = Field(1, ge=1, le=1000, description="completions per item (pass@k needs n >= k)")
     max_tokens: int | None = Field(None, ge=1)
     stop: list[str] | None = None
     top_p: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class ScoringSpec(_Strict):
-    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop"]
+    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop", "code"]
     labels: str = "ABCD"
     case_sensitive: bool = False
     tolerance: float = Field(1e-6, ge=0.0)
@@ -182,13 +183,25 @@ class EvalSpec(_Strict):
 
     name: str
     description: str = ""
-    template: Literal["multiple_choice", "match"]
+    template: Literal["multiple_choice", "match", "code"]
     dataset: DatasetSpec
     prompt: PromptSpec = PromptSpec()
     generation: GenerationSpec = GenerationSpec()
     scoring: ScoringSpec
-    metrics: list[Literal["accuracy", "f1", "em"]] = Field(
-        default=["accuracy"], description="the first is the main metric (the score's mean); others come from the scorer")
+    metrics: list[str] = Field(
+        default=["accuracy"],
+        description="the first is the main metric (the score's mean): accuracy, f1, or pass@1; then the "
+                    "scorer's extras (em) or pass@k for code evals")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        import re
+
+        bad = [m for m in v if m not in ("accuracy", "f1", "em") and not re.fullmatch(r"pass@[1-9][0-9]*", m)]
+        if bad or not v:
+            raise ValueError(f"unknown metric(s) {bad}: use accuracy, f1, em or pass@K")
+        return v
     group_by: str | None = None
     subset: str | None = Field(None, description="set by the registry for `<eval>.<subset>` names")
     source_file: str | None = None

@@ -22,11 +22,15 @@ class Score:
 
 
 def score(spec: EvalSpec, sample: Sample, completion: str) -> Score:
-    from . import choice, drop, match  # small modules; imported here to keep `evalkit --help` fast
+    from . import choice, code, drop, match  # small modules; imported here to keep `evalkit --help` fast
 
     method = spec.scoring.method
     if method == "letter":
         return choice.score_letter(completion, sample, spec.scoring.labels)
     if method == "drop":
         return drop.score_drop(completion, sample)
-    return match.score_match(method, completion, sample, spec.scoring)
+    if method == "code":
+        return code.score_code(completion, sample)
+    if method in ("exact", "includes", "fuzzy", "numeric"):
+        return match.score_match(method, completion, sample, spec.scoring)
+    raise ValueError(f"no scorer for method {method!r}")

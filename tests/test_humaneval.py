@@ -1,0 +1,111 @@
+"""HumanEval end to end, the sandbox against hostile completions, and pass@k."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import read_jsonl
+from evalkit.evaluate import pass_at_k
+from evalkit.sandbox import Limits, run_python
+
+CANARY = Path("/tmp/evalkit-sandbox-canary")
+
+HOSTILE = {
+    "read outside": "def {f}(*a, **k):\n    return open('/etc/passwd').read()\n",
+    "write outside": f"def {{f}}(*a, **k):\n    open('{CANARY}', 'w').write('pwned')\n",
+    "socket": "import socket\ndef {f}(*a, **k):\n    socket.create_connection(('127.0.0.1', 80))\n",
+    "fork bomb": "import os\ndef {f}(*a, **k):\n    while True:\n        os.fork()\n",
+    "loop forever": "def {f}(*a, **k):\n    while True:\n        pass\n",
+    "10 GB": "def {f}(*a, **k):\n    return bytearray(10 * 1024 ** 3)\n",
+    "kill the parent": "import os\ndef {f}(*a, **k):\n    os.kill(os.getppid(), 9)\n",
+}
+
+
+def problems(data_dir: Path) -> list[dict]:
+    with gzip.open(data_dir / "humaneval" / "HumanEval.jsonl.gz", "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_canonical_pass_wrong_fail_hostile_contained(evalkit, start_server, data_dir, tmp_path):
+    rows = problems(data_dir)
+    assert len(rows) == 164
+    CANARY.unlink(missing_ok=True)
+    answers, expect = [], {}
+    hostile = list(HOSTILE.items())
+    for i, r in enumerate(rows):
+        f = r["entry_point"]
+        if i < len(hostile):
+            reply = "```python\n" + hostile[i][1].format(f=f) + "```"
+            expect[r["task_id"]] = 0.0
+        elif i % 5 == 0:
+            reply = f"```python\ndef {f}(*args, **kwargs):\n    return None\n```"          # known wrong
+            expect[r["task_id"]] = 0.0
+        elif i % 5 == 1:
+            reply = "Here is the body:\n```python\n" + r["canonical_solution"] + "```"   # body only
+            expect[r["task_id"]] = 1.0
+        else:
+            reply = "```python\n" + r["prompt"] + r["canonical_solution"] + "```"
+            expect[r["task_id"]] = 1.0
+        # The prompt's last lines (end of the docstring) identify the problem.
+        answers.append({"match": r["prompt"], "reply": reply})
+    server = start_server(answers)
+    res = evalkit("run", "humaneval", "--model", "openai/m", "--base-url", server.url, "--json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["primary_metric"] == "pass@1" and s["n"] == s["scored"] == 164
+    assert s["metrics"]["pass@1"]["value"] == pytest.approx(sum(expect.values()) / 164, abs=1e-6)
+    recs = {r["id"]: r for r in read_jsonl(s["log"]) if r["type"] == "sample"}
+    assert all(recs[t]["score"] == v for t, v in expect.items())
+    verdicts = {name: recs[rows[i]["task_id"]]["extracted"] for i, (name, _) in enumerate(hostile)}
+    assert "reading /etc/passwd is not allowed" in verdicts["read outside"]
+    assert "writing" in verdicts["write outside"] and not CANARY.exists()
+    assert "importing socket is not allowed" in verdicts["socket"]
+    assert "os.fork is not allowed" in verdicts["fork bomb"]
+    assert verdicts["loop forever"].startswith(("timeout", "killed"))
+    assert "MemoryError" in verdicts["10 GB"]
+    assert "os.kill is not allowed" in verdicts["kill the parent"]
+
+
+def test_sandbox_limits_directly():
+    assert run_python("assert sum(range(10)) == 45").passed
+    out = run_python("x = 1\nraise SystemExit(3)")
+    assert out.status == "failed" and not out.passed
+    slow = run_python("import time\ntime.sleep(30)", Limits(timeout=1))
+    assert slow.status == "timeout"
+    inside = run_python("open('note.txt', 'w').write('ok')\nassert open('note.txt').read() == 'ok'")
+    assert inside.passed
+    env = run_python("import os\nassert set(os.environ) <= {'PATH', 'HOME', 'LANG', 'LC_CTYPE'}, os.environ")
+    assert env.passed, env.detail
+    secret = os.environ.get("OPENAI_API_KEY", "")
+    assert run_python("import os\nassert 'OPENAI_API_KEY' not in os.environ").passed or not secret
+
+
+def test_pass_at_k_estimator():
+    assert pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)          # 1 - C(3,2)/C(5,2)
+    assert pass_at_k(10, 0, 5) == 0.0 and pass_at_k(10, 6, 5) == 1.0
+    assert pass_at_k(20, 3, 10) == pytest.approx(1 - (17 * 16 * 15 * 14 * 13 * 12 * 11 * 10 * 9 * 8) /
+                                                  (20 * 19 * 18 * 17 * 16 * 15 * 14 * 13 * 12 * 11))
+
+
+def test_several_samples_per_problem(evalkit, start_server, data_dir):
+    rows = problems(data_dir)[:3]
+    answers = [{"match": r["prompt"], "reply": "```python\n" + r["prompt"] + r["canonical_solution"] + "```"}
+               for r in rows[:2]]
+    server = start_server(answers, default_reply="no code")
+    res = evalkit("run", "humaneval", "--model", "openai/m", "--base-url", server.url, "--samples", "5",
+                  "--temperature", "0.8", "--json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    recs = [r for r in read_jsonl(s["log"]) if r["type"] == "sample"]
+    assert len(recs) == 164 * 5 and len({r["id"] for r in recs}) == 164 * 5
+    assert server.stats()["requests"] == 164 * 5            # each sample asked with its own seed
+    assert s["metrics"]["pass@1"]["value"] == pytest.approx(2 / 164, abs=1e-6)
+    assert s["metrics"]["pass@5"]["value"] == pytest.approx(2 / 164, abs=1e-6)
+    assert "pass@10" not in s["metrics"]                      # needs 10 samples per problem
+    assert any("pass@10 not computed" in n for n in s["notes"])
