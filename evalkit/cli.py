@@ -121,6 +121,7 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the spec's max_tokens.")
 @click.option("--shots", type=click.IntRange(min=0), help="Override the number of few-shot examples.")
 @click.option("--samples", type=click.IntRange(min=1), help="Completions per item (for pass@k), overriding the spec.")
+@click.option("--logprobs", is_flag=True, help="Ask for the answer token's top log-probabilities: option probabilities and calibration (ECE).")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where run logs go.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log.")
 @click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log.")
@@ -232,6 +233,10 @@ def _print_summary(s: dict) -> None:
         width = max(len(g) for g in groups)
         for g, m in groups.items():
             click.echo(f"  {g:<{width}}  {_fmt(m[name])}  n={m['n']}")
+    cal = s.get("calibration")
+    if cal and cal.get("ece") is not None:
+        click.echo(f"  calibration: ECE {cal['ece']:.4f} over {cal['points']} option probabilities "
+                   f"({cal['questions']} questions, 10 equal-width bins); mean missing mass {cal['mean_missing_mass']:.4f}")
     req = s["requests"]
     cost = f"  cost ${s['cost_usd']['this_run']:,.4f}" if s.get("cost_usd") else ""
     click.echo(f"  requests sent {req['sent']} (retries {req['retries']}, from cache {req['cached']}, "

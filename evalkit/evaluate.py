@@ -27,6 +27,7 @@ from .costs import Pricer, TokenCounter, price_table
 from .datasets import Sample, cache_dir, load_samples
 from .errors import EvalkitError
 from .logs import RunLog, default_log_dir, log_path
+from .metrics import calibration as calibrate
 from .metrics import summarize
 from .prompts import FewShotPool, build_messages
 from .runner import Outcome, RunnerOptions, run_requests
@@ -53,6 +54,7 @@ class RunOptions:
     no_cache: bool = False
     max_cost: float | None = None
     samples: int | None = None          # completions per item, overriding generation.n
+    logprobs: bool = False              # ask for the answer token's top log-probabilities
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -101,6 +103,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
 
     gen = spec.generation
     params = {"temperature": gen.temperature, "max_tokens": gen.max_tokens, "stop": gen.stop, "top_p": gen.top_p, "seed": opts.seed}
+    if spec.scoring.logprobs or opts.logprobs:
+        params.update({"logprobs": True, "top_logprobs": 20})
     identity = {
         "spec": spec.model_dump(exclude={"source_file", "description"}),
         "model": opts.model, "endpoint": backend.endpoint, "params": params, "limit": opts.limit,
@@ -118,10 +122,13 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     wanted = {s.id for s in samples} if n == 1 else {f"{s.id}#{j}" for s in samples for j in range(n)}
     results: dict[str, tuple[str | None, float | None, bool]] = {}
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    calibration: dict[str, tuple[dict, str, float]] = {}   # id -> (option probabilities, answer, missing mass)
     for sid, rec in log.state.done.items():
         if sid in wanted:
             results[sid] = (rec.get("group"), rec.get("score"), rec.get("parsed", True), rec.get("extras"))
             _add_usage(usage, rec.get("usage"))
+            if rec.get("option_probs"):
+                calibration[sid] = (rec["option_probs"], rec.get("target") or "", rec.get("missing_mass") or 0.0)
     log.state.done.clear()   # what is needed of it is in `results`; the rest would only hold memory
     del wanted
     units = [(smp, j, smp.id if n == 1 else f"{smp.id}#{j}") for smp in samples for j in range(n)]
@@ -158,19 +165,22 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
                         "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
             if sc.extras:
                 rec["extras"] = sc.extras
+            if sc.option_probs is not None:
+                rec.update({"option_probs": sc.option_probs, "missing_mass": sc.missing_mass})
+                calibration[req.key] = (sc.option_probs, smp.answer, sc.missing_mass or 0.0)
             results[req.key] = (smp.group, sc.value, sc.parsed, sc.extras or None)
             _add_usage(usage, out.completion.usage)
         log.write_sample(rec)
 
     async def score_code_then_record(req: Request, out: Outcome) -> None:
         async with code_slots:
-            sc = await asyncio.to_thread(score, spec, by_key[req.key][0], out.completion.text)
+            sc = await asyncio.to_thread(score, spec, by_key[req.key][0], out.completion)
         record(req, out, sc)
 
     def sink(req: Request, out: Outcome):
         if out.error is None and spec.scoring.method == "code":
             return score_code_then_record(req, out)      # awaited by the runner
-        record(req, out, None if out.error else score(spec, by_key[req.key][0], out.completion.text))
+        record(req, out, None if out.error else score(spec, by_key[req.key][0], out.completion))
         return None
 
     stats = None
@@ -205,6 +215,10 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
                if uid in results]
         summary = _summary(spec, opts, backend.endpoint, samples, results, ids, len(errored), stats, resumed,
                            log.path, time.monotonic() - started, status, pricer, usage)
+        cal = [calibration[i] for i in ids if i in calibration]
+        if cal:
+            summary["calibration"] = calibrate([(probs, answer) for probs, answer, _ in cal])
+            summary["calibration"]["mean_missing_mass"] = round(sum(m for _, _, m in cal) / len(cal), 6)
         if todo or not log.state.complete:
             log.write_summary(summary)
         log.close()

@@ -36,7 +36,7 @@ def log_path(log_dir: Path, eval_name: str, model: str, run_key: str) -> Path:
     return Path(log_dir) / eval_name / f"{slug}__{run_key[:12]}.jsonl"
 
 
-RESUME_FIELDS = ("group", "score", "parsed", "usage", "extras")
+RESUME_FIELDS = ("group", "score", "parsed", "usage", "extras", "option_probs", "target", "missing_mass")
 
 
 @dataclass

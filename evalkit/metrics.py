@@ -72,3 +72,33 @@ def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str 
             "groups": len(groups),
         }
     return out
+
+
+def calibration(points: list[tuple[dict[str, float], str]], bins: int = 10) -> dict:
+    """Expected calibration error over every option of every question, as in the GPT-4 report's Figure 8.
+
+    Each (option probability p, whether that option is right y) is a point; points fall into
+    `bins` equal-width bins [0, 0.1), ..., [0.9, 1.0] (1.0 goes in the last);
+    ECE = sum over bins of (points in bin / all points) * |mean y in bin - mean p in bin|.
+    """
+    ps, ys = [], []
+    for probs, answer in points:
+        for label, p in probs.items():
+            ps.append(p)
+            ys.append(1.0 if label in answer else 0.0)
+    if not ps:
+        return {"ece": None, "points": 0, "bins": []}
+    p_arr, y_arr = np.array(ps), np.array(ys)
+    idx = np.minimum((p_arr * bins).astype(int), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = idx == b
+        count = int(mask.sum())
+        conf = float(p_arr[mask].mean()) if count else None
+        acc = float(y_arr[mask].mean()) if count else None
+        if count:
+            ece += count / len(p_arr) * abs(acc - conf)
+        table.append({"lo": b / bins, "hi": (b + 1) / bins, "count": count,
+                      "confidence": None if conf is None else round(conf, 6),
+                      "accuracy": None if acc is None else round(acc, 6)})
+    return {"ece": round(float(ece), 6), "points": len(ps), "questions": len(points), "bins": table}

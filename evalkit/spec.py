@@ -157,7 +157,9 @@ class GenerationSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop", "code"]
+    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop", "code", "mc2"]
+    logprobs: bool = Field(False, description="ask for the answer token's top log-probabilities (mc2 needs them; "
+                                              "--logprobs turns them on for any multiple-choice eval)")
     labels: str = "ABCD"
     case_sensitive: bool = False
     tolerance: float = Field(1e-6, ge=0.0)

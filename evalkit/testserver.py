@@ -6,7 +6,9 @@ It speaks enough of the protocol for the official `openai` client: `POST /v1/cha
 (and `GET /v1/models`), HTTP/1.1 keep-alive, JSON bodies with `choices`, `usage` and the rest.
 On start it prints `listening on http://127.0.0.1:PORT/v1` and serves until killed.
 
-How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line.
+How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line,
+optionally with `"logprobs": {"A": -0.1, "B": -2.3}`: the first token's top alternatives returned
+when a request asks for logprobs.
 For each request the server looks for every `match` text inside the last user message and replies
 with the reply of the one that starts last (the asked question comes after any few-shot examples,
 which may themselves contain another question's text), the longest if several start there; with
@@ -38,8 +40,11 @@ class Policy:
         self.default_reply = default_reply
         self.replies: dict[str, str] = {}
         self.automaton = None
+        self.logprobs: dict[str, dict[str, float]] = {}
         for entry in answers:
             self.replies[entry["match"]] = entry["reply"]
+            if "logprobs" in entry:
+                self.logprobs[entry["match"]] = entry["logprobs"]
         if self.replies:
             import ahocorasick
 
@@ -133,13 +138,22 @@ class Server:
             self.hits[needle] += 1
         self.stats["completions"] += 1
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+        if req.get("logprobs") and not a.no_logprobs:
+            # The first token's alternatives: the key's chosen {token: logprob}, else the reply's
+            # first character with probability 1.
+            alts = self.policy.logprobs.get(needle) if needle is not None else None
+            alts = alts or {reply[:1]: 0.0}
+            top = sorted(alts.items(), key=lambda kv: -kv[1])[: int(req.get("top_logprobs") or 0) or 1]
+            first = top[0]
+            choice["logprobs"] = {"content": [{"token": first[0], "logprob": first[1], "bytes": None,
+                                               "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top]}]}
         out = {
             "id": f"chatcmpl-test-{self.stats['requests']}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": req.get("model", "test-model"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": reply}}],
+            "choices": [choice],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1,
                       "total_tokens": prompt_tokens + len(reply) // 4 + 1},
         }
@@ -164,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--status", type=int, default=0, help="answer every request with this HTTP status")
     p.add_argument("--fail-after", type=int, default=0, help="with --status: serve this many completions first")
     p.add_argument("--malformed", action="store_true")
+    p.add_argument("--no-logprobs", action="store_true", help="ignore requests for logprobs, as some servers do")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     answers = []

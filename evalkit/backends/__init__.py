@@ -34,6 +34,9 @@ class Completion:
     text: str
     finish_reason: str | None = None
     usage: dict = field(default_factory=dict)    # prompt_tokens, completion_tokens
+    # With logprobs requested: for each of the first few generated tokens, its top alternatives
+    # as [[token, logprob], ...]; the scorer finds the answer token among them.
+    top_logprobs: list | None = None
 
 
 class BackendError(Exception):

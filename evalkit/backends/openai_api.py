@@ -89,11 +89,25 @@ class OpenAIBackend:
             text=text,
             finish_reason=choice.get("finish_reason"),
             usage={k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)},
+            top_logprobs=_top_logprobs(choice) if "logprobs" in request.params else None,
         )
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+def _top_logprobs(choice: dict, positions: int = 3) -> list | None:
+    """The top alternatives of the first few generated tokens, as [[[token, logprob], ...], ...]."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    out = []
+    for pos in content[:positions]:
+        alts = [[a.get("token", ""), a.get("logprob")] for a in pos.get("top_logprobs") or []
+                if isinstance(a, dict) and isinstance(a.get("logprob"), (int, float))]
+        if not alts and isinstance(pos.get("logprob"), (int, float)):
+            alts = [[pos.get("token", ""), pos["logprob"]]]
+        out.append(alts)
+    return out or None
 
 
 def _short(exc: BaseException) -> str:

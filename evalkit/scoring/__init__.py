@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..backends import Completion
 from ..datasets import Sample
 from ..spec import EvalSpec
 
@@ -19,14 +20,22 @@ class Score:
     extracted: str | None
     parsed: bool = True
     extras: dict = field(default_factory=dict)   # further per-sample metrics, e.g. DROP's {"em": 1.0}
+    option_probs: dict | None = None             # label -> probability, renormalised over the options
+    missing_mass: float | None = None            # probability the top alternatives left off the options
 
 
-def score(spec: EvalSpec, sample: Sample, completion: str) -> Score:
+def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
     from . import choice, code, drop, match  # small modules; imported here to keep `evalkit --help` fast
 
     method = spec.scoring.method
+    completion = reply.text
     if method == "letter":
-        return choice.score_letter(completion, sample, spec.scoring.labels)
+        result = choice.score_letter(completion, sample, spec.scoring.labels)
+        if reply.top_logprobs is not None and sample.choices:
+            result = choice.with_option_probs(result, reply.top_logprobs, sample, spec.scoring.labels)
+        return result
+    if method == "mc2":
+        return choice.score_mc2(reply, sample, spec.scoring.labels)
     if method == "drop":
         return drop.score_drop(completion, sample)
     if method == "code":

@@ -15,9 +15,12 @@ Anything else is unparseable: scored wrong and recorded with `parsed=False`.
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
 from functools import lru_cache
 
+from ..errors import EvalkitError
 from ..datasets import Sample
 from . import Score
 
@@ -97,3 +100,49 @@ def score_letter(completion: str, sample: Sample, labels: str) -> Score:
     if letter is None:
         return Score(0.0, None, parsed=False)
     return Score(1.0 if letter == sample.answer else 0.0, letter)
+
+
+def option_probs(top_logprobs: list, labels: str) -> tuple[dict[str, float], float] | None:
+    """Per-option probabilities from the answer token's top alternatives.
+
+    The answer token is the first generated position whose alternatives include an option letter
+    (a reply may open with "(" or a space). Each option's probability is the summed exp(logprob)
+    of the alternatives that are that capital letter (give or take surrounding spaces or an
+    opening bracket); they are renormalised over the options, and the mass the alternatives left
+    off the options (other tokens, or letters below the top-k cut-off) is returned beside them.
+    """
+    for alts in top_logprobs:
+        mass: dict[str, float] = {}
+        for token, logprob in alts:
+            letter = token.strip().lstrip("([")
+            if len(letter) == 1 and letter in labels:
+                mass[letter] = mass.get(letter, 0.0) + math.exp(logprob)
+        total = sum(mass.values())
+        if total > 0:
+            probs = {label: mass.get(label, 0.0) / total for label in labels}
+            return probs, max(0.0, 1.0 - total)
+    return None
+
+
+def with_option_probs(result: Score, top_logprobs: list, sample: Sample, labels: str) -> Score:
+    found = option_probs(top_logprobs, labels[: len(sample.choices)])
+    if found is None:
+        return result
+    probs, missing = found
+    return replace(result, option_probs={k: round(v, 6) for k, v in probs.items()}, missing_mass=round(missing, 6))
+
+
+def score_mc2(reply, sample: Sample, labels: str) -> Score:
+    """TruthfulQA MC2: the normalised probability the model puts on the true options (from logprobs)."""
+    if reply.top_logprobs is None:
+        raise EvalkitError(f"sample {sample.id}: MC2 needs log-probabilities and the server returned none "
+                           "(it must support logprobs/top_logprobs)")
+    labels = labels[: len(sample.choices)]
+    found = option_probs(reply.top_logprobs, labels)
+    if found is None:
+        return Score(0.0, None, parsed=False)
+    probs, missing = found
+    value = sum(probs[letter] for letter in sample.answer)
+    top = max(probs, key=probs.get)
+    return Score(round(value, 6), top, option_probs={k: round(v, 6) for k, v in probs.items()},
+                 missing_mass=round(missing, 6))
