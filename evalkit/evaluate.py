@@ -55,6 +55,8 @@ class RunOptions:
     max_cost: float | None = None
     samples: int | None = None          # completions per item, overriding generation.n
     logprobs: bool = False              # ask for the answer token's top log-probabilities
+    cot: bool | None = None             # chain of thought on/off, overriding the spec
+    extract: str | None = None          # answer extraction (answer_line or a regex), overriding the spec
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -73,7 +75,19 @@ def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
                 raise EvalkitError(f"{spec.name}: --shots {opts.shots}: this eval declares no few-shot split (prompt.fewshot)")
         else:
             prompt = prompt.model_copy(update={"fewshot": prompt.fewshot.model_copy(update={"k": opts.shots})})
-    return spec.model_copy(update={"generation": gen, "prompt": prompt})
+    if opts.cot is not None:
+        prompt = prompt.model_copy(update={"chain_of_thought": opts.cot})
+        if opts.cot and opts.max_tokens is None and (gen.max_tokens or 0) < 1024:
+            gen = gen.model_copy(update={"max_tokens": 1024})   # room to reason before the answer
+    scoring = spec.scoring
+    if opts.extract is not None:
+        from .spec import ScoringSpec
+
+        try:
+            scoring = ScoringSpec.model_validate({**scoring.model_dump(), "extract": opts.extract})
+        except ValueError as exc:
+            raise EvalkitError(f"--extract {opts.extract!r}: {exc.errors()[0]['msg']}") from None
+    return spec.model_copy(update={"generation": gen, "prompt": prompt, "scoring": scoring})
 
 
 def select_samples(spec: EvalSpec, opts: RunOptions) -> list[Sample]:

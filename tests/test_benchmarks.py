@@ -374,3 +374,19 @@ def test_translated_mmlu_keeps_answer_and_letters_in_english(evalkit, start_serv
     assert prompt.startswith("Vous êtes un agent intelligent.")
     assert prompt.count("Answer: ") == 3 and "Question de réserve" not in prompt     # 3-shot from dev
     assert "\nA. Rome\nB. Milan" in prompt and prompt.endswith("Answer:")
+
+
+def test_cot_and_extract_flags(evalkit, start_server, data_dir, tmp_path):
+    server = start_server([], default_reply="Let me think: B looks tempting but no.\nFINAL=C")
+    base = ["run", "mmlu.anatomy", "--model", "openai/m", "--base-url", server.url, "--limit", "5", "--json"]
+    cot = json.loads(evalkit(*base, "--cot", "--log-prompts", "--extract", r"FINAL=([A-D])").stdout)
+    rec = [r for r in read_jsonl(cot["log"]) if r["type"] == "sample"][0]
+    assert rec["messages"][-1]["content"].endswith("Answer:\n\nThink step by step, then give your final answer "
+                                                   "on the last line as `Answer: <answer>`.")
+    assert all(r["extracted"] == "C" for r in read_jsonl(cot["log"]) if r["type"] == "sample")
+    header = read_jsonl(cot["log"])[0]
+    assert header["params"]["max_tokens"] == 1024
+    plain = json.loads(evalkit(*base).stdout)
+    assert plain["unparsed"] == 5          # "B ... C" with no marker: ambiguous, not guessed
+    bad = evalkit(*base, "--extract", "no group")
+    assert bad.returncode == 2 and "--extract" in bad.stderr and "group" in bad.stderr

@@ -30,7 +30,7 @@ def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
     method = spec.scoring.method
     completion = reply.text
     if method == "letter":
-        result = choice.score_letter(completion, sample, spec.scoring.labels)
+        result = choice.score_letter(completion, sample, spec.scoring.labels, spec.scoring.extract)
         if reply.top_logprobs is not None and sample.choices:
             result = choice.with_option_probs(result, reply.top_logprobs, sample, spec.scoring.labels)
         return result

@@ -87,8 +87,18 @@ def extract_letters(text: str, labels: str) -> str | None:
     return "".join(sorted(letters)) or None
 
 
-def score_letter(completion: str, sample: Sample, labels: str) -> Score:
-    """One letter for single-answer items; for items whose answer is several letters, the exact set."""
+def score_letter(completion: str, sample: Sample, labels: str, extract: str | None = None) -> Score:
+    """One letter for single-answer items; for items whose answer is several letters, the exact set.
+
+    With `extract` (a regex with one group, or answer_line), only what it captures is read.
+    """
+    if extract is not None:
+        from .match import extract_answer
+
+        found = extract_answer(completion, extract)
+        if found is None:
+            return Score(0.0, None, parsed=False)
+        completion = found
     if sample.choices is not None:
         labels = labels[: len(sample.choices)]
     if len(sample.answer) > 1:
