@@ -213,6 +213,42 @@ def _format_plan(p: dict) -> str:
     return "\n".join(lines)
 
 
+@cli.command()
+@click.argument("base_log", type=click.Path(dir_okay=False))
+@click.argument("new_log", type=click.Path(dir_okay=False))
+@click.option("--max-drop", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Largest tolerated drop of the main metric (e.g. 0.01 = one point of accuracy).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Significance level of the drop.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def compare(base_log: str, new_log: str, max_drop: float, alpha: float, as_json: bool) -> None:
+    """Pair two logs of one eval by sample; exit 1 on a significant drop larger than --max-drop."""
+    from .compare import compare_logs
+
+    r = compare_logs(base_log, new_log, max_drop=max_drop, alpha=alpha)
+    if as_json:
+        click.echo(json.dumps(r))
+    else:
+        o, g = r["overall"], r["gate"]
+        click.echo(f"{r['eval']} {r['metric']}: {r['base']['model']} {_fmt(o['base'])} -> {r['new']['model']} "
+                   f"{_fmt(o['new'])}  diff {o['diff']:+.4f} (95% CI {_fmt(o['ci95'][0])} to {_fmt(o['ci95'][1])}, "
+                   f"p={o['p_value']:.4g}, {o['test']})")
+        u = r["unpaired"]
+        click.echo(f"  paired {r['paired']} samples; unpaired: {u['base_only']} scored only in base, {u['new_only']} only "
+                   f"in new (errors: {u['errors']['base']} in base, {u['errors']['new']} in new)")
+        f = r["flipped"]
+        click.echo(f"  flipped: {f['worse_count']} worse, {f['better_count']} better"
+                   + (f"; worse: {', '.join(f['worse'][:10])}" + (" ..." if f['worse_count'] > 10 else "") if f["worse"] else ""))
+        moved = [(k, v) for k, v in r["groups"].items() if v["p_value"] is not None and v["p_value"] < alpha]
+        for k, v in moved:
+            click.echo(f"  group {k}: {v['diff']:+.4f} (p={v['p_value']:.4g}, n={v['n']})")
+        verdict = "REGRESSION" if g["regression"] else "ok"
+        click.echo(f"  gate: drop {g['drop']:+.4f} vs --max-drop {g['max_drop']}, "
+                   f"{'significant' if g['significant'] else 'not significant'} at alpha {g['alpha']}: {verdict}")
+    if r["gate"]["regression"]:
+        sys.exit(1)
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 

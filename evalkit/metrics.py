@@ -9,6 +9,7 @@ Samples that ended in an error carry no score and are counted apart, never as wr
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -102,3 +103,44 @@ def calibration(points: list[tuple[dict[str, float], str]], bins: int = 10) -> d
                       "confidence": None if conf is None else round(conf, 6),
                       "accuracy": None if acc is None else round(acc, 6)})
     return {"ece": round(float(ece), 6), "points": len(ps), "questions": len(points), "bins": table}
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar test: b pairs went right->wrong, c wrong->right.
+
+    Under no change each discordant pair is a fair coin, so p = P(Binomial(b+c, 1/2) is at least
+    as far from (b+c)/2 as observed), i.e. min(1, 2 * P(X <= min(b, c))).
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_difference(base: np.ndarray, new: np.ndarray, seed: int = 0) -> dict:
+    """new - base over paired samples: the mean difference, a paired-bootstrap 95% interval, and a
+    two-sided p-value (exact McNemar for 0/1 scores, else from the bootstrap distribution)."""
+    n = len(base)
+    if n == 0:
+        return {"base": None, "new": None, "diff": None, "ci95": [None, None], "p_value": None, "n": 0}
+    diff = new - base
+    rng = np.random.default_rng(seed)
+    draws = np.empty(RESAMPLES)
+    step = max(1, 4_000_000 // n)
+    for start in range(0, RESAMPLES, step):
+        stop = min(RESAMPLES, start + step)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        draws[start:stop] = diff[idx].mean(axis=1)
+    binary = bool(np.all(np.isin(base, (0.0, 1.0))) and np.all(np.isin(new, (0.0, 1.0))))
+    out = {"base": round(float(base.mean()), 6), "new": round(float(new.mean()), 6),
+           "diff": round(float(diff.mean()), 6), "ci95": _ci(draws), "n": n}
+    if binary:
+        b = int(np.sum((base == 1) & (new == 0)))
+        c = int(np.sum((base == 0) & (new == 1)))
+        out.update({"test": "mcnemar_exact", "p_value": mcnemar_exact(b, c), "right_to_wrong": b, "wrong_to_right": c})
+    else:
+        p = 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))
+        out.update({"test": "paired_bootstrap", "p_value": min(1.0, p)})
+    return out
