@@ -214,6 +214,22 @@ def _format_plan(p: dict) -> str:
 
 
 @cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+def report(logs: tuple[str, ...], fmt: str, out: Path | None) -> None:
+    """A Markdown or self-contained HTML report of run logs (several models side by side)."""
+    from .report import render
+
+    text = render(list(logs), fmt=fmt, out=out)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+@cli.command()
 @click.argument("base_log", type=click.Path(dir_okay=False))
 @click.argument("new_log", type=click.Path(dir_okay=False))
 @click.option("--max-drop", type=click.FloatRange(min=0), default=0.0, show_default=True,

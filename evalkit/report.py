@@ -1,0 +1,217 @@
+"""Run logs -> a report: Markdown, or one self-contained HTML file (no network needed to view it).
+
+    evalkit report LOG [LOG ...] [--format md|html] [--out FILE]
+
+For each eval: the main metric with its 95% interval, n, errors, unparsed replies and cost, one
+column per model when several logs of the same eval are given; per-group tables (MMLU subjects,
+sorted); the calibration (ECE) and a reliability diagram where the run recorded option
+probabilities. A log without a final summary (a killed run) is summarised from its samples and
+marked incomplete. HTML embeds its images as data URIs; Markdown writes them beside `--out`.
+
+This module only reads logs and renders: it never runs an eval.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EvalkitError
+from .logs import read_log
+from .metrics import calibration as calibrate
+from .metrics import summarize
+
+
+@dataclass
+class Run:
+    path: str
+    eval: str
+    model: str
+    summary: dict
+
+    @property
+    def metric(self) -> str:
+        return self.summary.get("primary_metric", "accuracy")
+
+
+def load_run(path: str) -> Run:
+    header, samples, summary = read_log(path)
+    if summary is None or summary.get("incomplete"):
+        summary = _summary_from_samples(header, samples, summary)
+    return Run(str(path), header.get("eval", "?"), header.get("model", "?"), summary)
+
+
+def _summary_from_samples(header: dict, samples: dict, partial: dict | None) -> dict:
+    metric = (header.get("spec") or {}).get("metrics", ["accuracy"])[0]
+    scored = [(r.get("group"), float(r["score"])) for r in samples.values() if r.get("score") is not None]
+    metrics = summarize(scored, name=metric)
+    groups = metrics.pop("groups", None)
+    probs = [(r["option_probs"], r.get("target") or "") for r in samples.values() if r.get("option_probs")]
+    out = {"eval": header.get("eval"), "model": header.get("model"), "primary_metric": metric, "incomplete": True,
+           "status": (partial or {}).get("status", "no summary: the run stopped early"),
+           "n": len(samples), "scored": len(scored), "errors": sum(1 for r in samples.values() if r.get("error")),
+           "unparsed": sum(1 for r in samples.values() if r.get("parsed") is False), "metrics": metrics,
+           "groups": groups, "cost_usd": (partial or {}).get("cost_usd")}
+    if probs:
+        out["calibration"] = calibrate(probs)
+    return out
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _cell(run: Run) -> str:
+    m = run.summary["metrics"].get(run.metric) or {}
+    lo, hi = m.get("ci95", [None, None])
+    return f"{_fmt(m.get('value'))} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _cost(run: Run) -> str:
+    c = run.summary.get("cost_usd")
+    return f"${c['all_samples']:.4f}" if c and c.get("all_samples") is not None else "–"
+
+
+def reliability_png(cal: dict, title: str) -> bytes:
+    """A reliability diagram: accuracy per confidence bin against the diagonal, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = [b for b in cal["bins"] if b["count"]]
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=100)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#888", linewidth=1, label="perfect calibration")
+    ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.095,
+           color="#3b6ea5", alpha=0.85, label="accuracy in bin")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#c0392b", markersize=4,
+            label="mean confidence")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("P(answer) from log-probabilities")
+    ax.set_ylabel("P(correct)")
+    ax.set_title(f"{title}\nECE = {cal['ece']:.3f}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _by_eval(runs: list[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.eval, []).append(r)
+    return out
+
+
+def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
+    if not paths:
+        raise EvalkitError("report: give at least one run log")
+    runs = [load_run(p) for p in paths]
+    images: list[tuple[str, bytes]] = []
+    for r in runs:
+        cal = r.summary.get("calibration")
+        if cal and cal.get("ece") is not None:
+            images.append((f"{r.eval} · {r.model}", reliability_png(cal, f"{r.eval} · {r.model}")))
+    if fmt == "html":
+        return _html(runs, images)
+    return _markdown(runs, images, out)
+
+
+def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None) -> str:
+    lines = ["# evalkit report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run log(s).", ""]
+    for name, group in _by_eval(runs).items():
+        metric = group[0].metric
+        lines += [f"## {name}", "", f"| model | {metric} [95% CI] | n | errors | unparsed | cost |",
+                  "|---|---|---|---|---|---|"]
+        for r in group:
+            s = r.summary
+            flag = " (incomplete)" if s.get("incomplete") else ""
+            lines.append(f"| {r.model}{flag} | {_cell(r)} | {s.get('scored', s.get('n'))}/{s.get('n')} | "
+                         f"{s.get('errors', 0)} | {s.get('unparsed', 0)} | {_cost(r)} |")
+        lines.append("")
+        for r in group:
+            cal = r.summary.get("calibration")
+            if cal and cal.get("ece") is not None:
+                lines.append(f"Calibration of {r.model}: ECE {cal['ece']:.4f} over {cal['points']} option "
+                             "probabilities (10 equal-width bins).")
+                lines.append("")
+        groups = sorted({g for r in group for g in (r.summary.get("groups") or {})})
+        if groups:
+            lines += [f"| group | " + " | ".join(r.model for r in group) + " |", "|---|" + "---|" * len(group)]
+            for g in groups:
+                cells = []
+                for r in group:
+                    m = (r.summary.get("groups") or {}).get(g)
+                    cells.append(f"{_fmt(m.get(r.metric))} (n={m['n']})" if m else "–")
+                lines.append(f"| {g} | " + " | ".join(cells) + " |")
+            lines.append("")
+    if images:
+        if out is None:
+            lines.append("_Reliability diagrams are written beside the report with `--out FILE`._")
+        else:
+            folder = out.with_name(out.stem + "_files")
+            folder.mkdir(parents=True, exist_ok=True)
+            lines += ["## Reliability diagrams", ""]
+            for i, (title, png) in enumerate(images):
+                (folder / f"reliability_{i}.png").write_bytes(png)
+                lines.append(f"![{title}]({folder.name}/reliability_{i}.png)")
+            lines.append("")
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+color:#1d2430;padding:0 1rem}h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #d8dde6;padding-bottom:.3rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d8dde6;padding:.3rem .6rem;
+text-align:left}th{background:#f1f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.incomplete{color:#b03a2e;font-weight:600}.muted{color:#6b7480}figure{display:inline-block;margin:.5rem}
+"""
+
+
+def _html(runs: list[Run], images: list[tuple[str, bytes]]) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>evalkit report</title>",
+             f"<style>{CSS}</style></head><body><h1>evalkit report</h1>",
+             f"<p class='muted'>Generated {e(time.strftime('%Y-%m-%d %H:%M'))} from {len(runs)} run log(s).</p>"]
+    for name, group in _by_eval(runs).items():
+        metric = group[0].metric
+        parts.append(f"<h2>{e(name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(metric)} [95% CI]</th>"
+                     "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
+        for r in group:
+            s = r.summary
+            flag = " <span class='incomplete'>incomplete</span>" if s.get("incomplete") else ""
+            parts.append(f"<tr><td>{e(r.model)}{flag}</td><td class='num'>{e(_cell(r))}</td>"
+                         f"<td class='num'>{s.get('scored', s.get('n'))}/{s.get('n')}</td><td class='num'>{s.get('errors', 0)}</td>"
+                         f"<td class='num'>{s.get('unparsed', 0)}</td><td class='num'>{e(_cost(r))}</td></tr>")
+        parts.append("</tbody></table>")
+        for r in group:
+            cal = r.summary.get("calibration")
+            if cal and cal.get("ece") is not None:
+                parts.append(f"<p>Calibration of {e(r.model)}: ECE {cal['ece']:.4f} over {cal['points']} option "
+                             "probabilities (10 equal-width bins).</p>")
+        groups = sorted({g for r in group for g in (r.summary.get("groups") or {})})
+        if groups:
+            parts.append("<table class='groups'><thead><tr><th>group</th>"
+                         + "".join(f"<th>{e(r.model)}</th>" for r in group) + "</tr></thead><tbody>")
+            for g in groups:
+                cells = []
+                for r in group:
+                    m = (r.summary.get("groups") or {}).get(g)
+                    cells.append(f"<td class='num'>{_fmt(m.get(r.metric))} (n={m['n']})</td>" if m else "<td>–</td>")
+                parts.append(f"<tr><td>{e(g)}</td>{''.join(cells)}</tr>")
+            parts.append("</tbody></table>")
+    if images:
+        parts.append("<h2>Reliability diagrams</h2>")
+        for title, png in images:
+            data = base64.b64encode(png).decode()
+            parts.append(f"<figure><img alt='reliability diagram: {e(title)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption class='muted'>{e(title)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "".join(parts)
