@@ -130,6 +130,8 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--max-cost", type=click.FloatRange(min=0), help="Stop before spending more than this many USD.")
 @click.option("--fail-on-error", "fail_on_error", help="Exit 1 if more than N samples (or a FRACTION like 0.01) end in errors.")
+@click.option("--exclude", type=click.Path(dir_okay=False, path_type=Path),
+              help="Leave out the sample ids listed in this file (one per line), e.g. contaminated ones.")
 @click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
@@ -211,6 +213,37 @@ def _format_plan(p: dict) -> str:
     else:
         lines.append(f"  estimated cost: unknown (no price for {p['model']} in registry/prices.yaml)")
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Training text: .txt, .jsonl (one document per line), either gzipped. Repeat for several.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the three substrings drawn per sample.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the contaminated sample ids here, one per line (for `run --exclude`).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def contamination(name: str, corpus: tuple[str, ...], seed: int, out: Path | None, as_json: bool) -> None:
+    """Which samples of an eval occur in a training corpus (GPT-4 report, Appendix C)."""
+    from .contamination import check
+    from .datasets import load_samples
+    from .registry import load_registry
+
+    reg, named = load_registry([name] if _is_path(name) else [])
+    spec = reg.resolve(named[0] if named else name)
+    result = {"eval": spec.name, **check(load_samples(spec), list(corpus), seed)}
+    if out is not None:
+        out.write_text("".join(i + "\n" for i in result["contaminated"]), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{spec.name}: {result['count']} of {result['n']} samples contaminated ({result['share']:.2%}); "
+               f"{result['probes']} probes over {result['corpus_bytes'] / 1e6:,.1f} MB in {result['seconds']:.1f}s "
+               f"({result['mb_per_s']} MB/s, {result['engine']})")
+    for sid in result["contaminated"][:20]:
+        click.echo(f"  {sid}")
+    if result["count"] > 20:
+        click.echo(f"  ... {result['count'] - 20} more" + (f" (all in {out})" if out else " (--out FILE lists all)"))
 
 
 @cli.command()

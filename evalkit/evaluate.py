@@ -57,6 +57,7 @@ class RunOptions:
     logprobs: bool = False              # ask for the answer token's top log-probabilities
     cot: bool | None = None             # chain of thought on/off, overriding the spec
     extract: str | None = None          # answer extraction (answer_line or a regex), overriding the spec
+    exclude: Path | None = None         # a file of sample ids to leave out (e.g. contaminated ones)
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -97,8 +98,19 @@ def select_samples(spec: EvalSpec, opts: RunOptions) -> list[Sample]:
         if s.id in seen:
             raise EvalkitError(f"{spec.name}: duplicate sample id {s.id!r} in the data; ids must be unique (dataset.fields.id)")
         seen.add(s.id)
+    if opts.exclude is not None:
+        drop = excluded_ids(opts.exclude)
+        samples = [s for s in samples if s.id not in drop]
     random.Random(opts.seed).shuffle(samples)
     return samples[: opts.limit] if opts.limit is not None else samples
+
+
+def excluded_ids(path: Path) -> set[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EvalkitError(f"--exclude {path}: cannot read ({exc.strerror})") from None
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
 
 
 def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
@@ -123,10 +135,13 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
         "spec": spec.model_dump(exclude={"source_file", "description"}),
         "model": opts.model, "endpoint": backend.endpoint, "params": params, "limit": opts.limit,
     }
+    if opts.exclude is not None:
+        identity["exclude"] = sorted(excluded_ids(opts.exclude))
     run_key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     header = {
         "type": "header", "run_key": run_key, "eval": spec.name, "model": opts.model, "endpoint": backend.endpoint,
         "params": params, "seed": opts.seed, "limit": opts.limit, "spec": identity["spec"],
+        "excluded": {"file": str(opts.exclude), "count": len(identity["exclude"])} if opts.exclude else None,
         "versions": {"evalkit": __version__, "python": platform.python_version()},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -325,6 +340,7 @@ def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed
         "incomplete": status != "complete" or len(ids) < len(samples),
         "status": status,
         "primary_metric": primary,
+        "excluded": len(excluded_ids(opts.exclude)) if opts.exclude else 0,
         "n": len(samples),
         "scored": len(ids),
         "errors": errors,

@@ -42,7 +42,11 @@ def load_run(path: str) -> Run:
     header, samples, summary = read_log(path)
     if summary is None or summary.get("incomplete"):
         summary = _summary_from_samples(header, samples, summary)
-    return Run(str(path), header.get("eval", "?"), header.get("model", "?"), summary)
+    model = header.get("model", "?")
+    if header.get("excluded"):
+        # a run on the clean subset (contaminated samples left out) sits beside the full run
+        model += f" (clean: {header['excluded']['count']} excluded)"
+    return Run(str(path), header.get("eval", "?"), model, summary)
 
 
 def _summary_from_samples(header: dict, samples: dict, partial: dict | None) -> dict:
