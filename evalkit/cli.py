@@ -123,6 +123,8 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--samples", type=click.IntRange(min=1), help="Completions per item (for pass@k), overriding the spec.")
 @click.option("--cot/--no-cot", default=None, help="Chain of thought on or off (on: the model reasons, then ends with 'Answer: X'; max_tokens rises to 1024).")
 @click.option("--extract", help="Answer extraction: answer_line (text after the last 'Answer:') or a regex with one group.")
+@click.option("--answer-by", type=click.Choice(["text", "logprob"]),
+              help="Multiple choice: parse the reply's text, or take the most probable option letter (one forward pass).")
 @click.option("--logprobs", is_flag=True, help="Ask for the answer token's top log-probabilities: option probabilities and calibration (ECE).")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where run logs go.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log.")

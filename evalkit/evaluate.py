@@ -58,6 +58,7 @@ class RunOptions:
     cot: bool | None = None             # chain of thought on/off, overriding the spec
     extract: str | None = None          # answer extraction (answer_line or a regex), overriding the spec
     exclude: Path | None = None         # a file of sample ids to leave out (e.g. contaminated ones)
+    answer_by: str | None = None        # "text" or "logprob": how a multiple-choice answer is read
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -81,6 +82,10 @@ def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
         if opts.cot and opts.max_tokens is None and (gen.max_tokens or 0) < 1024:
             gen = gen.model_copy(update={"max_tokens": 1024})   # room to reason before the answer
     scoring = spec.scoring
+    if opts.answer_by is not None:
+        if scoring.method != "letter":
+            raise EvalkitError(f"{spec.name}: --answer-by applies to multiple-choice (letter) evals only")
+        scoring = scoring.model_copy(update={"answer_by": opts.answer_by})
     if opts.extract is not None:
         from .spec import ScoringSpec
 
@@ -123,14 +128,17 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
         raise EvalkitError(f"--max-cost: no price is known for {opts.model} (see registry/prices.yaml)")
     try:
         backend = get_backend(opts.model, base_url=opts.base_url, timeout=opts.timeout,
-                              max_connections=opts.concurrency or RunnerOptions().max_concurrency)
+                              max_connections=opts.concurrency or RunnerOptions().max_concurrency,
+                              concurrency=opts.concurrency)
     except FatalError as exc:
         raise EvalkitError(exc.reason) from None
 
     gen = spec.generation
     params = {"temperature": gen.temperature, "max_tokens": gen.max_tokens, "stop": gen.stop, "top_p": gen.top_p, "seed": opts.seed}
-    if spec.scoring.logprobs or opts.logprobs:
+    if spec.scoring.logprobs or opts.logprobs or spec.scoring.answer_by == "logprob":
         params.update({"logprobs": True, "top_logprobs": 20})
+    if spec.scoring.answer_by == "logprob":
+        params["max_tokens"] = 1     # one forward pass: the next token's probabilities are the answer
     identity = {
         "spec": spec.model_dump(exclude={"source_file", "description"}),
         "model": opts.model, "endpoint": backend.endpoint, "params": params, "limit": opts.limit,
@@ -244,6 +252,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
                if uid in results]
         summary = _summary(spec, opts, backend.endpoint, samples, results, ids, len(errored), stats, resumed,
                            log.path, time.monotonic() - started, status, pricer, usage)
+        if hasattr(backend, "describe"):
+            summary["backend"] = backend.describe()
         cal = [calibration[i] for i in ids if i in calibration]
         if cal:
             summary["calibration"] = calibrate([(probs, answer) for probs, answer, _ in cal])

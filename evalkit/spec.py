@@ -158,6 +158,9 @@ class GenerationSpec(_Strict):
 
 class ScoringSpec(_Strict):
     method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop", "code", "mc2"]
+    answer_by: Literal["text", "logprob"] = Field(
+        "text", description="letter evals: read the answer from the reply's text, or take the option letter with "
+                            "the highest probability as the next token (one forward pass; GPT-4 report, multilingual MMLU)")
     logprobs: bool = Field(False, description="ask for the answer token's top log-probabilities (mc2 needs them; "
                                               "--logprobs turns them on for any multiple-choice eval)")
     labels: str = "ABCD"

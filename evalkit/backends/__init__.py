@@ -73,6 +73,7 @@ class Backend(Protocol):
 
 PROVIDERS = {
     "openai": "evalkit.backends.openai_api:OpenAIBackend",
+    "local": "evalkit.backends.local:LocalBackend",
 }
 
 

@@ -28,7 +28,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 class OpenAIBackend:
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, max_connections: int = 100):
+                 timeout: float = 120.0, max_connections: int = 100, **_):
         self.name = name
         self.model = f"openai/{name}"
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL

@@ -29,6 +29,8 @@ def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
 
     method = spec.scoring.method
     completion = reply.text
+    if method == "letter" and spec.scoring.answer_by == "logprob":
+        return choice.score_by_logprob(reply, sample, spec.scoring.labels)
     if method == "letter":
         result = choice.score_letter(completion, sample, spec.scoring.labels, spec.scoring.extract)
         if reply.top_logprobs is not None and sample.choices:

@@ -156,3 +156,18 @@ def score_mc2(reply, sample: Sample, labels: str) -> Score:
     top = max(probs, key=probs.get)
     return Score(round(value, 6), top, option_probs={k: round(v, 6) for k, v in probs.items()},
                  missing_mass=round(missing, 6))
+
+
+def score_by_logprob(reply, sample: Sample, labels: str) -> Score:
+    """The option letter with the highest next-token probability is the answer."""
+    if reply.top_logprobs is None:
+        raise EvalkitError(f"sample {sample.id}: --answer-by logprob needs log-probabilities and the model "
+                           "returned none")
+    labels = labels[: len(sample.choices)]
+    found = option_probs(reply.top_logprobs, labels)
+    if found is None:
+        return Score(0.0, None, parsed=False)
+    probs, missing = found
+    best = max(probs, key=probs.get)
+    return Score(1.0 if best == sample.answer else 0.0, best,
+                 option_probs={k: round(v, 6) for k, v in probs.items()}, missing_mass=round(missing, 6))
