@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local backend on Gemma 3 270M (2 CPU cores here): load times, throughput, overhead.
 
-    EVALKIT_DATA_DIR=../shared/data python scripts/bench_local.py [--n 48] [--batch 16]
+    EVALKIT_DATA_DIR=../shared/data python scripts/bench_local.py [--n 48] [--batch 1]
 
 1. Load time: first (GGUF conversion, empty cache) and cached, as reported by the backend.
 2. MMLU (5-shot) samples/s by log-probability (`--answer-by logprob`) and by generation
@@ -34,7 +34,7 @@ def evalkit(args: list[str], env: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=48)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=1, help="1 is the CPU default; try 4 or 16 to compare")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-local-"))
     env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp / "cache"), "HF_HUB_OFFLINE": "1"}

