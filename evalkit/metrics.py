@@ -126,13 +126,7 @@ def paired_difference(base: np.ndarray, new: np.ndarray, seed: int = 0) -> dict:
     if n == 0:
         return {"base": None, "new": None, "diff": None, "ci95": [None, None], "p_value": None, "n": 0}
     diff = new - base
-    rng = np.random.default_rng(seed)
-    draws = np.empty(RESAMPLES)
-    step = max(1, 4_000_000 // n)
-    for start in range(0, RESAMPLES, step):
-        stop = min(RESAMPLES, start + step)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        draws[start:stop] = diff[idx].mean(axis=1)
+    draws = _bootstrap_means(diff, np.random.default_rng(seed))   # resampling pairs = resampling differences
     binary = bool(np.all(np.isin(base, (0.0, 1.0))) and np.all(np.isin(new, (0.0, 1.0))))
     out = {"base": round(float(base.mean()), 6), "new": round(float(new.mean()), 6),
            "diff": round(float(diff.mean()), 6), "ci95": _ci(draws), "n": n}

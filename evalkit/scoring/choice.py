@@ -142,32 +142,26 @@ def with_option_probs(result: Score, top_logprobs: list, sample: Sample, labels:
     return replace(result, option_probs={k: round(v, 6) for k, v in probs.items()}, missing_mass=round(missing, 6))
 
 
-def score_mc2(reply, sample: Sample, labels: str) -> Score:
-    """TruthfulQA MC2: the normalised probability the model puts on the true options (from logprobs)."""
+def _scored_by_probs(reply, sample: Sample, labels: str, needs: str, value) -> Score:
+    """Score from the option probabilities: `value(probs, best_letter)`; an error if none came back."""
     if reply.top_logprobs is None:
-        raise EvalkitError(f"sample {sample.id}: MC2 needs log-probabilities and the server returned none "
-                           "(it must support logprobs/top_logprobs)")
-    labels = labels[: len(sample.choices)]
-    found = option_probs(reply.top_logprobs, labels)
-    if found is None:
-        return Score(0.0, None, parsed=False)
-    probs, missing = found
-    value = sum(probs[letter] for letter in sample.answer)
-    top = max(probs, key=probs.get)
-    return Score(round(value, 6), top, option_probs={k: round(v, 6) for k, v in probs.items()},
-                 missing_mass=round(missing, 6))
-
-
-def score_by_logprob(reply, sample: Sample, labels: str) -> Score:
-    """The option letter with the highest next-token probability is the answer."""
-    if reply.top_logprobs is None:
-        raise EvalkitError(f"sample {sample.id}: --answer-by logprob needs log-probabilities and the model "
-                           "returned none")
-    labels = labels[: len(sample.choices)]
-    found = option_probs(reply.top_logprobs, labels)
+        raise EvalkitError(f"sample {sample.id}: {needs} needs log-probabilities and the model returned none "
+                           "(the server must support logprobs/top_logprobs)")
+    found = option_probs(reply.top_logprobs, labels[: len(sample.choices)])
     if found is None:
         return Score(0.0, None, parsed=False)
     probs, missing = found
     best = max(probs, key=probs.get)
-    return Score(1.0 if best == sample.answer else 0.0, best,
-                 option_probs={k: round(v, 6) for k, v in probs.items()}, missing_mass=round(missing, 6))
+    return Score(round(value(probs, best), 6), best, option_probs={k: round(v, 6) for k, v in probs.items()},
+                 missing_mass=round(missing, 6))
+
+
+def score_mc2(reply, sample: Sample, labels: str) -> Score:
+    """TruthfulQA MC2: the normalised probability the model puts on the true options (from logprobs)."""
+    return _scored_by_probs(reply, sample, labels, "MC2", lambda probs, _: sum(probs[x] for x in sample.answer))
+
+
+def score_by_logprob(reply, sample: Sample, labels: str) -> Score:
+    """The option letter with the highest next-token probability is the answer."""
+    return _scored_by_probs(reply, sample, labels, "--answer-by logprob",
+                            lambda _, best: 1.0 if best == sample.answer else 0.0)
