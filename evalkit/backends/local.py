@@ -97,9 +97,16 @@ class LocalBackend:
             if (cached / "model.safetensors").is_file():
                 folder, self.loaded_from = cached, f"converted cache {cached}"
             else:
-                tok = AutoTokenizer.from_pretrained(self.source.parent, gguf_file=self.source.name)
-                lm = AutoModelForCausalLM.from_pretrained(self.source.parent, gguf_file=self.source.name,
-                                                          dtype=torch.float32)
+                quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"   # the GGUF converter's own bar
+                try:
+                    tok = AutoTokenizer.from_pretrained(self.source.parent, gguf_file=self.source.name)
+                    lm = AutoModelForCausalLM.from_pretrained(self.source.parent, gguf_file=self.source.name,
+                                                              dtype=torch.float32)
+                finally:
+                    if quiet is None:
+                        os.environ.pop("TQDM_DISABLE", None)
+                    else:
+                        os.environ["TQDM_DISABLE"] = quiet
                 self._save_converted(lm, tok, cached)
                 folder, self.loaded_from = cached, f"GGUF {self.source} (converted and cached)"
         else:
