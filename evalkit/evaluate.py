@@ -10,9 +10,9 @@ model, n, metrics with 95% intervals, per-group metrics, usage, requests sent, l
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
-import math
 import os
 import platform
 import random
@@ -28,7 +28,7 @@ from .datasets import Sample, cache_dir, load_samples
 from .errors import EvalkitError
 from .logs import RunLog, default_log_dir, log_path
 from .metrics import calibration as calibrate
-from .metrics import summarize
+from .metrics import pass_at_k, summarize
 from .prompts import FewShotPool, build_messages
 from .runner import Outcome, RunnerOptions, run_requests
 from .scoring import score
@@ -110,19 +110,27 @@ def select_samples(spec: EvalSpec, opts: RunOptions) -> list[Sample]:
     return samples[: opts.limit] if opts.limit is not None else samples
 
 
-def excluded_ids(path: Path) -> set[str]:
+@functools.lru_cache(maxsize=8)
+def excluded_ids(path: Path) -> frozenset[str]:
+    """The ids listed in an --exclude file (read once per run, however often asked)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise EvalkitError(f"--exclude {path}: cannot read ({exc.strerror})") from None
-    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def fewshot_pool(spec: EvalSpec) -> FewShotPool | None:
+    fs = spec.prompt.fewshot
+    if not fs or not fs.k:
+        return None
+    return FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split)
 
 
 def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     spec = effective_spec(spec, opts)
     samples = select_samples(spec, opts)
-    fs = spec.prompt.fewshot
-    pool = FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split) if fs and fs.k else None
+    pool = fewshot_pool(spec)
     pricer = Pricer.for_model(opts.model)
     if opts.max_cost is not None and not pricer.known:
         raise EvalkitError(f"--max-cost: no price is known for {opts.model} (see registry/prices.yaml)")
@@ -277,8 +285,7 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     """What a run would send, before sending anything: samples, prompt tokens, worst-case cost."""
     spec = effective_spec(spec, opts)
     samples = select_samples(spec, opts)
-    fs = spec.prompt.fewshot
-    pool = FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split) if fs and fs.k else None
+    pool = fewshot_pool(spec)
     counter = TokenCounter(opts.model)
     prompt_tokens = 0
     for s in samples:
@@ -297,13 +304,6 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
         "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
                     "source": source["url"], "recorded": source["recorded"]} if pricer.known else None),
     }
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """The unbiased estimator of Chen et al. (2021): 1 - C(n-c, k) / C(n, k), for n samples, c correct."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
 def _pass_at_k(spec: EvalSpec, results: dict, ids: list[str]) -> tuple[list, dict[str, list[float]]]:

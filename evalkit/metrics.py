@@ -138,3 +138,10 @@ def paired_difference(base: np.ndarray, new: np.ndarray, seed: int = 0) -> dict:
         p = 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))
         out.update({"test": "paired_bootstrap", "p_value": min(1.0, p)})
     return out
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator of Chen et al. (2021): 1 - C(n-c, k) / C(n, k), for n samples, c correct."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))

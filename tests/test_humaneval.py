@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from evalkit.evaluate import pass_at_k
+from evalkit.metrics import pass_at_k
 from evalkit.sandbox import Limits, run_python
 
 CANARY = Path("/tmp/evalkit-sandbox-canary")
