@@ -47,7 +47,7 @@ def list_cmd(as_json: bool) -> None:
     reg = Registry.default()
     rows = []
     for name in reg.names():
-        merged = reg._merge(name, [])[0]
+        merged = reg.merged(name)
         subsets = (merged.get("dataset") or {}).get("subsets") or []
         rows.append({"name": name, "template": merged.get("template"), "description": merged.get("description", ""),
                      "subsets": len(subsets), "file": str(reg.raw[name].doc.path)})

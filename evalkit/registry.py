@@ -126,6 +126,10 @@ class Registry:
         origin = {**origin, **own_origin}
         return merged, origin
 
+    def merged(self, name: str) -> dict:
+        """A spec's raw data with its `extends` chain applied (not yet validated)."""
+        return self._merge(name, [])[0]
+
     def validate_all(self, names: list[str] | None = None) -> list[str]:
         """Every problem in the loaded specs (or just `names`), file:line first."""
         problems = list(self.problems)

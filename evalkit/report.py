@@ -128,33 +128,52 @@ def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
     return _markdown(runs, images, out)
 
 
+@dataclass
+class Section:
+    """One eval's content, computed once; the Markdown and HTML renderers only format it."""
+
+    name: str
+    metric: str
+    rows: list[tuple[str, bool, list[str]]]           # (model, incomplete?, [metric, n, errors, unparsed, cost])
+    calibration: list[str]
+    group_header: list[str]
+    group_rows: list[tuple[str, list[str]]]            # (group, one cell per model; "–" where absent)
+
+
+def _sections(runs: list[Run]) -> list[Section]:
+    out = []
+    for name, group in _by_eval(runs).items():
+        rows = [(r.model, bool(r.summary.get("incomplete")),
+                 [_cell(r), f"{r.summary.get('scored', r.summary.get('n'))}/{r.summary.get('n')}",
+                  str(r.summary.get("errors", 0)), str(r.summary.get("unparsed", 0)), _cost(r)]) for r in group]
+        calibration = [f"Calibration of {r.model}: ECE {cal['ece']:.4f} over {cal['points']} option probabilities "
+                       "(10 equal-width bins)." for r in group
+                       if (cal := r.summary.get("calibration")) and cal.get("ece") is not None]
+        names = sorted({g for r in group for g in (r.summary.get("groups") or {})})
+        group_rows = []
+        for g in names:
+            cells = []
+            for r in group:
+                m = (r.summary.get("groups") or {}).get(g)
+                cells.append(f"{_fmt(m.get(r.metric))} (n={m['n']})" if m else "–")
+            group_rows.append((g, cells))
+        out.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows))
+    return out
+
+
 def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None) -> str:
     lines = ["# evalkit report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run log(s).", ""]
-    for name, group in _by_eval(runs).items():
-        metric = group[0].metric
-        lines += [f"## {name}", "", f"| model | {metric} [95% CI] | n | errors | unparsed | cost |",
+    for sec in _sections(runs):
+        lines += [f"## {sec.name}", "", f"| model | {sec.metric} [95% CI] | n | errors | unparsed | cost |",
                   "|---|---|---|---|---|---|"]
-        for r in group:
-            s = r.summary
-            flag = " (incomplete)" if s.get("incomplete") else ""
-            lines.append(f"| {r.model}{flag} | {_cell(r)} | {s.get('scored', s.get('n'))}/{s.get('n')} | "
-                         f"{s.get('errors', 0)} | {s.get('unparsed', 0)} | {_cost(r)} |")
+        lines += [f"| {model}{' (incomplete)' if incomplete else ''} | " + " | ".join(cells) + " |"
+                  for model, incomplete, cells in sec.rows]
         lines.append("")
-        for r in group:
-            cal = r.summary.get("calibration")
-            if cal and cal.get("ece") is not None:
-                lines.append(f"Calibration of {r.model}: ECE {cal['ece']:.4f} over {cal['points']} option "
-                             "probabilities (10 equal-width bins).")
-                lines.append("")
-        groups = sorted({g for r in group for g in (r.summary.get("groups") or {})})
-        if groups:
-            lines += [f"| group | " + " | ".join(r.model for r in group) + " |", "|---|" + "---|" * len(group)]
-            for g in groups:
-                cells = []
-                for r in group:
-                    m = (r.summary.get("groups") or {}).get(g)
-                    cells.append(f"{_fmt(m.get(r.metric))} (n={m['n']})" if m else "–")
-                lines.append(f"| {g} | " + " | ".join(cells) + " |")
+        for sentence in sec.calibration:
+            lines += [sentence, ""]
+        if sec.group_rows:
+            lines += ["| group | " + " | ".join(sec.group_header) + " |", "|---|" + "---|" * len(sec.group_header)]
+            lines += [f"| {g} | " + " | ".join(cells) + " |" for g, cells in sec.group_rows]
             lines.append("")
     if images:
         if out is None:
@@ -184,32 +203,19 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]]) -> str:
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>evalkit report</title>",
              f"<style>{CSS}</style></head><body><h1>evalkit report</h1>",
              f"<p class='muted'>Generated {e(time.strftime('%Y-%m-%d %H:%M'))} from {len(runs)} run log(s).</p>"]
-    for name, group in _by_eval(runs).items():
-        metric = group[0].metric
-        parts.append(f"<h2>{e(name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(metric)} [95% CI]</th>"
+    for sec in _sections(runs):
+        parts.append(f"<h2>{e(sec.name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(sec.metric)} [95% CI]</th>"
                      "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
-        for r in group:
-            s = r.summary
-            flag = " <span class='incomplete'>incomplete</span>" if s.get("incomplete") else ""
-            parts.append(f"<tr><td>{e(r.model)}{flag}</td><td class='num'>{e(_cell(r))}</td>"
-                         f"<td class='num'>{s.get('scored', s.get('n'))}/{s.get('n')}</td><td class='num'>{s.get('errors', 0)}</td>"
-                         f"<td class='num'>{s.get('unparsed', 0)}</td><td class='num'>{e(_cost(r))}</td></tr>")
+        for model, incomplete, cells in sec.rows:
+            flag = " <span class='incomplete'>incomplete</span>" if incomplete else ""
+            parts.append(f"<tr><td>{e(model)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
         parts.append("</tbody></table>")
-        for r in group:
-            cal = r.summary.get("calibration")
-            if cal and cal.get("ece") is not None:
-                parts.append(f"<p>Calibration of {e(r.model)}: ECE {cal['ece']:.4f} over {cal['points']} option "
-                             "probabilities (10 equal-width bins).</p>")
-        groups = sorted({g for r in group for g in (r.summary.get("groups") or {})})
-        if groups:
+        parts += [f"<p>{e(sentence)}</p>" for sentence in sec.calibration]
+        if sec.group_rows:
             parts.append("<table class='groups'><thead><tr><th>group</th>"
-                         + "".join(f"<th>{e(r.model)}</th>" for r in group) + "</tr></thead><tbody>")
-            for g in groups:
-                cells = []
-                for r in group:
-                    m = (r.summary.get("groups") or {}).get(g)
-                    cells.append(f"<td class='num'>{_fmt(m.get(r.metric))} (n={m['n']})</td>" if m else "<td>–</td>")
-                parts.append(f"<tr><td>{e(g)}</td>{''.join(cells)}</tr>")
+                         + "".join(f"<th>{e(m)}</th>" for m in sec.group_header) + "</tr></thead><tbody>")
+            for g, cells in sec.group_rows:
+                parts.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
             parts.append("</tbody></table>")
     if images:
         parts.append("<h2>Reliability diagrams</h2>")

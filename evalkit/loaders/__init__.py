@@ -26,6 +26,11 @@ def get_loader(fmt: str):
     return importlib.import_module(f"{__name__}.{fmt}").load
 
 
+def data_file(root: Path, name: str) -> Path:
+    """A format's one known file: `root/name`, or `root` itself when the spec points at the file."""
+    return root / name if root.is_dir() else root
+
+
 def split_file(root: Path, split: str, ext: str) -> Path:
     """`root` itself if it is a file, else `root/<split>.<ext>` or `root/<split>`."""
     if root.is_file():

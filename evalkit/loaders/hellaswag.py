@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..datasets import Sample
 from ..errors import EvalkitError
+from . import data_file
 
 FILE = "hellaswag_val_full.txt.bz2"
 
@@ -22,7 +23,7 @@ FILE = "hellaswag_val_full.txt.bz2"
 def load(spec, root: Path, split: str) -> list[Sample]:
     if split not in ("val", "validation"):
         raise EvalkitError(f"{spec.name}: HellaSwag's text form has only the val split, not {split!r}")
-    path = root / FILE if root.is_dir() else root
+    path = data_file(root, FILE)
     try:
         with bz2.open(path, "rt", encoding="utf-8") as fh:
             lines = fh.read().split("\n")

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from ..datasets import Sample
 from ..errors import EvalkitError
+from . import data_file
 
 FILE = "HumanEval.jsonl.gz"
 
 
 def load(spec, root: Path, split: str) -> list[Sample]:
-    path = root / FILE if root.is_dir() else root
+    path = data_file(root, FILE)
     out = []
     try:
         fh = gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")

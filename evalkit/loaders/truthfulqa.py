@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..datasets import Sample
 from ..errors import EvalkitError
+from . import data_file
 
 FILE = "mc_task.json"
 
@@ -23,7 +24,7 @@ FILE = "mc_task.json"
 def load(spec, root: Path, split: str) -> list[Sample]:
     if split not in ("mc1", "mc2"):
         raise EvalkitError(f"{spec.name}: TruthfulQA split must be mc1 or mc2, not {split!r}")
-    path = root / FILE if root.is_dir() else root
+    path = data_file(root, FILE)
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
