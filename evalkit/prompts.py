@@ -7,7 +7,8 @@ A prompt is built from small pieces of the spec's `prompt` section:
           [+ chain-of-thought instruction]
 
 `item` is `prompt.template` filled with the sample (`{question}`, `{choices}` rendered with
-`choice_format`, and every field of the raw record, e.g. MMLU's `{subject_name}`), and `target`
+`choice_format`, `{number}` its position in the prompt, and every field of the raw record, e.g.
+MMLU's `{subject_name}`), and `target`
 is `target_format` filled with the answer. For MMLU this reproduces the original prompt of
 Hendrycks et al.: "The following are multiple choice questions (with answers) about <subject>.",
 then the examples each ending in "Answer: X", then the question ending in "Answer:".
@@ -83,8 +84,9 @@ def _context(spec: EvalSpec, sample: Sample) -> dict:
     return ctx
 
 
-def render_item(spec: EvalSpec, sample: Sample, with_answer: bool) -> str:
+def render_item(spec: EvalSpec, sample: Sample, with_answer: bool, number: int = 1) -> str:
     ctx = _context(spec, sample)
+    ctx["number"] = number          # the item's position in the prompt, for layouts like "Problem 3."
     text = _fill(spec.prompt.template, ctx, spec, sample, "template")
     if with_answer:
         text += _fill(spec.prompt.target_format, ctx, spec, sample, "target_format")
@@ -93,8 +95,8 @@ def render_item(spec: EvalSpec, sample: Sample, with_answer: bool) -> str:
 
 def build_messages(spec: EvalSpec, sample: Sample, shots: list[Sample]) -> list[dict]:
     p = spec.prompt
-    parts = [render_item(spec, ex, with_answer=True) for ex in shots]
-    parts.append(render_item(spec, sample, with_answer=False))
+    parts = [render_item(spec, ex, with_answer=True, number=i) for i, ex in enumerate(shots, 1)]
+    parts.append(render_item(spec, sample, with_answer=False, number=len(shots) + 1))
     user = _fill(p.preamble, _context(spec, sample), spec, sample, "preamble") + p.separator.join(parts)
     if p.chain_of_thought:
         user += "\n\n" + p.cot_instruction

@@ -110,12 +110,18 @@ class Limiter:
         self._last_cut = 0.0
         self._waiters: deque[asyncio.Future] = deque()
 
-    async def acquire(self) -> None:
+    async def acquire(self, retry: bool = False) -> None:
+        """Wait for a slot. A retry goes to the front of the queue: it has already waited out
+        the server's Retry-After once, and queueing it behind fresh requests would stretch the
+        run's tail by a queue's worth of round trips per attempt."""
         if self.in_flight < int(self.limit) and not self._waiters:
             self._take()
             return
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        if retry:
+            self._waiters.appendleft(fut)
+        else:
+            self._waiters.append(fut)
         try:
             await fut
         except asyncio.CancelledError:
@@ -207,7 +213,7 @@ class _Budget:
 async def _attempt(backend: Backend, req: Request, opts: RunnerOptions, stats: RunStats, limiter: Limiter) -> Outcome:
     start = time.monotonic()
     for attempt in itertools.count(1):
-        await limiter.acquire()
+        await limiter.acquire(retry=attempt > 1)
         if stats.stopped == "fatal":  # another request hit a fatal error while this one waited
             limiter.release()
             raise _Stop
