@@ -79,33 +79,46 @@ def show(name: str) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 def validate(paths: tuple[str, ...]) -> None:
-    """Check YAML specs; print file:line: field: problem for each, exit 1 if any."""
+    """Check eval specs and exam definitions; print file:line: field: problem for each, exit 1 if any.
+
+    Without PATHS, the built-in registry. A folder is read like a registry (`evals/`, `exams/`);
+    a YAML file inside an `exams` folder is an exam definition.
+    """
+    from .exams import ExamRegistry
     from .registry import Registry
 
     reg = Registry.default()
-    names = None
-    if paths:
+    if not paths:
+        exams = ExamRegistry.default()
+        names, exam_names = None, list(exams.exams)
+    else:
         reg.problems.clear()       # the built-in registry is only there to resolve `extends`
-        names = []
+        exams = ExamRegistry()
+        names, exam_names = [], []
         for p in paths:
             path = Path(p)
             if path.is_dir():
                 folder = path / "evals" if (path / "evals").is_dir() else path
                 files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
+                if (path / "exams").is_dir() and folder != path:
+                    files += sorted((path / "exams").glob("*.y*ml"))
             elif path.exists():
                 files = [path]
             else:
                 _fail(f"{p}: no such file or folder")
             for f in files:
-                names += reg.add_file(f, override=True)
-    problems = reg.validate_all(names)
+                if f.parent.name == "exams":
+                    exam_names += exams.add_file(f)
+                else:
+                    names += reg.add_file(f, override=True)
+    problems = reg.validate_all(names) + exams.problems + exams.check_evals(reg)
     for p in problems:
         click.echo(p)
-    checked = len(names) if names is not None else len(reg.raw)
+    checked = f"{len(names) if names is not None else len(reg.raw)} spec(s)" + (f", {len(exam_names)} exam(s)" if exam_names else "")
     if problems:
-        click.echo(f"{len(problems)} problem(s) in {checked} spec(s)", err=True)
+        click.echo(f"{len(problems)} problem(s) in {checked}", err=True)
         sys.exit(1)
-    click.echo(f"ok: {checked} spec(s) valid", err=True)
+    click.echo(f"ok: {checked} valid", err=True)
 
 
 @cli.command()
@@ -148,19 +161,40 @@ def run(names, as_json, dry_run, fail_on_error, **kw) -> None:
         bad = [p for p in reg.problems if any(p.startswith(str(Path(x))) for x in paths)]
         if bad:
             _fail(bad[0] + (f" (and {len(bad) - 1} more; run `evalkit validate {' '.join(paths)}`)" if len(bad) > 1 else ""))
+    exams = None
     targets = []
     for n in names:
         if _is_path(n):
             if not Path(n).exists():
                 _fail(f"{n}: no such file")
             targets += [m for m in from_files if reg.raw[m].doc.path == Path(n) and not reg.raw[m].data.get("abstract")]
-        else:
+        elif n in reg.raw or "." in n:
             targets.append(n)
-    specs = [reg.resolve(t) for t in targets]
+        else:
+            from .exams import ExamRegistry
+
+            exams = exams or ExamRegistry.default()
+            targets.append(exams.get(n) if n in exams.exams else n)
+    specs = [t if not isinstance(t, str) else reg.resolve(t) for t in targets]
     opts = RunOptions(**kw)
     threshold = _error_threshold(fail_on_error)
     failed = []
     for spec in specs:
+        if not hasattr(spec, "template"):        # an exam: its sections' evals, then the conversion
+            if dry_run:
+                from .evaluate import dry_run as plan
+
+                for ev in dict.fromkeys(sec.eval for sec in spec.sections if sec.eval):
+                    estimate = plan(reg.resolve(ev), opts)
+                    click.echo(json.dumps(estimate) if as_json else _format_plan(estimate))
+                continue
+            from .examrun import format_result, run_exam
+
+            result = run_exam(spec, reg, opts)
+            click.echo(json.dumps(result) if as_json else format_result(result))
+            if result["incomplete"]:
+                failed.append(f"{spec.name}: incomplete (some items errored or the run stopped); rerun to resume")
+            continue
         if dry_run:
             from .evaluate import dry_run as plan
 
@@ -215,6 +249,61 @@ def _format_plan(p: dict) -> str:
     else:
         lines.append(f"  estimated cost: unknown (no price for {p['model']} in registry/prices.yaml)")
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("exam")
+@click.argument("score", type=float, required=False)
+@click.option("--raw", "raw", multiple=True, metavar="SECTION=POINTS",
+              help="Raw section scores on a real form instead of a scaled SCORE (repeat per section).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bool) -> None:
+    """Convert a score on an exam's scale (or --raw section scores) to its human percentile."""
+    from .exams import ExamRegistry, convert_given
+
+    reg = ExamRegistry.default()
+    parsed = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            _fail(f"--raw {item!r}: write SECTION=POINTS, e.g. --raw quantitative=33")
+    if parsed and score is not None:
+        _fail("give a SCORE or --raw section scores, not both")
+    r = convert_given(reg.get(exam), score, parsed)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    scale = r["scale"]
+    head = f"{r['exam']} ({r['title']}): "
+    if "raw" in r:
+        head += "raw " + ", ".join(f"{k} {v:g}" for k, v in r["raw"].items()) + f" -> composite {r['composite']:g} -> "
+    pct = r["percentile"]["text"] if r["percentile"] else f"no percentile ({r['no_percentile']})"
+    click.echo(head + f"{r['scaled']:g} on {scale['min']:g}-{scale['max']:g} ({scale['unit']}): {pct}")
+    for src in r["sources"]:
+        click.echo(f"  {src['for']}: {src['title']} ({src['publisher']}, {src['year']}) {src['url']}")
+
+
+@cli.command("exams")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per exam.")
+def exams_cmd(as_json: bool) -> None:
+    """The exams in the registry: runnable ones and conversion-only ones."""
+    from .exams import ExamRegistry
+
+    reg = ExamRegistry.default()
+    for name, e in reg.exams.items():
+        row = {"name": name, "title": e.title, "runnable": e.runnable, "sections": [s.name for s in e.sections],
+               "percentile": "forms" if e.forms else ("yes" if e.distribution else "no"), "file": e.source_file}
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            kind = "run" if e.runnable else "convert"
+            click.echo(f"{name:<34} {kind:<8} percentile:{row['percentile']:<6} {e.title}")
+    for p in reg.problems:
+        click.echo(p, err=True)
 
 
 @cli.command()

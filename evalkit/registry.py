@@ -24,6 +24,10 @@ PACKAGE_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+# Sibling folders of `evals/` in a registry that hold other kinds of definitions.
+OTHER_KINDS = {"exams", "graders"}
+
+
 @dataclass
 class RawSpec:
     name: str
@@ -54,7 +58,8 @@ class Registry:
     def add_folder(self, root: Path) -> None:
         folder = root / "evals" if (root / "evals").is_dir() else root
         for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-            self.add_file(path)
+            if not set(path.relative_to(folder).parts[:-1]) & OTHER_KINDS:
+                self.add_file(path)
 
     def add_file(self, path: Path, override: bool = False) -> list[str]:
         """Read one spec file; returns the names it defines. Problems are collected, not raised."""

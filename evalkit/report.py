@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,18 +115,81 @@ def _by_eval(runs: list[Run]) -> dict[str, list[Run]]:
     return out
 
 
+def load_exam(path: str) -> dict | None:
+    """An exam result (`<log dir>/exams/<exam>/<model>.json`), or None if `path` is a run log."""
+    if not str(path).endswith(".json"):
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvalkitError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise EvalkitError(f"{path}: not an exam result ({exc})") from None
+    if not isinstance(data, dict) or data.get("type") != "exam":
+        raise EvalkitError(f"{path}: not an exam result (no \"type\": \"exam\")")
+    return data
+
+
 def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
     if not paths:
-        raise EvalkitError("report: give at least one run log")
-    runs = [load_run(p) for p in paths]
+        raise EvalkitError("report: give at least one run log or exam result")
+    exams = [e for e in (load_exam(p) for p in paths) if e is not None]
+    runs = [load_run(p) for p in paths if not str(p).endswith(".json")]
     images: list[tuple[str, bytes]] = []
+    table = exam_rows(exams)
+    if any(row["lower_bound"] is not None for row in table):
+        images.append(("Exam percentiles (lower bound of each range)", percentile_chart_png(table)))
     for r in runs:
         cal = r.summary.get("calibration")
         if cal and cal.get("ece") is not None:
             images.append((f"{r.eval} · {r.model}", reliability_png(cal, f"{r.eval} · {r.model}")))
     if fmt == "html":
-        return _html(runs, images)
-    return _markdown(runs, images, out)
+        return _html(runs, images, table)
+    return _markdown(runs, images, out, table)
+
+
+def exam_rows(exams: list[dict]) -> list[dict]:
+    """Table 1 of the GPT-4 report, for these results: score / max and the percentile as printed."""
+    rows = []
+    for e in exams:
+        scale, pct = e["scale"], e.get("percentile")
+        lo, hi = e.get("scaled_ci95") or (None, None)
+        top = scale["max"]
+        score = f"{_num(e['scaled'])} / {_num(top)}" if scale["unit"].startswith(("scaled", "points")) else _num(e["scaled"])
+        if scale["unit"] == "percent correct":
+            score = f"{_num(e['scaled'])}%"
+        rows.append({"exam": e.get("title") or e["exam"], "model": e.get("model") or "?", "score": score,
+                     "percentile": pct["text"] if pct else "–",
+                     "ci": f"{_num(lo)}-{_num(hi)}" if lo is not None else "–",
+                     "lower_bound": (0.0 if pct["below"] else pct["low"]) if pct else None,
+                     "incomplete": bool(e.get("incomplete"))})
+    return rows
+
+
+def percentile_chart_png(rows: list[dict]) -> bytes:
+    """Figure 4 of the GPT-4 report: each exam's percentile lower bound, ordered."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((r["lower_bound"], f"{r['exam']} · {r['model']}") for r in rows if r["lower_bound"] is not None)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(pts) + 1.2), dpi=110)
+    ax.barh([label for _, label in pts], [v for v, _ in pts], color="#4a78b5")
+    for i, (v, _) in enumerate(pts):
+        ax.text(v + 1, i, f"{v:g}", va="center", fontsize=8)
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("estimated percentile lower bound among human test takers")
+    ax.set_title("Exam results (lower end of each percentile range)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _num(x) -> str:
+    return "–" if x is None else (str(int(x)) if float(x).is_integer() else f"{x:g}")
 
 
 @dataclass
@@ -161,8 +225,14 @@ def _sections(runs: list[Run]) -> list[Section]:
     return out
 
 
-def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None) -> str:
-    lines = ["# evalkit report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run log(s).", ""]
+def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None, exams: list[dict]) -> str:
+    lines = ["# evalkit report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run log(s)"
+             f"{f' and {len(exams)} exam result(s)' if exams else ''}.", ""]
+    if exams:
+        lines += ["## Exams", "", "| exam | model | score | percentile | score 95% CI |", "|---|---|---|---|---|"]
+        lines += [f"| {r['exam']}{' (incomplete)' if r['incomplete'] else ''} | {r['model']} | {r['score']} | "
+                  f"{r['percentile']} | {r['ci']} |" for r in exams]
+        lines.append("")
     for sec in _sections(runs):
         lines += [f"## {sec.name}", "", f"| model | {sec.metric} [95% CI] | n | errors | unparsed | cost |",
                   "|---|---|---|---|---|---|"]
@@ -177,14 +247,14 @@ def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None
             lines.append("")
     if images:
         if out is None:
-            lines.append("_Reliability diagrams are written beside the report with `--out FILE`._")
+            lines.append("_Figures are written beside the report with `--out FILE`._")
         else:
             folder = out.with_name(out.stem + "_files")
             folder.mkdir(parents=True, exist_ok=True)
-            lines += ["## Reliability diagrams", ""]
+            lines += ["## Figures", ""]
             for i, (title, png) in enumerate(images):
-                (folder / f"reliability_{i}.png").write_bytes(png)
-                lines.append(f"![{title}]({folder.name}/reliability_{i}.png)")
+                (folder / f"figure_{i}.png").write_bytes(png)
+                lines.append(f"![{title}]({folder.name}/figure_{i}.png)")
             lines.append("")
     return "\n".join(lines)
 
@@ -198,11 +268,20 @@ text-align:left}th{background:#f1f4f8}td.num{text-align:right;font-variant-numer
 """
 
 
-def _html(runs: list[Run], images: list[tuple[str, bytes]]) -> str:
+def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict]) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>evalkit report</title>",
              f"<style>{CSS}</style></head><body><h1>evalkit report</h1>",
-             f"<p class='muted'>Generated {e(time.strftime('%Y-%m-%d %H:%M'))} from {len(runs)} run log(s).</p>"]
+             f"<p class='muted'>Generated {e(time.strftime('%Y-%m-%d %H:%M'))} from {len(runs)} run log(s)"
+             f"{f' and {len(exams)} exam result(s)' if exams else ''}.</p>"]
+    if exams:
+        parts.append("<h2>Exams</h2><table class='exams'><thead><tr><th>exam</th><th>model</th><th>score</th>"
+                     "<th>percentile</th><th>score 95% CI</th></tr></thead><tbody>")
+        for r in exams:
+            flag = " <span class='incomplete'>incomplete</span>" if r["incomplete"] else ""
+            parts.append(f"<tr><td>{e(r['exam'])}{flag}</td><td>{e(r['model'])}</td><td class='num'>{e(r['score'])}</td>"
+                         f"<td>{e(r['percentile'])}</td><td class='num'>{e(r['ci'])}</td></tr>")
+        parts.append("</tbody></table>")
     for sec in _sections(runs):
         parts.append(f"<h2>{e(sec.name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(sec.metric)} [95% CI]</th>"
                      "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
@@ -218,10 +297,10 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]]) -> str:
                 parts.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
             parts.append("</tbody></table>")
     if images:
-        parts.append("<h2>Reliability diagrams</h2>")
+        parts.append("<h2>Figures</h2>")
         for title, png in images:
             data = base64.b64encode(png).decode()
-            parts.append(f"<figure><img alt='reliability diagram: {e(title)}' src='data:image/png;base64,{data}'>"
+            parts.append(f"<figure><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption class='muted'>{e(title)}</figcaption></figure>")
     parts.append("</body></html>")
     return "".join(parts)

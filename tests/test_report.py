@@ -46,7 +46,7 @@ def test_markdown_report_side_by_side(evalkit, start_server, tmp_path, data_dir)
     group_table = text.split("## mmlu")[1].split("| group | openai/alpha |")[1]
     subjects = [line.split("|")[1].strip() for line in group_table.splitlines() if line.startswith("| ")]
     assert subjects == sorted(subjects) and len(subjects) > 40
-    assert (tmp_path / "report_files" / "reliability_0.png").stat().st_size > 5000
+    assert (tmp_path / "report_files" / "figure_0.png").stat().st_size > 5000
     # per question: the gold option at 0.7 (right), another at 0.3 (wrong), two at 0 (wrong):
     # ECE = (12 * |1 - .7| + 12 * |0 - .3|) / 48 = 0.15
     assert "ECE 0.1500" in text
