@@ -40,9 +40,28 @@ def cli() -> None:
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per eval.")
-def list_cmd(as_json: bool) -> None:
+@click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
+              help="List an OpenAI Evals registry instead: each eval's class and whether evalkit runs it.")
+def list_cmd(as_json: bool, oai_registry: Path | None) -> None:
     """The evals in the registry."""
     from .registry import Registry
+
+    if oai_registry is not None:
+        from collections import Counter
+
+        from .oaievals import OAIRegistry
+
+        inv = OAIRegistry(oai_registry).inventory()
+        for name, row in inv.items():
+            if as_json:
+                click.echo(json.dumps({"name": name, **row}))
+            else:
+                click.echo(f"{name:<48} {'ok ' if row['supported'] else '-- '} {row['class'] or '?'}"
+                           + ("" if row["supported"] else f"  ({row['reason']})"))
+        counts = Counter(r["class"] for r in inv.values() if r["supported"])
+        click.echo(f"{sum(counts.values())} of {len(inv)} evals runnable: "
+                   + ", ".join(f"{c.rsplit(':', 1)[-1]} {n}" for c, n in counts.most_common()), err=True)
+        return
 
     reg = Registry.default()
     rows = []
@@ -87,9 +106,13 @@ def validate(paths: tuple[str, ...]) -> None:
     from .exams import ExamRegistry
     from .registry import Registry
 
+    from .graders import GraderRegistry
+
     reg = Registry.default()
+    graders = GraderRegistry()
     if not paths:
         exams = ExamRegistry.default()
+        graders = GraderRegistry.default()
         names, exam_names = None, list(exams.exams)
     else:
         reg.problems.clear()       # the built-in registry is only there to resolve `extends`
@@ -100,8 +123,9 @@ def validate(paths: tuple[str, ...]) -> None:
             if path.is_dir():
                 folder = path / "evals" if (path / "evals").is_dir() else path
                 files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
-                if (path / "exams").is_dir() and folder != path:
-                    files += sorted((path / "exams").glob("*.y*ml"))
+                for kind in ("exams", "graders"):
+                    if (path / kind).is_dir() and folder != path:
+                        files += sorted((path / kind).glob("*.y*ml"))
             elif path.exists():
                 files = [path]
             else:
@@ -109,9 +133,11 @@ def validate(paths: tuple[str, ...]) -> None:
             for f in files:
                 if f.parent.name == "exams":
                     exam_names += exams.add_file(f)
+                elif f.parent.name == "graders":
+                    graders.add_file(f)
                 else:
                     names += reg.add_file(f, override=True)
-    problems = reg.validate_all(names) + exams.problems + exams.check_evals(reg)
+    problems = reg.validate_all(names) + exams.problems + exams.check_evals(reg) + graders.problems
     for p in problems:
         click.echo(p)
     checked = f"{len(names) if names is not None else len(reg.raw)} spec(s)" + (f", {len(exam_names)} exam(s)" if exam_names else "")
@@ -147,14 +173,24 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--fail-on-error", "fail_on_error", help="Exit 1 if more than N samples (or a FRACTION like 0.01) end in errors.")
 @click.option("--exclude", type=click.Path(dir_okay=False, path_type=Path),
               help="Leave out the sample ids listed in this file (one per line), e.g. contaminated ones.")
+@click.option("--grader-model", help="Model-graded evals and --versus: the grader, provider/name (default: --model itself).")
+@click.option("--grader-base-url", help="The grader's endpoint (default: --base-url).")
+@click.option("--grades", type=click.Path(dir_okay=False, path_type=Path),
+              help="Exams: human grades for free-response items, a CSV of section,id,score (0-1).")
+@click.option("--versus", metavar="MODEL", help="Pairwise: sample MODEL too and have the grader pick the better reply per sample.")
+@click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
+              help="Run NAMES from this OpenAI Evals registry folder (evals/, data/, modelgraded/, eval_sets/).")
 @click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def run(names, as_json, dry_run, fail_on_error, **kw) -> None:
-    """Run evals (registry names or YAML files) against a model."""
-    from .evaluate import RunOptions, run_eval
+def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **kw) -> None:
+    """Run evals (registry names or YAML files), exams, or OpenAI Evals registry evals against a model."""
+    from .evaluate import RunOptions
     from .registry import load_registry
 
+    if oai_registry is not None:
+        _run_oai(oai_registry, names, as_json, dry_run, fail_on_error, versus, kw)
+        return
     paths = [n for n in names if _is_path(n)]
     reg, from_files = load_registry(paths)
     if reg.problems and paths:
@@ -177,6 +213,56 @@ def run(names, as_json, dry_run, fail_on_error, **kw) -> None:
             targets.append(exams.get(n) if n in exams.exams else n)
     specs = [t if not isinstance(t, str) else reg.resolve(t) for t in targets]
     opts = RunOptions(**kw)
+    if versus:
+        from .pairwise import format_pairwise, run_pairwise
+
+        for spec in specs:
+            if not hasattr(spec, "template"):
+                _fail(f"--versus compares two models on an eval, not on exam {spec.name}")
+            r = run_pairwise(spec, opts, versus)
+            click.echo(json.dumps(r) if as_json else format_pairwise(r))
+            if r["status"] == "interrupted":
+                click.echo("evalkit: interrupted; finished judgements are in the log, run the same command to resume", err=True)
+                sys.exit(130)
+        return
+    if grades is not None and not any(not hasattr(sp, "template") for sp in specs):
+        _fail("--grades applies to exams (free-response sections) only")
+    _run_specs(specs, reg, opts, as_json, dry_run, fail_on_error, grades=grades)
+
+
+def _run_oai(root: Path, names, as_json, dry_run, fail_on_error, versus, kw) -> None:
+    from .evaluate import RunOptions
+    from .oaievals import NotSupported, OAIRegistry
+
+    oai = OAIRegistry(root)
+    expanded = [e for n in names for e in oai.expand(n)]
+    specs, unsupported = [], []
+    for name in expanded:
+        try:
+            specs.append(oai.resolve(name))
+        except NotSupported as exc:
+            if len(expanded) == 1:
+                raise
+            unsupported.append(exc.message)
+    opts = RunOptions(**kw)
+    if versus:
+        from .pairwise import format_pairwise, run_pairwise
+
+        for spec in specs:
+            r = run_pairwise(spec, opts, versus)
+            click.echo(json.dumps(r) if as_json else format_pairwise(r))
+    else:
+        _run_specs(specs, None, opts, as_json, dry_run, fail_on_error, exit_on_failure=not unsupported)
+    for msg in unsupported:
+        click.echo(f"evalkit: skipped, {msg}", err=True)
+    if unsupported:
+        click.echo(f"evalkit: {len(unsupported)} of {len(expanded)} evals not run (not supported)", err=True)
+        sys.exit(1)
+
+
+def _run_specs(specs, reg, opts, as_json, dry_run, fail_on_error, exit_on_failure: bool = True, grades=None) -> None:
+    from .evaluate import run_eval
+
     threshold = _error_threshold(fail_on_error)
     failed = []
     for spec in specs:
@@ -190,7 +276,7 @@ def run(names, as_json, dry_run, fail_on_error, **kw) -> None:
                 continue
             from .examrun import format_result, run_exam
 
-            result = run_exam(spec, reg, opts)
+            result = run_exam(spec, reg, opts, grades=grades)
             click.echo(json.dumps(result) if as_json else format_result(result))
             if result["incomplete"]:
                 failed.append(f"{spec.name}: incomplete (some items errored or the run stopped); rerun to resume")
@@ -218,7 +304,7 @@ def run(names, as_json, dry_run, fail_on_error, **kw) -> None:
                 failed.append(f"{spec.name}: {summary['errors']} samples ended in errors, more than --fail-on-error {fail_on_error}")
     for f in failed:
         click.echo(f"evalkit: {f}", err=True)
-    if failed:
+    if failed and exit_on_failure:
         sys.exit(1)
 
 
@@ -415,6 +501,11 @@ def _print_summary(s: dict) -> None:
     if cal and cal.get("ece") is not None:
         click.echo(f"  calibration: ECE {cal['ece']:.4f} over {cal['points']} option probabilities "
                    f"({cal['questions']} questions, 10 equal-width bins); mean missing mass {cal['mean_missing_mass']:.4f}")
+    g = s.get("grader")
+    if g:
+        gr = g.get("requests") or {}
+        click.echo(f"  grader {g['model']} ({g['spec']}): {g['invalid']} invalid replies (no valid class; not scored); "
+                   f"requests sent {gr.get('sent', 0)}, from cache {gr.get('cached', 0)}, retries {gr.get('retries', 0)}")
     req = s["requests"]
     cost = f"  cost ${s['cost_usd']['this_run']:,.4f}" if s.get("cost_usd") else ""
     click.echo(f"  requests sent {req['sent']} (retries {req['retries']}, from cache {req['cached']}, "

@@ -59,6 +59,8 @@ class RunOptions:
     extract: str | None = None          # answer extraction (answer_line or a regex), overriding the spec
     exclude: Path | None = None         # a file of sample ids to leave out (e.g. contaminated ones)
     answer_by: str | None = None        # "text" or "logprob": how a multiple-choice answer is read
+    grader_model: str | None = None     # model-graded evals: the grader (default: --model itself)
+    grader_base_url: str | None = None  # its endpoint (default: --base-url)
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -141,6 +143,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     except FatalError as exc:
         raise EvalkitError(exc.reason) from None
 
+    grading = _grading(spec, opts) if spec.scoring.method == "graded" else None
     gen = spec.generation
     params = {"temperature": gen.temperature, "max_tokens": gen.max_tokens, "stop": gen.stop, "top_p": gen.top_p, "seed": opts.seed}
     if spec.scoring.logprobs or opts.logprobs or spec.scoring.answer_by == "logprob":
@@ -153,11 +156,14 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     }
     if opts.exclude is not None:
         identity["exclude"] = sorted(excluded_ids(opts.exclude))
+    if grading is not None:
+        identity["grader"] = grading.identity
     run_key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     header = {
         "type": "header", "run_key": run_key, "eval": spec.name, "model": opts.model, "endpoint": backend.endpoint,
         "params": params, "seed": opts.seed, "limit": opts.limit, "spec": identity["spec"],
         "excluded": {"file": str(opts.exclude), "count": len(identity["exclude"])} if opts.exclude else None,
+        "grader": grading.identity if grading is not None else None,
         "versions": {"evalkit": __version__, "python": platform.python_version()},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -210,6 +216,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
                         "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
             if sc.extras:
                 rec["extras"] = sc.extras
+            if sc.detail is not None:
+                rec["grader"] = sc.detail
             if sc.option_probs is not None:
                 rec.update({"option_probs": sc.option_probs, "missing_mass": sc.missing_mass})
                 calibration[req.key] = (sc.option_probs, smp.answer, sc.missing_mass or 0.0)
@@ -222,9 +230,24 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             sc = await asyncio.to_thread(score, spec, by_key[req.key][0], out.completion)
         record(req, out, sc)
 
+    async def grade_then_record(req: Request, out: Outcome) -> None:
+        from .scoring.graded import GraderError, graded_fields, score_graded
+
+        smp = by_key[req.key][0]
+        fields = {**spec.scoring.grader_fields,
+                  **graded_fields(smp, req.messages, out.completion.text, spec.scoring.criteria)}
+        try:
+            sc = await score_graded(grading.spec, spec.scoring.eval_type, fields, grading.complete)
+        except GraderError as exc:
+            record(req, Outcome(out.completion, f"grader: {exc.reason}", out.attempts, out.latency, out.cached, out.cost), None)
+            return
+        record(req, out, sc)
+
     def sink(req: Request, out: Outcome):
         if out.error is None and spec.scoring.method == "code":
             return score_code_then_record(req, out)      # awaited by the runner
+        if out.error is None and grading is not None:
+            return grade_then_record(req, out)
         record(req, out, None if out.error else score(spec, by_key[req.key][0], out.completion))
         return None
 
@@ -241,7 +264,10 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
         if todo:
             runner_opts = RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, quiet=opts.quiet,
                                         max_cost=opts.max_cost)
-            stats = asyncio.run(_run(backend, requests(), len(todo), sink, runner_opts, spec.name, cache, pricer, estimate))
+            if grading is not None:
+                grading.open(cache, runner_opts)
+            stats = asyncio.run(_run(backend, requests(), len(todo), sink, runner_opts, spec.name, cache, pricer, estimate,
+                                     grading))
             if stats.stopped:
                 status = "stopped: " + stats.stopped
         else:
@@ -262,6 +288,9 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
                            log.path, time.monotonic() - started, status, pricer, usage)
         if hasattr(backend, "describe"):
             summary["backend"] = backend.describe()
+        if grading is not None:
+            summary["grader"] = {**grading.identity, "invalid": sum(1 for i in ids if not results[i][2]),
+                                 "requests": grading.channel.summary() if grading.channel else None}
         cal = [calibration[i] for i in ids if i in calibration]
         if cal:
             summary["calibration"] = calibrate([(probs, answer) for probs, answer, _ in cal])
@@ -274,11 +303,67 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     return summary
 
 
-async def _run(backend, requests, total, sink, opts, label, cache, pricer, estimate):
+async def _run(backend, requests, total, sink, opts, label, cache, pricer, estimate, grading=None):
     try:
         return await run_requests(backend, requests, total, sink, opts, label, cache=cache, pricer=pricer, estimate=estimate)
     finally:
         await backend.aclose()
+        if grading is not None and grading.channel is not None:
+            await grading.channel.aclose()
+
+
+class _Grading:
+    """A model-graded eval's grader: its spec, model and channel (own limit, retries, cache entries)."""
+
+    def __init__(self, spec, model: str, base_url: str | None, timeout: float, concurrency: int | None):
+        self.spec, self.model, self.base_url = spec, model, base_url
+        self.timeout, self.concurrency = timeout, concurrency
+        self.channel = None
+        self.identity = {"model": model, "spec": spec.name,
+                         "prompt_sha256": hashlib.sha256(json.dumps(spec.model_dump(exclude={"source_file"}),
+                                                                    sort_keys=True).encode()).hexdigest()[:16]}
+        self.params = {"temperature": 0.0, "max_tokens": spec.max_tokens}
+
+    def open(self, cache, runner_opts: RunnerOptions) -> None:
+        from .runner import Channel
+
+        try:
+            backend = get_backend(self.model, base_url=self.base_url, timeout=self.timeout,
+                                  max_connections=self.concurrency or runner_opts.max_concurrency,
+                                  concurrency=self.concurrency)
+        except FatalError as exc:
+            raise EvalkitError(f"--grader-model: {exc.reason}") from None
+        self.channel = Channel(backend, RunnerOptions(concurrency=self.concurrency, max_retries=runner_opts.max_retries,
+                                                      quiet=True), cache=cache, pricer=Pricer.for_model(self.model))
+
+    async def complete(self, messages: list[dict]) -> str:
+        from .scoring.graded import GraderError
+
+        out = await self.channel.complete(Request(key="grader", messages=messages, params=self.params))
+        if out.error:
+            raise GraderError(out.error)
+        return out.completion.text
+
+
+def _grading(spec: EvalSpec, opts: RunOptions) -> _Grading:
+    from .errors import warn
+    from .graders import GraderRegistry
+
+    extra = []
+    if spec.source_file:       # the registry the eval file sits in: <root>/graders, or OpenAI Evals' <root>/modelgraded
+        for root in Path(spec.source_file).resolve().parents:
+            if (root / "graders").is_dir() or (root / "modelgraded").is_dir():
+                extra = [root / "graders", root / "modelgraded"]
+                break
+    grader = GraderRegistry.default(extra=extra).get(spec.scoring.grader)
+    if list(grader.input_outputs.items()) != [("input", "completion")]:
+        raise EvalkitError(f"{spec.name}: grader {grader.name} grades {len(grader.input_outputs)} inputs at once "
+                           f"({', '.join(grader.input_outputs)}); evalkit grades one reply per sample (pairwise: --versus)")
+    model = opts.grader_model
+    if model is None:
+        model = opts.model
+        warn(f"{spec.name}: no --grader-model given, so {model} grades its own replies")
+    return _Grading(grader, model, opts.grader_base_url or opts.base_url, opts.timeout, None)
 
 
 def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
@@ -335,7 +420,8 @@ def _summary(spec, opts, endpoint, samples, results, ids, errors, stats, resumed
     if spec.generation.n > 1 or primary.startswith("pass@"):
         scored, extras = _pass_at_k(spec, results, ids)
     else:
-        scored = [(results[i][0], results[i][1]) for i in ids]
+        # a sample without a score (a grader reply naming no valid class) is counted, not averaged
+        scored = [(results[i][0], results[i][1]) for i in ids if results[i][1] is not None]
         for i in ids:
             for k, v in (results[i][3] or {}).items():
                 extras.setdefault(k, []).append(v)

@@ -4,6 +4,11 @@ The orchestration only: each section's eval runs through `evaluate.run_eval` lik
 (same cache, resume, retries; two sections backed by one eval run it once), the item records are
 read back from the run logs, and `exams.score_exam` does the conversion. The result goes to
 `<log dir>/exams/<exam>/<model>.json` for `evalkit report`.
+
+Free-response sections are scored by whatever their eval scores: a model-graded eval (a grader
+model with the item's rubric, `--grader-model`) gives each answer a fraction of its points; or
+`--grades FILE` replaces those scores with human grades (section,id,score rows; rerunning the
+exam with it sends nothing: the answers come from the run logs).
 """
 
 from __future__ import annotations
@@ -24,7 +29,56 @@ def exam_log_path(log_dir: Path | None, exam: str, model: str) -> Path:
     return Path(log_dir or default_log_dir()) / "exams" / exam / f"{slug}.json"
 
 
-def run_exam(exam: Exam, registry, opts: RunOptions) -> dict:
+def read_grades(path: Path, exam: Exam) -> dict[str, dict[str, float]]:
+    """Human grades for free-response items: a CSV with columns section,id,score (score = the
+    fraction of the item's points, 0-1). Returns section -> item id -> score."""
+    import csv
+
+    sections = {s.name: s for s in exam.sections}
+    out: dict[str, dict[str, float]] = {}
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise EvalkitError(f"--grades {path}: cannot read ({exc.strerror})") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"section", "id", "score"} <= set(reader.fieldnames):
+            raise EvalkitError(f"{path}:1: --grades needs the columns section,id,score")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            sec = sections.get(row["section"])
+            if sec is None:
+                raise EvalkitError(f"{where}: exam {exam.name} has no section {row['section']!r}")
+            if sec.kind != "free_response":
+                raise EvalkitError(f"{where}: section {sec.name} is multiple choice; grades are for free-response sections")
+            try:
+                score = float(row["score"])
+            except ValueError:
+                score = -1.0
+            if not 0.0 <= score <= 1.0:
+                raise EvalkitError(f"{where}: score {row['score']!r} is not a fraction of the item's points (0-1)")
+            if row["id"] in out.setdefault(sec.name, {}):
+                raise EvalkitError(f"{where}: item {row['id']} of section {sec.name} is graded twice")
+            out[sec.name][row["id"]] = score
+    return out
+
+
+def apply_grades(records: dict[str, list[dict]], grades: dict[str, dict[str, float]], path: Path) -> None:
+    """Replace the scores of graded sections' items with the human grades; every item needs one."""
+    for section, by_id in grades.items():
+        recs = [r for r in records.get(section, []) if not r.get("error")]
+        missing = [r["id"] for r in recs if r["id"] not in by_id]
+        if missing:
+            raise EvalkitError(f"--grades {path}: section {section}: {len(missing)} answered item(s) have no grade "
+                               f"(first: {missing[0]})")
+        known = {r["id"] for r in recs}
+        extra = sorted(set(by_id) - known)
+        if extra:
+            raise EvalkitError(f"--grades {path}: section {section}: no answered item {extra[0]!r} in the run log")
+        records[section] = [{**r, "score": by_id[r["id"]], "parsed": True, "graded_by": "human"} for r in recs]
+
+
+def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None) -> dict:
     if not exam.runnable:
         what = "has no sections" if not exam.sections else "has sections without an eval"
         raise EvalkitError(f"exam {exam.name} {what}, so it cannot be run; convert a score with "
@@ -43,6 +97,8 @@ def run_exam(exam: Exam, registry, opts: RunOptions) -> dict:
             summaries[sec.eval] = run_eval(registry.resolve(sec.eval), opts)
     incomplete = any(s["incomplete"] for s in summaries.values())
     records = {sec.name: read_records(summaries[sec.eval]["log"]) for sec in exam.sections}
+    if grades is not None:
+        apply_grades(records, read_grades(grades, exam), grades)
     logs = {sec.name: summaries[sec.eval]["log"] for sec in exam.sections}
     result = score_exam(exam, records, model=opts.model, logs=logs, incomplete=incomplete, seed=opts.seed)
     out = result.as_dict()

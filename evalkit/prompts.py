@@ -95,6 +95,14 @@ def render_item(spec: EvalSpec, sample: Sample, with_answer: bool, number: int =
 
 def build_messages(spec: EvalSpec, sample: Sample, shots: list[Sample]) -> list[dict]:
     p = spec.prompt
+    if p.chat:
+        # The sample is already a chat (OpenAI Evals' `input`); few-shot examples are chats too,
+        # inserted before its last message, as OpenAI Evals' Match does.
+        messages = sample.fields["messages"]
+        if shots:
+            messages = messages[:-1] + [m for ex in shots for m in ex.fields["messages"]] + messages[-1:]
+        return [{"role": m.get("role") or "user", "content": m["content"], **({"name": m["name"]} if m.get("name") else {})}
+                for m in messages]
     parts = [render_item(spec, ex, with_answer=True, number=i) for i, ex in enumerate(shots, 1)]
     parts.append(render_item(spec, sample, with_answer=False, number=len(shots) + 1))
     user = _fill(p.preamble, _context(spec, sample), spec, sample, "preamble") + p.separator.join(parts)

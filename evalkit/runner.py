@@ -319,3 +319,44 @@ async def run_requests(backend: Backend, requests: Iterable[Request], total: int
         stats.peak_limit = limiter.peak
         progress.update(final=True)
     return stats
+
+
+class Channel:
+    """Requests to a second model from inside a run (a grader): its own concurrency limit (AIMD
+    like the main run's), retries and cache entries, and its own counts. `complete` returns the
+    outcome of one request; it raises FatalError as the main run would."""
+
+    def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None):
+        self.backend, self.opts, self.cache, self.pricer = backend, opts, cache, pricer
+        self.stats = RunStats()
+        self.limiter = Limiter(opts)
+
+    async def complete(self, req: Request) -> Outcome:
+        from .cache import cache_key
+
+        key = cache_key(self.backend.endpoint, self.backend.model, req) if self.cache is not None else None
+        if key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats.cached += 1
+                return Outcome(hit, None, 0, 0.0, cached=True, cost=0.0)
+        out = await _attempt(self.backend, req, self.opts, self.stats, self.limiter)
+        self.stats.done += 1
+        if out.completion is not None:
+            if self.pricer is not None and self.pricer.known:
+                u = out.completion.usage
+                out.cost = self.pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+                self.stats.spent += out.cost
+            if key is not None:
+                self.cache.put(key, out.completion)
+        else:
+            self.stats.errors += 1
+        return out
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {"sent": s.sent, "retries": s.retries, "rate_limited": s.rate_limited, "cached": s.cached,
+                "errors": s.errors, "peak_concurrency": self.limiter.peak, "cost_usd": round(s.spent, 10)}
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

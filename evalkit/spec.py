@@ -146,6 +146,7 @@ class PromptSpec(_Strict):
     fewshot: FewShot | None = None
     chain_of_thought: bool = False
     cot_instruction: str = "Think step by step, then give your final answer on the last line as `Answer: <answer>`."
+    chat: bool = Field(False, description="the sample's own chat messages (an OpenAI Evals `input`) are the prompt")
 
 
 class GenerationSpec(_Strict):
@@ -157,7 +158,8 @@ class GenerationSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop", "code", "mc2"]
+    method: Literal["letter", "exact", "includes", "fuzzy", "numeric", "drop", "code", "mc2", "graded",
+                    "oai_match", "oai_includes", "oai_fuzzy", "json"]
     answer_by: Literal["text", "logprob"] = Field(
         "text", description="letter evals: read the answer from the reply's text, or take the option letter with "
                             "the highest probability as the next token (one forward pass; GPT-4 report, multilingual MMLU)")
@@ -168,6 +170,11 @@ class ScoringSpec(_Strict):
     tolerance: float = Field(1e-6, ge=0.0)
     extract: str | None = Field(None, description="`answer_line` (the text after the last 'Answer:') or a regex "
                                                   "whose first group is the answer; applied before matching")
+    grader: str | None = Field(None, description="graded: a grader spec of registry/graders")
+    criteria: str | None = Field(None, description="graded: the text for the grader prompt's {criteria}")
+    grader_fields: dict[str, str] = Field(default_factory=dict, description="graded: more placeholders for the rubric")
+    eval_type: Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"] | None = Field(
+        None, description="graded: where the grader puts its choice (default: the grader spec's)")
 
     @field_validator("extract")
     @classmethod
@@ -188,7 +195,7 @@ class EvalSpec(_Strict):
 
     name: str
     description: str = ""
-    template: Literal["multiple_choice", "match", "code"]
+    template: Literal["multiple_choice", "match", "code", "model_graded"]
     dataset: DatasetSpec
     prompt: PromptSpec = PromptSpec()
     generation: GenerationSpec = GenerationSpec()
@@ -203,9 +210,9 @@ class EvalSpec(_Strict):
     def _known_metrics(cls, v: list[str]) -> list[str]:
         import re
 
-        bad = [m for m in v if m not in ("accuracy", "f1", "em") and not re.fullmatch(r"pass@[1-9][0-9]*", m)]
+        bad = [m for m in v if m not in ("accuracy", "f1", "em", "score") and not re.fullmatch(r"pass@[1-9][0-9]*", m)]
         if bad or not v:
-            raise ValueError(f"unknown metric(s) {bad}: use accuracy, f1, em or pass@K")
+            raise ValueError(f"unknown metric(s) {bad}: use accuracy, f1, em, score or pass@K")
         return v
     group_by: str | None = None
     subset: str | None = Field(None, description="set by the registry for `<eval>.<subset>` names")
@@ -216,6 +223,8 @@ class EvalSpec(_Strict):
     def _labels_unique(cls, v: ScoringSpec) -> ScoringSpec:
         if len(set(v.labels)) != len(v.labels) or not v.labels:
             raise ValueError("labels must be distinct characters, e.g. ABCD")
+        if (v.method == "graded") != (v.grader is not None):
+            raise ValueError("`grader` goes with method: graded, and method: graded needs a `grader`")
         return v
 
 

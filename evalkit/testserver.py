@@ -6,7 +6,9 @@ It speaks enough of the protocol for the official `openai` client: `POST /v1/cha
 (and `GET /v1/models`), HTTP/1.1 keep-alive, JSON bodies with `choices`, `usage` and the rest.
 On start it prints `listening on http://127.0.0.1:PORT/v1` and serves until killed.
 
-How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line,
+How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line
+(or `{"messages": [...], "reply": ...}`: the reply to exactly that conversation, checked first;
+an entry with `"model": NAME` applies to requests for that model only, so two models can differ),
 optionally with `"logprobs": {"A": -0.1, "B": -2.3}`: the first token's top alternatives returned
 when a request asks for logprobs.
 For each request the server looks for every `match` text inside the last user message and replies
@@ -41,7 +43,11 @@ class Policy:
         self.replies: dict[str, str] = {}
         self.automaton = None
         self.logprobs: dict[str, dict[str, float]] = {}
+        self.exact: dict[str, str] = {}
         for entry in answers:
+            if "messages" in entry:
+                self.exact[conversation_key(entry["messages"])] = entry["reply"]
+                continue
             self.replies[entry["match"]] = entry["reply"]
             if "logprobs" in entry:
                 self.logprobs[entry["match"]] = entry["logprobs"]
@@ -53,7 +59,11 @@ class Policy:
                 self.automaton.add_word(needle, needle)
             self.automaton.make_automaton()
 
-    def reply(self, text: str) -> tuple[str, str | None]:
+    def reply(self, text: str, messages: list | None = None) -> tuple[str, str | None]:
+        if self.exact and messages is not None:
+            key = conversation_key(messages)
+            if key in self.exact:
+                return self.exact[key], key
         best, best_rank = None, None
         if self.automaton is not None:
             for end, needle in self.automaton.iter(text):
@@ -63,10 +73,16 @@ class Policy:
         return (self.replies[best], best) if best is not None else (self.default_reply, None)
 
 
+def conversation_key(messages: list) -> str:
+    """A whole conversation as one string: roles and contents, in order."""
+    return json.dumps([[m.get("role", "user"), m.get("content", "")] for m in messages], ensure_ascii=False)
+
+
 class Server:
     def __init__(self, args: argparse.Namespace, policy: Policy):
         self.args = args
         self.policy = policy
+        self.by_model: dict[str, Policy] = {}     # answer keys that apply to one model only
         self.rng = random.Random(args.seed)
         self.stats = Counter()
         self.hits: Counter = Counter()
@@ -133,7 +149,8 @@ class Server:
             text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
         if a.tail_after and a.tail_after in text:
             text = text.rsplit(a.tail_after, 1)[1]   # only the last block: the item actually asked
-        reply, needle = self.policy.reply(text)
+        policy = self.by_model.get(req.get("model"), self.policy)
+        reply, needle = policy.reply(text, messages)
         if needle is not None:
             self.hits[needle] += 1
         self.stats["completions"] += 1
@@ -142,7 +159,7 @@ class Server:
         if req.get("logprobs") and not a.no_logprobs:
             # The first token's alternatives: the key's chosen {token: logprob}, else the reply's
             # first character with probability 1.
-            alts = self.policy.logprobs.get(needle) if needle is not None else None
+            alts = policy.logprobs.get(needle) if needle is not None else None
             alts = alts or {reply[:1]: 0.0}
             top = sorted(alts.items(), key=lambda kv: -kv[1])[: int(req.get("top_logprobs") or 0) or 1]
             first = top[0]
@@ -185,7 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.answers:
         with open(args.answers, encoding="utf-8") as fh:
             answers = [json.loads(line) for line in fh if line.strip()]
-    server = Server(args, Policy(answers, args.default_reply))
+    server = Server(args, Policy([a for a in answers if "model" not in a], args.default_reply))
+    for model in {a["model"] for a in answers if "model" in a}:
+        server.by_model[model] = Policy([a for a in answers if a.get("model") == model], args.default_reply)
 
     async def serve() -> None:
         srv = await asyncio.start_server(server.handle, args.host, args.port, backlog=1024)

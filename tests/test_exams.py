@@ -31,6 +31,13 @@ def percentile(evalkit, exam: str, *args: str) -> dict:
     return json.loads(res.stdout)
 
 
+def convert(exam: str, score: float) -> dict:
+    """The library API (one process for many conversions; the CLI is checked on the same values below)."""
+    from evalkit.exams import ExamRegistry, convert_given
+
+    return convert_given(ExamRegistry.default().get(exam), score, {})
+
+
 def exam_names_by_table1() -> dict[str, str]:
     out = {}
     for f in EXAMS.glob("*.yaml"):
@@ -55,7 +62,7 @@ def test_ap_cells_of_table1(evalkit):
     assert len(cells) == 24 and len({n for n, _ in cells}) == 15
     exact, off = [], []
     for (name, score), printed in sorted(cells.items()):
-        got = percentile(evalkit, names[name], str(score))["percentile"]
+        got = convert(names[name], score)["percentile"]
         pair = (got["low"], got["high"])
         (exact if pair == printed else off).append((name, score, printed, pair))
         assert abs(pair[0] - printed[0]) <= 2 and abs(pair[1] - printed[1]) <= 2, (name, score, printed, pair)
@@ -83,7 +90,7 @@ def test_gre_formula_cells(evalkit, accuracy, items, scaled):
 def test_lsat_percentiles_of_tables_1_and_9(evalkit):
     """LSAC's 2016-2019 table rounded up gives four of the five LSAT percentiles the report prints."""
     printed = {163: 88, 161: 83, 167: 95, 169: 97, 149: 40}
-    got = {s: percentile(evalkit, "lsat", str(s))["percentile"]["low"] for s in printed}
+    got = {s: convert("lsat", s)["percentile"]["low"] for s in printed}
     assert {s for s in printed if got[s] == printed[s]} == {163, 161, 167, 169}
     assert got[149] == 41                            # the table says 40.1% below 149
     assert percentile(evalkit, "lsat", "163")["percentile"]["text"] == "~88th"
@@ -308,3 +315,41 @@ def test_report_table1_and_figure4(evalkit, start_server, tmp_path):
     assert f"| SAT Math | openai/m | {exams['sat-math']['scaled']:g} / 800 | – |" in text
     assert "| MedQA (USMLE-style, 4 options) | openai/m | " in text
     assert (tmp_path / "report_files" / "figure_0.png").stat().st_size > 3000
+
+
+def test_free_response_section_with_human_grades(evalkit, start_server, tmp_path):
+    """A free-response section scored from --grades (section,id,score); every answer needs a grade."""
+    reg = tmp_path / "reg"
+    (reg / "evals").mkdir(parents=True)
+    (reg / "exams").mkdir()
+    for f in ("capitals.yaml", "capitals.jsonl"):
+        (reg / "evals" / f).write_text((ROOT / "data" / "examples" / f).read_text())
+    rows = [json.loads(x) for x in (ROOT / "data" / "examples" / "capitals.jsonl").read_text().splitlines()]
+    (reg / "exams" / "essay.yaml").write_text(yaml.safe_dump({"capitals-essay": {
+        "title": "Capitals (essay)", "scale": {"min": 0, "max": 40, "unit": "points"},
+        "sections": [{"name": "essays", "eval": "capitals", "kind": "free_response", "items": 10,
+                      "points": {"correct": 4}}],
+        "no_percentile": "fixture"}}))
+    env = {"EVALKIT_REGISTRY": str(reg)}
+    server = start_server([], default_reply="Some long answer")
+    args = ("run", "capitals-essay", "--model", "openai/m", "--base-url", server.url, "--json", "--quiet",
+            "--log-dir", str(tmp_path / "logs"))
+    res = evalkit(*args, env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["scaled"] == 0                     # the eval's own scorer: all wrong
+    grades = tmp_path / "grades.csv"
+    scores = [round((i % 5) / 4, 2) for i in range(len(rows))]
+    grades.write_text("section,id,score\n" + "".join(f"essays,{r['id']},{s}\n" for r, s in zip(rows, scores)))
+    sent = server.stats()["requests"]
+    res = evalkit(*args, "--grades", str(grades), env=env)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert server.stats()["requests"] == sent                         # answers came from the log
+    assert r["scaled"] == math.floor(10 * 4 * sum(scores) / len(scores) + 0.5)
+    assert r["sections"][0]["correct"] == pytest.approx(sum(scores), abs=1e-4)
+    grades.write_text("section,id,score\n" + "".join(f"essays,{r['id']},1\n" for r in rows[1:]))
+    res = evalkit(*args, "--grades", str(grades), env=env)
+    assert res.returncode == 2 and "1 answered item(s) have no grade" in res.stderr
+    grades.write_text("section,id,score\nessays,x,1.5\n")
+    res = evalkit(*args, "--grades", str(grades), env=env)
+    assert res.returncode == 2 and f"{grades}:2: score '1.5' is not a fraction" in res.stderr

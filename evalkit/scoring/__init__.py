@@ -22,6 +22,7 @@ class Score:
     extras: dict = field(default_factory=dict)   # further per-sample metrics, e.g. DROP's {"em": 1.0}
     option_probs: dict | None = None             # label -> probability, renormalised over the options
     missing_mass: float | None = None            # probability the top alternatives left off the options
+    detail: dict | None = None                   # logged beside the sample, not a metric (the grader's exchange)
 
 
 def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
@@ -44,4 +45,8 @@ def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
         return code.score_code(completion, sample)
     if method in ("exact", "includes", "fuzzy", "numeric"):
         return match.score_match(method, completion, sample, spec.scoring)
+    if method in ("oai_match", "oai_includes", "oai_fuzzy", "json"):
+        from .oaievals import score_oai
+
+        return score_oai(method, completion, sample, ignore_case=not spec.scoring.case_sensitive)
     raise ValueError(f"no scorer for method {method!r}")
