@@ -175,6 +175,7 @@ def validate(paths: tuple[str, ...]) -> None:
               help="Leave out the sample ids listed in this file (one per line), e.g. contaminated ones.")
 @click.option("--grader-model", help="Model-graded evals and --versus: the grader, provider/name (default: --model itself).")
 @click.option("--grader-base-url", help="The grader's endpoint (default: --base-url).")
+@click.option("--no-vision", is_flag=True, help="Items with images: send an `IMAGE: <name>` tag per image instead of the image.")
 @click.option("--grades", type=click.Path(dir_okay=False, path_type=Path),
               help="Exams: human grades for free-response items, a CSV of section,id,score (0-1).")
 @click.option("--versus", metavar="MODEL", help="Pairwise: sample MODEL too and have the grader pick the better reply per sample.")

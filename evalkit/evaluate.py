@@ -59,6 +59,7 @@ class RunOptions:
     extract: str | None = None          # answer extraction (answer_line or a regex), overriding the spec
     exclude: Path | None = None         # a file of sample ids to leave out (e.g. contaminated ones)
     answer_by: str | None = None        # "text" or "logprob": how a multiple-choice answer is read
+    no_vision: bool = False             # items' images as IMAGE: tags instead of image parts
     grader_model: str | None = None     # model-graded evals: the grader (default: --model itself)
     grader_base_url: str | None = None  # its endpoint (default: --base-url)
 
@@ -79,6 +80,8 @@ def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
                 raise EvalkitError(f"{spec.name}: --shots {opts.shots}: this eval declares no few-shot split (prompt.fewshot)")
         else:
             prompt = prompt.model_copy(update={"fewshot": prompt.fewshot.model_copy(update={"k": opts.shots})})
+    if opts.no_vision:
+        prompt = prompt.model_copy(update={"vision": False})
     if opts.cot is not None:
         prompt = prompt.model_copy(update={"chain_of_thought": opts.cot})
         if opts.cot and opts.max_tokens is None and (gen.max_tokens or 0) < 1024:

@@ -109,5 +109,33 @@ def build_messages(spec: EvalSpec, sample: Sample, shots: list[Sample]) -> list[
     if p.chain_of_thought:
         user += "\n\n" + p.cot_instruction
     messages = [{"role": "system", "content": p.system}] if p.system else []
-    messages.append({"role": "user", "content": user})
+    images = sample.fields.get("images")
+    if images:
+        messages.append({"role": "user", "content": _with_images(user, images, p.vision)})
+    else:
+        messages.append({"role": "user", "content": user})
     return messages
+
+
+def _with_images(text: str, images: tuple[str, ...], vision: bool):
+    """An item's images: embedded as image parts for a vision model; for a text-only run (`--no-vision`)
+    a line `IMAGE: <name>.png` per image instead, the name a hash of the file so it says nothing
+    about the content (as the GPT-4 report did for text-only runs)."""
+    import base64
+    import hashlib
+    import mimetypes
+
+    if not vision:
+        tags = [f"IMAGE: {hashlib.sha256(open(f, 'rb').read()).hexdigest()[:12]}{_suffix(f)}" for f in images]
+        return text + "\n" + "\n".join(tags)
+    parts = [{"type": "text", "text": text}]
+    for f in images:
+        kind = mimetypes.guess_type(f)[0] or "image/png"
+        data = base64.b64encode(open(f, "rb").read()).decode()
+        parts.append({"type": "image_url", "image_url": {"url": f"data:{kind};base64,{data}"}})
+    return parts
+
+
+def _suffix(path: str) -> str:
+    dot = path.rfind(".")
+    return path[dot:].lower() if dot > path.rfind("/") else ""

@@ -147,6 +147,8 @@ class PromptSpec(_Strict):
     chain_of_thought: bool = False
     cot_instruction: str = "Think step by step, then give your final answer on the last line as `Answer: <answer>`."
     chat: bool = Field(False, description="the sample's own chat messages (an OpenAI Evals `input`) are the prompt")
+    vision: bool = Field(True, description="items' images (dataset.fields.images) embedded as image parts; "
+                                           "false (--no-vision): an `IMAGE: <name>` tag per image instead")
 
 
 class GenerationSpec(_Strict):

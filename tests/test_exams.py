@@ -353,3 +353,49 @@ def test_free_response_section_with_human_grades(evalkit, start_server, tmp_path
     grades.write_text("section,id,score\nessays,x,1.5\n")
     res = evalkit(*args, "--grades", str(grades), env=env)
     assert res.returncode == 2 and f"{grades}:2: score '1.5' is not a fraction" in res.stderr
+
+
+PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2"
+                        "2ae3960000000049454e44ae426082")
+
+
+def test_items_with_images_vision_and_no_vision(evalkit, start_server, tmp_path):
+    """An item's image goes to a vision model as an image part; with --no-vision as an IMAGE: tag
+    whose name (a hash of the file) says nothing about the content."""
+    import base64
+    import hashlib
+
+    (tmp_path / "figure-of-a-triangle.png").write_bytes(PNG_1X1)
+    (tmp_path / "items.jsonl").write_text(json.dumps({
+        "id": "q1", "question": "Which shape is shown?", "choices": ["circle", "triangle"], "answer": "B",
+        "img": "figure-of-a-triangle.png"}) + "\n" + json.dumps({
+        "id": "q2", "question": "Which shape is shown here?", "choices": ["square", "line"], "answer": "A",
+        "img": ["missing.png"]}) + "\n")
+    spec = tmp_path / "shapes.yaml"
+    spec.write_text(yaml.safe_dump({"shapes": {
+        "template": "multiple_choice",
+        "dataset": {"format": "jsonl", "path": "./items.jsonl", "split": "test",
+                    "fields": {"id": "id", "question": "question", "choices": "choices", "answer": "answer",
+                               "images": "img"}},
+        "prompt": {"template": "{question}\n{choices}\nAnswer:"},
+        "scoring": {"method": "letter", "labels": "AB"}}}))
+    server = start_server([], default_reply="B")
+    res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url)
+    assert res.returncode == 2 and "items.jsonl:2: image 'missing.png' not found" in res.stderr
+    (tmp_path / "missing.png").write_bytes(PNG_1X1 + b"\x00")
+    for extra in ((), ("--no-vision",)):
+        res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--log-prompts", "--json",
+                      "--quiet", *extra)
+        assert res.returncode == 0, res.stderr
+        s = json.loads(res.stdout)
+        rec = [r for r in read_jsonl(s["log"]) if r["type"] == "sample" and r["id"] == "q1"][0]
+        content = rec["messages"][-1]["content"]
+        if extra:
+            name = hashlib.sha256(PNG_1X1).hexdigest()[:12] + ".png"
+            assert isinstance(content, str) and content.endswith(f"Answer:\nIMAGE: {name}") and "triangle.png" not in content
+        else:
+            assert content[0]["type"] == "text" and content[0]["text"].endswith("Answer:")
+            assert content[1] == {"type": "image_url",
+                                  "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG_1X1).decode()}}
+        assert s["metrics"]["accuracy"]["value"] == 0.5        # the server read the text part

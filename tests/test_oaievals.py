@@ -190,6 +190,46 @@ def test_model_graded_registry_eval(evalkit, start_server, oai_registry, tmp_pat
     assert s["metrics"]["score"]["value"] is None and s["metrics"]["choice/invalid"]["value"] == 1.0
 
 
+def test_every_model_graded_registry_eval_runs(evalkit, start_server, oai_registry, tmp_path):
+    """All 55 supported ModelBasedClassify evals in one run. The grader always answers "Y": valid
+    exactly for the rubrics whose choices include Y (scored by their choice_scores), invalid (and
+    counted, not scored) for the others."""
+    inv = inventory(evalkit, oai_registry)
+    names = sorted(n for n, r in inv.items() if r["supported"] and "ModelBased" in r["class"])
+    assert len(names) == 55
+    specs = {}
+    for f in (oai_registry / "modelgraded").glob("*.yaml"):
+        specs.update(yaml.safe_load(f.read_text()))
+    entries = {}
+    for f in (oai_registry / "evals").rglob("*.yaml"):
+        entries.update({k: v for k, v in (yaml.safe_load(f.read_text()) or {}).items() if isinstance(v, dict)})
+    server = start_server([{"model": "judge", "match": "\"", "reply": "Y"}], default_reply="Some reply.")  # any grader prompt quotes its choices
+    res = evalkit("run", "--registry", str(oai_registry), *names, "--model", "openai/m", "--grader-model",
+                  "openai/judge", "--base-url", server.url, "--limit", "2", "--json", "--quiet",
+                  "--log-dir", str(tmp_path / "logs"), timeout=1800)
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = {s["eval"]: s for s in map(json.loads, res.stdout.splitlines())}
+    assert sorted(runs) == names
+    valid_evals = 0
+    for name in names:
+        target = entries[name]
+        while "class" not in target:
+            target = entries[target["id"]]
+        spec = specs[target["args"]["modelgraded_spec"].strip()]
+        choices = list(spec["choice_strings"]) if isinstance(spec["choice_strings"], str) else spec["choice_strings"]
+        s = runs[name]
+        assert s["errors"] == 0 and s["scored"] == 2, name
+        if "Y" in choices:
+            valid_evals += 1
+            assert s["grader"]["invalid"] == 0 and s["metrics"]["choice/Y"]["value"] == 1.0, name
+            scores = spec.get("choice_scores")
+            if isinstance(scores, dict):
+                assert s["metrics"]["score"]["value"] == scores["Y"], name
+        else:
+            assert s["grader"]["invalid"] == 2 and s["metrics"]["score"]["n"] == 0, name
+    assert valid_evals >= 10
+
+
 def test_unsupported_and_sets(evalkit, start_server, oai_registry, tmp_path):
     res = evalkit("run", "--registry", str(oai_registry), "theory_of_mind", "--model", "openai/m",
                   "--base-url", "http://127.0.0.1:9/v1")

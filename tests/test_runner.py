@@ -134,7 +134,10 @@ def test_ctrl_c_leaves_a_partial_summary(evalkit, start_server, data_dir, tmp_pa
     env = {**os.environ, "EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "c")}
     proc = subprocess.Popen([sys.executable, "-m", "evalkit", "run", "mmlu.anatomy", "--model", "openai/m",
                              "--base-url", server.url, "--concurrency", "2", "--json", "--log-dir", str(tmp_path / "l")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a shell's background job (a CI script run with &) starts
+                            # with SIGINT ignored, and Python keeps it ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while server.stats().get("completions", 0) < 10 and time.time() < deadline:
         time.sleep(0.05)

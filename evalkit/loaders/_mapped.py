@@ -48,12 +48,29 @@ def samples_from_records(spec: EvalSpec, path: Path, records: Iterable[tuple[int
         group = str(get("group", f["group"])) if "group" in f else None
         if spec.subset and group != spec.subset:
             continue
+        extra = {k: v for k, v in rec.items() if k not in mapped and isinstance(v, (str, int, float))} or NO_FIELDS
+        if "images" in f:
+            extra = {**extra, "images": _images(get("images", f["images"]), path, lineno)}
         out.append(Sample(
             id=str(get("id", f["id"])) if "id" in f else f"{path.stem}/{lineno}",
             question=str(get("question", f["question"])),
             choices=choices,
             answer=str(answer),
             group=group,
-            fields={k: v for k, v in rec.items() if k not in mapped and isinstance(v, (str, int, float))} or NO_FIELDS,
+            fields=extra,
         ))
     return out
+
+
+def _images(value, path: Path, lineno: int) -> tuple[str, ...]:
+    """An item's image files (a path or a list of paths, relative to the data file), checked to exist."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise EvalkitError(f"{path}:{lineno}: the images field must be a file name or a list of file names")
+    found = []
+    for name in names:
+        file = (path.parent / name).resolve()
+        if not file.is_file():
+            raise EvalkitError(f"{path}:{lineno}: image {name!r} not found at {file}")
+        found.append(str(file))
+    return tuple(found)
