@@ -63,23 +63,55 @@ def list_cmd(as_json: bool, oai_registry: Path | None) -> None:
                    + ", ".join(f"{c.rsplit(':', 1)[-1]} {n}" for c, n in counts.most_common()), err=True)
         return
 
+    from .exams import ExamRegistry
+    from .graders import GraderRegistry
+
     reg = Registry.default()
     rows = []
     for name in reg.names():
         merged = reg.merged(name)
         subsets = (merged.get("dataset") or {}).get("subsets") or []
-        rows.append({"name": name, "template": merged.get("template"), "description": merged.get("description", ""),
-                     "subsets": len(subsets), "file": str(reg.raw[name].doc.path)})
+        rows.append({"kind": "eval", "name": name, "template": merged.get("template"),
+                     "description": merged.get("description", ""), "subsets": len(subsets),
+                     "file": str(reg.raw[name].doc.path)})
+    others = []
+    for kind, files in (("exam", ExamRegistry.files()), ("grader", GraderRegistry.files())):
+        for f in files:   # names and titles only: `evalkit validate` checks the definitions
+            for n, body in _peek_yaml(f).items():
+                if kind == "exam":
+                    secs = body.get("sections") or []
+                    runnable = bool(secs) and all(isinstance(x, dict) and x.get("eval") for x in secs)
+                    row = {"template": "exam" if runnable else "exam (convert)", "description": body.get("title", "")}
+                else:
+                    row = {"template": f"grader {body.get('eval_type') or 'classify'}",
+                           "description": body.get("description", "")}
+                others.append({"kind": kind, "name": n, **row, "subsets": 0, "file": str(f)})
     if as_json:
-        for row in rows:
+        for row in rows + others:
             click.echo(json.dumps(row))
         return
-    width = max((len(r["name"]) for r in rows), default=4)
+    width = max((len(r["name"]) for r in rows + others), default=4)
     for r in rows:
         sub = f" (+{r['subsets']} subsets: {r['name']}.<subset>)" if r["subsets"] else ""
         click.echo(f"{r['name']:<{width}}  {r['template'] or '?':<16} {r['description']}{sub}")
+    for kind in ("exam", "grader"):
+        group = [r for r in others if r["kind"] == kind]
+        if group:
+            click.echo(f"\n{kind}s:")
+            for r in group:
+                click.echo(f"{r['name']:<{width}}  {r['template']:<16} {r['description']}")
     if reg.problems:
         click.echo(f"({len(reg.problems)} problem(s) in the registry; run `evalkit validate`)", err=True)
+
+
+def _peek_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return {}        # reported by `evalkit validate`
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
 
 @cli.command()

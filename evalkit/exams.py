@@ -48,7 +48,6 @@ from functools import reduce
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import EvalkitError, SpecError
@@ -380,8 +379,10 @@ def convert(exam: Exam, raws: dict[str, float]) -> tuple[float, float, float]:
     return composite, top, min(max(scaled, exam.scale.min), exam.scale.max)
 
 
-def item_points(sec: Section, records: list[dict]) -> tuple[np.ndarray, dict]:
+def item_points(sec: Section, records: list[dict]) -> tuple["np.ndarray", dict]:
     """Points earned per scored item of a section's log, and the counts behind them."""
+    import numpy as np
+
     p = sec.points
     pts, counts = [], {"correct": 0, "wrong": 0, "blank": 0, "errors": 0}
     for r in records:
@@ -409,6 +410,8 @@ def score_exam(exam: Exam, section_records: dict[str, list[dict]], model: str | 
                logs: dict[str, str] | None = None, incomplete: bool = False, seed: int = 0,
                draws: int = 2000) -> ExamResult:
     """Score an exam from each section's logged item records (`score`, `parsed`, `error`)."""
+    import numpy as np       # here, not at import: `evalkit list` and `percentile` stay fast
+
     rng = np.random.default_rng(seed)
     sections, raws, boot = [], {}, {}
     for sec in exam.sections:
@@ -480,16 +483,18 @@ class ExamRegistry:
         self.exams: dict[str, Exam] = {}
         self.problems: list[str] = []
 
-    @classmethod
-    def default(cls) -> "ExamRegistry":
+    @staticmethod
+    def files() -> list[Path]:
         import os
 
-        reg = cls()
         folders = [EXAMS_DIR] + [Path(p) / "exams" for p in os.environ.get("EVALKIT_REGISTRY", "").split(os.pathsep) if p]
-        for folder in folders:
-            if folder.is_dir():
-                for f in sorted(folder.glob("*.y*ml")):
-                    reg.add_file(f)
+        return [f for folder in folders if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
+
+    @classmethod
+    def default(cls) -> "ExamRegistry":
+        reg = cls()
+        for f in cls.files():
+            reg.add_file(f)
         return reg
 
     def add_file(self, path: Path) -> list[str]:

@@ -148,12 +148,14 @@ class GraderRegistry:
         """evalkit's graders, $EVALKIT_REGISTRY/graders, then `extra` folders; an OpenAI Evals
         `modelgraded` folder is read as OpenAI Evals reads it (a repeated key: the last wins)."""
         reg = cls()
-        folders = [GRADERS_DIR] + [Path(p) / "graders" for p in os.environ.get("EVALKIT_REGISTRY", "").split(os.pathsep) if p]
-        for folder in folders + list(extra or []):
-            if folder.is_dir():
-                for f in sorted(folder.glob("*.y*ml")):
-                    reg.add_file(f, lenient=folder.name == "modelgraded")
+        for f in cls.files(extra):
+            reg.add_file(f, lenient=f.parent.name == "modelgraded")
         return reg
+
+    @staticmethod
+    def files(extra: list[Path] | None = None) -> list[Path]:
+        folders = [GRADERS_DIR] + [Path(p) / "graders" for p in os.environ.get("EVALKIT_REGISTRY", "").split(os.pathsep) if p]
+        return [f for folder in folders + list(extra or []) if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
 
     def add_file(self, path: Path, lenient: bool = False) -> None:
         if lenient:

@@ -15,6 +15,8 @@ def test_list_and_help(evalkit):
     assert res.returncode == 0, res.stderr
     rows = {r["name"]: r for r in map(json.loads, res.stdout.splitlines())}
     assert rows["mmlu"]["subsets"] == 57 and rows["mmlu"]["template"] == "multiple_choice"
+    assert rows["mmlu"]["kind"] == "eval" and rows["lsat"]["kind"] == "exam" and rows["refusal"]["kind"] == "grader"
+    assert rows["ap-biology"]["template"] == "exam (convert)" and rows["sat-math"]["template"] == "exam"
     assert evalkit("--help").returncode == 0
     assert "--concurrency" in evalkit("run", "--help").stdout
 
