@@ -20,8 +20,8 @@ from pathlib import Path
 
 from .errors import EvalkitError, warn
 from .evaluate import RunOptions, run_eval
-from .exams import Exam, read_records, score_exam
-from .logs import default_log_dir
+from .exams import Exam, fmt_number as _n, score_exam
+from .logs import default_log_dir, read_log
 
 
 def exam_log_path(log_dir: Path | None, exam: str, model: str) -> Path:
@@ -96,7 +96,9 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
         if sec.eval not in summaries:
             summaries[sec.eval] = run_eval(registry.resolve(sec.eval), opts)
     incomplete = any(s["incomplete"] for s in summaries.values())
-    records = {sec.name: read_records(summaries[sec.eval]["log"]) for sec in exam.sections}
+    # the last line per item counts: an error line is superseded when a resumed run retries the item
+    items = {ev: list(read_log(s["log"])[1].values()) for ev, s in summaries.items()}
+    records = {sec.name: items[sec.eval] for sec in exam.sections}
     if grades is not None:
         apply_grades(records, read_grades(grades, exam), grades)
     logs = {sec.name: summaries[sec.eval]["log"] for sec in exam.sections}
@@ -140,6 +142,3 @@ def format_result(r: dict) -> str:
         lines.append(f"  log: {r['log']}")
     return "\n".join(lines)
 
-
-def _n(x) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"

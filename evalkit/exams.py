@@ -40,7 +40,6 @@ model. `evalkit run <exam>` (the CLI) runs the section evals first, then calls `
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -82,7 +81,7 @@ class Formula(_Strict):
 def _check_steps(keys: list[float], step: float, what: str) -> None:
     for a, b in zip(keys, keys[1:]):
         if not math.isclose(b - a, step, abs_tol=1e-9):
-            raise ValueError(f"{what} has a gap or uneven step between {_num(a)} and {_num(b)} (expected every {_num(step)})")
+            raise ValueError(f"{what} has a gap or uneven step between {fmt_number(a)} and {fmt_number(b)} (expected every {fmt_number(step)})")
 
 
 class Conversion(_Strict):
@@ -105,12 +104,8 @@ class Conversion(_Strict):
             values = [self.table[k] for k in keys]
             for k, (a, b) in zip(keys[1:], zip(values, values[1:])):
                 if b < a:
-                    raise ValueError(f"conversion table is not monotone: raw {_num(k)} gives {_num(b)}, less than {_num(a)} below it")
+                    raise ValueError(f"conversion table is not monotone: raw {fmt_number(k)} gives {fmt_number(b)}, less than {fmt_number(a)} below it")
         return self
-
-    @property
-    def raw_max(self) -> float | None:
-        return max(self.table) if self.table is not None else None
 
     def apply(self, value: float, accuracy: float) -> float:
         if self.formula is not None:
@@ -145,8 +140,8 @@ class Distribution(_Strict):
                 raise ValueError("percent_below values must lie in 0-100")
             for k, (a, b) in zip(keys[1:], zip(values, values[1:])):
                 if b < a:
-                    raise ValueError(f"distribution is not monotone: {_num(b)}% below score {_num(k)}, "
-                                     f"less than {_num(a)}% below the score under it")
+                    raise ValueError(f"distribution is not monotone: {fmt_number(b)}% below score {fmt_number(k)}, "
+                                     f"less than {fmt_number(a)}% below the score under it")
         else:
             if any(not 0 <= v <= 1 for v in values):
                 raise ValueError("shares must be fractions in 0-1")
@@ -379,8 +374,8 @@ def convert(exam: Exam, raws: dict[str, float]) -> tuple[float, float, float]:
     return composite, top, min(max(scaled, exam.scale.min), exam.scale.max)
 
 
-def item_points(sec: Section, records: list[dict]) -> tuple["np.ndarray", dict]:
-    """Points earned per scored item of a section's log, and the counts behind them."""
+def item_points(sec: Section, records: list[dict]) -> tuple:
+    """Points earned per scored item of a section's log (a numpy array), and the counts behind them."""
     import numpy as np
 
     p = sec.points
@@ -459,14 +454,14 @@ def convert_given(exam: Exam, score: float | None, raw: dict[str, float]) -> dic
             raise EvalkitError(f"exam {exam.name}: --raw is missing section(s) {', '.join(missing)}")
         for s in exam.sections:
             if not 0 <= raw[s.name] <= s.max_raw:
-                raise EvalkitError(f"exam {exam.name}: section {s.name} raw score {_num(raw[s.name])} is outside 0-{_num(s.max_raw)}")
+                raise EvalkitError(f"exam {exam.name}: section {s.name} raw score {fmt_number(raw[s.name])} is outside 0-{fmt_number(s.max_raw)}")
         composite, top, score = convert(exam, raw)
         out.update({"raw": raw, "composite": composite, "composite_max": top})
     elif score is None:
         raise EvalkitError(f"exam {exam.name}: give a SCORE or --raw SECTION=POINTS")
     elif not exam.scale.min <= score <= exam.scale.max:
-        raise EvalkitError(f"exam {exam.name}: score {_num(score)} is outside the scale "
-                           f"{_num(exam.scale.min)}-{_num(exam.scale.max)} ({exam.scale.unit})")
+        raise EvalkitError(f"exam {exam.name}: score {fmt_number(score)} is outside the scale "
+                           f"{fmt_number(exam.scale.min)}-{fmt_number(exam.scale.max)} ({exam.scale.unit})")
     pct = percentile_of(exam, score)
     out.update({"scaled": score, "scale": exam.scale.model_dump(),
                 "percentile": pct.as_dict() if pct else None,
@@ -547,15 +542,6 @@ class ExamRegistry:
         return self.exams[name]
 
 
-def read_records(log_path: str) -> list[dict]:
-    out = []
-    with open(log_path, encoding="utf-8") as f:
-        for line in f:
-            if '"type":"sample"' in line or '"type": "sample"' in line:
-                out.append(json.loads(line))
-    return out
-
-
 # --------------------------------------------------------------------------- helpers
 
 def _round(x: float, step: float, how: str) -> float:
@@ -570,8 +556,12 @@ def _round(x: float, step: float, how: str) -> float:
     return int(v) if float(v).is_integer() else round(v, 6)
 
 
-def _num(x: float) -> str:
+def fmt_number(x: float | None) -> str:
+    """A score as a person writes it: 163, 4.5, 1e+06; a dash for none."""
+    if x is None:
+        return "–"
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
 
 
 def _ordinal(x: float | None) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EvalkitError
+from .exams import fmt_number as _num
 from .logs import read_log
 from .metrics import calibration as calibrate
 from .metrics import summarize
@@ -186,10 +187,6 @@ def percentile_chart_png(rows: list[dict]) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-def _num(x) -> str:
-    return "–" if x is None else (str(int(x)) if float(x).is_integer() else f"{x:g}")
 
 
 @dataclass

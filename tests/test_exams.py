@@ -399,3 +399,26 @@ def test_items_with_images_vision_and_no_vision(evalkit, start_server, tmp_path)
             assert content[1] == {"type": "image_url",
                                   "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG_1X1).decode()}}
         assert s["metrics"]["accuracy"]["value"] == 0.5        # the server read the text part
+
+
+def test_exam_after_resume_counts_each_item_once(evalkit, start_server, tmp_path):
+    """Items that errored in a first run and were answered on resume count once, as answered."""
+    import socket
+
+    with socket.socket() as sock:        # one port for both servers: the endpoint is part of the run's identity
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    failing = start_server([], default_reply="A", status=500, fail_after=10, port=port)
+    args = ("run", "medqa-exam", "--model", "openai/m", "--limit", "20", "--max-retries", "0", "--concurrency", "1",
+            "--json", "--quiet", "--log-dir", str(tmp_path / "logs"), "--base-url", failing.url)
+    first = evalkit(*args)
+    assert first.returncode == 1, first.stderr
+    r = json.loads(first.stdout)
+    assert r["incomplete"] and r["sections"][0]["errors"] == 10 and r["sections"][0]["n"] == 10
+    failing.stop()
+    healthy = start_server([], default_reply="A", port=port)
+    second = evalkit(*args)
+    assert second.returncode == 0, second.stderr
+    r = json.loads(second.stdout)
+    assert not r["incomplete"] and r["sections"][0]["errors"] == 0 and r["sections"][0]["n"] == 20
+    assert healthy.stats()["requests"] == 10

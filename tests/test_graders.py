@@ -4,7 +4,6 @@ the grader are two model names on it, answering from per-model keys."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -7,7 +7,6 @@ import math
 import shutil
 import subprocess
 
-import pytest
 
 from test_logprobs import SPEC
 

@@ -45,9 +45,7 @@ def load(spec, root: Path, split: str) -> list[Sample]:
         if "ideal" not in rec and not graded:
             raise EvalkitError(f"{path}:{lineno}: sample has no `ideal`")
         messages = _chat(rec["input"], path, lineno, "input")
-        ideal = rec.get("ideal", "")
-        if graded and ideal == "":
-            ideal = [""]
+        ideal = rec.get("ideal", "")          # a graded sample may have none
         if isinstance(ideal, str):
             ideals = [ideal]
         elif isinstance(ideal, list) and ideal and all(isinstance(i, str) for i in ideal):
