@@ -47,10 +47,10 @@ from functools import reduce
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import EvalkitError, SpecError
-from .spec import _dotted, load_yaml
+from .errors import EvalkitError
+from .spec import load_definitions
 
 EXAMS_DIR = Path(__file__).resolve().parent.parent / "registry" / "exams"
 
@@ -493,30 +493,10 @@ class ExamRegistry:
         return reg
 
     def add_file(self, path: Path) -> list[str]:
-        try:
-            doc = load_yaml(path)
-        except SpecError as exc:
-            self.problems += exc.problems
-            return []
-        if not isinstance(doc.data, dict):
-            self.problems.append(f"{path}:1: an exam file is a mapping from exam name to definition")
-            return []
-        added = []
-        for name, body in doc.data.items():
-            if not isinstance(body, dict):
-                self.problems.append(f"{path}:{doc.line((name,))}: {name}: an exam definition must be a mapping")
-                continue
-            try:
-                self.exams[name] = Exam.model_validate({**body, "name": name, "source_file": str(path)})
-                added.append(name)
-            except ValidationError as exc:
-                for err in exc.errors():
-                    loc = tuple(err["loc"])
-                    msg = "unknown key" if err["type"] == "extra_forbidden" else (
-                        "required field is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, "))
-                    # pydantic puts model-level errors at the model's own location
-                    self.problems.append(f"{path}:{doc.line((name,) + loc)}: {_dotted((name,) + loc)}: {msg}")
-        return added
+        found, problems = load_definitions(path, Exam, "exam")
+        self.exams.update(found)
+        self.problems += problems
+        return list(found)
 
     def check_evals(self, evals) -> list[str]:
         """Cross-checks against the eval registry: section evals exist, no exam shadows an eval."""

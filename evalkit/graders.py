@@ -31,10 +31,10 @@ import string
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import EvalkitError, SpecError
-from .spec import _dotted, load_yaml
+from .errors import EvalkitError
+from .spec import load_definitions
 
 GRADERS_DIR = Path(__file__).resolve().parent.parent / "registry" / "graders"
 EvalType = Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"]
@@ -158,33 +158,9 @@ class GraderRegistry:
         return [f for folder in folders + list(extra or []) if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
 
     def add_file(self, path: Path, lenient: bool = False) -> None:
-        if lenient:
-            import yaml
-
-            from .spec import YamlDoc
-
-            try:
-                doc = YamlDoc(path, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-            except (OSError, yaml.YAMLError) as exc:
-                self.problems.append(f"{path}:1: cannot read: {exc}")
-                return
-        else:
-            try:
-                doc = load_yaml(path)
-            except SpecError as exc:
-                self.problems += exc.problems
-                return
-        for name, body in (doc.data or {}).items():
-            if not isinstance(body, dict):
-                self.problems.append(f"{path}:{doc.line((name,))}: {name}: a grader must be a mapping")
-                continue
-            try:
-                self.graders[name] = GraderSpec.model_validate({**body, "name": name, "source_file": str(path)})
-            except ValidationError as exc:
-                for err in exc.errors():
-                    loc = (name,) + tuple(err["loc"])
-                    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-                    self.problems.append(f"{path}:{doc.line(loc)}: {_dotted(loc)}: {msg}")
+        found, problems = load_definitions(path, GraderSpec, "grader", lenient=lenient)
+        self.graders.update(found)
+        self.problems += problems
 
     def get(self, name: str) -> GraderSpec:
         if name not in self.graders:

@@ -250,11 +250,7 @@ def validate_spec(name: str, raw: dict, lines_of: "callable", file_of: "callable
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key" + _suggest(loc)
-            elif err["type"] == "missing":
-                msg = "required field is missing"
+            msg = error_text(err) + (_suggest(loc) if err["type"] == "extra_forbidden" else "")
             where = f"{file_of(loc)}:{lines_of(loc)}"
             problems.append(f"{where}: {_dotted((name,) + loc)}: {msg}")
         raise SpecError(problems) from None
@@ -278,3 +274,43 @@ def _suggest(loc: Loc) -> str:
         fields += sorted(META_KEYS)
     close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
     return f" (did you mean `{close[0]}`?)" if close else f" (allowed: {', '.join(fields)})"
+
+
+def error_text(err: dict) -> str:
+    """One pydantic error in evalkit's words."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def load_definitions(path: Path, model: type[BaseModel], kind: str, lenient: bool = False) -> tuple[dict, list[str]]:
+    """A YAML file mapping names to definitions of `model` (exams, graders): the valid ones by name,
+    and one `file:line: name.field: message` per problem. Each gets `name` and `source_file`.
+    `lenient` reads the file as plain PyYAML does (a repeated key: the last wins), for files of
+    another project (OpenAI Evals' modelgraded specs)."""
+    if lenient:
+        try:
+            doc = YamlDoc(path, yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {})
+        except (OSError, yaml.YAMLError) as exc:
+            return {}, [f"{path}:1: cannot read: {exc}"]
+    else:
+        try:
+            doc = load_yaml(path)
+        except SpecError as exc:
+            return {}, exc.problems
+    if not isinstance(doc.data, dict):
+        return {}, [f"{path}:1: a {kind} file is a mapping from {kind} name to definition"]
+    found, problems = {}, []
+    for name, body in doc.data.items():
+        if not isinstance(body, dict):
+            problems.append(f"{path}:{doc.line((name,))}: {name}: a {kind} definition must be a mapping")
+            continue
+        try:
+            found[name] = model.model_validate({**body, "name": name, "source_file": str(path)})
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = (name,) + tuple(err["loc"])   # model-level errors sit at the definition's own line
+                problems.append(f"{path}:{doc.line(loc)}: {_dotted(loc)}: {error_text(err)}")
+    return found, problems
