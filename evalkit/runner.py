@@ -258,51 +258,22 @@ async def run_requests(backend: Backend, requests: Iterable[Request], total: int
     `cache` (a `Cache`) answers repeated requests; `pricer` turns usage into dollars; `estimate`
     gives a request's worst-case cost for `opts.max_cost`.
     """
-    from .cache import cache_key
-
-    stats = RunStats(total=total)
-    limiter = Limiter(opts)
+    channel = Channel(backend, opts, cache=cache, pricer=pricer, estimate=estimate)
+    stats, limiter = channel.stats, channel.limiter
+    stats.total = total
     progress = Progress(stats, label, opts.quiet, limiter)
-    budget = _Budget(stats, opts.max_cost, estimate)
     it = iter(requests)
-
-    async def one(req: Request) -> Outcome:
-        key = cache_key(backend.endpoint, backend.model, req) if cache is not None else None
-        if key is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                stats.cached += 1
-                return Outcome(hit, None, 0, 0.0, cached=True, cost=0.0)
-        reserved = budget.reserve(req)
-        if reserved is None:
-            stats.stopped = "max_cost"
-            return None
-        try:
-            out = await _attempt(backend, req, opts, stats, limiter)
-        finally:
-            stats.reserved -= reserved
-        if out.completion is not None:
-            if pricer is not None and pricer.known:
-                u = out.completion.usage
-                out.cost = pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
-                stats.spent += out.cost
-            if key is not None:
-                cache.put(key, out.completion)
-        return out
 
     async def worker() -> None:
         for req in it:  # a shared iterator: each worker pulls the next request when it is free
             if stats.stopped:
                 return
             try:
-                outcome = await one(req)
+                outcome = await channel.complete(req)
             except _Stop:
                 return
             if outcome is None:
                 return
-            stats.done += 1
-            if outcome.error:
-                stats.errors += 1
             pending = sink(req, outcome)
             if pending is not None:       # a sink may score asynchronously (code runs in a sandbox)
                 await pending
@@ -322,35 +293,47 @@ async def run_requests(backend: Backend, requests: Iterable[Request], total: int
 
 
 class Channel:
-    """Requests to a second model from inside a run (a grader): its own concurrency limit (AIMD
-    like the main run's), retries and cache entries, and its own counts. `complete` returns the
-    outcome of one request; it raises FatalError as the main run would."""
+    """One model's send path: the cache, the concurrency limit (fixed or AIMD), retries, the
+    --max-cost budget and the counts. `run_requests` drives one for a run's requests; a grader gets
+    its own, so it has its own limit and cache entries. `complete` returns one request's outcome,
+    or None when sending it would break the budget (and marks the stats stopped); it raises
+    FatalError as a run would."""
 
-    def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None):
+    def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None,
+                 estimate: Callable[[Request], float] | None = None):
         self.backend, self.opts, self.cache, self.pricer = backend, opts, cache, pricer
         self.stats = RunStats()
         self.limiter = Limiter(opts)
+        self.budget = _Budget(self.stats, opts.max_cost, estimate)
 
-    async def complete(self, req: Request) -> Outcome:
+    async def complete(self, req: Request) -> Outcome | None:
         from .cache import cache_key
 
+        stats = self.stats
         key = cache_key(self.backend.endpoint, self.backend.model, req) if self.cache is not None else None
-        if key is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.stats.cached += 1
-                return Outcome(hit, None, 0, 0.0, cached=True, cost=0.0)
-        out = await _attempt(self.backend, req, self.opts, self.stats, self.limiter)
-        self.stats.done += 1
-        if out.completion is not None:
-            if self.pricer is not None and self.pricer.known:
-                u = out.completion.usage
-                out.cost = self.pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
-                self.stats.spent += out.cost
-            if key is not None:
-                self.cache.put(key, out.completion)
+        hit = self.cache.get(key) if key is not None else None
+        if hit is not None:
+            stats.cached += 1
+            out = Outcome(hit, None, 0, 0.0, cached=True, cost=0.0)
         else:
-            self.stats.errors += 1
+            reserved = self.budget.reserve(req)
+            if reserved is None:
+                stats.stopped = "max_cost"
+                return None
+            try:
+                out = await _attempt(self.backend, req, self.opts, stats, self.limiter)
+            finally:
+                stats.reserved -= reserved
+            if out.completion is not None:
+                if self.pricer is not None and self.pricer.known:
+                    u = out.completion.usage
+                    out.cost = self.pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+                    stats.spent += out.cost
+                if key is not None:
+                    self.cache.put(key, out.completion)
+        stats.done += 1
+        if out.error:
+            stats.errors += 1
         return out
 
     def summary(self) -> dict:
