@@ -132,6 +132,15 @@ def fewshot_pool(spec: EvalSpec) -> FewShotPool | None:
     return FewShotPool(load_samples(spec, fs.split), same_split=fs.split == spec.dataset.split)
 
 
+def connect(model: str, base_url: str | None, timeout: float, concurrency: int | None, flag: str = ""):
+    """The backend for `model`; a configuration problem (no key, unknown provider) as a one-line error."""
+    try:
+        return get_backend(model, base_url=base_url, timeout=timeout,
+                           max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
+    except FatalError as exc:
+        raise EvalkitError(flag + exc.reason) from None
+
+
 def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     spec = effective_spec(spec, opts)
     samples = select_samples(spec, opts)
@@ -139,12 +148,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     pricer = Pricer.for_model(opts.model)
     if opts.max_cost is not None and not pricer.known:
         raise EvalkitError(f"--max-cost: no price is known for {opts.model} (see registry/prices.yaml)")
-    try:
-        backend = get_backend(opts.model, base_url=opts.base_url, timeout=opts.timeout,
-                              max_connections=opts.concurrency or RunnerOptions().max_concurrency,
-                              concurrency=opts.concurrency)
-    except FatalError as exc:
-        raise EvalkitError(exc.reason) from None
+    backend = connect(opts.model, opts.base_url, opts.timeout, opts.concurrency)
 
     grading = _grading(spec, opts) if spec.scoring.method == "graded" else None
     gen = spec.generation
@@ -330,12 +334,7 @@ class _Grading:
     def open(self, cache, runner_opts: RunnerOptions) -> None:
         from .runner import Channel
 
-        try:
-            backend = get_backend(self.model, base_url=self.base_url, timeout=self.timeout,
-                                  max_connections=self.concurrency or runner_opts.max_concurrency,
-                                  concurrency=self.concurrency)
-        except FatalError as exc:
-            raise EvalkitError(f"--grader-model: {exc.reason}") from None
+        backend = connect(self.model, self.base_url, self.timeout, self.concurrency, flag="--grader-model: ")
         self.channel = Channel(backend, RunnerOptions(concurrency=self.concurrency, max_retries=runner_opts.max_retries,
                                                       quiet=True), cache=cache, pricer=Pricer.for_model(self.model))
 

@@ -14,19 +14,17 @@ exam with it sends nothing: the answers come from the run logs).
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 from .errors import EvalkitError, warn
 from .evaluate import RunOptions, run_eval
 from .exams import Exam, fmt_number as _n, score_exam
-from .logs import default_log_dir, read_log
+from .logs import default_log_dir, model_slug, read_log
 
 
 def exam_log_path(log_dir: Path | None, exam: str, model: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-    return Path(log_dir or default_log_dir()) / "exams" / exam / f"{slug}.json"
+    return Path(log_dir or default_log_dir()) / "exams" / exam / f"{model_slug(model)}.json"
 
 
 def read_grades(path: Path, exam: Exam) -> dict[str, dict[str, float]]:

@@ -31,9 +31,13 @@ def default_log_dir() -> Path:
     return Path(base) / "evalkit" / "runs"
 
 
+def model_slug(model: str) -> str:
+    """A model name as a file name: `openai/gpt-4o` -> `openai_gpt-4o`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+
+
 def log_path(log_dir: Path, eval_name: str, model: str, run_key: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-    return Path(log_dir) / eval_name / f"{slug}__{run_key[:12]}.jsonl"
+    return Path(log_dir) / eval_name / f"{model_slug(model)}__{run_key[:12]}.jsonl"
 
 
 RESUME_FIELDS = ("group", "score", "parsed", "usage", "extras", "option_probs", "target", "missing_mass")

@@ -25,11 +25,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .backends import FatalError, Request, get_backend
+from .backends import FatalError, Request
 from .cache import Cache
 from .datasets import cache_dir
 from .errors import EvalkitError, warn
-from .evaluate import RunOptions, fewshot_pool, run_eval, select_samples, effective_spec
+from .evaluate import RunOptions, connect, effective_spec, fewshot_pool, run_eval, select_samples
 from .graders import GraderRegistry, GraderSpec, parse_choice
 from .logs import RunLog, default_log_dir, log_path, read_log
 from .metrics import summarize
@@ -112,12 +112,8 @@ def run_pairwise(spec: EvalSpec, opts: RunOptions, versus: str, grader_name: str
     cache = None if opts.no_cache or not todo else Cache(cache_dir() / "completions.sqlite")
     try:
         if todo:
-            try:
-                backend = get_backend(model, base_url=opts.grader_base_url or opts.base_url, timeout=opts.timeout,
-                                      max_connections=opts.concurrency or RunnerOptions().max_concurrency,
-                                      concurrency=opts.concurrency)
-            except FatalError as exc:
-                raise EvalkitError(f"--grader-model: {exc.reason}") from None
+            backend = connect(model, opts.grader_base_url or opts.base_url, opts.timeout, opts.concurrency,
+                              flag="--grader-model: ")
             ropts = RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, quiet=opts.quiet)
             stats = asyncio.run(_run(backend, requests(), len(todo), sink, ropts, f"{spec.name} pairwise", cache))
     except FatalError as exc:
