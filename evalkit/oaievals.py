@@ -23,6 +23,7 @@ The scorers' definitions are in evalkit/scoring/oaievals.py and evalkit/graders.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,13 +175,19 @@ class OAIRegistry:
         except ValueError as exc:
             raise EvalkitError(f"{where}: cannot be converted: {exc}") from None
 
-    def _check_grader(self, name: str, grader: str, cls: str) -> None:
+    @functools.cached_property
+    def graders(self):
+        """The registry's modelgraded specs, read once (inventory checks 60-odd evals against them)."""
         from .graders import GraderRegistry
 
         reg = GraderRegistry()
         folder = self.root / "modelgraded"
         for f in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             reg.add_file(f, lenient=True)
+        return reg
+
+    def _check_grader(self, name: str, grader: str, cls: str) -> None:
+        reg = self.graders
         if grader not in reg.graders:
             bad = [p for p in reg.problems if f": {grader}" in p]
             reason = bad[0].split(": ", 2)[-1] if bad else "not found in modelgraded/"
