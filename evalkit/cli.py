@@ -247,16 +247,7 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
     specs = [t if not isinstance(t, str) else reg.resolve(t) for t in targets]
     opts = RunOptions(**kw)
     if versus:
-        from .pairwise import format_pairwise, run_pairwise
-
-        for spec in specs:
-            if not hasattr(spec, "template"):
-                _fail(f"--versus compares two models on an eval, not on exam {spec.name}")
-            r = run_pairwise(spec, opts, versus)
-            click.echo(json.dumps(r) if as_json else format_pairwise(r))
-            if r["status"] == "interrupted":
-                click.echo("evalkit: interrupted; finished judgements are in the log, run the same command to resume", err=True)
-                sys.exit(130)
+        _run_pairwise(specs, opts, versus, as_json)
         return
     if grades is not None and not any(not hasattr(sp, "template") for sp in specs):
         _fail("--grades applies to exams (free-response sections) only")
@@ -279,11 +270,7 @@ def _run_oai(root: Path, names, as_json, dry_run, fail_on_error, versus, kw) -> 
             unsupported.append(exc.message)
     opts = RunOptions(**kw)
     if versus:
-        from .pairwise import format_pairwise, run_pairwise
-
-        for spec in specs:
-            r = run_pairwise(spec, opts, versus)
-            click.echo(json.dumps(r) if as_json else format_pairwise(r))
+        _run_pairwise(specs, opts, versus, as_json)
     else:
         _run_specs(specs, None, opts, as_json, dry_run, fail_on_error, exit_on_failure=not unsupported)
     for msg in unsupported:
@@ -291,6 +278,19 @@ def _run_oai(root: Path, names, as_json, dry_run, fail_on_error, versus, kw) -> 
     if unsupported:
         click.echo(f"evalkit: {len(unsupported)} of {len(expanded)} evals not run (not supported)", err=True)
         sys.exit(1)
+
+
+def _run_pairwise(specs, opts, versus: str, as_json: bool) -> None:
+    from .pairwise import format_pairwise, run_pairwise
+
+    for spec in specs:
+        if not hasattr(spec, "template"):
+            _fail(f"--versus compares two models on an eval, not on exam {spec.name}")
+        r = run_pairwise(spec, opts, versus)
+        click.echo(json.dumps(r) if as_json else format_pairwise(r))
+        if r["status"] == "interrupted":
+            click.echo("evalkit: interrupted; finished judgements are in the log, run the same command to resume", err=True)
+            sys.exit(130)
 
 
 def _run_specs(specs, reg, opts, as_json, dry_run, fail_on_error, exit_on_failure: bool = True, grades=None) -> None:
