@@ -27,7 +27,9 @@ terms apply to those weights.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -97,16 +99,12 @@ class LocalBackend:
             if (cached / "model.safetensors").is_file():
                 folder, self.loaded_from = cached, f"converted cache {cached}"
             else:
-                quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"   # the GGUF converter's own bar
-                try:
+                # The GGUF converter draws its own tqdm bar, which neither transformers' switch nor
+                # TQDM_DISABLE (read when tqdm is imported) turns off; its output is dropped here.
+                with contextlib.redirect_stderr(io.StringIO()):
                     tok = AutoTokenizer.from_pretrained(self.source.parent, gguf_file=self.source.name)
                     lm = AutoModelForCausalLM.from_pretrained(self.source.parent, gguf_file=self.source.name,
                                                               dtype=torch.float32)
-                finally:
-                    if quiet is None:
-                        os.environ.pop("TQDM_DISABLE", None)
-                    else:
-                        os.environ["TQDM_DISABLE"] = quiet
                 self._save_converted(lm, tok, cached)
                 folder, self.loaded_from = cached, f"GGUF {self.source} (converted and cached)"
         else:
