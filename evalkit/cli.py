@@ -34,7 +34,7 @@ def cli() -> None:
     \b
     evalkit list                                   the evals in the registry
     evalkit run mmlu --model openai/gpt-4o-mini    run an eval
-    evalkit validate registry/                     check YAML specs
+    evalkit validate my_evals/                     check YAML specs
     """
 
 
@@ -366,7 +366,7 @@ def _format_plan(p: dict) -> str:
         lines.append(f"  prices ${pr['input_per_million']}/${pr['output_per_million']} per 1M tokens "
                      f"(recorded {pr['recorded']} from {pr['source']})")
     else:
-        lines.append(f"  estimated cost: unknown (no price for {p['model']} in registry/prices.yaml)")
+        lines.append(f"  estimated cost: unknown (no price for {p['model']} in the registry's prices.yaml)")
     return "\n".join(lines)
 
 

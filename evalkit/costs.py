@@ -1,4 +1,4 @@
-"""Tokens and dollars: prompt-token counts for dry runs, prices from `registry/prices.yaml`.
+"""Tokens and dollars: prompt-token counts for dry runs, prices from `evalkit/registry/prices.yaml`.
 
 Token counts use tiktoken with the model's encoding (o200k_base for models tiktoken does not
 know). tiktoken downloads its encoding files on first use; offline, with no cached copy, counts
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import yaml
 
-PRICES_FILE = Path(__file__).resolve().parent.parent / "registry" / "prices.yaml"
 FALLBACK_TOKENIZER = "chars/4 estimate (tiktoken encoding unavailable offline)"
 
 
 @lru_cache(maxsize=1)
 def price_table() -> dict:
-    with open(PRICES_FILE, encoding="utf-8") as fh:
+    from .places import package_registry
+
+    with open(package_registry() / "prices.yaml", encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 

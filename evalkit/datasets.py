@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EvalkitError
+from .places import data_root
 from .spec import EvalSpec
 
 
@@ -45,18 +46,6 @@ def short_intern(values) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------- where data lives
-
-def cache_dir() -> Path:
-    if os.environ.get("EVALKIT_CACHE_DIR"):
-        return Path(os.environ["EVALKIT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "evalkit"
-
-
-def data_root() -> Path:
-    env = os.environ.get("EVALKIT_DATA_DIR")
-    return Path(env) if env else cache_dir() / "data"
-
 
 def dataset_dir(spec: EvalSpec) -> Path:
     """The file or folder a spec's dataset lives at, downloading a named source if needed."""

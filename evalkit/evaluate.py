@@ -24,9 +24,10 @@ from . import __version__
 from .backends import FatalError, Request, get_backend
 from .cache import Cache
 from .costs import Pricer, TokenCounter, price_table
-from .datasets import Sample, cache_dir, load_samples
+from .datasets import Sample, load_samples
+from .places import cache_dir, default_log_dir
 from .errors import EvalkitError
-from .logs import RunLog, default_log_dir, log_path
+from .logs import RunLog, log_path
 from .metrics import calibration as calibrate
 from .metrics import pass_at_k, summarize
 from .prompts import FewShotPool, build_messages
@@ -147,7 +148,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     pool = fewshot_pool(spec)
     pricer = Pricer.for_model(opts.model)
     if opts.max_cost is not None and not pricer.known:
-        raise EvalkitError(f"--max-cost: no price is known for {opts.model} (see registry/prices.yaml)")
+        raise EvalkitError(f"--max-cost: no price is known for {opts.model} (see evalkit/registry/prices.yaml)")
     backend = connect(opts.model, opts.base_url, opts.timeout, opts.concurrency)
 
     grading = _grading(spec, opts) if spec.scoring.method == "graded" else None

@@ -20,7 +20,8 @@ from pathlib import Path
 from .errors import EvalkitError, warn
 from .evaluate import RunOptions, run_eval
 from .exams import Exam, fmt_number as _n, score_exam
-from .logs import default_log_dir, model_slug, read_log
+from .logs import model_slug, read_log
+from .places import default_log_dir
 
 
 def exam_log_path(log_dir: Path | None, exam: str, model: str) -> Path:

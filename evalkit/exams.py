@@ -1,6 +1,6 @@
 """Simulated exams: item scores -> section raw -> composite -> scaled score -> human percentile.
 
-An exam is data (`registry/exams/*.yaml`), one mapping from exam name to definition:
+An exam is data (`evalkit/registry/exams/*.yaml`), one mapping from exam name to definition:
 
     lsat:
       title: LSAT
@@ -50,9 +50,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import EvalkitError
+from .places import registry_folders
 from .spec import load_definitions
 
-EXAMS_DIR = Path(__file__).resolve().parent.parent / "registry" / "exams"
 
 
 class _Strict(BaseModel):
@@ -472,7 +472,7 @@ def convert_given(exam: Exam, score: float | None, raw: dict[str, float]) -> dic
 # --------------------------------------------------------------------------- loading
 
 class ExamRegistry:
-    """Exam definitions from `registry/exams/*.yaml` (and $EVALKIT_REGISTRY/exams)."""
+    """Exam definitions from `evalkit/registry/exams/*.yaml` (and $EVALKIT_REGISTRY/exams)."""
 
     def __init__(self) -> None:
         self.exams: dict[str, Exam] = {}
@@ -480,9 +480,8 @@ class ExamRegistry:
 
     @staticmethod
     def files() -> list[Path]:
-        import os
 
-        folders = [EXAMS_DIR] + [Path(p) / "exams" for p in os.environ.get("EVALKIT_REGISTRY", "").split(os.pathsep) if p]
+        folders = registry_folders("exams")
         return [f for folder in folders if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
 
     @classmethod

@@ -1,6 +1,6 @@
 """Grader specs: a rubric prompt for a grader model, the choices it may answer, and their scores.
 
-    registry/graders/closedqa.yaml
+    evalkit/registry/graders/closedqa.yaml
     closedqa:
       prompt: |-
         ... [Question]: {input} ... [Submission]: {completion} ... [Criterion]: {criteria} ...
@@ -26,7 +26,6 @@ This is the same YAML as OpenAI Evals' `modelgraded/*.yaml`; their files load un
 
 from __future__ import annotations
 
-import os
 import string
 from pathlib import Path
 from typing import Literal
@@ -34,9 +33,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import EvalkitError
+from .places import registry_folders
 from .spec import load_definitions
 
-GRADERS_DIR = Path(__file__).resolve().parent.parent / "registry" / "graders"
 EvalType = Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"]
 
 INSTRUCTIONS = {
@@ -154,7 +153,7 @@ class GraderRegistry:
 
     @staticmethod
     def files(extra: list[Path] | None = None) -> list[Path]:
-        folders = [GRADERS_DIR] + [Path(p) / "graders" for p in os.environ.get("EVALKIT_REGISTRY", "").split(os.pathsep) if p]
+        folders = registry_folders("graders")
         return [f for folder in folders + list(extra or []) if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
 
     def add_file(self, path: Path, lenient: bool = False) -> None:

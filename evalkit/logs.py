@@ -26,10 +26,6 @@ from pathlib import Path
 from .errors import EvalkitError
 
 
-def default_log_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "evalkit" / "runs"
-
 
 def model_slug(model: str) -> str:
     """A model name as a file name: `openai/gpt-4o` -> `openai_gpt-4o`."""

@@ -2,7 +2,7 @@
 
 Both models answer every sample of the eval (two ordinary runs, each with its own log, cache and
 resume), then a grader model sees each request with the two replies and picks the better one
-(registry/graders/pairwise.yaml: "1", "2" or "tie").
+(evalkit/registry/graders/pairwise.yaml: "1", "2" or "tie").
 
 **Order.** Which model's reply is shown first is decided per sample by a seeded shuffle of a
 balanced list (half A-first, half B-first), so a grader that always prefers one position gives
@@ -27,11 +27,11 @@ from pathlib import Path
 
 from .backends import FatalError, Request
 from .cache import Cache
-from .datasets import cache_dir
+from .places import cache_dir, default_log_dir
 from .errors import EvalkitError, warn
 from .evaluate import RunOptions, connect, effective_spec, fewshot_pool, run_eval, select_samples
 from .graders import GraderRegistry, GraderSpec, parse_choice
-from .logs import RunLog, default_log_dir, log_path, read_log
+from .logs import RunLog, log_path, read_log
 from .metrics import summarize
 from .prompts import build_messages
 from .runner import Outcome, RunnerOptions, run_requests

@@ -174,7 +174,7 @@ class ScoringSpec(_Strict):
     tolerance: float = Field(1e-6, ge=0.0)
     extract: str | None = Field(None, description="`answer_line` (the text after the last 'Answer:') or a regex "
                                                   "whose first group is the answer; applied before matching")
-    grader: str | None = Field(None, description="graded: a grader spec of registry/graders")
+    grader: str | None = Field(None, description="graded: a grader spec of the registry's graders/")
     criteria: str | None = Field(None, description="graded: the text for the grader prompt's {criteria}")
     grader_fields: dict[str, str] = Field(default_factory=dict, description="graded: more placeholders for the rubric")
     eval_type: Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"] | None = Field(

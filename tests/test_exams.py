@@ -18,7 +18,7 @@ import yaml
 from conftest import ROOT, identifiable, read_jsonl
 
 REFERENCE = ROOT.parent / "shared" / "reference"
-EXAMS = ROOT / "registry" / "exams"
+EXAMS = ROOT / "evalkit" / "registry" / "exams"
 
 
 def table1() -> dict[str, dict]:

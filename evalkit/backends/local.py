@@ -73,7 +73,7 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ loading
     def _cache_folder(self) -> Path:
-        from ..datasets import cache_dir
+        from ..places import cache_dir
 
         st = self.source.stat()
         key = hashlib.sha256(f"{self.source}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]

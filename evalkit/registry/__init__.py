@@ -1,7 +1,8 @@
 """Finding and resolving eval specs.
 
 The registry is a set of folders, each holding `evals/*.yaml` (a spec file maps names to specs).
-The package's own `registry/` comes first; `EVALKIT_REGISTRY` (paths joined by `:`) adds more.
+The package's own registry (`evalkit/registry/`) comes first; `EVALKIT_REGISTRY` (folders joined by
+`os.pathsep`) adds more (see `evalkit.places`).
 A spec file given by path (`evalkit run my_eval.yaml`) is read on top of the registry, so its specs
 can `extends:` registry specs.
 
@@ -12,15 +13,14 @@ Names: `mmlu` is a spec; `mmlu.<subset>` is the same spec restricted to one of i
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EvalkitError, SpecError
-from .spec import META_KEYS, EvalSpec, YamlDoc, load_yaml, validate_spec
+from ..errors import EvalkitError, SpecError
+from ..places import package_registry, user_registries
+from ..spec import META_KEYS, EvalSpec, YamlDoc, load_yaml, validate_spec
 
-PACKAGE_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -50,8 +50,7 @@ class Registry:
     @classmethod
     def default(cls) -> "Registry":
         reg = cls()
-        roots = [PACKAGE_REGISTRY] + [Path(p) for p in os.environ.get("EVALKIT_REGISTRY", "").split(":") if p]
-        for root in roots:
+        for root in [package_registry(), *user_registries()]:
             reg.add_folder(root)
         return reg
 
