@@ -1,9 +1,10 @@
 """A SQLite store of completions, keyed by a hash of everything that determines one.
 
 The key hashes the endpoint's host (scheme, host and port: not its key, not its path quirks),
-the model, the generation parameters (seed included) and the messages. The value is the
-completion's text, finish reason and usage. Policy (when to read, when to write) is the runner's;
-this module only stores.
+the model and the request's identity (messages, sampling options with the seed, the
+answer-by-option-probability labels). The value is the completion in its one serialisation
+(`Completion.to_fields`, the same the run log uses), so log-probabilities survive a cache hit.
+Policy (when to read, when to write) is the runner's; this module only stores.
 
 Several evalkit processes may share one cache file: it runs in WAL mode with a busy timeout, and
 writes are batched into one transaction per `FLUSH_EVERY` completions (and at close), so a run of
@@ -20,15 +21,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .backends import Completion, Request
+from .backends.base import Completion, Request
 
 FLUSH_EVERY = 200
 
 
 def cache_key(endpoint: str, model: str, request: Request) -> str:
     parts = urlsplit(endpoint)
-    payload = {"host": f"{parts.scheme}://{parts.netloc}", "model": model, "params": request.params,
-               "messages": request.messages}
+    payload = {"host": f"{parts.scheme}://{parts.netloc}", "model": model, **request.identity()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -39,20 +39,19 @@ class Cache:
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS completions_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)")
         self._pending: dict[str, tuple[str, float]] = {}
 
     def get(self, key: str) -> Completion | None:
-        row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT value FROM completions_v2 WHERE key = ?", (key,)).fetchone()
         if row is None:
             if key not in self._pending:
                 return None
             row = self._pending[key]
-        data = json.loads(row[0])
-        return Completion(text=data["text"], finish_reason=data.get("finish_reason"), usage=data.get("usage") or {})
+        return Completion.from_fields(json.loads(row[0]))
 
     def put(self, key: str, completion: Completion) -> None:
-        value = json.dumps({"text": completion.text, "finish_reason": completion.finish_reason, "usage": completion.usage})
+        value = json.dumps(completion.to_fields(), ensure_ascii=False)
         self._pending[key] = (value, time.time())
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
@@ -62,7 +61,7 @@ class Cache:
             return
         rows, self._pending = self._pending, {}
         self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany("INSERT OR REPLACE INTO completions (key, value, created) VALUES (?, ?, ?)",
+        self._db.executemany("INSERT OR REPLACE INTO completions_v2 (key, value, created) VALUES (?, ?, ?)",
                              [(k, v, t) for k, (v, t) in rows.items()])
         self._db.execute("COMMIT")
 

@@ -17,11 +17,11 @@ import os
 import platform
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
-from .backends import FatalError, Request, get_backend
+from .backends import FatalError, Request, Sampling, get_backend
 from .cache import Cache
 from .costs import Pricer, TokenCounter, price_table
 from .datasets import Sample, load_samples
@@ -153,11 +153,12 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
 
     grading = _grading(spec, opts) if spec.scoring.method == "graded" else None
     gen = spec.generation
-    params = {"temperature": gen.temperature, "max_tokens": gen.max_tokens, "stop": gen.stop, "top_p": gen.top_p, "seed": opts.seed}
-    if spec.scoring.logprobs or opts.logprobs or spec.scoring.answer_by == "logprob":
-        params.update({"logprobs": True, "top_logprobs": 20})
-    if spec.scoring.answer_by == "logprob":
-        params["max_tokens"] = 1     # one forward pass: the next token's probabilities are the answer
+    by_option = spec.scoring.answer_by == "logprob"      # one forward pass: the next token's probabilities
+    sampling = Sampling(temperature=gen.temperature, max_tokens=None if by_option else gen.max_tokens,
+                        top_p=gen.top_p, stop=tuple(gen.stop or ()), seed=opts.seed,
+                        top_logprobs=20 if (spec.scoring.logprobs or opts.logprobs) and not by_option else 0)
+    options = spec.scoring.labels if by_option else None
+    params = {**sampling.as_dict(), "options": options}
     identity = {
         "spec": spec.model_dump(exclude={"source_file", "description"}),
         "model": opts.model, "endpoint": backend.endpoint, "params": params, "limit": opts.limit,
@@ -199,8 +200,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     def requests():
         for smp, j, uid in todo:
             shots = pool.choose(spec, smp, opts.seed) if pool else []
-            yield Request(key=uid, messages=build_messages(spec, smp, shots),
-                          params=params if n == 1 else {**params, "seed": opts.seed + j})
+            yield Request(key=uid, messages=build_messages(spec, smp, shots), options=options,
+                          sampling=sampling if n == 1 else replace(sampling, seed=opts.seed + j))
 
     errored: set[str] = set()
     code_slots = asyncio.Semaphore(os.cpu_count() or 2)   # code runs off the event loop, one per core
@@ -220,8 +221,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
             rec.update({"error": out.error, "score": None})
             errored.add(req.key)
         else:
-            rec.update({"completion": out.completion.text, "extracted": sc.extracted, "parsed": sc.parsed,
-                        "score": sc.value, "finish_reason": out.completion.finish_reason, "usage": out.completion.usage})
+            rec.update({**out.completion.to_fields(), "extracted": sc.extracted, "parsed": sc.parsed, "score": sc.value})
             if sc.extras:
                 rec["extras"] = sc.extras
             if sc.detail is not None:
@@ -330,7 +330,7 @@ class _Grading:
         self.identity = {"model": model, "spec": spec.name,
                          "prompt_sha256": hashlib.sha256(json.dumps(spec.model_dump(exclude={"source_file"}),
                                                                     sort_keys=True).encode()).hexdigest()[:16]}
-        self.params = {"temperature": 0.0, "max_tokens": spec.max_tokens}
+        self.sampling = Sampling(temperature=0.0, max_tokens=spec.max_tokens)
 
     def open(self, cache, runner_opts: RunnerOptions) -> None:
         from .runner import Channel
@@ -342,7 +342,7 @@ class _Grading:
     async def complete(self, messages: list[dict]) -> str:
         from .scoring.graded import GraderError
 
-        out = await self.channel.complete(Request(key="grader", messages=messages, params=self.params))
+        out = await self.channel.complete(Request(key="grader", messages=messages, sampling=self.sampling))
         if out.error:
             raise GraderError(out.error)
         return out.completion.text

@@ -25,7 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .backends import FatalError, Request
+from .backends import FatalError, Request, Sampling
 from .cache import Cache
 from .places import cache_dir, default_log_dir
 from .errors import EvalkitError, warn
@@ -69,7 +69,7 @@ def run_pairwise(spec: EvalSpec, opts: RunOptions, versus: str, grader_name: str
     model = opts.grader_model or opts.model
     if opts.grader_model is None:
         warn(f"no --grader-model given, so {model} (one of the two compared models) judges the pair")
-    params = {"temperature": 0.0, "max_tokens": grader.max_tokens}
+    sampling = Sampling(temperature=0.0, max_tokens=grader.max_tokens)
     identity = {"eval": spec.name, "a": opts.model, "b": versus, "grader": model, "grader_spec": grader.model_dump(exclude={"source_file"}),
                 "seed": opts.seed, "limit": opts.limit, "a_log": run_a["log"], "b_log": run_b["log"]}
     run_key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -89,7 +89,7 @@ def run_pairwise(spec: EvalSpec, opts: RunOptions, versus: str, grader_name: str
             first, second = (sa[i], sb[i]) if order[i] else (sb[i], sa[i])
             fields = {"input": prompt_text(messages), "completion1": first.get("completion") or "",
                       "completion2": second.get("completion") or "", "ideal": smp.answer or ""}
-            yield Request(key=i, messages=grader.messages(fields), params=params)
+            yield Request(key=i, messages=grader.messages(fields), sampling=sampling)
 
     def sink(req: Request, out: Outcome) -> None:
         a_first = order[req.key]

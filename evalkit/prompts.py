@@ -132,7 +132,7 @@ def _with_images(text: str, images: tuple[str, ...], vision: bool):
     for f in images:
         kind = mimetypes.guess_type(f)[0] or "image/png"
         data = base64.b64encode(open(f, "rb").read()).decode()
-        parts.append({"type": "image_url", "image_url": {"url": f"data:{kind};base64,{data}"}})
+        parts.append({"type": "image", "media_type": kind, "data": data})   # evalkit's image part (backends.base)
     return parts
 
 

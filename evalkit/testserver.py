@@ -24,6 +24,8 @@ generator) answered with `--error-status` and `Retry-After: --retry-after`; `--s
 every request with HTTP N (after `--fail-after` good ones); `--malformed` answers 200 with a body that is not a completion.
 `GET /stats` returns counts: requests, completions served, errors sent, per-match hits, and the
 delays between an injected error and the retry of the same request (to check Retry-After).
+`GET /requests` returns the last 1,000 requests as received (method, path with query, headers,
+JSON body), so a test can check exactly what a client sent.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import json
 import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 
 
 class Policy:
@@ -88,6 +90,7 @@ class Server:
         self.hits: Counter = Counter()
         self.failed_at: dict[int, float] = {}    # prompt hash -> when an error was injected for it
         self.retry_gaps: list[float] = []        # seconds from an injected error to that prompt's retry
+        self.received: deque = deque(maxlen=1000)  # the last requests as received, for GET /requests
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -104,6 +107,7 @@ class Server:
                     k, _, v = h.decode("latin-1").partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                self.record(method, path, headers, body)
                 status, extra, payload = await self.route(method, path, body)
                 head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}",
                         "content-type: application/json", f"content-length: {len(payload)}"]
@@ -115,8 +119,19 @@ class Server:
         finally:
             writer.close()
 
+    def record(self, method: str, path: str, headers: dict, body: bytes) -> None:
+        if path.split("?", 1)[0].endswith(("/stats", "/requests")):
+            return
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode("utf-8", "replace")
+        self.received.append({"method": method, "path": path, "headers": headers, "body": parsed})
+
     async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict, bytes]:
         path = path.split("?", 1)[0]
+        if method == "GET" and path.endswith("/requests"):
+            return 200, {}, json.dumps(list(self.received)).encode()
         if method == "GET" and path.endswith("/stats"):
             return 200, {}, json.dumps({**self.stats, "hits": dict(self.hits),
                                         "retry_gaps": [round(g, 4) for g in self.retry_gaps[:1000]]}).encode()

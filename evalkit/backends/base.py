@@ -1,0 +1,139 @@
+"""The backend contract: evalkit's own request and completion types, capabilities, failure kinds.
+
+A backend turns a `Request` into a `Completion`. Both are evalkit's types, not any provider's
+wire format: each backend translates them (OpenAI's JSON, a local model's tensors, ...).
+
+- **Messages** are `{"role": "system"|"user"|"assistant", "content": ...}` where content is a
+  string or a list of parts: `{"type": "text", "text": ...}` and
+  `{"type": "image", "media_type": "image/png", "data": <base64>}`.
+- **Sampling** holds the generation options; `None` leaves the provider's default.
+- **Answer by option probability** (`Request.options`, e.g. "ABCD"): no reply is generated; the
+  backend returns the log-probabilities of the next token's alternatives (at least the option
+  labels it can find among them) as `Completion.top_logprobs[0]`, after one forward pass. An API
+  does it with a one-token generation and its top log-probabilities; a local model reads its
+  next-token distribution. The scorer renormalises over the options.
+- **Capabilities** say what an endpoint can do; they are checked before the first request, so a
+  run that needs log-probabilities from a server without them fails at once, in one line.
+
+A completion has one serialisation (`to_fields` / `from_fields`), used by both the response
+cache and the run log, so whatever a backend returned (log-probabilities included) survives a
+cache hit or a resumed run unchanged.
+
+Failures say what kind they are; the runner alone decides what to do about them:
+`TransientError` (retry: rate limit, 5xx, timeout, dropped connection), `SampleError` (this
+request will not succeed as it is: record it), `FatalError` (nothing will succeed: stop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..costs import Pricer
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    top_logprobs: int = 0          # > 0: that many alternatives for each of the first generated tokens
+
+    def as_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    key: str                       # the sample (or sample#j) this request answers
+    messages: list[dict]
+    sampling: Sampling = Sampling()
+    options: str | None = None     # answer by option probability over these labels (see the docstring)
+
+    def identity(self) -> dict:
+        """Everything that decides the completion, for cache keys (the key field does not)."""
+        return {"messages": self.messages, "sampling": self.sampling.as_dict(), "options": self.options}
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    finish_reason: str | None = None
+    usage: dict = field(default_factory=dict)      # prompt_tokens, completion_tokens (non-negative ints)
+    # For each of the first few generated positions, its top alternatives as [[token, logprob], ...].
+    top_logprobs: list | None = None
+
+    def to_fields(self) -> dict:
+        """The one serialisation, shared by cache values and run-log lines."""
+        out = {"completion": self.text, "finish_reason": self.finish_reason, "usage": self.usage}
+        if self.top_logprobs is not None:
+            out["top_logprobs"] = self.top_logprobs
+        return out
+
+    @classmethod
+    def from_fields(cls, data: dict) -> "Completion":
+        top = data.get("top_logprobs")
+        return cls(text=data["completion"], finish_reason=data.get("finish_reason"), usage=data.get("usage") or {},
+                   top_logprobs=[[list(alt) for alt in pos] for pos in top] if top is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an endpoint supports; `None` in `max_top_logprobs` means no log-probabilities at all."""
+
+    max_top_logprobs: int | None = 20
+    seed: bool = True
+    system_messages: bool = True
+    images: bool = True
+    option_probs: bool = True      # can answer by option probability (needs log-probabilities)
+
+    @property
+    def logprobs(self) -> bool:
+        return self.max_top_logprobs is not None
+
+
+class BackendError(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(BackendError):
+    def __init__(self, reason: str, retry_after: float | None = None, rate_limited: bool = False,
+                 connect: bool = False):
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+        self.connect = connect  # the connection itself failed (refused, DNS) before any byte was exchanged
+
+
+class SampleError(BackendError):
+    pass
+
+
+class FatalError(BackendError):
+    pass
+
+
+class Backend:
+    """What every backend provides. Subclasses set `model`, `endpoint` and `capabilities` and
+    implement `complete`; the rest has defaults."""
+
+    model: str                     # the full "provider/name"
+    endpoint: str                  # where requests go, for logs and cache keys (never a key or token)
+    capabilities: Capabilities = Capabilities()
+
+    async def complete(self, request: Request) -> Completion:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+    def describe(self) -> dict:
+        """Facts about the backend worth keeping in the run summary (e.g. how a local model loaded)."""
+        return {}
+
+    def pricer(self) -> Pricer:
+        """Dollars per token for this model; unknown unless the provider publishes prices."""
+        return Pricer(self.model, None, None)
