@@ -9,7 +9,9 @@ are 0/1 (accuracy), a paired bootstrap otherwise (F1). The samples that flipped 
 
 The gate fails (exit 1) when the overall drop base - new exceeds `max_drop` AND is significant
 (p < alpha); per-group changes are reported, not gated (57 MMLU subjects would otherwise make a
-false alarm likely).
+false alarm likely). It also fails when NEW lacks samples that BASE scored (missing, or ended in
+an error): a killed or broken run must not pass the gate on the few samples it has. Pass
+`allow_missing` (`--allow-missing`) to compare on the shared samples anyway.
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ from .logs import read_log
 from .metrics import paired_difference
 
 
-def _scores(samples: dict[str, dict]) -> dict[str, tuple[str | None, float]]:
-    return {sid: (r.get("group"), float(r["score"])) for sid, r in samples.items()
-            if r.get("score") is not None and not r.get("error")}
+def _scores(samples: dict) -> dict[str, tuple[str | None, float]]:
+    return {sid: (r.group, float(r.score)) for sid, r in samples.items() if r.score is not None and not r.error}
 
 
 def compare_logs(base_path: str, new_path: str, max_drop: float = 0.0, alpha: float = 0.05, seed: int = 0,
-                 list_flips: int = 50) -> dict:
-    base_h, base_s, _ = read_log(base_path)
-    new_h, new_s, _ = read_log(new_path)
+                 list_flips: int = 50, allow_missing: bool = False) -> dict:
+    base_log, new_log = read_log(base_path), read_log(new_path)
+    base_h, base_s, new_h, new_s = base_log.header, base_log.samples, new_log.header, new_log.samples
     if base_h.get("eval") != new_h.get("eval"):
         raise EvalkitError(f"{new_path}: eval {new_h.get('eval')!r} differs from the base log's {base_h.get('eval')!r}; "
                            "compare runs of the same eval")
@@ -53,6 +54,10 @@ def compare_logs(base_path: str, new_path: str, max_drop: float = 0.0, alpha: fl
     drop = -overall["diff"]
     significant = overall["p_value"] is not None and overall["p_value"] < alpha
     regression = drop > max_drop and significant
+    missing = sorted(set(base) - set(new))
+    failures = ([f"a significant drop of {drop:.4f}, more than --max-drop {max_drop}"] if regression else []) + \
+        ([f"NEW lacks {len(missing)} of the {len(base)} samples BASE scored (first: {missing[0]}); "
+          "rerun NEW to finish it, or pass --allow-missing"] if missing and not allow_missing else [])
     return {
         "eval": base_h.get("eval"), "metric": metric,
         "base": {"log": str(base_path), "model": base_h.get("model")},
@@ -60,10 +65,12 @@ def compare_logs(base_path: str, new_path: str, max_drop: float = 0.0, alpha: fl
         "paired": len(shared),
         # scored in one log only (in the other it is missing or ended in an error), and errors per log
         "unpaired": {"base_only": len(set(base) - set(new)), "new_only": len(set(new) - set(base)),
-                     "errors": {"base": len(base_s) - len(base), "new": len(new_s) - len(new)}},
+                     "errors": {"base": sum(1 for r in base_s.values() if r.error),
+                                "new": sum(1 for r in new_s.values() if r.error)}},
         "overall": overall, "groups": per_group,
         "flipped": {"worse": worse[:list_flips], "better": better[:list_flips],
                     "worse_count": len(worse), "better_count": len(better)},
         "gate": {"max_drop": max_drop, "alpha": alpha, "drop": round(drop, 6), "significant": significant,
-                 "regression": regression},
+                 "regression": regression, "missing": len(missing), "allow_missing": allow_missing,
+                 "passed": not failures, "failures": failures},
     }

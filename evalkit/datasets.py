@@ -75,7 +75,7 @@ def load_samples(spec: EvalSpec, split: str | None = None) -> list[Sample]:
     """All samples of `split` (default: the spec's) in file order, via `evalkit.loaders.<format>`."""
     from .loaders import get_loader
 
-    return get_loader(spec.dataset.format)(spec, dataset_dir(spec), split or spec.dataset.split)
+    return get_loader(spec.dataset.format).load(spec, dataset_dir(spec), split or spec.dataset.split)
 
 
 # ----------------------------------------------------------------------------- downloads

@@ -38,3 +38,8 @@ def warn(message: str) -> None:
         import sys
 
         sys.stderr.write(f"evalkit: warning: {message}\n")
+
+
+def reset_warnings() -> None:
+    _warned.clear()
+

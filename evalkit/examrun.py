@@ -1,7 +1,7 @@
 """`evalkit run <exam>`: run an exam's section evals, then score the exam from their logs.
 
 The orchestration only: each section's eval runs through `evaluate.run_eval` like any other eval
-(same cache, resume, retries; two sections backed by one eval run it once), the item records are
+(same cache, resume, retries; two sections backed by one eval run it once), the item results are
 read back from the run logs, and `exams.score_exam` does the conversion. The result goes to
 `<log dir>/exams/<exam>/<model>.json` for `evalkit report`.
 
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import EvalkitError, warn
-from .evaluate import RunOptions, run_eval
-from .exams import Exam, fmt_number as _n, score_exam
+from .pipeline import run_eval
+from .plan import RunOptions
+from .results import Summary
+from .exams import Exam, score_exam
 from .logs import model_slug, read_log
 from .places import default_log_dir
 
@@ -62,19 +65,19 @@ def read_grades(path: Path, exam: Exam) -> dict[str, dict[str, float]]:
     return out
 
 
-def apply_grades(records: dict[str, list[dict]], grades: dict[str, dict[str, float]], path: Path) -> None:
+def apply_grades(records: dict[str, list], grades: dict[str, dict[str, float]], path: Path) -> None:
     """Replace the scores of graded sections' items with the human grades; every item needs one."""
     for section, by_id in grades.items():
-        recs = [r for r in records.get(section, []) if not r.get("error")]
-        missing = [r["id"] for r in recs if r["id"] not in by_id]
+        recs = [r for r in records.get(section, []) if not r.error]
+        missing = [r.id for r in recs if r.id not in by_id]
         if missing:
             raise EvalkitError(f"--grades {path}: section {section}: {len(missing)} answered item(s) have no grade "
                                f"(first: {missing[0]})")
-        known = {r["id"] for r in recs}
+        known = {r.id for r in recs}
         extra = sorted(set(by_id) - known)
         if extra:
             raise EvalkitError(f"--grades {path}: section {section}: no answered item {extra[0]!r} in the run log")
-        records[section] = [{**r, "score": by_id[r["id"]], "parsed": True, "graded_by": "human"} for r in recs]
+        records[section] = [replace(r, score=by_id[r.id], parsed=True) for r in recs]
 
 
 def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None) -> dict:
@@ -90,54 +93,29 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
             previous = {}
         warn(f"HOLDOUT EXAM RUN AGAIN: {exam.name} was already run for {opts.model} "
              f"({previous.get('created', 'earlier')}); this result is no longer a holdout result")
-    summaries: dict[str, dict] = {}
+    summaries: dict[str, Summary] = {}
     for sec in exam.sections:
         if sec.eval not in summaries:
             summaries[sec.eval] = run_eval(registry.resolve(sec.eval), opts)
-    incomplete = any(s["incomplete"] for s in summaries.values())
+            if summaries[sec.eval].status == "interrupted":
+                raise KeyboardInterrupt
+    incomplete = any(s.incomplete for s in summaries.values())
     # the last line per item counts: an error line is superseded when a resumed run retries the item
-    items = {ev: list(read_log(s["log"])[1].values()) for ev, s in summaries.items()}
+    items = {ev: list(read_log(s.log).samples.values()) for ev, s in summaries.items()}
     records = {sec.name: items[sec.eval] for sec in exam.sections}
     if grades is not None:
         apply_grades(records, read_grades(grades, exam), grades)
-    logs = {sec.name: summaries[sec.eval]["log"] for sec in exam.sections}
+    logs = {sec.name: summaries[sec.eval].log for sec in exam.sections}
     result = score_exam(exam, records, model=opts.model, logs=logs, incomplete=incomplete, seed=opts.seed)
     out = result.as_dict()
     if opts.limit:
         out["notes"].append(f"--limit {opts.limit}: each section scored on at most {opts.limit} items")
     out.update({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "holdout": exam.holdout,
                 "definition": exam.source_file, "table1": exam.table1,
-                "requests": {k: v["requests"] for k, v in summaries.items()}})
+                "requests": {k: v.requests.model_dump() for k, v in summaries.items()}})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1), encoding="utf-8")
     tmp.replace(out_path)
     out["log"] = str(out_path)
     return out
-
-
-def format_result(r: dict) -> str:
-    scale = r["scale"]
-    lines = [f"{r['exam']}  {r['model']}  {r['title']}" + ("  [INCOMPLETE]" if r["incomplete"] else "")]
-    for s in r["sections"]:
-        blank = f", {s['blank']} blank" if s["blank"] else ""
-        errs = f", {s['errors']} errors" if s["errors"] else ""
-        scaled = f" -> {_n(s['scaled'])}" if s["scaled"] is not None else ""
-        lines.append(f"  {s['name']}: {_n(s['correct'])}/{s['n']} right ({s['accuracy']:.1%}{blank}{errs}) "
-                     f"-> raw {_n(s['raw'])}/{_n(s['max_raw'])}{scaled}")
-    if len(r["sections"]) > 1:
-        lines.append(f"  composite {_n(r['composite'])}/{_n(r['composite_max'])}")
-    lo, hi = r["scaled_ci95"]
-    pct = r["percentile"]
-    pct_text = pct["text"] if pct else "no percentile"
-    ci = f" (95% CI {r['percentile_ci95'][0]} to {r['percentile_ci95'][1]})" if r.get("percentile_ci95") else ""
-    lines.append(f"  score {_n(r['scaled'])} on {_n(scale['min'])}-{_n(scale['max'])} ({scale['unit']}), "
-                 f"95% CI {_n(lo)}-{_n(hi)};  percentile {pct_text}{ci}")
-    for src in r["sources"]:
-        lines.append(f"  {src['for']}: {src['title']} ({src['publisher']}, {src['year']}) {src['url']}")
-    for note in r["notes"]:
-        lines.append(f"  note: {note}")
-    if r.get("log"):
-        lines.append(f"  log: {r['log']}")
-    return "\n".join(lines)
-

@@ -47,19 +47,15 @@ from functools import reduce
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from .errors import EvalkitError
 from .places import registry_folders
-from .spec import load_definitions
+from .yamlfile import Strict, load_definitions
 
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Source(_Strict):
+class Source(Strict):
     title: str
     publisher: str
     year: int = Field(ge=1900, le=2100)
@@ -67,7 +63,7 @@ class Source(_Strict):
     note: str | None = None
 
 
-class Formula(_Strict):
+class Formula(Strict):
     """scaled = intercept + slope x (accuracy, or composite points), rounded to `step`."""
 
     intercept: float = 0.0
@@ -84,7 +80,7 @@ def _check_steps(keys: list[float], step: float, what: str) -> None:
             raise ValueError(f"{what} has a gap or uneven step between {fmt_number(a)} and {fmt_number(b)} (expected every {fmt_number(step)})")
 
 
-class Conversion(_Strict):
+class Conversion(Strict):
     """Raw (or composite) -> scaled, by a table covering every raw score, or by a formula."""
 
     source: Source | None = None
@@ -117,7 +113,7 @@ class Conversion(_Strict):
         return self.table[key]
 
 
-class Distribution(_Strict):
+class Distribution(Strict):
     """Human scores: the percent of takers below each score, or the share of takers at each score."""
 
     kind: Literal["percent_below", "shares"]
@@ -165,13 +161,13 @@ class Distribution(_Strict):
         return Percentile(low=_round(self.scores[s], 1, self.rounding), high=None, approx=True)
 
 
-class Points(_Strict):
+class Points(Strict):
     correct: float = 1.0
     wrong: float = 0.0
     blank: float = 0.0
 
 
-class Section(_Strict):
+class Section(Strict):
     name: str
     eval: str | None = Field(None, description="registry eval whose item scores make this section")
     kind: Literal["multiple_choice", "free_response"] = "multiple_choice"
@@ -196,13 +192,13 @@ def _fgcd(a: Fraction, b: Fraction) -> Fraction:
     return Fraction(math.gcd(a.numerator * b.denominator, b.numerator * a.denominator), a.denominator * b.denominator)
 
 
-class Scale(_Strict):
+class Scale(Strict):
     min: float
     max: float
     unit: str
 
 
-class Exam(_Strict):
+class Exam(Strict):
     name: str
     title: str
     description: str = ""
@@ -374,18 +370,18 @@ def convert(exam: Exam, raws: dict[str, float]) -> tuple[float, float, float]:
     return composite, top, min(max(scaled, exam.scale.min), exam.scale.max)
 
 
-def item_points(sec: Section, records: list[dict]) -> tuple:
+def item_points(sec: Section, records: list) -> tuple:
     """Points earned per scored item of a section's log (a numpy array), and the counts behind them."""
     import numpy as np
 
     p = sec.points
     pts, counts = [], {"correct": 0, "wrong": 0, "blank": 0, "errors": 0}
     for r in records:
-        if r.get("error") or r.get("score") is None:
+        if r.error or r.score is None:
             counts["errors"] += 1
             continue
-        score = float(r["score"])
-        if sec.kind == "multiple_choice" and not r.get("parsed", True):
+        score = float(r.score)
+        if sec.kind == "multiple_choice" and r.parsed is False:
             counts["blank"] += 1
             pts.append(p.blank)
         elif score >= 1.0:
@@ -401,10 +397,10 @@ def item_points(sec: Section, records: list[dict]) -> tuple:
     return np.asarray(pts, dtype=float), counts
 
 
-def score_exam(exam: Exam, section_records: dict[str, list[dict]], model: str | None = None,
+def score_exam(exam: Exam, section_records: dict[str, list], model: str | None = None,
                logs: dict[str, str] | None = None, incomplete: bool = False, seed: int = 0,
                draws: int = 2000) -> ExamResult:
-    """Score an exam from each section's logged item records (`score`, `parsed`, `error`)."""
+    """Score an exam from each section's logged item results (`SampleResult`: score, parsed, error)."""
     import numpy as np       # here, not at import: `evalkit list` and `percentile` stay fast
 
     rng = np.random.default_rng(seed)

@@ -30,11 +30,11 @@ import string
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from .errors import EvalkitError
 from .places import registry_folders
-from .spec import load_definitions
+from .yamlfile import Strict, load_definitions
 
 EvalType = Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"]
 
@@ -51,9 +51,7 @@ INSTRUCTIONS = {
 }
 
 
-class GraderSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class GraderSpec(Strict):
     name: str = ""
     description: str = ""
     prompt: str | list[dict]
@@ -168,3 +166,20 @@ class GraderRegistry:
                 raise EvalkitError(bad[0])
             raise EvalkitError(f"unknown grader {name!r}; graders: {', '.join(sorted(self.graders)) or 'none'}")
         return self.graders[name]
+
+
+def grader_for(spec) -> GraderSpec:
+    """The grader a model-graded eval names: from the registries, and from the registry its spec
+    file sits in (`<root>/graders`, or an OpenAI Evals registry's `<root>/modelgraded`)."""
+    extra = []
+    if spec.source_file:
+        for root in Path(spec.source_file).resolve().parents:
+            if (root / "graders").is_dir() or (root / "modelgraded").is_dir():
+                extra = [root / "graders", root / "modelgraded"]
+                break
+    grader = GraderRegistry.default(extra=extra).get(spec.scoring.grader)
+    if list(grader.input_outputs.items()) != [("input", "completion")]:
+        raise EvalkitError(f"{spec.name}: grader {grader.name} grades {len(grader.input_outputs)} inputs at once "
+                           f"({', '.join(grader.input_outputs)}); evalkit grades one reply per sample (pairwise: --versus)")
+    return grader
+

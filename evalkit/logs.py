@@ -10,8 +10,12 @@ file and resumes: samples already scored are kept and not re-sent. A line cut sh
 dropped; a sample that ended in an error is tried again and its new line supersedes the old one
 (the last line for an id wins). A finished run is reported again from its log without requests.
 
-Each log is held under an exclusive lock while a run writes it, so two runs of the same command
-at once fail clearly instead of interleaving lines. API keys never appear in a log.
+`LoggedRun` is the one writer: single-model runs, pairwise runs and the runs behind exams all use
+it. It holds an exclusive lock while a run writes, so two runs of the same command at once fail
+clearly instead of interleaving lines. A line that cannot be written (a full disk) stops the run
+with one line saying so; what was written before stays. API keys never appear in a log: every
+line passes through `redact` (key-like strings, and the values of the environment's credential
+variables), whatever a server or a model put into it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EvalkitError
-
+from .redact import env_secrets, redact
+from .results import SampleResult
 
 
 def model_slug(model: str) -> str:
@@ -36,109 +41,142 @@ def log_path(log_dir: Path, eval_name: str, model: str, run_key: str) -> Path:
     return Path(log_dir) / eval_name / f"{model_slug(model)}__{run_key[:12]}.jsonl"
 
 
-RESUME_FIELDS = ("group", "score", "parsed", "usage", "extras", "option_probs", "target", "missing_mass")
+def dumps(record: dict, secrets: tuple[str, ...] = ()) -> bytes:
+    """One log line, with anything that looks like a key (and the exact `secrets`) redacted. Text
+    is UTF-8; a lone surrogate (which UTF-8 cannot hold) is written as a JSON escape, so the line
+    stays valid JSON and reads back to the same string."""
+    line = redact(json.dumps(record, ensure_ascii=False, separators=(",", ":")), secrets)
+    try:
+        return line.encode() + b"\n"
+    except UnicodeEncodeError:
+        return redact(json.dumps(record, separators=(",", ":")), secrets).encode() + b"\n"
 
 
 @dataclass
-class ResumeState:
-    """What an existing log already holds."""
+class LogContents:
+    path: Path
+    header: dict
+    samples: dict[str, SampleResult] = field(default_factory=dict)   # id -> its last line
+    summary: dict | None = None
 
-    done: dict[str, dict] = field(default_factory=dict)   # id -> RESUME_FIELDS of its line (scored, no error)
-    errored: set[str] = field(default_factory=set)
-    complete: bool = False
 
+class LoggedRun:
+    """A run's log opened for writing: the lock, what an earlier run of the same command left
+    (`done`: results by id, errors excluded; `complete`), and `record` / `finish`."""
 
-class RunLog:
     def __init__(self, path: Path, header: dict, fresh: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a+b")
+        self._secrets = env_secrets()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a+b")
+        except OSError as exc:
+            raise EvalkitError(f"cannot write the run log {self.path}: {exc.strerror or exc} (see --log-dir)") from None
         try:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._fh.close()
-            raise EvalkitError(f"{self.path} is being written by another evalkit run of the same command; wait for it or pass --log-dir") from None
+            raise EvalkitError(f"{self.path} is being written by another evalkit run of the same command; "
+                               "wait for it or pass --log-dir") from None
         if fresh:
             self._fh.truncate(0)
-        self.state = self._load(header)
+        self.done, self.complete = self._load(header["run_key"])
         if self._fh.tell() == 0:
             self._write(header)
 
-    # ------------------------------------------------------------------ reading back
-    def _load(self, header: dict) -> ResumeState:
-        """Stream the existing log: remember finished samples (slimmed), drop a torn last line."""
+    def _load(self, run_key: str) -> tuple[dict[str, SampleResult], bool]:
+        """Stream the existing log: keep finished samples (slimmed), drop a torn last line and a
+        partial summary (the run goes on and writes a new one)."""
         self._fh.seek(0)
-        state = ResumeState()
-        keep = 0                                   # bytes of the file that stay
-        partial_at = None                          # where a trailing partial summary starts
+        done: dict[str, SampleResult] = {}
+        complete, keep, partial_at = False, 0, None
         for lineno, line in enumerate(iter(self._fh.readline, b""), 1):
             if not line.endswith(b"\n"):
-                break                              # a line cut short by a crash is dropped
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise EvalkitError(f"{self.path}:{lineno}: corrupt log line; move the file away or pass --fresh") from None
+                break
+            rec = _parse(line, self.path, lineno, hint="; move the file away or pass --fresh")
             kind = rec.get("type")
-            if lineno == 1:
-                if kind != "header" or rec.get("run_key") != header["run_key"]:
-                    raise EvalkitError(f"{self.path}: belongs to another run (header differs); pass --fresh to overwrite it")
-            elif kind == "sample":
-                if rec.get("error"):
-                    state.errored.add(rec["id"])
-                    state.done.pop(rec["id"], None)
+            if lineno == 1 and (kind != "header" or rec.get("run_key") != run_key):
+                raise EvalkitError(f"{self.path}: belongs to another run (header differs); pass --fresh to overwrite it")
+            if kind == "sample":
+                result = _sample(rec, self.path, lineno, slim=True)
+                if result.error:
+                    done.pop(result.id, None)     # an error line supersedes: the sample is tried again
                 else:
-                    state.done[rec["id"]] = {k: rec.get(k) for k in RESUME_FIELDS}
-                    state.errored.discard(rec["id"])
+                    done[result.id] = result
             elif kind == "summary":
-                state.complete = not rec.get("incomplete")
+                complete = not rec.get("incomplete")
             partial_at = keep if kind == "summary" and rec.get("incomplete") else None
             keep += len(line)
-        if partial_at is not None:
-            keep = partial_at                      # a partial summary is replaced when the run goes on
+        keep = partial_at if partial_at is not None else keep
         self._fh.truncate(keep)
         self._fh.seek(keep)
-        return state
+        return done, complete
 
-    # ------------------------------------------------------------------ writing
     def _write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-        self._fh.flush()
+        try:
+            self._fh.write(dumps(record, self._secrets))
+            self._fh.flush()
+        except OSError as exc:
+            raise EvalkitError(f"cannot write the run log {self.path}: {exc.strerror or exc}; the samples "
+                               "written before are kept, rerun to resume") from None
 
-    def write_sample(self, record: dict) -> None:
-        self._write({"type": "sample", **record})
+    def record(self, result: SampleResult) -> None:
+        self._write(result.to_record())
 
-    def write_summary(self, summary: dict) -> None:
+    def finish(self, summary: dict) -> None:
         self._write({"type": "summary", **summary})
-        os.fsync(self._fh.fileno())
+        try:
+            os.fsync(self._fh.fileno())
+        except OSError:
+            pass
 
     def close(self) -> None:
-        if not self._fh.closed:
+        try:
             self._fh.close()
+        except OSError:
+            pass              # what could not be written was reported when it failed
 
 
-def read_log(path: str | Path) -> tuple[dict, dict[str, dict], dict | None]:
-    """(header, samples by id with the last line winning, summary or None) of a finished or partial log."""
-    path = Path(path)
-    header, samples, summary = None, {}, None
+def _parse(line: bytes, path: Path, lineno: int, hint: str = "") -> dict:
     try:
-        fh = open(path, encoding="utf-8")
+        rec = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        rec = None
+    if not isinstance(rec, dict):
+        raise EvalkitError(f"{path}:{lineno}: not a run-log line (corrupt or not an evalkit log){hint}")
+    return rec
+
+
+def _sample(rec: dict, path: Path, lineno: int, slim: bool = False) -> SampleResult:
+    if not isinstance(rec.get("id"), str):
+        raise EvalkitError(f"{path}:{lineno}: a sample line without an id (corrupt or not an evalkit log)")
+    try:
+        return SampleResult.from_record(rec, slim=slim)
+    except TypeError:
+        raise EvalkitError(f"{path}:{lineno}: a malformed sample line") from None
+
+
+def read_log(path: str | Path) -> LogContents:
+    """A finished or partial log: its header, each sample's last line, and its summary if any."""
+    path = Path(path)
+    try:
+        fh = open(path, "rb")
     except OSError as exc:
         raise EvalkitError(f"{path}: cannot read log ({exc.strerror})") from None
+    header, samples, summary = None, {}, None
     with fh:
         for lineno, line in enumerate(fh, 1):
-            if not line.endswith("\n"):
+            if not line.endswith(b"\n"):
                 break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise EvalkitError(f"{path}:{lineno}: corrupt log line") from None
+            rec = _parse(line, path, lineno)
             kind = rec.get("type")
-            if kind == "header":
+            if kind == "header" and lineno == 1:
                 header = rec
             elif kind == "sample":
-                samples[rec["id"]] = rec
+                result = _sample(rec, path, lineno)
+                samples[result.id] = result
             elif kind == "summary":
                 summary = rec
     if header is None:
         raise EvalkitError(f"{path}: not an evalkit run log (no header line)")
-    return header, samples, summary
+    return LogContents(path, header, samples, summary)

@@ -1,9 +1,19 @@
 """Scores -> metrics: accuracy overall (micro), per group and macro over groups, with 95% intervals.
 
-Intervals are percentile bootstrap intervals (2,000 resamples, seeded, so a summary is
-reproducible). For 0/1 scores the resampled mean of n draws is exactly Binomial(n, p)/n, so the
-bootstrap is drawn that way: no n x B matrix, whatever the sample count. The macro interval
-resamples each group independently (a stratified bootstrap) and averages the group means.
+Intervals are percentile intervals of 2,000 seeded draws, so a summary is reproducible.
+
+- **Micro** (all samples): the percentile bootstrap. For 0/1 scores the resampled mean of n
+  draws is exactly Binomial(n, p)/n, so it is drawn that way: no n x B matrix.
+- **Per group and macro** (the mean of group means): a group of one or a few samples says little
+  about its own mean, and a bootstrap of one sample has no spread at all (a 3-sample run printed
+  the interval 0.3333-0.3333, and a 100-question MMLU run a macro interval half as wide as the
+  micro one). So each group's mean is drawn from Normal(mean_g, var_g / n_g), where var_g is the
+  group's own variance shrunk toward the variance of all scores: (dof_g * s_g^2 + 8 * s^2) /
+  (dof_g + 8). A large group keeps its own variance; a group of one sample gets the variance of
+  the whole run. Draws are clipped to the range the scores span. The macro draw is the mean of
+  the group draws. A simulation (tests/test_metrics.py) checks that the macro interval covers the
+  true macro mean about 95% of the time (93-96% in 400 runs) for 38 groups of 1-9 samples.
+
 Samples that ended in an error carry no score and are counted apart, never as wrong answers.
 """
 
@@ -44,11 +54,24 @@ def _block(values: np.ndarray, rng: np.random.Generator) -> dict:
             "ci95": _ci(_bootstrap_means(values, rng)), "n": int(len(values))}
 
 
+PRIOR_DOF = 8   # how much a group's variance leans on the whole run's (in degrees of freedom)
+
+
+def _group_draws(values: np.ndarray, overall: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws of one group's mean that keep its sampling uncertainty (see the module docstring)."""
+    n, dof = len(values), len(values) - 1
+    s2_all = float(overall.var(ddof=1)) if len(overall) > 1 else 0.0
+    s2_own = float(values.var(ddof=1)) if dof > 0 else 0.0
+    var = (dof * s2_own + PRIOR_DOF * s2_all) / (dof + PRIOR_DOF)
+    draws = rng.normal(float(values.mean()), math.sqrt(var / n), RESAMPLES)
+    return np.clip(draws, overall.min(), overall.max())
+
+
 def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str = "accuracy",
               extras: dict[str, list[float]] | None = None) -> dict:
     """records: (group, score) per scored sample; extras: further per-sample values by metric name.
 
-    Returns {name: {value, ci95, n}, <extra>: {...}, "groups": {g: {name, ci95, n}},
+    Returns {name: {value, ci95, n}, <extra>: {...}, "groups": {g: {value, ci95, n}},
     f"macro_{name}": {value, ci95, groups}} (the last two only when samples have groups).
     """
     rng = np.random.default_rng(seed)
@@ -59,17 +82,14 @@ def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str 
     by_group: dict[str | None, list[float]] = defaultdict(list)
     for g, v in records:
         by_group[g].append(v)
-    groups = {g: np.array(v, dtype=float) for g, v in by_group.items() if g is not None}
+    groups = {g: np.array(v, dtype=float) for g, v in sorted(by_group.items()) if g is not None}
     if groups:
-        group_draws = {g: _bootstrap_means(v, rng) for g, v in sorted(groups.items())}
-        out["groups"] = {
-            g: {name: round(float(groups[g].mean()), 6), "ci95": _ci(d), "n": int(len(groups[g]))}
-            for g, d in group_draws.items()
-        }
-        macro_draws = np.mean(np.vstack(list(group_draws.values())), axis=0)
+        draws = {g: _group_draws(v, values, rng) for g, v in groups.items()}
+        out["groups"] = {g: {"value": round(float(groups[g].mean()), 6), "ci95": _ci(d), "n": int(len(groups[g]))}
+                         for g, d in draws.items()}
         out[f"macro_{name}"] = {
             "value": round(float(np.mean([v.mean() for v in groups.values()])), 6),
-            "ci95": _ci(macro_draws),
+            "ci95": _ci(np.mean(np.vstack(list(draws.values())), axis=0)),
             "groups": len(groups),
         }
     return out

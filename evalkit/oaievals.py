@@ -6,16 +6,18 @@ args name), `modelgraded/*.yaml` (grader specs, read by evalkit.graders unchange
 `eval_sets/*.yaml` (`set: {evals: [...]}`). Each supported entry becomes an evalkit EvalSpec, so
 it runs with everything evalkit has (cache, resume, retries, intervals, reports):
 
-| class                                   | evalkit scoring | generation (as OpenAI Evals asks)  |
-|-----------------------------------------|-----------------|------------------------------------|
-| basic.match:Match                       | oai_match       | temperature 0, max_tokens 500      |
-| basic.includes:Includes                 | oai_includes    | temperature 0 (theirs: API default)|
-| basic.fuzzy_match:FuzzyMatch            | oai_fuzzy (+f1) | temperature 0, max_tokens 100      |
-| basic.json_match:JsonMatch              | json            | temperature 0, max_tokens 512      |
-| modelgraded.classify:ModelBasedClassify | graded          | max_tokens 1024; grader the same   |
-| multiple_choice:MultipleChoice (MMLU)   | oai_match       | temperature 0, max_tokens 1        |
+| class                                   | evalkit scoring | request parameters, as OpenAI Evals 3.0.1 sends them |
+|-----------------------------------------|-----------------|-------------------------------------------------------|
+| basic.match:Match                       | oai_match       | temperature 0 (its max_tokens argument is never sent) |
+| basic.includes:Includes                 | oai_includes    | nothing: the API's defaults                           |
+| basic.fuzzy_match:FuzzyMatch            | oai_fuzzy (+f1) | temperature 0, max_tokens 100 (or args.max_tokens)    |
+| basic.json_match:JsonMatch              | json            | temperature 0, max_tokens 512 (or args.max_tokens)    |
+| modelgraded.classify:ModelBasedClassify | graded          | max_tokens 1024, then args.sample_kwargs              |
+| multiple_choice:MultipleChoice (MMLU)   | oai_match       | temperature 0, max_tokens 1                           |
 
-`args.max_tokens` overrides the default, as in OpenAI Evals. Everything else (other classes, a
+No seed is sent (OpenAI Evals sends none). Deliberate differences are listed in the README
+("Known limitations"): the grader is asked at temperature 0, MultipleChoice keeps MMLU's
+published option order. Everything else (other classes, a
 MultipleChoice dataset that is not a local file, a model-graded spec that grades several inputs
 at once or takes more than one completion) is refused with "not supported: ..." naming the entry.
 The scorers' definitions are in evalkit/scoring/oaievals.py and evalkit/graders.py.
@@ -27,20 +29,29 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .errors import EvalkitError
-from .spec import EvalSpec
+from .errors import EvalkitError, SpecError
+from .spec import EvalSpec, spec_model
+from .yamlfile import load_yaml
 
 PREFIX = "evals.elsuite."
+# class -> (evalkit scoring, request parameters; "args" means args.max_tokens may replace the default)
 CLASSES = {
-    "basic.match:Match": ("oai_match", 500),
-    "basic.includes:Includes": ("oai_includes", None),
-    "basic.fuzzy_match:FuzzyMatch": ("oai_fuzzy", 100),
-    "basic.json_match:JsonMatch": ("json", 512),
-    "modelgraded.classify:ModelBasedClassify": ("graded", 1024),
-    "multiple_choice:MultipleChoice": ("mc", 1),
+    "basic.match:Match": ("oai_match", {"temperature": 0.0}),
+    "basic.includes:Includes": ("oai_includes", {"temperature": None}),
+    "basic.fuzzy_match:FuzzyMatch": ("oai_fuzzy", {"temperature": 0.0, "max_tokens": "args", "default": 100}),
+    "basic.json_match:JsonMatch": ("json", {"temperature": 0.0, "max_tokens": "args", "default": 512}),
+    "modelgraded.classify:ModelBasedClassify": ("graded", {"temperature": None, "max_tokens": 1024}),
+    "multiple_choice:MultipleChoice": ("mc", {"temperature": 0.0, "max_tokens": 1}),
 }
+
+
+def _generation(params: dict, args: dict) -> dict:
+    gen = {"temperature": params["temperature"], "send_seed": False}
+    if params.get("max_tokens") == "args":
+        gen["max_tokens"] = args.get("max_tokens", params["default"])
+    elif "max_tokens" in params:
+        gen["max_tokens"] = params["max_tokens"]
+    return gen
 
 
 class NotSupported(EvalkitError):
@@ -76,10 +87,9 @@ class OAIRegistry:
     @staticmethod
     def _load(path: Path) -> dict:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise EvalkitError(f"{path}:{mark.line + 1 if mark else 1}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+            data = load_yaml(path, lenient=True).data      # as PyYAML reads it: a repeated key, the last wins
+        except SpecError as exc:
+            raise EvalkitError(exc.problems[0]) from None
         return data if isinstance(data, dict) else {}
 
     def names(self) -> list[str]:
@@ -122,10 +132,9 @@ class OAIRegistry:
         short = cls.removeprefix(PREFIX)
         if short not in CLASSES:
             raise NotSupported(f"{name}: not supported: {cls} (evalkit runs {', '.join(PREFIX + c for c in CLASSES)})")
-        method, default_tokens = CLASSES[short]
+        method, params = CLASSES[short]
         args = dict(target.body.get("args") or {})
         where = f"{target.file}: {target.name}"
-        max_tokens = args.get("max_tokens", default_tokens)
         spec: dict = {"name": name, "description": str(entry.body.get("description") or ""),
                       "source_file": str(target.file)}
         if method == "mc":
@@ -144,12 +153,12 @@ class OAIRegistry:
                 raise EvalkitError(f"{where}: few_shot_jsonl {few} not found")
             dataset["fields"] = {"fewshot": str(few)}
             prompt["fewshot"] = {"split": "fewshot", "k": int(args["num_few_shot"]), "sampling": "first"}
-        generation = {"temperature": 0.0, "max_tokens": max_tokens}
+        generation = _generation(params, args)
         scoring: dict = {"method": method}
         metrics = ["accuracy"]
         template = "match"
         if method == "oai_includes":
-            scoring["case_sensitive"] = not bool(args.get("ignore_case", False))
+            scoring["ignore_case"] = bool(args.get("ignore_case", False))
         elif method == "oai_fuzzy":
             metrics = ["accuracy", "f1"]
         elif method == "graded":
@@ -159,8 +168,6 @@ class OAIRegistry:
                                    "(several completions per grading)")
             kwargs = args.get("sample_kwargs") or {}
             generation.update({k: kwargs[k] for k in ("max_tokens", "temperature") if k in kwargs})
-            if "temperature" not in kwargs:
-                generation.pop("temperature")      # OpenAI Evals samples at the API's default here
             scoring.update({"grader": str(args.get("modelgraded_spec") or "").strip(),
                             "grader_fields": {str(k): str(v) for k, v in (args.get("modelgraded_spec_args") or {}).items()}})
             if args.get("eval_type"):
@@ -171,7 +178,7 @@ class OAIRegistry:
         spec.update({"template": template, "dataset": dataset, "prompt": prompt, "generation": generation,
                      "scoring": scoring, "metrics": metrics})
         try:
-            return EvalSpec.model_validate(spec)
+            return spec_model().model_validate(spec)
         except ValueError as exc:
             raise EvalkitError(f"{where}: cannot be converted: {exc}") from None
 
@@ -219,11 +226,11 @@ class OAIRegistry:
             "dataset": {"format": "mmlu", "path": "mmlu", "split": splits[query.get("split", "test")]},
             "prompt": {"template": instructions + "\nPlease answer with the letter of the correct answer.\n\n"
                                    "{question}\n{choices}", "choice_format": "{label}) {text}"},
-            "generation": {"temperature": 0.0, "max_tokens": 1},
+            "generation": _generation(CLASSES["multiple_choice:MultipleChoice"][1], {}),
             "scoring": {"method": "oai_match", "labels": "ABCD"},
         })
         spec["source_file"] = None          # the data is evalkit's MMLU, not a file of this registry
-        return EvalSpec.model_validate(spec)
+        return spec_model().model_validate(spec)
 
     def inventory(self) -> dict:
         """Every runnable name with its class and whether evalkit runs it (for `--list`)."""

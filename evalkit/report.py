@@ -23,9 +23,10 @@ from pathlib import Path
 
 from .errors import EvalkitError
 from .exams import fmt_number as _num
-from .logs import read_log
-from .metrics import calibration as calibrate
-from .metrics import summarize
+from pydantic import ValidationError
+
+from .logs import LogContents, read_log
+from .results import Calibration, Cost, Stat, Summary, score_metrics, total_usage
 
 
 @dataclass
@@ -33,38 +34,49 @@ class Run:
     path: str
     eval: str
     model: str
-    summary: dict
+    summary: Summary
 
     @property
     def metric(self) -> str:
-        return self.summary.get("primary_metric", "accuracy")
+        return self.summary.primary_metric
 
 
 def load_run(path: str) -> Run:
-    header, samples, summary = read_log(path)
-    if summary is None or summary.get("incomplete"):
-        summary = _summary_from_samples(header, samples, summary)
-    model = header.get("model", "?")
-    if header.get("excluded"):
+    log = read_log(path)
+    summary = _final_summary(log.summary)
+    if summary is None:
+        summary = summary_from_log(log)
+    model = log.header.get("model", "?")
+    if log.header.get("excluded"):
         # a run on the clean subset (contaminated samples left out) sits beside the full run
-        model += f" (clean: {header['excluded']['count']} excluded)"
-    return Run(str(path), header.get("eval", "?"), model, summary)
+        model += f" (clean: {log.header['excluded']['count']} excluded)"
+    return Run(str(path), log.header.get("eval", "?"), model, summary)
 
 
-def _summary_from_samples(header: dict, samples: dict, partial: dict | None) -> dict:
-    metric = (header.get("spec") or {}).get("metrics", ["accuracy"])[0]
-    scored = [(r.get("group"), float(r["score"])) for r in samples.values() if r.get("score") is not None]
-    metrics = summarize(scored, name=metric)
-    groups = metrics.pop("groups", None)
-    probs = [(r["option_probs"], r.get("target") or "") for r in samples.values() if r.get("option_probs")]
-    out = {"eval": header.get("eval"), "model": header.get("model"), "primary_metric": metric, "incomplete": True,
-           "status": (partial or {}).get("status", "no summary: the run stopped early"),
-           "n": len(samples), "scored": len(scored), "errors": sum(1 for r in samples.values() if r.get("error")),
-           "unparsed": sum(1 for r in samples.values() if r.get("parsed") is False), "metrics": metrics,
-           "groups": groups, "cost_usd": (partial or {}).get("cost_usd")}
-    if probs:
-        out["calibration"] = calibrate(probs)
-    return out
+def _final_summary(rec: dict | None) -> Summary | None:
+    if rec is None or rec.get("incomplete"):
+        return None
+    try:
+        return Summary.model_validate({k: v for k, v in rec.items() if k in Summary.model_fields})
+    except ValidationError:
+        return None          # a summary of an older evalkit: recomputed from the samples instead
+
+
+def summary_from_log(log: LogContents) -> Summary:
+    """A killed run's summary, from the samples it logged, through the same code as a live run."""
+    spec, partial = log.header.get("spec") or {}, log.summary or {}
+    metrics = spec.get("metrics") or ["accuracy"]
+    results = list(log.samples.values())
+    part = score_metrics(results, metrics, (spec.get("generation") or {}).get("n", 1), log.header.get("seed", 0))
+    cost = sum(r.cost_usd or 0.0 for r in results)
+    return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
+                   endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
+                   incomplete=True, primary_metric=metrics[0], n=partial.get("n") or len(results), scored=part.scored,
+                   errors=part.errors, unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
+                   groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
+                   calibration=Calibration(**part.calibration) if part.calibration else None,
+                   usage=total_usage(results), cost_usd=Cost(this_run=cost, all_samples=cost) if cost else None,
+                   seed=log.header.get("seed", 0), notes=part.notes, log=str(log.path))
 
 
 def _fmt(x, digits: int = 4) -> str:
@@ -72,14 +84,14 @@ def _fmt(x, digits: int = 4) -> str:
 
 
 def _cell(run: Run) -> str:
-    m = run.summary["metrics"].get(run.metric) or {}
-    lo, hi = m.get("ci95", [None, None])
-    return f"{_fmt(m.get('value'))} [{_fmt(lo)}, {_fmt(hi)}]"
+    m = run.summary.metrics.get(run.metric)
+    lo, hi = m.ci95 if m else (None, None)
+    return f"{_fmt(m.value if m else None)} [{_fmt(lo)}, {_fmt(hi)}]"
 
 
 def _cost(run: Run) -> str:
-    c = run.summary.get("cost_usd")
-    return f"${c['all_samples']:.4f}" if c and c.get("all_samples") is not None else "–"
+    c = run.summary.cost_usd
+    return f"${c.all_samples:.4f}" if c and c.all_samples is not None else "–"
 
 
 def reliability_png(cal: dict, title: str) -> bytes:
@@ -141,9 +153,9 @@ def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
     if any(row["lower_bound"] is not None for row in table):
         images.append(("Exam percentiles (lower bound of each range)", percentile_chart_png(table)))
     for r in runs:
-        cal = r.summary.get("calibration")
-        if cal and cal.get("ece") is not None:
-            images.append((f"{r.eval} · {r.model}", reliability_png(cal, f"{r.eval} · {r.model}")))
+        cal = r.summary.calibration
+        if cal and cal.ece is not None:
+            images.append((f"{r.eval} · {r.model}", reliability_png(cal.model_dump(), f"{r.eval} · {r.model}")))
     if fmt == "html":
         return _html(runs, images, table)
     return _markdown(runs, images, out, table)
@@ -204,19 +216,19 @@ class Section:
 def _sections(runs: list[Run]) -> list[Section]:
     out = []
     for name, group in _by_eval(runs).items():
-        rows = [(r.model, bool(r.summary.get("incomplete")),
-                 [_cell(r), f"{r.summary.get('scored', r.summary.get('n'))}/{r.summary.get('n')}",
-                  str(r.summary.get("errors", 0)), str(r.summary.get("unparsed", 0)), _cost(r)]) for r in group]
-        calibration = [f"Calibration of {r.model}: ECE {cal['ece']:.4f} over {cal['points']} option probabilities "
+        rows = [(r.model, r.summary.incomplete,
+                 [_cell(r), f"{r.summary.scored}/{r.summary.n}", str(r.summary.errors), str(r.summary.unparsed),
+                  _cost(r)]) for r in group]
+        calibration = [f"Calibration of {r.model}: ECE {cal.ece:.4f} over {cal.points} option probabilities "
                        "(10 equal-width bins)." for r in group
-                       if (cal := r.summary.get("calibration")) and cal.get("ece") is not None]
-        names = sorted({g for r in group for g in (r.summary.get("groups") or {})})
+                       if (cal := r.summary.calibration) and cal.ece is not None]
+        names = sorted({g for r in group for g in (r.summary.groups or {})})
         group_rows = []
         for g in names:
             cells = []
             for r in group:
-                m = (r.summary.get("groups") or {}).get(g)
-                cells.append(f"{_fmt(m.get(r.metric))} (n={m['n']})" if m else "–")
+                m = (r.summary.groups or {}).get(g)
+                cells.append(f"{_fmt(m.value)} (n={m.n})" if m else "–")
             group_rows.append((g, cells))
         out.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows))
     return out

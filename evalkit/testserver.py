@@ -1,31 +1,40 @@
 """A deterministic OpenAI-compatible chat-completions server for tests, benchmarks and smoke runs.
 
-    python -m evalkit.testserver --answers key.jsonl [--port 0] [--latency 0.2] [--error-rate 0.1]
+    python -m evalkit.testserver --answers key.jsonl [--port 0] [--latency 0.2] [--fault html=0.05]
 
 It speaks enough of the protocol for the official `openai` client: `POST /v1/chat/completions`
 (and `GET /v1/models`), HTTP/1.1 keep-alive, JSON bodies with `choices`, `usage` and the rest.
-On start it prints `listening on http://127.0.0.1:PORT/v1` and serves until killed.
+On start it prints `listening on http://127.0.0.1:PORT/v1` and serves until killed. It needs
+nothing beyond evalkit's own dependencies.
 
 How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line
 (or `{"messages": [...], "reply": ...}`: the reply to exactly that conversation, checked first;
 an entry with `"model": NAME` applies to requests for that model only, so two models can differ),
 optionally with `"logprobs": {"A": -0.1, "B": -2.3}`: the first token's top alternatives returned
-when a request asks for logprobs.
-For each request the server looks for every `match` text inside the last user message and replies
-with the reply of the one that starts last (the asked question comes after any few-shot examples,
-which may themselves contain another question's text), the longest if several start there; with
-none found it replies `--default-reply`. `--tail-after SEP` restricts the search to the text after
-the last SEP (e.g. the blank line before the asked item), so few-shot examples are never matched. So a test can say
-"answer these questions right, those wrong, these in odd formats" from the raw data alone, and
-compute the exact score a correct harness must report.
+when a request asks for logprobs. For each request the server looks for every `match` text inside
+the last user message and replies with the reply of the one that starts last (the asked question
+comes after any few-shot examples, which may themselves contain another question's text), the
+longest if several start there; with none found it replies `--default-reply`. `--tail-after SEP`
+restricts the search to the text after the last SEP. So a test can say "answer these questions
+right, those wrong, these in odd formats" from the raw data alone, and compute the exact score a
+correct harness must report.
 
-Faults on demand: `--latency` seconds per reply; `--error-rate` (of requests, chosen by a seeded
-generator) answered with `--error-status` and `Retry-After: --retry-after`; `--status N` answers
-every request with HTTP N (after `--fail-after` good ones); `--malformed` answers 200 with a body that is not a completion.
-`GET /stats` returns counts: requests, completions served, errors sent, per-match hits, and the
-delays between an injected error and the retry of the same request (to check Retry-After).
-`GET /requests` returns the last 1,000 requests as received (method, path with query, headers,
-JSON body), so a test can check exactly what a client sent.
+Faults on demand, as a hostile or broken server would send them:
+- `--latency` seconds per reply; `--status N` answers every request with HTTP N (after
+  `--fail-after` good ones); `--malformed` answers every request with an HTML page;
+- `--error-rate` (of requests, seeded) answered with `--error-status` and `Retry-After: --retry-after`;
+- `--fault KIND=RATE` (repeatable): a seeded share of requests gets KIND, drawn afresh for each
+  request (so a retry may succeed): `429` and `500` (with Retry-After), `html` (a 200 whose body is
+  a web page), `trickle` (the reply one byte every `--trickle-interval` seconds), `reset` (the
+  connection dropped without a reply), `huge` (a reply padded to `--huge-bytes`), `null`
+  (`message.content: null`), `echo` (a 400 whose message repeats the request's headers, key
+  included), `badusage` (negative and absurd token counts), `surrogate` (a lone surrogate in the
+  reply text, valid JSON).
+
+`GET /stats` returns counts: requests, completions served, errors and faults sent, per-match
+hits, and the delays between an injected error and the retry of the same request (to check
+Retry-After). `GET /requests` returns the last 1,000 requests as received (method, path with
+query, headers, JSON body), so a test can check exactly what a client sent.
 """
 
 from __future__ import annotations
@@ -34,16 +43,20 @@ import argparse
 import asyncio
 import json
 import random
+import socket
+import struct
 import sys
 import time
 from collections import Counter, deque
+from dataclasses import dataclass, field
+
+FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate")
 
 
 class Policy:
     def __init__(self, answers: list[dict], default_reply: str):
         self.default_reply = default_reply
         self.replies: dict[str, str] = {}
-        self.automaton = None
         self.logprobs: dict[str, dict[str, float]] = {}
         self.exact: dict[str, str] = {}
         for entry in answers:
@@ -53,13 +66,7 @@ class Policy:
             self.replies[entry["match"]] = entry["reply"]
             if "logprobs" in entry:
                 self.logprobs[entry["match"]] = entry["logprobs"]
-        if self.replies:
-            import ahocorasick
-
-            self.automaton = ahocorasick.Automaton()
-            for needle in self.replies:
-                self.automaton.add_word(needle, needle)
-            self.automaton.make_automaton()
+        self.automaton = _automaton(self.replies) if self.replies else None
 
     def reply(self, text: str, messages: list | None = None) -> tuple[str, str | None]:
         if self.exact and messages is not None:
@@ -67,17 +74,41 @@ class Policy:
             if key in self.exact:
                 return self.exact[key], key
         best, best_rank = None, None
-        if self.automaton is not None:
-            for end, needle in self.automaton.iter(text):
-                rank = (end - len(needle), len(needle))   # latest start first, then longest
-                if best_rank is None or rank > best_rank:
-                    best, best_rank = needle, rank
+        for end, needle in self.automaton.iter(text) if self.automaton is not None else ():
+            rank = (end - len(needle), len(needle))   # latest start first, then longest
+            if best_rank is None or rank > best_rank:
+                best, best_rank = needle, rank
         return (self.replies[best], best) if best is not None else (self.default_reply, None)
+
+
+def _automaton(needles):
+    """One matcher over every needle (thousands of questions; a loop per request would be slow)."""
+    import ahocorasick_rs
+
+    return _RsAutomaton(ahocorasick_rs.AhoCorasick(list(needles)), list(needles))
+
+
+class _RsAutomaton:
+    def __init__(self, ac, needles: list[str]):
+        self.ac, self.needles = ac, needles
+
+    def iter(self, text: str):
+        """(end index, needle) of every occurrence, overlapping ones included."""
+        for idx, start, end in self.ac.find_matches_as_indexes(text, overlapping=True):
+            yield end - 1, self.needles[idx]
 
 
 def conversation_key(messages: list) -> str:
     """A whole conversation as one string: roles and contents, in order."""
     return json.dumps([[m.get("role", "user"), m.get("content", "")] for m in messages], ensure_ascii=False)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict = field(default_factory=dict)
+    fault: str | None = None          # reset / trickle: how the bytes go out
 
 
 class Server:
@@ -86,6 +117,7 @@ class Server:
         self.policy = policy
         self.by_model: dict[str, Policy] = {}     # answer keys that apply to one model only
         self.rng = random.Random(args.seed)
+        self.faults = _fault_table(args.fault)
         self.stats = Counter()
         self.hits: Counter = Counter()
         self.failed_at: dict[int, float] = {}    # prompt hash -> when an error was injected for it
@@ -95,25 +127,16 @@ class Server:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                line = await reader.readline()
-                if not line:
+                request = await _read_request(reader)
+                if request is None:
                     break
-                method, path, _ = line.decode("latin-1").split(" ", 2)
-                headers = {}
-                while True:
-                    h = await reader.readline()
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    k, _, v = h.decode("latin-1").partition(":")
-                    headers[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                method, path, headers, body = request
                 self.record(method, path, headers, body)
-                status, extra, payload = await self.route(method, path, body)
-                head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}",
-                        "content-type: application/json", f"content-length: {len(payload)}"]
-                head += [f"{k}: {v}" for k, v in extra.items()]
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-                await writer.drain()
+                reply = await self.route(method, path, headers, body)
+                if reply.fault == "reset":
+                    _reset(writer)
+                    return
+                await _send(writer, reply, self.args.trickle_interval if reply.fault == "trickle" else 0)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
@@ -128,75 +151,165 @@ class Server:
             parsed = body.decode("utf-8", "replace")
         self.received.append({"method": method, "path": path, "headers": headers, "body": parsed})
 
-    async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict, bytes]:
+    async def route(self, method: str, path: str, headers: dict, body: bytes) -> Reply:
         path = path.split("?", 1)[0]
         if method == "GET" and path.endswith("/requests"):
-            return 200, {}, json.dumps(list(self.received)).encode()
+            return Reply(200, json.dumps(list(self.received)).encode())
         if method == "GET" and path.endswith("/stats"):
-            return 200, {}, json.dumps({**self.stats, "hits": dict(self.hits),
-                                        "retry_gaps": [round(g, 4) for g in self.retry_gaps[:1000]]}).encode()
+            return Reply(200, json.dumps({**self.stats, "hits": dict(self.hits),
+                                          "retry_gaps": [round(g, 4) for g in self.retry_gaps[:1000]]}).encode())
         if method == "GET" and path.endswith("/models"):
-            return 200, {}, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode()
+            return Reply(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
         if method != "POST" or not path.endswith("/chat/completions"):
-            return 404, {}, _error("not found", "invalid_request_error")
+            return Reply(404, _error("not found", "invalid_request_error"))
         self.stats["requests"] += 1
+        if self.args.latency:
+            await asyncio.sleep(self.args.latency)
+        return self.failure(body, headers) or self.completion(json.loads(body))
+
+    def failure(self, body: bytes, headers: dict) -> Reply | None:
+        """A forced status, an injected error or a fault for this request, or None."""
         a = self.args
-        if a.latency:
-            await asyncio.sleep(a.latency)
         if a.status and self.stats["completions"] >= a.fail_after:
             self.stats["errors"] += 1
-            return a.status, {}, _error(f"forced status {a.status}", "test_error")
-        prompt_id = hash(body)
-        now = time.monotonic()
+            return Reply(a.status, _error(f"forced status {a.status}", "test_error"))
+        prompt_id, now = hash(body), time.monotonic()
         if prompt_id in self.failed_at:
             self.retry_gaps.append(now - self.failed_at.pop(prompt_id))
         if a.error_rate and self.rng.random() < a.error_rate:
             self.stats["errors"] += 1
             self.failed_at[prompt_id] = now
-            return a.error_status, {"retry-after": f"{a.retry_after:g}"}, _error("injected failure", "test_error")
+            return Reply(a.error_status, _error("injected failure", "test_error"), {"retry-after": f"{a.retry_after:g}"})
         if a.malformed:
-            return 200, {}, b"<html>this is not a completion</html>"
-        req = json.loads(body)
+            return Reply(200, b"<html>this is not a completion</html>")
+        kind = self.draw_fault()
+        if kind is None or kind in ("trickle", "huge", "null", "badusage", "surrogate"):
+            return None                         # these shape a completion (see `completion`)
+        self.stats["errors"] += 1
+        if kind in ("429", "500"):
+            self.failed_at[prompt_id] = now
+            return Reply(int(kind), _error("injected failure", "test_error"), {"retry-after": f"{a.retry_after:g}"})
+        if kind == "html":
+            return Reply(200, b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>")
+        if kind == "echo":
+            return Reply(400, _error(f"bad request; headers were {json.dumps(headers)}", "invalid_request_error"))
+        return Reply(200, b"", fault="reset")
+
+    def draw_fault(self) -> str | None:
+        self._fault = None
+        if self.faults:
+            x = self.rng.random()
+            for kind, upto in self.faults:
+                if x < upto:
+                    self._fault = kind
+                    self.stats[f"fault_{kind}"] += 1
+                    break
+        return self._fault
+
+    def completion(self, req: dict) -> Reply:
+        fault = getattr(self, "_fault", None)
+        policy = self.by_model.get(req.get("model"), self.policy)
         messages = req.get("messages") or []
+        reply, needle = policy.reply(self._asked(messages), messages)
+        if needle is not None:
+            self.hits[needle] += 1
+        self.stats["completions"] += 1
+        if fault == "surrogate":
+            reply += "\ud800"
+        if fault == "huge":
+            reply += " " * self.args.huge_bytes
+        choice = {"index": 0, "finish_reason": "stop",
+                  "message": {"role": "assistant", "content": None if fault == "null" else reply}}
+        if req.get("logprobs") and not self.args.no_logprobs:
+            choice["logprobs"] = _logprobs(policy, needle, reply, int(req.get("top_logprobs") or 0))
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1}
+        if fault == "badusage":
+            usage = {"prompt_tokens": -5, "completion_tokens": 10**15}
+        out = {"id": f"chatcmpl-test-{self.stats['requests']}", "object": "chat.completion", "created": int(time.time()),
+               "model": req.get("model", "test-model"), "choices": [choice],
+               "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
+        return Reply(200, json.dumps(out).encode(), fault="trickle" if fault == "trickle" else None)
+
+    def _asked(self, messages: list) -> str:
+        """The text of the last user message (text parts joined), after --tail-after if given."""
         users = [m for m in messages if m.get("role") == "user"]
         text = users[-1]["content"] if users else ""
         if isinstance(text, list):
             text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
-        if a.tail_after and a.tail_after in text:
-            text = text.rsplit(a.tail_after, 1)[1]   # only the last block: the item actually asked
-        policy = self.by_model.get(req.get("model"), self.policy)
-        reply, needle = policy.reply(text, messages)
-        if needle is not None:
-            self.hits[needle] += 1
-        self.stats["completions"] += 1
-        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
-        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
-        if req.get("logprobs") and not a.no_logprobs:
-            # The first token's alternatives: the key's chosen {token: logprob}, else the reply's
-            # first character with probability 1.
-            alts = policy.logprobs.get(needle) if needle is not None else None
-            alts = alts or {reply[:1]: 0.0}
-            top = sorted(alts.items(), key=lambda kv: -kv[1])[: int(req.get("top_logprobs") or 0) or 1]
-            first = top[0]
-            choice["logprobs"] = {"content": [{"token": first[0], "logprob": first[1], "bytes": None,
-                                               "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top]}]}
-        out = {
-            "id": f"chatcmpl-test-{self.stats['requests']}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": req.get("model", "test-model"),
-            "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1,
-                      "total_tokens": prompt_tokens + len(reply) // 4 + 1},
-        }
-        return 200, {}, json.dumps(out).encode()
+        if self.args.tail_after and self.args.tail_after in text:
+            text = text.rsplit(self.args.tail_after, 1)[1]   # only the last block: the item actually asked
+        return text
+
+
+def _logprobs(policy: Policy, needle: str | None, reply: str, top_n: int) -> dict:
+    """The first token's alternatives: the key's chosen {token: logprob}, else the reply's first
+    character with probability 1."""
+    alts = (policy.logprobs.get(needle) if needle is not None else None) or {reply[:1]: 0.0}
+    top = sorted(alts.items(), key=lambda kv: -kv[1])[: top_n or 1]
+    return {"content": [{"token": top[0][0], "logprob": top[0][1], "bytes": None,
+                         "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top]}]}
+
+
+def _fault_table(specs: list[str]) -> list[tuple[str, float]]:
+    """`["html=0.05", "reset=0.05"]` -> cumulative [("html", 0.05), ("reset", 0.10)]."""
+    table, total = [], 0.0
+    for spec in specs:
+        kind, _, rate = spec.partition("=")
+        if kind not in FAULTS:
+            raise SystemExit(f"--fault {spec}: unknown kind {kind!r}; kinds: {', '.join(FAULTS)}")
+        total += float(rate)
+        table.append((kind, total))
+    if total > 1:
+        raise SystemExit("--fault: the rates add up to more than 1")
+    return table
+
+
+async def _read_request(reader: asyncio.StreamReader):
+    line = await reader.readline()
+    if not line:
+        return None
+    method, path, _ = line.decode("latin-1").split(" ", 2)
+    headers = {}
+    while True:
+        h = await reader.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+    return method, path, headers, body
+
+
+async def _send(writer: asyncio.StreamWriter, reply: Reply, trickle: float) -> None:
+    head = [f"HTTP/1.1 {reply.status} {'OK' if reply.status == 200 else 'Error'}",
+            "content-type: text/html" if reply.body.startswith(b"<") else "content-type: application/json",
+            f"content-length: {len(reply.body)}"] + [f"{k}: {v}" for k, v in reply.headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    if not trickle:
+        writer.write(reply.body)
+        await writer.drain()
+        return
+    await writer.drain()
+    for i in range(len(reply.body)):          # one byte at a time: a read timeout never fires
+        writer.write(reply.body[i:i + 1])
+        await writer.drain()
+        await asyncio.sleep(trickle)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Drop the connection with a TCP reset, no reply."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _error(message: str, kind: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m evalkit.testserver", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -210,9 +323,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--status", type=int, default=0, help="answer every request with this HTTP status")
     p.add_argument("--fail-after", type=int, default=0, help="with --status: serve this many completions first")
     p.add_argument("--malformed", action="store_true")
+    p.add_argument("--fault", action="append", default=[], metavar="KIND=RATE", help=f"kinds: {', '.join(FAULTS)}")
+    p.add_argument("--trickle-interval", type=float, default=2.0)
+    p.add_argument("--huge-bytes", type=int, default=10_000_000)
     p.add_argument("--no-logprobs", action="store_true", help="ignore requests for logprobs, as some servers do")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     answers = []
     if args.answers:
         with open(args.answers, encoding="utf-8") as fh:

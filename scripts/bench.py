@@ -4,7 +4,9 @@
     python scripts/bench.py [--n 1000] [--big 100000] [--repeat 3] [--skip-big]
 
 Starts `evalkit.testserver` (in its own process) with a chosen latency and error rate, runs a
-generated N-question multiple-choice eval through the real CLI, and in the same session measures
+generated N-question multiple-choice eval through the real CLI (and, with injected faults, checks
+that nothing is lost or scored twice, also across an interrupted and resumed run), and in the same
+session measures
 the floor: the same prompts sent by a minimal loop (one shared `AsyncOpenAI` client, a semaphore,
 a letter check, nothing else), whole process timed from start to exit just as evalkit is. Each
 figure is the median of --repeat runs. Printed as a table with each ratio and its target.
@@ -83,7 +85,8 @@ class Server:
     def __init__(self, key: Path, **flags):
         cmd = [sys.executable, "-m", "evalkit.testserver", "--answers", str(key)]
         for k, v in flags.items():
-            cmd += ["--" + k.replace("_", "-"), str(v)]
+            for value in v if isinstance(v, list) else [v]:
+                cmd += ["--" + k.replace("_", "-"), str(value)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         self.url = self.proc.stdout.readline().split()[-1]
 
@@ -118,12 +121,70 @@ def median_run(repeat: int, fn) -> tuple[float, object]:
     return statistics.median(walls), results[-1][1]
 
 
+FAULTS = ["429=0.05", "500=0.05", "html=0.05", "trickle=0.05", "reset=0.05"]
+
+
+def fault_injection(tmp: Path, env: dict, n: int) -> tuple[str, str, str]:
+    """n samples through a server that injects FAULTS: once straight through, once interrupted with
+    SIGINT halfway and resumed. Every sample must end scored or recorded as an error, none scored
+    twice, and the resumed run's scores must equal the uninterrupted one's."""
+    import signal
+
+    spec, key = make_eval(tmp, n)
+    flags = {"fault": FAULTS, "trickle_interval": 0.05, "seed": 5}
+    extra = ["--no-cache", "--timeout", "5", "--max-retries", "8", "--max-retry-after", "60", "--fail-on-error", "0.5"]
+    srv = Server(key, **flags)
+    try:
+        wall, res = timed(evalkit_cmd(spec, srv.url, tmp / "faults-a", *extra), env)
+        whole = json.loads(res.stdout)
+        srv2 = Server(key, **flags)
+        cmd = evalkit_cmd(spec, srv2.url, tmp / "faults-b", *extra)
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        while srv2.stats().get("completions", 0) < n // 2:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+        resumed = json.loads(subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}).stdout)
+        faults = {k: v for k, v in srv.stats().items() if k.startswith("fault_")}
+        srv2.close()
+    finally:
+        srv.close()
+    a, b = _final_scores(whole["log"]), _final_scores(resumed["log"])
+    twice = max(_scored_twice(whole["log"]), _scored_twice(resumed["log"]))
+    figure = (f"{whole['scored']}/{n} scored + {whole['errors']} errors in {wall:.1f}s "
+              f"({', '.join(f'{k[6:]} {v}' for k, v in faults.items())}); {twice} scored twice; "
+              f"interrupted at half and resumed: {'equal' if a == b else 'DIFFERENT'} scores "
+              f"({resumed['scored']}/{n})")
+    return ("5% each 429/500/html/trickle/reset", figure, "all scored or errors, none twice, resume = uninterrupted")
+
+
+def _final_scores(log: str) -> dict[str, float | None]:
+    out = {}
+    for line in open(log):
+        rec = json.loads(line)
+        if rec["type"] == "sample":
+            out[rec["id"]] = rec["score"]
+    return out
+
+
+def _scored_twice(log: str) -> int:
+    seen, twice = set(), 0
+    for line in open(log):
+        rec = json.loads(line)
+        if rec["type"] == "sample" and rec.get("error") is None:
+            twice += rec["id"] in seen
+            seen.add(rec["id"])
+    return twice
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--big", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--faults-n", type=int, default=2000, help="samples of the fault-injection scenario")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
@@ -210,7 +271,10 @@ def main() -> None:
         finally:
             srv.close()
 
-    # 6. start-up
+    # 6. a hostile server: 5% each of 429s, 500s, HTML bodies, trickled replies and dropped connections
+    rows.append(fault_injection(tmp, env, args.faults_n))
+
+    # 7. start-up
     w_help, _ = median_run(5, lambda i: timed([sys.executable, "-m", "evalkit", "--help"]))
     w_list, _ = median_run(5, lambda i: timed([sys.executable, "-m", "evalkit", "list"]))
     rows.append(("evalkit --help / list", f"{w_help:.2f}s / {w_list:.2f}s", "<= 0.3s / <= 1s"))

@@ -1,16 +1,19 @@
 """Shared fixtures: the real benchmark data, a real OpenAI-compatible server, the real CLI.
 
 Nothing here mocks the client: every test that runs an eval starts `evalkit.testserver` in its own
-process on 127.0.0.1 and runs `python -m evalkit` against it, exactly as a user would.
+process on 127.0.0.1 and runs the real CLI against it through the real `openai` client: in-process
+with click's runner (the `evalkit` fixture), or as a real process where that is what is tested.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,7 +64,8 @@ def start_server(tmp_path):
             cmd += ["--answers", str(key)]
         for k, v in flags.items():
             flag = "--" + k.replace("_", "-")
-            cmd += [flag] if v is True else [flag, str(v)]
+            for value in v if isinstance(v, list) else [v]:
+                cmd += [flag] if value is True else [flag, str(value)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         assert line.startswith("listening on "), f"test server did not start: {line!r} {proc.stderr.read()}"
@@ -74,17 +78,51 @@ def start_server(tmp_path):
         s.stop()
 
 
+@dataclass
+class Result:
+    """What a run of the CLI gave: exit code, stdout, stderr (as subprocess.CompletedProcess has)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_env(tmp_path: Path, data_dir: Path, env: dict | None) -> dict:
+    """The environment of a CLI call: isolated cache and logs, the shared data, no key or base URL."""
+    full = {"EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "cache"),
+            "XDG_STATE_HOME": str(tmp_path / "state"), "OPENAI_BASE_URL": None, "OPENAI_API_KEY": None}
+    full.update(env or {})
+    return full
+
+
 @pytest.fixture
 def evalkit(tmp_path, data_dir):
-    """evalkit(*args, env=None) -> CompletedProcess of the real CLI with isolated cache and logs."""
+    """evalkit(*args, env=None) -> Result of the real CLI, run in-process (click's runner) with an
+    isolated cache and log folder, from tmp_path. Tests of signals, kill -9, locks and the installed
+    entry point start a real process instead (`evalkit_process`)."""
+    from click.testing import CliRunner
+
+    from evalkit.cli import cli
+
+    def run(*args: str, env: dict | None = None, timeout: float = 900) -> Result:
+        with contextlib.chdir(tmp_path):
+            res = CliRunner().invoke(cli, list(args), env=cli_env(tmp_path, data_dir, env), catch_exceptions=True)
+        if res.exception is not None and not isinstance(res.exception, SystemExit):
+            raise res.exception            # a bug in the CLI itself: show it, do not hide it in a result
+        return Result(res.exit_code, res.stdout, res.stderr)
+    return run
+
+
+@pytest.fixture
+def evalkit_process(tmp_path, data_dir):
+    """evalkit_process(*args, env=None) -> CompletedProcess of `python -m evalkit` in its own process."""
     def run(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-        full_env = {**os.environ, "EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "cache"),
-                    "XDG_STATE_HOME": str(tmp_path / "state")}
-        full_env.pop("OPENAI_BASE_URL", None)
-        full_env.pop("OPENAI_API_KEY", None)
-        full_env.update(env or {})
+        full = {**os.environ, **{k: v for k, v in cli_env(tmp_path, data_dir, env).items() if v is not None}}
+        for k, v in cli_env(tmp_path, data_dir, env).items():
+            if v is None:
+                full.pop(k, None)
         return subprocess.run([sys.executable, "-m", "evalkit", *args], capture_output=True, text=True,
-                              env=full_env, timeout=timeout, cwd=tmp_path)
+                              env=full, timeout=timeout, cwd=tmp_path)
     return run
 
 

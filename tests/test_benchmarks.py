@@ -247,7 +247,7 @@ def test_agieval_multiple_choice(evalkit, start_server, data_dir):
     assert s["scored"] == sum(n for _, n in expected.values()) == 3849
     for t, (right, n) in expected.items():
         assert s["groups"][t]["n"] == n
-        assert s["groups"][t]["accuracy"] == pytest.approx(right / n, abs=1e-6), t
+        assert s["groups"][t]["value"] == pytest.approx(right / n, abs=1e-6), t
     assert expected["sat-en"][0] > 100 and expected["gaokao-physics"][0] > 100
     # sat-en-without-passage repeats sat-en's questions, so in the run above its items could not be
     # told apart; on its own they can.
@@ -385,7 +385,8 @@ def test_cot_and_extract_flags(evalkit, start_server, data_dir, tmp_path):
                                                    "on the last line as `Answer: <answer>`.")
     assert all(r["extracted"] == "C" for r in read_jsonl(cot["log"]) if r["type"] == "sample")
     header = read_jsonl(cot["log"])[0]
-    assert header["params"]["max_tokens"] == 1024
+    assert header["sampling"]["max_tokens"] == 1024
+    assert {r["body"]["max_tokens"] for r in server.requests()} == {1024}      # what the server was asked
     plain = json.loads(evalkit(*base).stdout)
     assert plain["unparsed"] == 5          # "B ... C" with no marker: ambiguous, not guessed
     bad = evalkit(*base, "--extract", "no group")

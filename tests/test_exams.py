@@ -236,7 +236,9 @@ def test_sat_math_end_to_end(evalkit, start_server, data_dir, tmp_path):
     assert r["sources"][0]["title"].startswith("SAT Practice Test raw score conversion table")
     # the report's method reached the model: few-shot ANSWER KEY, temperature 0.3, 512 tokens
     log = read_jsonl(sec["log"])
-    assert log[0]["params"]["temperature"] == 0.3 and log[0]["params"]["max_tokens"] == 512
+    assert log[0]["sampling"]["temperature"] == 0.3 and log[0]["sampling"]["max_tokens"] == 512
+    sent = [r["body"] for r in server.requests() if r["path"].endswith("/chat/completions")]
+    assert len(sent) == 220 and all(b["temperature"] == 0.3 and b["max_tokens"] == 512 for b in sent)
     saved = Path(r["log"])
     assert json.loads(saved.read_text())["scaled"] == 710
     # the human-readable form names raw, scaled, CI and the source

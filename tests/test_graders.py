@@ -137,15 +137,15 @@ def test_position_bias_cancels(evalkit, start_server, tmp_path):
     server = start_server(pairwise_key([]), default_reply="1")       # the judge always says "1"
     s = run_pairwise(evalkit, server, tmp_path)
     assert s["n"] == 24 and s["a_first"] == 12
-    assert s["wins"] == 12 and s["losses"] == 12 and s["win_rate"]["value"] == 0.5
+    assert s["wins"] == 12 and s["losses"] == 12 and s["metrics"]["win_rate"]["value"] == 0.5
     assert s["first_shown_chosen"] == 1.0
     recs = [r for r in read_jsonl(s["logs"]["pairwise"]) if r["type"] == "sample"]
-    firsts = [r["first"] for r in recs]
+    firsts = [r["grader"]["first"] for r in recs]
     assert firsts.count("A") == 12 and firsts != sorted(firsts)       # shuffled, not blocked
     # the order is seeded: another seed gives another order with the same balance
     s2 = run_pairwise(evalkit, server, tmp_path, "--seed", "7")
-    recs2 = {r["id"]: r["first"] for r in read_jsonl(s2["logs"]["pairwise"]) if r["type"] == "sample"}
-    assert list(recs2.values()).count("A") == 12 and recs2 != {r["id"]: r["first"] for r in recs}
+    recs2 = {r["id"]: r["grader"]["first"] for r in read_jsonl(s2["logs"]["pairwise"]) if r["type"] == "sample"}
+    assert list(recs2.values()).count("A") == 12 and recs2 != {r["id"]: r["grader"]["first"] for r in recs}
 
 
 def test_content_preference_with_ties_and_invalid(evalkit, start_server, tmp_path):
@@ -163,12 +163,12 @@ def test_content_preference_with_ties_and_invalid(evalkit, start_server, tmp_pat
     server = start_server(pairwise_key(judge), default_reply="???")
     s = run_pairwise(evalkit, server, tmp_path)
     assert (s["wins"], s["ties"], s["losses"], s["invalid"]) == (18, 4, 0, 2)
-    assert s["win_rate"]["value"] == pytest.approx((18 + 0.5 * 4) / 22, abs=1e-6)
-    lo, hi = s["win_rate"]["ci95"]
-    assert lo < s["win_rate"]["value"] <= hi <= 1.0
+    assert s["metrics"]["win_rate"]["value"] == pytest.approx((18 + 0.5 * 4) / 22, abs=1e-6)
+    lo, hi = s["metrics"]["win_rate"]["ci95"]
+    assert lo < s["metrics"]["win_rate"]["value"] <= hi <= 1.0
     rec = [r for r in read_jsonl(s["logs"]["pairwise"]) if r["type"] == "sample" and r["id"] == PROMPTS[10]["id"]][0]
-    assert rec["winner"] == "A" and "ALPHA-" in rec["grader"]["messages"][-1]["content"]
+    assert rec["grader"]["winner"] == "A" and "ALPHA-" in rec["grader"]["messages"][-1]["content"]
     # rerunning resumes: nothing is sent again
     before = server.stats()["requests"]
     s2 = run_pairwise(evalkit, server, tmp_path)
-    assert server.stats()["requests"] == before and s2["win_rate"] == s["win_rate"]
+    assert server.stats()["requests"] == before and s2["metrics"]["win_rate"] == s["metrics"]["win_rate"]

@@ -31,7 +31,8 @@ def test_mmlu_by_logprob_is_a_distribution_and_deterministic(evalkit, model_cach
     assert first["scored"] == 6 and first["unparsed"] == 0
     assert first["backend"]["prompt_format"].startswith("plain")
     assert "converted cache" in second["backend"]["loaded_from"]          # the second load skips the GGUF
-    recs = [[r for r in read_jsonl(s["log"]) if r["type"] == "sample"] for s in (first, second)]
+    recs = [sorted((r for r in read_jsonl(s["log"]) if r["type"] == "sample"), key=lambda r: r["id"])
+            for s in (first, second)]
     for r in recs[0]:
         assert set(r["option_probs"]) == {"A", "B", "C", "D"}
         assert sum(r["option_probs"].values()) == pytest.approx(1.0, abs=1e-4)

@@ -102,7 +102,8 @@ def test_truthfulqa_mc2_from_logprobs(evalkit, start_server, data_dir, tmp_path)
         letters_of[question] = shown
         expected_first += shown["A"] in truth[question]
     assert first["n"] == 817
-    assert first["metrics"]["accuracy"]["value"] == pytest.approx(expected_first / 817, abs=1e-6)
+    assert first["primary_metric"] == "mc2"
+    assert first["metrics"]["mc2"]["value"] == pytest.approx(expected_first / 817, abs=1e-6)
     # Second run: 0.6 on the first true letter, 0.3 on the first false one, 0.1 elsewhere:
     # MC2 = 0.6 / 0.9 for every question, whatever the shuffle.
     answers = []
@@ -114,7 +115,7 @@ def test_truthfulqa_mc2_from_logprobs(evalkit, start_server, data_dir, tmp_path)
     server2 = start_server(answers)
     second = json.loads(evalkit("run", "truthfulqa-mc2", "--model", "openai/m", "--base-url", server2.url,
                                 "--json").stdout)
-    assert second["metrics"]["accuracy"]["value"] == pytest.approx(0.6 / 0.9, abs=1e-5)
+    assert second["metrics"]["mc2"]["value"] == pytest.approx(0.6 / 0.9, abs=1e-5)
     assert second["calibration"]["mean_missing_mass"] == pytest.approx(0.1, abs=1e-5)
 
 

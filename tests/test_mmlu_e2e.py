@@ -96,7 +96,7 @@ def test_full_mmlu_run_scores_exactly(data_dir, start_server, evalkit, tmp_path)
     assert set(summary["groups"]) == set(test)
     for subject, (right, n) in per_subject.items():
         assert summary["groups"][subject]["n"] == n == len(test[subject])
-        assert summary["groups"][subject]["accuracy"] == pytest.approx(right / n, abs=1e-6)
+        assert summary["groups"][subject]["value"] == pytest.approx(right / n, abs=1e-6)
     macro = sum(r / n for r, n in per_subject.values()) / 57
     assert summary["metrics"]["macro_accuracy"]["value"] == pytest.approx(macro, abs=1e-6)
     # MMLU repeats a few questions word for word: identical prompts are answered once, then from the cache.

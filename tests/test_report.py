@@ -16,7 +16,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def two_models(evalkit, start_server, tmp_path) -> list[str]:
     rows = [(f"q{i}", f"Question number {i}?", "ABCD"[i % 4]) for i in range(12)]
     (tmp_path / "quiz.jsonl").write_text("".join(
-        json.dumps({"id": i, "q": q, "options": ["w", "x", "y", "z"], "a": a}) + "\n" for i, q, a in rows))
+        json.dumps({"id": i, "q": q, "options": ["w", "x", "y", "z"], "a": a, "parity": ("even", "odd")[int(i[1:]) % 2]})
+        + "\n" for i, q, a in rows))
     (tmp_path / "quiz.yaml").write_text(SPEC + "  group_by: parity\n")
     logs = []
     for k, model in enumerate(("openai/alpha", "openai/beta")):
@@ -41,7 +42,10 @@ def test_markdown_report_side_by_side(evalkit, start_server, tmp_path, data_dir)
     text = out.read_text()
     assert "## quiz" in text and "## mmlu" in text
     assert "| openai/alpha | 0.6667 [" in text and "| openai/beta | 0.6667 [" in text
-    assert "| group | openai/alpha | openai/beta |" not in text          # quiz has no groups
+    quiz_groups = text.split("## quiz")[1].split("## mmlu")[0]           # group_by: parity, any record field
+    assert "| group | openai/alpha | openai/beta |" in quiz_groups
+    group_rows = quiz_groups.split("| group | openai/alpha | openai/beta |")[1].splitlines()
+    assert [line.split("|")[1].strip() for line in group_rows if line.startswith("| ")] == ["even", "odd"]
     group_table = text.split("## mmlu")[1].split("| group | openai/alpha |")[1]
     subjects = [line.split("|")[1].strip() for line in group_table.splitlines() if line.startswith("| ")]
     assert subjects == sorted(subjects) and len(subjects) > 40

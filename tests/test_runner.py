@@ -58,13 +58,14 @@ def test_retry_after_header_forms():
 def test_give_up_after_the_bound_is_an_error_not_a_wrong_answer(evalkit, start_server):
     server = start_server([], error_rate=1.0, error_status=500, retry_after=0)
     args = ["mmlu.anatomy", "--model", "openai/m", "--base-url", server.url, "--max-retries", "2", "--limit", "10"]
-    s = run_json(evalkit, *args)
+    s = run_json(evalkit, *args, code=1)                   # nothing scored: a run CI must not trust
     assert s["errors"] == 10 and s["scored"] == 0 and s["metrics"]["accuracy"]["n"] == 0
+    assert s["status"] == "errors" and s["incomplete"]
     assert server.stats()["requests"] == 30                 # 1 try + 2 retries each, then stop
     recs = samples_of(s)
     assert all(r["score"] is None and r["error"].startswith("gave up after 3 attempts: HTTP 500") for r in recs)
     res = evalkit("run", *args, "--fail-on-error", "0.5")
-    assert res.returncode == 1 and "ended in errors" in res.stderr
+    assert res.returncode == 1 and "no sample was scored (10 errors" in res.stderr
 
 
 def test_401_is_not_retried(evalkit, start_server):

@@ -2,10 +2,11 @@
 
 import pytest
 
+from evalkit.backends.base import Completion
 from evalkit.datasets import Sample
+from evalkit.scoring import ScoreInput, get_scorer
 from evalkit.scoring.choice import extract_letter
-from evalkit.scoring.match import parse_number, score_match
-from evalkit.spec import ScoringSpec
+from evalkit.scoring.text import parse_number
 
 OPTIONS = ("London", "Berlin", "Paris", "Madrid")
 
@@ -66,7 +67,10 @@ def test_parse_number(text, number):
 
 
 def _score(method, reply, ideal, **cfg):
-    return score_match(method, reply, Sample("x", "q", ideal), ScoringSpec(method=method, **cfg)).value
+    """The registered scorer `method`, with its own typed options, on one reply."""
+    scorer = get_scorer(method)
+    options = scorer.options.model_validate({"method": method, **cfg})
+    return scorer.run(ScoreInput(Sample("x", "q", ideal), Completion(reply), [], options)).value
 
 
 def test_match_family():
@@ -81,3 +85,9 @@ def test_match_family():
     assert _score("numeric", "so the total is $1,200", "1200") == 1.0
     assert _score("numeric", "so the total is 1201", "1200") == 0.0
     assert _score("includes", "Brasilia", "Brasília|||Brasilia") == 1.0
+
+
+def test_a_scorer_refuses_another_scorers_options():
+    with pytest.raises(ValueError, match="tolerance"):
+        get_scorer("exact").options.model_validate({"method": "exact", "tolerance": 0.1})
+

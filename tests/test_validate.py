@@ -24,9 +24,17 @@ def test_registry_is_valid(evalkit):
 
 
 def test_good_file(evalkit, tmp_path):
+    (tmp_path / "tiny.jsonl").write_text('{"id": "1", "question": "q", "answer": "a"}\n')
     res = evalkit("validate", str(write(tmp_path, "good.yaml", GOOD)))
     assert res.returncode == 0, res.stdout
     assert "ok: 1 spec(s) valid" in res.stderr
+
+
+def test_a_missing_data_file_beside_the_spec_is_reported(evalkit, tmp_path):
+    path = write(tmp_path, "good.yaml", GOOD)
+    res = evalkit("validate", str(path))
+    assert res.returncode == 1
+    assert res.stdout.startswith(f"{path}:3: tiny.dataset.path: ./tiny.jsonl does not exist (looked at ")
 
 
 def test_every_problem_has_file_line_and_field(evalkit, tmp_path):

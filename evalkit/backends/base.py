@@ -93,6 +93,33 @@ class Capabilities:
         return self.max_top_logprobs is not None
 
 
+MAX_TOKENS_PER_REPLY = 10_000_000    # usage counts above this are not believed
+
+
+def vet_completion(c: Completion) -> Completion:
+    """A completion as evalkit stores it, whatever the server sent: text that UTF-8 can hold (a
+    lone surrogate becomes U+FFFD) and usage counts that are non-negative integers below
+    `MAX_TOKENS_PER_REPLY` (others are dropped and marked `invalid`)."""
+    text = _utf8(c.text)
+    usage = {k: v for k, v in c.usage.items() if type(v) is int and 0 <= v <= MAX_TOKENS_PER_REPLY}
+    if len(usage) != len(c.usage):
+        usage["invalid"] = 1
+    top = c.top_logprobs
+    if top is not None:
+        top = [[[_utf8(str(tok)), float(lp)] for tok, lp in pos] for pos in top]
+    if text is c.text and usage == c.usage and top is c.top_logprobs:
+        return c
+    return Completion(text, c.finish_reason, usage, top)
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 class BackendError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -101,11 +128,12 @@ class BackendError(Exception):
 
 class TransientError(BackendError):
     def __init__(self, reason: str, retry_after: float | None = None, rate_limited: bool = False,
-                 connect: bool = False):
+                 connect: bool = False, malformed: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
-        self.connect = connect  # the connection itself failed (refused, DNS) before any byte was exchanged
+        self.connect = connect      # the connection itself failed (refused, DNS) before any byte was exchanged
+        self.malformed = malformed  # a 200 reply whose body is not a completion
 
 
 class SampleError(BackendError):

@@ -17,20 +17,21 @@ from __future__ import annotations
 import email.utils
 import functools
 import json
+import math
 import os
 import time
 
 from ..costs import Pricer
 from .base import Backend, Completion, FatalError, Request, SampleError, TransientError
 
-openai = None  # the `openai` module, imported by the first backend that sends a request
+openai = httpx = None  # the client modules, imported by the first backend that sends a request
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAIBackend(Backend):
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, max_connections: int = 100, **_):
+                 timeout: float = 120.0, max_connections: int = 100, max_reply_bytes: int = 2 * 2**20, **_):
         self.name = name
         self.model = f"openai/{name}"
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
@@ -41,11 +42,12 @@ class OpenAIBackend(Backend):
                 raise FatalError("OPENAI_API_KEY is not set (needed for api.openai.com; for a local server pass --base-url)")
             key = "no-key"  # local servers accept any key; the client insists on one
         self._settings = (key, timeout, max_connections)
+        self.max_reply_bytes = max_reply_bytes
         self._client = None
 
     def _connect(self):
         """Build the client on first use: a run answered from its log or the cache never imports it."""
-        global openai
+        global openai, httpx
         import openai
 
         try:  # openai >= 3 is built on httpx2; older releases on httpx
@@ -64,35 +66,27 @@ class OpenAIBackend(Backend):
     async def complete(self, request: Request) -> Completion:
         if self._client is None:
             self._connect()
+        raw = await self._post(wire_body(self.name, request))
+        return parse_completion(raw, self.endpoint, request)
+
+    async def _post(self, body: dict) -> bytes:
+        """The reply's body, read up to `max_reply_bytes` (a larger reply is this sample's error)."""
         try:
-            raw = await self._client.post("/chat/completions", body=wire_body(self.name, request),
-                                          cast_to=self._response_type)
+            resp = await self._client.post("/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[bytes],
+                                           options={"headers": {"X-Stainless-Raw-Response": "stream"}})
         except openai.APIStatusError as exc:
             raise _classify_status(exc, self.endpoint, self.name) from None
         except openai.APITimeoutError:
-            raise TransientError("request timed out") from None
+            raise TransientError("the request timed out") from None
         except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
-            raise TransientError(f"cannot connect to {self.endpoint}: {_short(cause)}", connect=True) from None
+            raise _connection_error(exc, self.endpoint) from None
+        http = resp.http_response
         try:
-            body = json.loads(raw.content)
-            choice = body["choices"][0]
-            text = choice["message"]["content"]
-            if text is None:
-                text = ""
-            if not isinstance(text, str):
-                raise TypeError("message.content is not a string")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            snippet = raw.content[:80].decode("utf-8", "replace")
-            raise FatalError(f"malformed response from {self.endpoint} ({_short(exc)}): {snippet!r}") from None
-        usage = body.get("usage") or {}
-        wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
-        return Completion(
-            text=text,
-            finish_reason=choice.get("finish_reason"),
-            usage={k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)},
-            top_logprobs=_top_logprobs(choice) if wants_logprobs else None,
-        )
+            return await _read_capped(http, self.max_reply_bytes)
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise TransientError(f"the connection dropped while the reply was read: {_short(exc)}") from None
+        finally:
+            await http.aclose()
 
     def pricer(self) -> Pricer:
         return Pricer.for_model(self.model)
@@ -103,6 +97,48 @@ class OpenAIBackend(Backend):
 
 
 OPTION_TOP_LOGPROBS = 20   # the most alternatives OpenAI returns per position
+
+
+async def _read_capped(http, limit: int) -> bytes:
+    declared = http.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise SampleError(f"the reply is larger than --max-reply-bytes {limit:,} ({int(declared):,} bytes)")
+    chunks, size = [], 0
+    async for chunk in http.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise SampleError(f"the reply is larger than --max-reply-bytes {limit:,}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_completion(raw: bytes, endpoint: str, request: Request) -> Completion:
+    """A chat-completions body as evalkit's Completion. A body that is not a completion is worth a
+    retry (a proxy's error page); a completion without content is this sample's error."""
+    try:
+        body = json.loads(raw)
+        choice = body["choices"][0]
+        text = choice["message"]["content"]
+        if text is not None and not isinstance(text, str):
+            raise TypeError("message.content is not a string")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        snippet = raw[:80].decode("utf-8", "replace")
+        raise TransientError(f"malformed response from {endpoint} ({_short(exc)}): {snippet!r}", malformed=True) from None
+    if text is None:
+        raise SampleError("the reply has no content (message.content is null)")
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
+    return Completion(text=text, finish_reason=choice.get("finish_reason"),
+                      usage={k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage},
+                      top_logprobs=_top_logprobs(choice) if wants_logprobs else None)
+
+
+def _connection_error(exc, endpoint: str) -> TransientError:
+    """A refused or unresolvable connection (nothing listens there) apart from one that dropped."""
+    cause = exc.__cause__ or exc
+    if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return TransientError(f"cannot connect to {endpoint}: {_short(cause)}", connect=True)
+    return TransientError(f"the connection to {endpoint} dropped before a reply: {_short(cause)}")
 
 
 def wire_body(model: str, request: Request) -> dict:
@@ -127,16 +163,24 @@ def _wire_message(message: dict) -> dict:
 
 
 def _top_logprobs(choice: dict, positions: int = 3) -> list | None:
-    """The top alternatives of the first few generated tokens, as [[[token, logprob], ...], ...]."""
-    content = (choice.get("logprobs") or {}).get("content") or []
+    """The top alternatives of the first few generated tokens, as [[[token, logprob], ...], ...];
+    whatever in the server's reply is not a token with a finite log-probability is left out."""
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
     out = []
-    for pos in content[:positions]:
-        alts = [[a.get("token", ""), a.get("logprob")] for a in pos.get("top_logprobs") or []
-                if isinstance(a, dict) and isinstance(a.get("logprob"), (int, float))]
-        if not alts and isinstance(pos.get("logprob"), (int, float)):
-            alts = [[pos.get("token", ""), pos["logprob"]]]
+    for pos in content[:positions] if isinstance(content, list) else []:
+        if not isinstance(pos, dict):
+            continue
+        alts = [[str(a.get("token", "")), float(a["logprob"])] for a in pos.get("top_logprobs") or []
+                if isinstance(a, dict) and _finite(a.get("logprob"))]
+        if not alts and _finite(pos.get("logprob")):
+            alts = [[str(pos.get("token", "")), float(pos["logprob"])]]
         out.append(alts)
     return out or None
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _short(exc: BaseException) -> str:

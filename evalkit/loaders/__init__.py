@@ -1,8 +1,11 @@
 """Dataset formats: one module per format, each with `load(spec, root, split) -> list[Sample]`.
 
 `dataset.format: arc` in a spec imports `evalkit.loaders.arc`, so a new benchmark format is one
-new file here plus registry YAML. A loader reads the real published layout, maps each record
-to a `Sample`, and stops at the first broken row with an `EvalkitError` naming file and line.
+new file here plus registry YAML, or one module in another package registered under the
+entry-point group `evalkit.loaders` (name = format, value = module). A loader reads the real
+published layout, maps each record to a `Sample`, and stops at the first broken row with an
+`EvalkitError` naming file and line. A module may set `GROUP`, the name of the field its samples
+are grouped by (MMLU's `subject`), so a spec's `group_by` can name it.
 """
 
 from __future__ import annotations
@@ -11,19 +14,32 @@ import importlib
 import pkgutil
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import EvalkitError
 
 
 @lru_cache(maxsize=1)
+def _modules() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value.partition(":")[0] for ep in entry_points(group="evalkit.loaders")}
+    own = {m.name: f"{__name__}.{m.name}" for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+           if not m.name.startswith("_")}
+    return {**found, **own}            # a plug-in cannot replace a built-in format
+
+
 def formats() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))
+    return sorted(_modules())
 
 
-def get_loader(fmt: str):
-    if fmt not in formats():
+def get_loader(fmt: str) -> ModuleType:
+    if fmt not in _modules():
         raise EvalkitError(f"unknown dataset format {fmt!r}; known: {', '.join(formats())}")
-    return importlib.import_module(f"{__name__}.{fmt}").load
+    try:
+        return importlib.import_module(_modules()[fmt])
+    except ImportError as exc:
+        raise EvalkitError(f"dataset format {fmt!r}: cannot import {_modules()[fmt]} ({exc})") from None
 
 
 def data_file(root: Path, name: str) -> Path:
@@ -39,3 +55,20 @@ def split_file(root: Path, split: str, ext: str) -> Path:
         if cand.is_file():
             return cand
     raise EvalkitError(f"no {split} split at {root} (looked for {root / f'{split}.{ext}'})")
+
+
+def text_lines(path: Path, encoding: str = "utf-8"):
+    """The lines of a text file, each decoded on its own, so a file that is not UTF-8 (latin-1,
+    UTF-16) is one error naming its file and line instead of a decoder's traceback."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise EvalkitError(f"{path}: cannot read ({exc.strerror})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise EvalkitError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start} of the line: {exc.reason})") from None
+            yield line.removeprefix("\ufeff") if lineno == 1 else line
+

@@ -25,6 +25,8 @@ def samples_from_records(spec: EvalSpec, path: Path, records: Iterable[tuple[int
         def get(key: str, name: str):
             if name not in rec:
                 raise EvalkitError(f"{path}:{lineno}: record has no field {name!r} (dataset.fields.{key})")
+            if rec[name] is None:
+                raise EvalkitError(f"{path}:{lineno}: field {name!r} is null (dataset.fields.{key})")
             return rec[name]
 
         choices = None

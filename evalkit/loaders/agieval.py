@@ -25,6 +25,8 @@ from ..datasets import Sample, short_intern
 from ..errors import EvalkitError, warn
 from .jsonl import records
 
+GROUP = "task"   # samples are grouped by this field (a spec's group_by may name it)
+
 _PREFIX = re.compile(r"^\s*\(([A-Z])\)\s?")
 FEWSHOT = "few_shot_prompts.permissive.csv"
 

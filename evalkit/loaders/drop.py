@@ -17,6 +17,8 @@ from pathlib import Path
 from ..datasets import Sample
 from ..errors import EvalkitError
 
+GROUP = "passage"   # samples are grouped by this field (a spec's group_by may name it)
+
 
 def answer_strings(answer: dict) -> tuple[str, ...]:
     if answer.get("number") not in (None, ""):

@@ -17,6 +17,8 @@ from ..datasets import Sample
 from ..errors import EvalkitError
 from . import data_file
 
+GROUP = "activity"   # samples are grouped by this field (a spec's group_by may name it)
+
 FILE = "hellaswag_val_full.txt.bz2"
 
 

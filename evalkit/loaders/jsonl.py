@@ -6,22 +6,21 @@ import json
 from pathlib import Path
 
 from ..errors import EvalkitError
-from . import split_file
+from . import split_file, text_lines
 from ._mapped import samples_from_records
 
 
 def records(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalkitError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise EvalkitError(f"{path}:{lineno}: a record must be a JSON object")
-            yield lineno, rec
+    for lineno, line in enumerate(text_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise EvalkitError(f"{path}:{lineno}: not valid JSON: {getattr(exc, 'msg', 'nested too deeply')}") from None
+        if not isinstance(rec, dict):
+            raise EvalkitError(f"{path}:{lineno}: a record must be a JSON object")
+        yield lineno, rec
 
 
 def load(spec, root: Path, split: str):

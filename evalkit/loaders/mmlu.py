@@ -11,6 +11,8 @@ from pathlib import Path
 from ..datasets import Sample, short_intern
 from ..errors import EvalkitError
 
+GROUP = "subject"   # samples are grouped by this field (a spec's group_by may name it)
+
 
 def load(spec, root: Path, split: str) -> list[Sample]:
     subjects = [spec.subset] if spec.subset else (spec.dataset.subsets or sorted(

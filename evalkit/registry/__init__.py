@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..errors import EvalkitError, SpecError
 from ..places import package_registry, user_registries
-from ..spec import META_KEYS, EvalSpec, YamlDoc, load_yaml, validate_spec
+from ..spec import META_KEYS, EvalSpec, validate_spec
+from ..yamlfile import YamlDoc, load_yaml
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -144,12 +145,35 @@ class Registry:
                 problems += [f"{raw.doc.path}:{raw.doc.line((name, k))}: {name}.{k}: unknown key" for k in sorted(unknown)]
                 continue
             try:
-                self.resolve(name)
+                problems += self._data_problems(self.resolve(name), raw)
             except SpecError as exc:
                 problems.extend(exc.problems)
             except EvalkitError as exc:
                 problems.append(exc.message)
         return problems
+
+    @staticmethod
+    def _data_problems(spec: EvalSpec, raw: RawSpec) -> list[str]:
+        """A data file the spec names beside itself (`./...`) must exist; data under the data root
+        may be downloaded on first use, so it is not checked here."""
+        path = spec.dataset.path
+        if not path.startswith(("./", "../")) or (Path(spec.source_file).parent / path).exists():
+            return []
+        line = raw.doc.line((raw.name, "dataset", "path"))
+        return [f"{raw.doc.path}:{line}: {raw.name}.dataset.path: {path} does not exist "
+                f"(looked at {(Path(spec.source_file).parent / path).resolve()})"]
+
+    def rows(self) -> list[dict]:
+        """One row per runnable eval for `evalkit list`: name, scorer, description, subsets, file."""
+        rows = []
+        for name in self.names():
+            merged = self.merged(name)
+            dataset = merged.get("dataset") if isinstance(merged.get("dataset"), dict) else {}
+            scoring = merged.get("scoring") if isinstance(merged.get("scoring"), dict) else {}
+            rows.append({"kind": "eval", "name": name, "template": merged.get("template") or scoring.get("method"),
+                         "description": merged.get("description", ""), "subsets": len(dataset.get("subsets") or []),
+                         "file": str(self.raw[name].doc.path)})
+        return rows
 
     def _suggest(self, name: str) -> str:
         candidates = list(self.raw)

@@ -1,22 +1,45 @@
-"""Completion text -> score. One file per scorer family; this module only dispatches.
+"""Scorers: completion -> score. A scorer is one module that registers itself with `@scorer`.
 
-Every scorer returns a `Score`: the value (1.0 right, 0.0 wrong, or a fraction for F1-like
-scorers), what was extracted from the completion, and whether extraction succeeded. An answer
-that cannot be parsed scores 0 and is recorded with `parsed=False`, so the summary can count it.
+A registration names the scorer (the spec's `scoring.method`), its typed options (a pydantic
+model with `method: Literal[<name>]`, so `validate` refuses another scorer's options), the
+metrics it emits per sample (the first is the main one; `metric_patterns` admits a family such
+as pass@K), and how it runs:
+
+- `inline`: cheap, runs on the event loop (letters, string matches);
+- `thread`: CPU-bound, runs in a worker thread, at most one per core (code in the sandbox);
+- `async`: awaits a model (a grader), on the event loop.
+
+Every scorer returns a `Score`: the main value (1.0 right, 0.0 wrong, a fraction for F1-like
+scorers, or None when it gives no number), what it extracted from the reply, whether extraction
+succeeded (an unparseable reply scores 0 with `parsed=False`, so the summary counts it), the
+other per-sample metrics (`extras`), and optional option probabilities and a logged detail.
+
+Scorers are found in this package and in any installed package's entry point of the group
+`evalkit.scorers` (the value is a module to import; importing it registers its scorers).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
-from ..backends import Completion
-from ..datasets import Sample
-from ..spec import EvalSpec
+from pydantic import Field
+
+from ..yamlfile import Strict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..backends.base import Completion
+    from ..datasets import Sample
 
 
 @dataclass(frozen=True)
 class Score:
-    value: float
+    value: float | None
     extracted: str | None
     parsed: bool = True
     extras: dict = field(default_factory=dict)   # further per-sample metrics, e.g. DROP's {"em": 1.0}
@@ -25,28 +48,74 @@ class Score:
     detail: dict | None = None                   # logged beside the sample, not a metric (the grader's exchange)
 
 
-def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
-    from . import choice, code, drop, match  # small modules; imported here to keep `evalkit --help` fast
+class ScoringError(Exception):
+    """This sample cannot be scored (e.g. its reply lacks the log-probabilities the scorer needs):
+    the pipeline records the message as the sample's error; it is never a score of 0."""
 
-    method = spec.scoring.method
-    completion = reply.text
-    if method == "letter" and spec.scoring.answer_by == "logprob":
-        return choice.score_by_logprob(reply, sample, spec.scoring.labels)
-    if method == "letter":
-        result = choice.score_letter(completion, sample, spec.scoring.labels, spec.scoring.extract)
-        if reply.top_logprobs is not None and sample.choices:
-            result = choice.with_option_probs(result, reply.top_logprobs, sample, spec.scoring.labels)
-        return result
-    if method == "mc2":
-        return choice.score_mc2(reply, sample, spec.scoring.labels)
-    if method == "drop":
-        return drop.score_drop(completion, sample)
-    if method == "code":
-        return code.score_code(completion, sample)
-    if method in ("exact", "includes", "fuzzy", "numeric"):
-        return match.score_match(method, completion, sample, spec.scoring)
-    if method in ("oai_match", "oai_includes", "oai_fuzzy", "json"):
-        from .oaievals import score_oai
 
-        return score_oai(method, completion, sample, ignore_case=not spec.scoring.case_sensitive)
-    raise ValueError(f"no scorer for method {method!r}")
+class MissingLogprobs(ScoringError):
+    """The reply carries no log-probabilities and the scorer needs them. When no reply of a run has
+    had them, the endpoint does not return them at all: the pipeline stops the run with one line."""
+
+
+class ScorerOptions(Strict):
+    """What every scorer's options have; each scorer subclasses it with `method: Literal[name]`."""
+
+    method: str
+    labels: str = Field("ABCD", description="option letters: how {choices} are labelled in prompts and read in replies")
+
+    def wants(self) -> tuple[str | None, int]:
+        """What the request must ask for: (option labels to answer by probability, or None;
+        top log-probabilities per generated token, 0 for none)."""
+        return None, 0
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    sample: "Sample"
+    reply: "Completion"
+    messages: list[dict]                 # what the model was asked (graders quote it)
+    options: ScorerOptions
+    services: dict[str, Any] = field(default_factory=dict)   # e.g. "grader": an async completer
+
+
+@dataclass(frozen=True)
+class Scorer:
+    name: str
+    options: type[ScorerOptions]
+    metrics: tuple[str, ...]
+    run: Callable[[ScoreInput], Score | Awaitable[Score]]
+    work: Literal["inline", "thread", "async"] = "inline"
+    metric_patterns: tuple[str, ...] = ()
+
+    def emits(self, metric: str) -> bool:
+        return metric in self.metrics or any(re.fullmatch(p, metric) for p in self.metric_patterns)
+
+
+_REGISTERED: dict[str, Scorer] = {}
+
+
+def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = ("accuracy",),
+           work: Literal["inline", "thread", "async"] = "inline", metric_patterns: tuple[str, ...] = ()):
+    """Register the decorated function as the scorer `name`."""
+    def register(fn):
+        _REGISTERED[name] = Scorer(name, options, metrics, fn, work, metric_patterns)
+        return fn
+    return register
+
+
+@lru_cache(maxsize=1)
+def scorers() -> dict[str, Scorer]:
+    """Every scorer: this package's modules, then plug-ins' (entry-point group `evalkit.scorers`)."""
+    from importlib.metadata import entry_points
+
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    for ep in entry_points(group="evalkit.scorers"):
+        importlib.import_module(ep.value.partition(":")[0])
+    return dict(_REGISTERED)
+
+
+def get_scorer(method: str) -> Scorer:
+    return scorers()[method]

@@ -11,6 +11,9 @@ conclude. The rules, in order (the first that finds a letter wins):
    capital "A" or "I" used as an article or pronoun ("A bird ..." is not option A).
 
 Anything else is unparseable: scored wrong and recorded with `parsed=False`.
+
+The patterns use possessive quantifiers (`\\s*+`), so a reply of thousands of spaces after
+"answer" is read in linear time instead of hanging the run in backtracking.
 """
 
 from __future__ import annotations
@@ -19,21 +22,27 @@ import math
 import re
 from dataclasses import replace
 from functools import lru_cache
+from typing import Literal
 
-from ..errors import EvalkitError
+from pydantic import Field
+
 from ..datasets import Sample
-from . import Score
+from . import MissingLogprobs, Score, ScoreInput, ScorerOptions, scorer
+from .match import ExtractOption
+from .text import extract_answer
 
 
 @lru_cache(maxsize=64)
 def _patterns(labels: str):
     cls = "[" + re.escape(labels + labels.lower()) + "]"
     statement = re.compile(
-        r"answer\s*(?:is|:|=)?\s*(?:therefore|probably|likely|clearly)?\s*(?:option|choice)?\s*[:\-]?\s*[\(\[\"'*]*(" + cls + r")(?![A-Za-z0-9])",
+        r"answer\s*+(?:is|:|=)?\s*+(?:therefore|probably|likely|clearly)?\s*+(?:option|choice)?\s*+[:\-]?\s*+"
+        r"[\(\[\"'*]*+(" + cls + r")(?![A-Za-z0-9])",
         re.IGNORECASE,
     )
-    leading = re.compile(r"^\s*(?:option\s+|choice\s+)?[\(\[\"'*]*(" + cls + r")[\)\]\"'*]*\s*(?:[.:)\],]|$|\n)", re.IGNORECASE)
-    standalone = re.compile(r"(?<![A-Za-z0-9'])([" + re.escape(labels) + r"])(?![A-Za-z0-9'])(\s+[a-z])?")
+    leading = re.compile(r"^\s*+(?:option\s++|choice\s++)?[\(\[\"'*]*+(" + cls + r")[\)\]\"'*]*+[^\S\n]*+(?:[.:)\],]|$|\n)",
+                         re.IGNORECASE)
+    standalone = re.compile(r"(?<![A-Za-z0-9'])([" + re.escape(labels) + r"])(?![A-Za-z0-9'])(\s++[a-z])?")
     return statement, leading, standalone
 
 
@@ -63,13 +72,13 @@ def extract_letters(text: str, labels: str) -> str | None:
     such a marker the whole reply must be nothing but letters and separators ("AC", "B, D").
     """
     marker = None
-    for marker in re.finditer(r"answers?\s*(?:is|are|:)\s*(.*)", text, re.IGNORECASE):
+    for marker in re.finditer(r"answers?\s*+(?:is|are|:)\s*+(.*)", text, re.IGNORECASE):
         pass
     if marker is not None:
         region = marker.group(1)
-    elif re.fullmatch(r"[\s\(\[]*[A-Za-z](?:[\s,&\)\]\(\[]*(?:and)?[\s\(\[]*[A-Za-z])*[\s\)\].]*", text):
+    elif re.fullmatch(r"[\s\(\[]*+[A-Za-z](?:[\s,&\)\]\(\[]*+(?:and)?[\s\(\[]*+[A-Za-z])*[\s\)\].]*+", text):
         region = text
-        if not re.fullmatch(r"[\s\W]*[A-Z]+[\s\W]*", text) and re.search(r"[a-z]{2}", text.replace("and", "")):
+        if not re.fullmatch(r"[\s\W]*+[A-Z]++[\s\W]*+", text) and re.search(r"[a-z]{2}", text.replace("and", "")):
             return None
     else:
         return None
@@ -87,14 +96,56 @@ def extract_letters(text: str, labels: str) -> str | None:
     return "".join(sorted(letters)) or None
 
 
+class LetterOptions(ExtractOption):
+    method: Literal["letter"]
+    answer_by: Literal["text", "logprob"] = Field(
+        "text", description="read the answer from the reply's text, or take the option letter with the highest "
+                            "probability as the next token (one forward pass; GPT-4 report, multilingual MMLU)")
+    logprobs: bool = Field(False, description="also ask for the answer token's top log-probabilities: option "
+                                              "probabilities and calibration (--logprobs)")
+
+    def wants(self) -> tuple[str | None, int]:
+        if self.answer_by == "logprob":
+            return self.labels, 0
+        return None, TOP_LOGPROBS if self.logprobs else 0
+
+
+class MC2Options(ScorerOptions):
+    method: Literal["mc2"]
+
+    def wants(self) -> tuple[str | None, int]:
+        return None, TOP_LOGPROBS
+
+
+TOP_LOGPROBS = 20   # alternatives asked for per generated token (the most OpenAI returns)
+
+
+@scorer("letter", LetterOptions)
+def letter(inp: ScoreInput) -> Score:
+    o, sample = inp.options, inp.sample
+    if o.answer_by == "logprob":
+        return _scored_by_probs(inp.reply, sample, o.labels, "--answer-by logprob",
+                                lambda _, best: 1.0 if best == sample.answer else 0.0)
+    result = score_letter(inp.reply.text, sample, o.labels, o.extract)
+    if inp.reply.top_logprobs is not None and sample.choices:
+        result = with_option_probs(result, inp.reply.top_logprobs, sample, o.labels)
+    return result
+
+
+@scorer("mc2", MC2Options, metrics=("mc2",))
+def mc2(inp: ScoreInput) -> Score:
+    """TruthfulQA MC2: the normalised probability the model puts on the true options (from logprobs)."""
+    answer = inp.sample.answer
+    return _scored_by_probs(inp.reply, inp.sample, inp.options.labels, "MC2",
+                            lambda probs, _: sum(probs[x] for x in answer))
+
+
 def score_letter(completion: str, sample: Sample, labels: str, extract: str | None = None) -> Score:
     """One letter for single-answer items; for items whose answer is several letters, the exact set.
 
     With `extract` (a regex with one group, or answer_line), only what it captures is read.
     """
     if extract is not None:
-        from .match import extract_answer
-
         found = extract_answer(completion, extract)
         if found is None:
             return Score(0.0, None, parsed=False)
@@ -143,10 +194,11 @@ def with_option_probs(result: Score, top_logprobs: list, sample: Sample, labels:
 
 
 def _scored_by_probs(reply, sample: Sample, labels: str, needs: str, value) -> Score:
-    """Score from the option probabilities: `value(probs, best_letter)`; an error if none came back."""
+    """Score from the option probabilities: `value(probs, best_letter)`. A reply without
+    log-probabilities is this sample's error (raised, recorded by the pipeline), never a 0."""
     if reply.top_logprobs is None:
-        raise EvalkitError(f"sample {sample.id}: {needs} needs log-probabilities and the model returned none "
-                           "(the server must support logprobs/top_logprobs)")
+        raise MissingLogprobs(f"{needs} needs log-probabilities and the reply has none "
+                         "(the server must support logprobs/top_logprobs)")
     found = option_probs(reply.top_logprobs, labels[: len(sample.choices)])
     if found is None:
         return Score(0.0, None, parsed=False)
@@ -154,14 +206,3 @@ def _scored_by_probs(reply, sample: Sample, labels: str, needs: str, value) -> S
     best = max(probs, key=probs.get)
     return Score(round(value(probs, best), 6), best, option_probs={k: round(v, 6) for k, v in probs.items()},
                  missing_mass=round(missing, 6))
-
-
-def score_mc2(reply, sample: Sample, labels: str) -> Score:
-    """TruthfulQA MC2: the normalised probability the model puts on the true options (from logprobs)."""
-    return _scored_by_probs(reply, sample, labels, "MC2", lambda probs, _: sum(probs[x] for x in sample.answer))
-
-
-def score_by_logprob(reply, sample: Sample, labels: str) -> Score:
-    """The option letter with the highest next-token probability is the answer."""
-    return _scored_by_probs(reply, sample, labels, "--answer-by logprob",
-                            lambda _, best: 1.0 if best == sample.answer else 0.0)

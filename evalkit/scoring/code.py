@@ -14,7 +14,9 @@ import re
 
 from ..datasets import Sample
 from ..sandbox import Limits, run_python
-from . import Score
+from typing import Literal
+
+from . import Score, ScoreInput, ScorerOptions, scorer
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -39,3 +41,12 @@ def score_code(completion: str, sample: Sample, limits: Limits = Limits()) -> Sc
     result = run_python(build_program(sample, extract_code(completion)), limits)
     verdict = result.status + (f": {result.detail}" if result.detail and not result.passed else "")
     return Score(1.0 if result.passed else 0.0, verdict[:300])
+
+
+class CodeOptions(ScorerOptions):
+    method: Literal["code"]
+
+
+@scorer("code", CodeOptions, metrics=("pass@1",), work="thread", metric_patterns=(r"pass@[1-9][0-9]*",))
+def code(inp: ScoreInput) -> Score:
+    return score_code(inp.reply.text, inp.sample)

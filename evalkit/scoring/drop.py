@@ -11,8 +11,8 @@
   rounded to 2 decimals.
 - A question's score is the best EM and the best F1 over its gold answers.
 
-The prediction is the reply's final answer: the text after the last "Answer:" (else the whole
-reply), split into spans on " | " or ";" when it lists several.
+The prediction is the reply's final answer: the line after the last "Answer:" (else the reply's
+first line), split into spans on " | " or ";" when it lists several.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import json
 import re
 import string
 
-from ..datasets import Sample
-from . import Score
+from typing import Literal
+
+from . import Score, ScoreInput, ScorerOptions, scorer
+from .text import answer_after_marker
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_ANSWER = re.compile(r"answer\s*(?:is|:)\s*(.+)", re.IGNORECASE | re.DOTALL)
 
 
 def _is_number(text: str) -> bool:
@@ -97,16 +98,18 @@ def drop_metrics(predicted: list[str], gold: list[str]) -> tuple[float, float]:
 
 
 def prediction_spans(reply: str) -> list[str]:
-    m = None
-    for m in _ANSWER.finditer(reply):
-        pass
-    text = (m.group(1) if m else reply).strip()
-    text = text.splitlines()[0] if text else ""
+    found = answer_after_marker(reply)
+    text = found if found is not None else (reply.strip().splitlines() or [""])[0]
     return [s.strip() for s in re.split(r"\s\|\s|;", text) if s.strip()] or [""]
 
 
-def score_drop(completion: str, sample: Sample) -> Score:
-    golds = json.loads(sample.answer)
-    pred = prediction_spans(completion)
+class DropOptions(ScorerOptions):
+    method: Literal["drop"]
+
+
+@scorer("drop", DropOptions, metrics=("f1", "em"))
+def drop(inp: ScoreInput) -> Score:
+    golds = json.loads(inp.sample.answer)
+    pred = prediction_spans(inp.reply.text)
     em, f1 = max(drop_metrics(pred, g) for g in golds) if golds else (0.0, 0.0)
     return Score(f1, " | ".join(pred), parsed=pred != [""], extras={"em": em})

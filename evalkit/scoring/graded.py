@@ -6,24 +6,46 @@ the eval then reports only the rate of each class). Every graded sample also get
 replies included as `choice/invalid`. A grader reply naming no valid class is invalid: the sample
 is logged with `parsed: false` and counted, and it is left out of the score, never scored as 0.
 
-`complete(messages)` is the grader channel (its own model, concurrency limit, retries and cache
-entries); it returns the grader's reply text, or raises `GraderError` when the grader could not
-answer, which the caller records as the sample's error.
+The grader (`services["grader"]`) is handed in by the pipeline: its rubric and a channel to its
+model (own concurrency limit, retries and cache entries) that returns the reply text, or raises
+`ScoringError` when the grader could not answer, which the pipeline records as the sample's error.
 """
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Literal, Protocol
+
+from pydantic import Field
 
 from ..datasets import Sample
 from ..graders import GraderSpec, parse_choice
-from . import Score
+from . import Score, ScoreInput, ScorerOptions, scorer
 
 
-class GraderError(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+class GradedOptions(ScorerOptions):
+    method: Literal["graded"]
+    grader: str = Field(description="a grader of the registry's graders/ (or an OpenAI Evals modelgraded spec)")
+    criteria: str | None = Field(None, description="the text for the grader prompt's {criteria}")
+    grader_fields: dict[str, str] = Field(default_factory=dict, description="more placeholders for the rubric")
+    eval_type: Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"] | None = Field(
+        None, description="where the grader puts its choice (default: the grader spec's)")
+
+
+class Grader(Protocol):
+    """The grader the pipeline hands in: its rubric, and a channel to its model that returns the
+    reply text or raises ScoringError when the grader could not answer."""
+
+    spec: GraderSpec
+
+    async def complete(self, messages: list[dict]) -> str: ...
+
+
+@scorer("graded", GradedOptions, metrics=("score",), work="async", metric_patterns=(r"choice/.+",))
+async def graded(inp: ScoreInput) -> Score:
+    o = inp.options
+    grader: Grader = inp.services["grader"]
+    fields = {**o.grader_fields, **graded_fields(inp.sample, inp.messages, inp.reply.text, o.criteria)}
+    return await score_graded(grader.spec, o.eval_type, fields, grader.complete)
 
 
 def prompt_text(messages: list[dict]) -> str:

@@ -15,24 +15,16 @@
 from __future__ import annotations
 
 import json
-import re
-import string
 from collections import Counter
+from typing import Literal
 
 from ..datasets import Sample
-from . import Score
-
-_PUNCT = str.maketrans("", "", string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
+from . import Score, ScoreInput, ScorerOptions, ScoringError, scorer
+from .text import squad_normalize as normalize
 
 
 def ideals(sample: Sample) -> list[str]:
     return list(sample.fields.get("ideals") or [sample.answer])
-
-
-def normalize(text: str) -> str:
-    text = _ARTICLES.sub(" ", text.lower().translate(_PUNCT))
-    return " ".join(text.split())
 
 
 def fuzzy_contains(a: str, b: str) -> bool:
@@ -61,22 +53,54 @@ def json_equal(got, want) -> bool:
     return got == want
 
 
-def score_oai(method: str, completion: str, sample: Sample, ignore_case: bool = False) -> Score:
-    refs = ideals(sample)
-    if method == "oai_match":
-        picked = next((r for r in refs if completion.startswith(r)), None)
-        return Score(1.0 if picked is not None else 0.0, picked)
-    if method == "oai_includes":
-        hay = completion.lower() if ignore_case else completion
-        picked = next((r for r in refs if (r.lower() if ignore_case else r) in hay), None)
-        return Score(1.0 if picked is not None else 0.0, picked)
-    if method == "oai_fuzzy":
-        hit = any(fuzzy_contains(completion, r) for r in refs)
-        return Score(1.0 if hit else 0.0, completion, extras={"f1": max(token_f1(completion, r) for r in refs)})
-    if method == "json":
+class MatchOptions(ScorerOptions):
+    method: Literal["oai_match"]
+
+
+class IncludesOptions(ScorerOptions):
+    method: Literal["oai_includes"]
+    ignore_case: bool = False
+
+
+class FuzzyOptions(ScorerOptions):
+    method: Literal["oai_fuzzy"]
+
+
+class JsonOptions(ScorerOptions):
+    method: Literal["json"]
+
+
+@scorer("oai_match", MatchOptions)
+def match(inp: ScoreInput) -> Score:
+    picked = next((r for r in ideals(inp.sample) if inp.reply.text.startswith(r)), None)
+    return Score(1.0 if picked is not None else 0.0, picked)
+
+
+@scorer("oai_includes", IncludesOptions)
+def includes(inp: ScoreInput) -> Score:
+    fold = str.lower if inp.options.ignore_case else str
+    hay = fold(inp.reply.text)
+    picked = next((r for r in ideals(inp.sample) if fold(r) in hay), None)
+    return Score(1.0 if picked is not None else 0.0, picked)
+
+
+@scorer("oai_fuzzy", FuzzyOptions, metrics=("accuracy", "f1"))
+def fuzzy(inp: ScoreInput) -> Score:
+    refs, text = ideals(inp.sample), inp.reply.text
+    hit = any(fuzzy_contains(text, r) for r in refs)
+    return Score(1.0 if hit else 0.0, text, extras={"f1": max(token_f1(text, r) for r in refs)})
+
+
+@scorer("json", JsonOptions)
+def json_match(inp: ScoreInput) -> Score:
+    try:
+        got = json.loads(inp.reply.text)
+    except ValueError:
+        return Score(0.0, None, parsed=False)
+    wanted = []
+    for r in ideals(inp.sample):
         try:
-            got = json.loads(completion)
+            wanted.append(json.loads(r))
         except ValueError:
-            return Score(0.0, None, parsed=False)
-        return Score(1.0 if any(json_equal(got, json.loads(r)) for r in refs) else 0.0, completion)
-    raise ValueError(f"no OpenAI Evals scorer {method!r}")
+            raise ScoringError(f"the ideal answer is not JSON: {r[:80]!r}") from None
+    return Score(1.0 if any(json_equal(got, w) for w in wanted) else 0.0, inp.reply.text)

@@ -1,0 +1,86 @@
+"""What the registries hold, for `evalkit list`, `evalkit exams` and `evalkit validate`.
+
+Rows are plain dicts (the `--json` lines); problems are `file:line: field: message` lines. A
+folder given to `validate` is read like a registry: `evals/` (or the folder itself), plus
+`exams/` and `graders/` beside it; a file inside an `exams` or `graders` folder is one of those.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .exams import ExamRegistry
+from .graders import GraderRegistry
+from .registry import Registry
+
+
+def catalog_rows() -> tuple[list[dict], list[str]]:
+    """Evals, exams and graders; and a one-line note when the registry has problems."""
+    reg, exams, graders = Registry.default(), ExamRegistry.default(), GraderRegistry.default()
+    rows = reg.rows()
+    rows += [{"kind": "exam", "name": n, "template": "exam" if e.runnable else "exam (convert)",
+              "description": e.title, "subsets": 0, "file": e.source_file} for n, e in exams.exams.items()]
+    rows += [{"kind": "grader", "name": n, "template": f"grader {g.eval_type or 'classify'}",
+              "description": g.description, "subsets": 0, "file": g.source_file} for n, g in graders.graders.items()]
+    count = len(reg.problems) + len(exams.problems) + len(graders.problems)
+    return rows, [f"({count} problem(s) in the registry; run `evalkit validate`)"] if count else []
+
+
+def oai_rows(root: Path) -> tuple[list[dict], list[str]]:
+    """An OpenAI Evals registry's evals: class, and whether evalkit runs it (with the reason)."""
+    from collections import Counter
+
+    from .oaievals import OAIRegistry
+
+    inv = OAIRegistry(root).inventory()
+    rows = [{"name": name, **row} for name, row in inv.items()]
+    counts = Counter(r["class"] for r in rows if r["supported"])
+    note = (f"{sum(counts.values())} of {len(rows)} evals runnable: "
+            + ", ".join(f"{c.rsplit(':', 1)[-1]} {n}" for c, n in counts.most_common()))
+    return rows, [note]
+
+
+def exam_rows() -> tuple[list[dict], list[str]]:
+    reg = ExamRegistry.default()
+    rows = [{"name": name, "title": e.title, "runnable": e.runnable, "sections": [s.name for s in e.sections],
+             "percentile": "forms" if e.forms else ("yes" if e.distribution else "no"), "file": e.source_file}
+            for name, e in reg.exams.items()]
+    return rows, reg.problems
+
+
+def validate_paths(paths: list[Path]) -> tuple[list[str], str]:
+    """Every problem in the built-in registry (no paths) or in the given files and folders, and
+    what was checked ("12 spec(s), 6 exam(s)")."""
+    from .errors import EvalkitError
+
+    reg = Registry.default()
+    if not paths:
+        exams, graders, names = ExamRegistry.default(), GraderRegistry.default(), None
+    else:
+        reg.problems.clear()       # the built-in registry is only there to resolve `extends`
+        exams, graders, names = ExamRegistry(), GraderRegistry(), []
+        for path in paths:
+            if not path.exists():
+                raise EvalkitError(f"{path}: no such file or folder")
+            for f in _yaml_files(path):
+                kind = f.parent.name
+                if kind == "exams":
+                    exams.add_file(f)
+                elif kind == "graders":
+                    graders.add_file(f)
+                else:
+                    names += reg.add_file(f, override=True)
+    problems = reg.validate_all(names) + exams.problems + exams.check_evals(reg) + graders.problems
+    checked = f"{len(names) if names is not None else len(reg.raw)} spec(s)" + \
+        (f", {len(exams.exams)} exam(s)" if exams.exams else "")
+    return problems, checked
+
+
+def _yaml_files(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return [path]
+    folder = path / "evals" if (path / "evals").is_dir() else path
+    files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
+    if folder != path:
+        files += [f for kind in ("exams", "graders") if (path / kind).is_dir() for f in sorted((path / kind).glob("*.y*ml"))]
+    return files

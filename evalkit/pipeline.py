@@ -1,0 +1,295 @@
+"""One eval, start to finish: plan -> send -> score -> record -> summarise.
+
+    plan      the effective spec, samples and requests (evalkit.plan)
+    send      the runner: concurrency, retries, cache, budget (evalkit.runner)
+    score     the spec's scorer on each reply (evalkit.scoring), inline, in a thread or awaiting a grader
+    record    one log line per sample (evalkit.logs); only what was written counts
+    summarise metrics from the recorded results (evalkit.results) into a typed `Summary`
+
+A sample's life is request -> reply -> score -> one log line. Any failure on that path (the
+request gave up, the reply broke the scorer) becomes that sample's recorded error with the
+reason; its reply is not cached, and a rerun of the same command tries it again. A log line that
+cannot be written (a full disk) stops the run with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+from . import __version__
+from .backends import Backend, FatalError, Request, Sampling, get_backend
+from .cache import Cache
+from .costs import Pricer, TokenCounter, price_table
+from .datasets import Sample
+from .errors import EvalkitError, warn
+from .logs import LoggedRun, log_path
+from .places import cache_dir, default_log_dir
+from .plan import RunOptions, RunPlan, make_plan, worst_case_tokens
+from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
+from .runner import Channel, Outcome, RunnerOptions, RunStats, run_requests
+from .scoring import MissingLogprobs, ScoreInput, ScoringError
+from .spec import EvalSpec
+
+
+def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int | None, flag: str = "") -> Backend:
+    """The backend for `model`; a configuration problem (no key, unknown provider) as a one-line error."""
+    try:
+        return get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
+                           max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
+    except FatalError as exc:
+        raise EvalkitError(flag + exc.reason) from None
+
+
+def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions:
+    return RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, timeout=opts.timeout,
+                         max_retry_after=opts.max_retry_after, max_cost=opts.max_cost,
+                         quiet=opts.quiet if quiet is None else quiet)
+
+
+def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
+    backend = connect(opts.model, opts.base_url, opts, opts.concurrency)
+    grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
+    plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
+    run = LoggedRun(log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key),
+                    _header(plan, backend, grading), fresh=opts.fresh)
+    try:
+        return _execute(plan, backend, run, grading)
+    finally:
+        run.close()
+
+
+def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
+    opts = plan.opts
+    return {"type": "header", "run_key": plan.run_key, "eval": plan.spec.name, "model": opts.model,
+            "endpoint": backend.endpoint, "sampling": plan.sampling.as_dict(), "options": plan.options,
+            "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"],
+            "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
+            "grader": grading.identity if grading else None,
+            "versions": {"evalkit": __version__, "python": platform.python_version()},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading | None") -> Summary:
+    started = time.monotonic()
+    units = list(plan.units())
+    results = {uid: run.done[uid] for _, _, uid in units if uid in run.done}
+    resumed, run.done = len(results), {}
+    todo = [u for u in units if u[2] not in results]
+    stats, status, fatal = RunStats(), "complete", None
+    if todo:
+        check_capabilities(plan, backend)
+        try:
+            stats = asyncio.run(_send_all(plan, backend, run, results, todo, grading))
+        except FatalError as exc:
+            status, fatal = "failed", exc.reason
+    else:
+        asyncio.run(backend.aclose())
+    ordered = [results[uid] for _, _, uid in units if uid in results]
+    summary = summarise(plan, ordered, len(units), stats, status, resumed, time.monotonic() - started,
+                        backend, grading, str(run.path))
+    if todo or not run.complete:
+        run.finish(summary.model_dump(mode="json"))
+    if fatal:
+        raise EvalkitError(f"{plan.spec.name}: {fatal} ({summary.scored} finished samples kept in {run.path})")
+    return summary
+
+
+async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: dict, todo: list,
+                    grading: "Grading | None") -> RunStats:
+    opts = plan.opts
+    cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
+    pricer = backend.pricer()
+    estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
+    channel = Channel(backend, runner_options(opts), cache=cache, pricer=pricer, estimate=estimate)
+    services = {"unsafe_exec": opts.unsafe_exec}
+    if grading is not None:
+        services["grader"] = grading.open(cache, opts)
+    recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
+    try:
+        requests = (plan.request(s, j, uid) for s, j, uid in todo)
+        stats = await run_requests(channel, requests, len(todo), recorder, plan.spec.name)
+        stats.spent = channel.spent
+        return stats
+    finally:
+        await channel.aclose()
+        if grading is not None:
+            await grading.aclose()
+        if cache is not None:
+            cache.close()
+
+
+def _cost_estimate(plan: RunPlan, pricer: Pricer):
+    if not pricer.known:
+        raise EvalkitError(f"--max-cost: no price is known for {plan.opts.model} (see evalkit/registry/prices.yaml)")
+    counter, worst = TokenCounter(plan.opts.model), worst_case_tokens(plan.spec)
+    return lambda req: pricer.cost(counter.count_messages(req.messages), worst)
+
+
+def check_capabilities(plan: RunPlan, backend: Backend) -> None:
+    """Refuse, before the first request, a run the endpoint cannot serve."""
+    caps, name = backend.capabilities, plan.opts.model
+    if plan.options is not None and not caps.option_probs:
+        raise EvalkitError(f"{plan.spec.name}: {name} cannot answer by option probability (--answer-by logprob): "
+                           "it returns no log-probabilities")
+    if plan.sampling.top_logprobs and not caps.logprobs:
+        raise EvalkitError(f"{plan.spec.name}: {name} returns no log-probabilities, which this run asks for "
+                           "(--logprobs, or a scorer that needs them)")
+    if plan.spec.prompt.system and not caps.system_messages:
+        raise EvalkitError(f"{plan.spec.name}: {name} takes no system message, and the eval has one (prompt.system)")
+    if plan.spec.prompt.vision and "images" in plan.spec.dataset.fields and not caps.images:
+        raise EvalkitError(f"{plan.spec.name}: {name} reads no images; pass --no-vision to send IMAGE: tags instead")
+
+
+class Recorder:
+    """The sink the runner calls with each outcome: score it, write its line, keep its result."""
+
+    def __init__(self, plan: RunPlan, run: LoggedRun, results: dict, samples: dict[str, Sample], services: dict):
+        self.plan, self.run, self.results, self.samples, self.services = plan, run, results, samples, services
+        self.scorer = plan.spec.scorer
+        self.missing_logprobs = 0
+        self.cpu_slots = asyncio.Semaphore(os.cpu_count() or 2)   # CPU-bound scoring: one per core
+
+    async def __call__(self, req: Request, out: Outcome) -> bool:
+        smp = self.samples[req.key]
+        result = self._result(req, out, smp)
+        if out.error is None:
+            try:
+                self._fill(result, await self._score(ScoreInput(smp, out.completion, req.messages,
+                                                                self.plan.spec.scoring, self.services)))
+            except MissingLogprobs as exc:
+                self._no_logprobs(exc)
+                result.error = str(exc)
+            except ScoringError as exc:
+                result.error = str(exc)
+            except Exception as exc:  # a reply must never stop the run: it is this sample's error
+                result.error = f"scorer {self.scorer.name} failed on this reply: {type(exc).__name__}: {exc}"[:500]
+        self.run.record(result)
+        self.results[req.key] = result
+        return result.error is None
+
+    def _no_logprobs(self, exc: MissingLogprobs) -> None:
+        """Three replies in a row without the log-probabilities asked for, and none with: the
+        endpoint does not return them (it ignores the request), so the rest would fail alike."""
+        self.missing_logprobs += 1
+        if self.missing_logprobs >= 3 and not any(r.error is None for r in self.results.values()):
+            raise FatalError(f"{exc} (the endpoint ignores requests for log-probabilities)")
+
+    async def _score(self, inp: ScoreInput):
+        if self.scorer.work == "async":
+            return await self.scorer.run(inp)
+        if self.scorer.work == "thread":
+            async with self.cpu_slots:
+                return await asyncio.to_thread(self.scorer.run, inp)
+        return self.scorer.run(inp)
+
+    def _result(self, req: Request, out: Outcome, smp: Sample) -> SampleResult:
+        plan = self.plan
+        r = SampleResult(id=req.key, group=smp.group, target=smp.answer if plan.spec.scoring.method != "code" else None,
+                         sample_id=smp.id if plan.per_item > 1 else None,
+                         messages_sha256=hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()[:16],
+                         messages=req.messages if plan.opts.log_prompts else None, attempts=out.attempts,
+                         latency=round(out.latency, 4), queue_s=round(out.queue_s, 4), cached=out.cached,
+                         cost_usd=out.cost, error=out.error)
+        if out.completion is not None:
+            fields = out.completion.to_fields()
+            r.completion, r.finish_reason, r.usage = fields["completion"], fields["finish_reason"], fields["usage"]
+            r.top_logprobs = fields.get("top_logprobs")
+        return r
+
+    @staticmethod
+    def _fill(r: SampleResult, sc) -> None:
+        r.extracted, r.parsed, r.score, r.extras = sc.extracted, sc.parsed, sc.value, sc.extras or None
+        r.option_probs, r.missing_mass, r.grader = sc.option_probs, sc.missing_mass, sc.detail
+
+
+def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStats, status: str, resumed: int,
+              duration: float, backend: Backend, grading: "Grading | None", log: str) -> Summary:
+    spec, opts = plan.spec, plan.opts
+    part = score_metrics(results, spec.metrics, plan.per_item, opts.seed)
+    usage = total_usage(results)
+    pricer = backend.pricer()
+    if status == "complete":
+        status = {"interrupted": "interrupted", "max_cost": "stopped: max_cost"}.get(stats.stopped or "", "complete")
+    if status == "complete" and part.scored < n:
+        status = "errors"
+    return Summary(
+        eval=spec.name, model=opts.model, endpoint=backend.endpoint, status=status, incomplete=status != "complete",
+        primary_metric=spec.metrics[0], excluded=len(plan.identity.get("exclude", ())), n=n, scored=part.scored,
+        errors=part.errors, unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
+        groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
+        calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
+        requests=Requests(sent=stats.sent, retries=stats.retries, rate_limited=stats.rate_limited,
+                          cached=stats.cached, resumed_samples=resumed, peak_concurrency=stats.peak_limit),
+        cost_usd=Cost(this_run=round(stats.spent, 10),
+                      all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens)) if pricer.known else None,
+        seed=opts.seed, notes=part.notes, duration_s=round(duration, 3), backend=backend.describe() or None,
+        grader=grading.summary(results) if grading else None, log=log)
+
+
+@dataclass
+class Grading:
+    """A model-graded eval's grader: its rubric, model and channel (own limit, retries, cache entries)."""
+
+    spec: object
+    model: str
+    base_url: str | None
+    identity: dict
+    channel: Channel | None = None
+
+    @classmethod
+    def for_spec(cls, spec: EvalSpec, opts: RunOptions) -> "Grading":
+        from .graders import grader_for
+
+        grader = grader_for(spec)
+        model = opts.grader_model
+        if model is None:
+            model = opts.model
+            warn(f"{spec.name}: no --grader-model given, so {model} grades its own replies")
+        digest = hashlib.sha256(json.dumps(grader.model_dump(exclude={"source_file"}), sort_keys=True).encode())
+        return cls(grader, model, opts.grader_base_url or opts.base_url,
+                   {"model": model, "spec": grader.name, "prompt_sha256": digest.hexdigest()[:16]})
+
+    def open(self, cache, opts: RunOptions) -> "Grading":
+        backend = connect(self.model, self.base_url, opts, None, flag="--grader-model: ")
+        self.channel = Channel(backend, runner_options(opts, quiet=True), cache=cache, pricer=backend.pricer())
+        return self
+
+    async def complete(self, messages: list[dict]) -> str:
+        out = await self.channel.complete(Request(key="grader", messages=messages,
+                                                  sampling=Sampling(temperature=0.0, max_tokens=self.spec.max_tokens)))
+        if out is None or out.error:
+            raise ScoringError(f"grader: {out.error if out else 'stopped by --max-cost'}")
+        return out.completion.text
+
+    def summary(self, results: list[SampleResult]) -> dict:
+        return {**self.identity, "invalid": sum(1 for r in results if r.error is None and r.parsed is False),
+                "requests": self.channel.summary() if self.channel else None}
+
+    async def aclose(self) -> None:
+        if self.channel is not None:
+            await self.channel.aclose()
+
+
+def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
+    """What a run would send, before sending anything: samples, prompt tokens, worst-case cost."""
+    plan = make_plan(spec, opts, "dry-run")
+    counter = TokenCounter(opts.model)
+    prompt_tokens = sum(counter.count_messages(plan.request(s, j, uid).messages) for s, j, uid in plan.units())
+    units = len(plan.samples) * plan.per_item
+    max_out = plan.spec.generation.max_tokens
+    pricer = Pricer.for_model(opts.model)
+    source = price_table()["source"]
+    return {
+        "eval": plan.spec.name, "model": opts.model, "samples": units, "prompt_tokens": prompt_tokens,
+        "tokenizer": counter.name, "max_completion_tokens": units * max_out if max_out else None,
+        "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
+                               "worst_case": pricer.cost(prompt_tokens, units * max_out) if max_out else None},
+        "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
+                    "source": source["url"], "recorded": source["recorded"]} if pricer.known else None),
+    }

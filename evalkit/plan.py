@@ -1,0 +1,213 @@
+"""Plan a run: the spec with the command line applied, the samples, and the requests to send.
+
+    spec + options -> effective spec -> samples (loaded, regrouped, shuffled, limited)
+                   -> units (sample x completion j) -> requests (messages, sampling, mode)
+
+Everything that decides a run's results goes into its identity, whose hash names the run log,
+so the same command resumes the same log and a changed one starts another. Nothing here sends
+a request or writes a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from .backends.base import Request, Sampling
+from .datasets import Sample, load_samples
+from .errors import EvalkitError
+from .prompts import FewShotPool, build_messages
+from .spec import EvalSpec
+
+MAX_ID_FILE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class RunOptions:
+    model: str
+    base_url: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    concurrency: int | None = None      # None: adaptive
+    max_retries: int = 5
+    timeout: float = 120.0              # seconds per request attempt, connect and every read included
+    max_retry_after: float = 600.0      # a longer Retry-After ends the sample with an error
+    max_reply_bytes: int = 2 * 1024 * 1024
+    temperature: float | None = None
+    max_tokens: int | None = None
+    shots: int | None = None
+    log_dir: Path | None = None
+    fresh: bool = False
+    log_prompts: bool = False
+    quiet: bool = False
+    no_cache: bool = False
+    max_cost: float | None = None
+    samples: int | None = None          # completions per item, overriding generation.n
+    logprobs: bool = False              # ask for the answer token's top log-probabilities
+    cot: bool | None = None             # chain of thought on/off, overriding the spec
+    extract: str | None = None          # answer extraction (answer_line or a regex), overriding the spec
+    exclude: Path | None = None         # a file of sample ids to leave out (e.g. contaminated ones)
+    answer_by: str | None = None        # "text" or "logprob": how a multiple-choice answer is read
+    no_vision: bool = False             # items' images as IMAGE: tags instead of image parts
+    grader_model: str | None = None     # model-graded evals: the grader (default: --model itself)
+    grader_base_url: str | None = None  # its endpoint (default: --base-url)
+    unsafe_exec: bool = False           # run model code without an OS sandbox (explicitly asked for)
+
+
+def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
+    """The spec with command-line overrides applied (they are part of the run's identity)."""
+    gen = spec.generation.model_copy(update={k: v for k, v in (
+        ("temperature", opts.temperature), ("max_tokens", opts.max_tokens), ("n", opts.samples)) if v is not None})
+    prompt = spec.prompt
+    if opts.shots is not None:
+        if prompt.fewshot is None:
+            if opts.shots:
+                raise EvalkitError(f"{spec.name}: --shots {opts.shots}: this eval declares no few-shot split (prompt.fewshot)")
+        else:
+            prompt = prompt.model_copy(update={"fewshot": prompt.fewshot.model_copy(update={"k": opts.shots})})
+    if opts.no_vision:
+        prompt = prompt.model_copy(update={"vision": False})
+    if opts.cot is not None:
+        prompt = prompt.model_copy(update={"chain_of_thought": opts.cot})
+        if opts.cot and opts.max_tokens is None and (gen.max_tokens or 0) < 1024:
+            gen = gen.model_copy(update={"max_tokens": 1024})   # room to reason before the answer
+    changes = {flag: value for flag, value in (("answer_by", opts.answer_by), ("extract", opts.extract),
+                                               ("logprobs", opts.logprobs or None)) if value is not None}
+    return spec.model_copy(update={"generation": gen, "prompt": prompt, "scoring": _rescore(spec, changes)})
+
+
+def _rescore(spec: EvalSpec, changes: dict):
+    """The scoring options with command-line changes, validated by the scorer's own model."""
+    if not changes:
+        return spec.scoring
+    model = type(spec.scoring)
+    for flag in changes:
+        if flag not in model.model_fields:
+            raise EvalkitError(f"--{flag.replace('_', '-')}: eval {spec.name} is scored by `{spec.scoring.method}`, "
+                               f"which has no {flag} option (it applies to multiple-choice letter evals)")
+    try:
+        return model.model_validate({**spec.scoring.model_dump(), **changes})
+    except ValueError as exc:
+        flag, value = next(iter(changes.items()))
+        raise EvalkitError(f"--{flag.replace('_', '-')} {value!r}: {exc.errors()[0]['msg']}") from None
+
+
+def select_samples(spec: EvalSpec, opts: RunOptions) -> list[Sample]:
+    samples = regroup(spec, load_samples(spec))
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise EvalkitError(f"{spec.name}: duplicate sample id {s.id!r} in the data; ids must be unique (dataset.fields.id)")
+        seen.add(s.id)
+    if opts.exclude is not None:
+        drop = excluded_ids(opts.exclude)
+        samples = [s for s in samples if s.id not in drop]
+    random.Random(opts.seed).shuffle(samples)
+    return samples[: opts.limit] if opts.limit is not None else samples
+
+
+def regroup(spec: EvalSpec, samples: list[Sample]) -> list[Sample]:
+    """Samples grouped by the spec's `group_by` field (the format's own group when it names that)."""
+    from .loaders import get_loader
+
+    key = spec.group_by
+    if key is None or key == getattr(get_loader(spec.dataset.format), "GROUP", None):
+        return samples
+    out = []
+    for s in samples:
+        if key not in s.fields:
+            where = f" ({spec.source_file})" if spec.source_file else ""
+            raise EvalkitError(f"{spec.name}{where}: group_by: sample {s.id} has no field {key!r} "
+                               f"(fields: {', '.join(sorted(s.fields)) or 'none'})")
+        out.append(replace(s, group=str(s.fields[key])))
+    return out
+
+
+@lru_cache(maxsize=8)
+def excluded_ids(path: Path) -> frozenset[str]:
+    """The ids listed in an --exclude file: a regular UTF-8 text file of at most 64 MiB."""
+    try:
+        if not Path(path).is_file():
+            raise EvalkitError(f"--exclude {path}: not a regular file")
+        if Path(path).stat().st_size > MAX_ID_FILE_BYTES:
+            raise EvalkitError(f"--exclude {path}: larger than {MAX_ID_FILE_BYTES // 2**20} MiB; an id list is one id a line")
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise EvalkitError(f"--exclude {path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise EvalkitError(f"--exclude {path}: cannot read ({exc.strerror})") from None
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def fewshot_pool(spec: EvalSpec) -> FewShotPool | None:
+    fs = spec.prompt.fewshot
+    if not fs or not fs.k:
+        return None
+    return FewShotPool(regroup(spec, load_samples(spec, fs.split)), same_split=fs.split == spec.dataset.split)
+
+
+@dataclass
+class RunPlan:
+    """What a run will send: the effective spec, the samples, the sampling and the identity."""
+
+    spec: EvalSpec
+    opts: RunOptions
+    samples: list[Sample]
+    sampling: Sampling
+    options: str | None                       # answer by option probability over these labels
+    pool: FewShotPool | None
+    identity: dict = field(default_factory=dict)
+
+    @property
+    def per_item(self) -> int:
+        return self.spec.generation.n
+
+    @property
+    def run_key(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()
+
+    def units(self) -> Iterator[tuple[Sample, int, str]]:
+        """(sample, completion index, unit id) in sample order."""
+        n = self.per_item
+        for s in self.samples:
+            for j in range(n):
+                yield s, j, s.id if n == 1 else f"{s.id}#{j}"
+
+    def request(self, sample: Sample, j: int, uid: str) -> Request:
+        shots = self.pool.choose(self.spec, sample, self.opts.seed) if self.pool else []
+        sampling = self.sampling if self.per_item == 1 or self.sampling.seed is None else \
+            replace(self.sampling, seed=self.sampling.seed + j)
+        return Request(key=uid, messages=build_messages(self.spec, sample, shots), sampling=sampling,
+                       options=self.options)
+
+
+def make_plan(spec: EvalSpec, opts: RunOptions, endpoint: str, extra_identity: dict | None = None) -> RunPlan:
+    spec = effective_spec(spec, opts)
+    options, top = spec.scoring.wants()
+    gen = spec.generation
+    sampling = Sampling(temperature=gen.temperature, max_tokens=None if options else gen.max_tokens,
+                        top_p=gen.top_p, stop=tuple(gen.stop or ()), seed=opts.seed if gen.send_seed else None,
+                        top_logprobs=top)
+    plan = RunPlan(spec, opts, select_samples(spec, opts), sampling, options, fewshot_pool(spec))
+    plan.identity = {"spec": spec.model_dump(exclude={"source_file", "description"}, mode="json"),
+                     "model": opts.model, "endpoint": endpoint, "sampling": sampling.as_dict(), "options": options,
+                     "limit": opts.limit, "seed": opts.seed, **(extra_identity or {})}
+    if opts.exclude is not None:
+        plan.identity["exclude"] = sorted(excluded_ids(opts.exclude))
+    return plan
+
+
+def worst_case_tokens(spec: EvalSpec) -> int:
+    """Completion tokens a request may use at most, for budgets (1,024 when the spec sets none)."""
+    return spec.generation.max_tokens or 1024
+
+
+def check_finite(name: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise EvalkitError(f"{name} {value}: give a finite number")
