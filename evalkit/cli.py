@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .datacli import data as data_commands
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -545,6 +546,9 @@ def _print_summary(s: dict) -> None:
                f"resumed samples {req['resumed_samples']})  tokens {s['usage']['prompt_tokens']}+"
                f"{s['usage']['completion_tokens']}{cost}  {s['duration_s']:.1f}s")
     click.echo(f"  log: {s['log']}")
+
+
+cli.add_command(data_commands)
 
 
 def _terminate(signum, frame) -> None:
