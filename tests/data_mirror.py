@@ -175,70 +175,8 @@ class Mirror:
         return self.files.get(path) or self.hub.get(path)
 
     def start(self) -> "Mirror":
-        mirror = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_HEAD(self):
-                self._serve(head=True)
-
-            def do_GET(self):
-                self._serve(head=False)
-
-            def _serve(self, head: bool):
-                path = urllib.parse.urlsplit(self.path).path
-                mirror.log.append({"method": self.command, "path": path, "range": self.headers.get("Range")})
-                body = mirror.body(urllib.parse.unquote(path))
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                start, status = 0, 200
-                rng = self.headers.get("Range")
-                if rng and not mirror.ignore_range and rng.startswith("bytes="):
-                    start = int(rng[6:].split("-")[0])
-                    if start >= len(body):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(body)}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    status = 206
-                self.send_response(status)
-                if path.startswith("/datasets/"):
-                    self._hub_headers(path, body)
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                if head:
-                    return
-                if path in mirror.cut and status == 200:
-                    mirror.cut.discard(path)
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self.wfile.write(body[start:])
-
-            def _hub_headers(self, path: str, body: bytes):
-                revision = path.split("/resolve/")[1].split("/")[0]
-                honest = mirror.hub.get(path, body)
-                if len(honest) > 100_000:   # the Hub's ETag: sha256 for LFS files, the git blob sha1 otherwise
-                    etag = hashlib.sha256(honest).hexdigest()
-                else:
-                    etag = hashlib.sha1(f"blob {len(honest)}\0".encode() + honest).hexdigest()
-                self.send_header("X-Repo-Commit", revision)
-                self.send_header("ETag", f'"{etag}"')
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_Handler,), {"mirror": self})
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         return self
@@ -246,3 +184,66 @@ class Mirror:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """GET/HEAD of the mirror's files, with Range, the Hub's headers, and the injected faults."""
+
+    protocol_version = "HTTP/1.1"
+    mirror: Mirror
+
+    def log_message(self, *a):
+        pass
+
+    def do_HEAD(self):
+        self._serve(head=True)
+
+    def do_GET(self):
+        self._serve(head=False)
+
+    def _empty(self, status: int, **headers) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k.replace("_", "-"), v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _serve(self, head: bool) -> None:
+        m = self.mirror
+        path = urllib.parse.urlsplit(self.path).path
+        m.log.append({"method": self.command, "path": path, "range": self.headers.get("Range")})
+        body = m.body(urllib.parse.unquote(path))
+        if body is None:
+            return self._empty(404)
+        rng = self.headers.get("Range")
+        start = int(rng[6:].split("-")[0]) if rng and rng.startswith("bytes=") and not m.ignore_range else 0
+        if start >= len(body) > 0:
+            return self._empty(416, Content_Range=f"bytes */{len(body)}")
+        self.send_response(206 if start else 200)
+        if path.startswith("/datasets/"):
+            self._hub_headers(path, body)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        if head:
+            return
+        if path in m.cut and not start:
+            m.cut.discard(path)              # half the bytes, then the connection drops
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body[start:])
+
+    def _hub_headers(self, path: str, body: bytes) -> None:
+        revision = path.split("/resolve/")[1].split("/")[0]
+        honest = self.mirror.hub.get(path, body)
+        if len(honest) > 100_000:            # the Hub's ETag: sha256 for LFS files, the git blob sha1 otherwise
+            etag = hashlib.sha256(honest).hexdigest()
+        else:
+            etag = hashlib.sha1(f"blob {len(honest)}\0".encode() + honest).hexdigest()
+        self.send_header("X-Repo-Commit", revision)
+        self.send_header("ETag", f'"{etag}"')
