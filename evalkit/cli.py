@@ -22,6 +22,7 @@ from . import __version__
 from .errors import EvalkitError
 
 EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+from .datacli import data as data_commands
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -346,6 +347,9 @@ def compare(base_log: str, new_log: str, max_drop: float, alpha: float, allow_mi
     click.echo(json.dumps(r) if as_json else compare_text(r))
     if not r["gate"]["passed"]:
         sys.exit(EXIT_FAILED)
+
+
+cli.add_command(data_commands)
 
 
 def _terminate(signum, frame) -> None:

@@ -347,33 +347,40 @@ def test_drop_broken_file(evalkit, tmp_path):
 # ----------------------------------------------------------------------------- translated MMLU (fixture)
 
 def test_translated_mmlu_keeps_answer_and_letters_in_english(evalkit, start_server, tmp_path):
+    """MMMLU's real layout (`,Question,A,B,C,D,Answer,Subject`), one language, 0-shot by default and
+    `--shots 3` drawn from the other questions, "Answer:" and A-D in English."""
     root = tmp_path / "mirror" / "mmlu-translated" / "fr"
-    rows = {
-        "dev": [["Quelle est la capitale de l'Italie ?", "Rome", "Milan", "Naples", "Turin", "A"],
-                ["Combien font 2 + 2 ?", "3", "4", "5", "6", "B"],
-                ["Quelle couleur a le ciel ?", "Vert", "Rouge", "Bleu", "Noir", "C"],
-                ["Question de réserve ?", "a", "b", "c", "d", "D"]],
-        "test": [["Quelle est la capitale de la France ?", "Lyon", "Paris", "Lille", "Nice", "B"],
-                 ["Quel est le plus grand océan ?", "Atlantique", "Indien", "Arctique", "Pacifique", "D"]],
-    }
-    for split, data in rows.items():
-        (root / split).mkdir(parents=True)
-        with open(root / split / f"geography_{split}.csv", "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows(data)
-    spec = tmp_path / "fr.yaml"
-    spec.write_text('mmlu-fr:\n  extends: mmlu-translated\n  dataset: {path: mmlu-translated/fr}\n'
-                    '  prompt: {preamble: "Vous êtes un agent intelligent. Répondez aux questions.\\n\\n"}\n')
+    root.mkdir(parents=True)
+    rows = [["", "Question", "A", "B", "C", "D", "Answer", "Subject"],
+            [0, "Quelle est la capitale de l'Italie ?", "Rome", "Milan", "Naples", "Turin", "A", "geography"],
+            [1, "Quel est le plus grand océan ?", "Atlantique", "Indien", "Arctique", "Pacifique", "D", "geography"],
+            [2, "Quelle couleur a le ciel ?", "Vert", "Rouge", "Bleu", "Noir", "C", "geography"],
+            [3, "Quelle est la capitale de la France ?", "Lyon", "Paris", "Lille", "Nice", "B", "geography"],
+            [4, "Combien font 2 + 2 ?", "3", "4", "5", "6", "B", "elementary_mathematics"]]
+    with open(root / "mmlu_FR-FR.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
     server = start_server([{"match": "capitale de la France", "reply": "B"},
                            {"match": "plus grand océan", "reply": "A"}], tail_after="\n\n")
-    res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--json", "--log-prompts",
-                  env={"EVALKIT_DATA_DIR": str(tmp_path / "mirror")})
+    env = {"EVALKIT_DATA_DIR": str(tmp_path / "mirror")}
+    zero = json.loads(evalkit("run", "mmlu-translated.fr", "--model", "openai/m", "--base-url", server.url, "--json",
+                              "--log-prompts", env=env).stdout)
+    first = [r for r in read_jsonl(zero["log"]) if r["type"] == "sample" and r["id"] == "fr/3"][0]
+    assert first["messages"][-1]["content"] == ("You are an intelligent agent. Answer the following multiple choice "
+                                                "questions.\n\nQuelle est la capitale de la France ?\nA. Lyon\nB. Paris\n"
+                                                "C. Lille\nD. Nice\nAnswer:")
+    res = evalkit("run", "mmlu-translated.fr", "--model", "openai/m", "--base-url", server.url, "--json",
+                  "--log-prompts", "--shots", "3", env=env)
     assert res.returncode == 0, res.stderr
     s = json.loads(res.stdout)
-    assert s["n"] == 2 and s["metrics"]["accuracy"]["value"] == 0.5
-    prompt = [r for r in read_jsonl(s["log"]) if r["type"] == "sample"][0]["messages"][-1]["content"]
-    assert prompt.startswith("Vous êtes un agent intelligent.")
-    assert prompt.count("Answer: ") == 3 and "Question de réserve" not in prompt     # 3-shot from dev
-    assert "\nA. Rome\nB. Milan" in prompt and prompt.endswith("Answer:")
+    assert s["n"] == 5 and set(s["groups"]) == {"geography", "elementary_mathematics"}
+    recs = {r["id"]: r for r in read_jsonl(s["log"]) if r["type"] == "sample"}
+    assert recs["fr/3"]["score"] == 1.0 and recs["fr/1"]["score"] == 0.0
+    prompt = recs["fr/3"]["messages"][-1]["content"]
+    assert prompt.startswith("You are an intelligent agent.")
+    assert prompt.count("Answer: ") == 3 and prompt.endswith("capitale de la France ?\nA. Lyon\nB. Paris\nC. Lille\nD. Nice\nAnswer:")
+    assert prompt.count("capitale de la France") == 1                                      # never itself
+    bad = evalkit("run", "mmlu-translated.xx", "--model", "openai/m", "--base-url", server.url)
+    assert bad.returncode == 2 and "has no subset 'xx'" in bad.stderr
 
 
 def test_cot_and_extract_flags(evalkit, start_server, data_dir, tmp_path):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
-import io
 import json
 import shutil
 import socket
-import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -52,65 +48,6 @@ def test_missing_data_dir(evalkit, tmp_path):
     msg = one_line_error(evalkit("run", "mmlu", "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1",
                                  env={"EVALKIT_DATA_DIR": str(tmp_path / "empty")}))
     assert "data not found" in msg and "EVALKIT_DATA_DIR" in msg
-
-
-def _env_without_data(tmp_path, url: str) -> dict:
-    return {"EVALKIT_DATA_DIR": "", "EVALKIT_MMLU_URL": url, "EVALKIT_CACHE_DIR": str(tmp_path / "dlcache")}
-
-
-def test_offline_without_data_says_what_to_set(evalkit, tmp_path):
-    url = f"http://127.0.0.1:{free_port()}/data.tar"
-    msg = one_line_error(evalkit("run", "mmlu.anatomy", "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1",
-                                 env=_env_without_data(tmp_path, url)))
-    assert "could not download MMLU" in msg and "set EVALKIT_DATA_DIR" in msg
-
-
-def _tar_of_mmlu(data_dir: Path, tamper: bool) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for split in ("dev", "val", "test"):
-            for f in sorted((data_dir / "mmlu" / split).glob("*.csv")):
-                content = f.read_bytes()
-                if tamper and f.name == "anatomy_test.csv":
-                    content = content.replace(b",A\n", b",B\n", 1)
-                info = tarfile.TarInfo(f"data/{split}/{f.name}")
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
-@pytest.fixture
-def tar_server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(root), **kw)
-
-        def log_message(self, *a):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-def test_download_is_verified_then_used(evalkit, tmp_path, data_dir, tar_server, start_server):
-    root, base = tar_server
-    (root / "bad.tar").write_bytes(_tar_of_mmlu(data_dir, tamper=True))
-    (root / "good.tar").write_bytes(_tar_of_mmlu(data_dir, tamper=False))
-    server = start_server([], default_reply="A")
-    msg = one_line_error(evalkit("run", "mmlu.anatomy", "--model", "openai/m", "--base-url", server.url,
-                                 env=_env_without_data(tmp_path, base + "/bad.tar")))
-    assert "failed verification for test" in msg
-    assert not (tmp_path / "dlcache" / "data" / "mmlu").exists()
-    res = evalkit("run", "mmlu.anatomy", "--model", "openai/m", "--base-url", server.url, "--json",
-                  env=_env_without_data(tmp_path, base + "/good.tar"))
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["n"] == 135
-    assert (tmp_path / "dlcache" / "data" / "mmlu" / "test" / "anatomy_test.csv").is_file()
 
 
 def test_server_unreachable(evalkit):

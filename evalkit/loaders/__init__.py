@@ -47,6 +47,10 @@ def data_file(root: Path, name: str) -> Path:
     return root / name if root.is_dir() else root
 
 
+class MissingData(EvalkitError):
+    """The data a spec names is not there (the caller adds which eval and spec file)."""
+
+
 def split_file(root: Path, split: str, ext: str) -> Path:
     """`root` itself if it is a file, else `root/<split>.<ext>` or `root/<split>`."""
     if root.is_file():
@@ -54,7 +58,7 @@ def split_file(root: Path, split: str, ext: str) -> Path:
     for cand in (root / f"{split}.{ext}", root / split):
         if cand.is_file():
             return cand
-    raise EvalkitError(f"no {split} split at {root} (looked for {root / f'{split}.{ext}'})")
+    raise MissingData(f"no {split} split at {root} (looked for {root / f'{split}.{ext}'})")
 
 
 def text_lines(path: Path, encoding: str = "utf-8"):
