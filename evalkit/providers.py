@@ -91,7 +91,10 @@ class Provider(Strict):
         return self
 
     def key_hint(self) -> str:
-        return " (or ".join(self.key_env) + ")" * (len(self.key_env) - 1) if self.key_env else "no key"
+        """The key variable(s), for messages: "GEMINI_API_KEY (or GOOGLE_API_KEY)"."""
+        if not self.key_env:
+            return "the server's key (this provider reads none; --model openai/... sends OPENAI_API_KEY)"
+        return self.key_env[0] + (f" (or {', '.join(self.key_env[1:])})" if len(self.key_env) > 1 else "")
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,15 @@ def test_missing_key_is_one_line_naming_the_variable(evalkit, name):
     assert f"{EXPECTED[name][0]} is not set" in msg
 
 
+def test_a_refused_key_names_the_providers_variable(evalkit, start_server):
+    server = start_server([], status=401)
+    res = evalkit("run", str(CAPITALS), "--model", "mistral/m", "--base-url", server.url,
+                  env=clean_env(MISTRAL_API_KEY="wrong-key-0123456789"))
+    assert res.returncode == 2, res.stderr
+    assert "not authorised" in res.stderr and "check MISTRAL_API_KEY" in res.stderr and "OPENAI_API_KEY" not in res.stderr
+    assert "wrong-key-0123456789" not in res.stderr + res.stdout
+
+
 def test_local_servers_need_no_key(evalkit, start_server):
     server = start_server([], default_reply="Paris")
     for name in ("vllm", "ollama", "llamacpp", "lmstudio"):
