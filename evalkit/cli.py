@@ -175,6 +175,8 @@ def run_options(f):
         click.option("--logprobs", is_flag=True, help="Ask for the answer token's log-probabilities: calibration (ECE)."),
         click.option("--log-dir", type=click.Path(path_type=Path),
                      help="Where run logs go (default: ~/.local/state/evalkit/runs, or $XDG_STATE_HOME/evalkit/runs)."),
+        click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write (and resume) the run log at exactly this path: a stable name for CI (one eval)."),
         click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log."),
         click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache ($EVALKIT_CACHE_DIR)."),

@@ -56,8 +56,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     backend = connect(opts.model, opts.base_url, opts, opts.concurrency)
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
-    run = LoggedRun(log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key),
-                    _header(plan, backend, grading), fresh=opts.fresh)
+    path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
+    run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh)
     try:
         return _execute(plan, backend, run, grading)
     finally:

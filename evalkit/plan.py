@@ -43,6 +43,7 @@ class RunOptions:
     max_tokens: int | None = None
     shots: int | None = None
     log_dir: Path | None = None
+    log_file: Path | None = None        # the run log at exactly this path (one eval only)
     fresh: bool = False
     log_prompts: bool = False
     quiet: bool = False

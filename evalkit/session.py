@@ -119,6 +119,8 @@ def _oai_targets(root: Path, names: list[str]) -> tuple[list[EvalSpec], list[str
 
 def _check_flags(req: RunRequest, opts: RunOptions, targets: list) -> None:
     specs = [t for t in targets if isinstance(t, EvalSpec)]
+    if opts.log_file is not None and (len(targets) != 1 or not specs or req.versus):
+        raise EvalkitError("--log-file names the log of one eval: give exactly one eval (not an exam, a set or --versus)")
     if req.grades is not None and not any(isinstance(t, Exam) for t in targets):
         raise EvalkitError("--grades applies to exams (free-response sections) only")
     if req.versus and any(isinstance(t, Exam) for t in targets):
