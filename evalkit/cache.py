@@ -51,7 +51,7 @@ class Cache:
         return Completion.from_fields(json.loads(row[0]))
 
     def put(self, key: str, completion: Completion) -> None:
-        value = json.dumps(completion.to_fields(), ensure_ascii=False)
+        value = json.dumps(completion.to_fields())      # ASCII: a lone surrogate from a server stays an escape
         self._pending[key] = (value, time.time())
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()

@@ -101,7 +101,8 @@ class RunLog:
 
     # ------------------------------------------------------------------ writing
     def _write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        # backslashreplace: a lone surrogate (a hostile server can send one) becomes its JSON escape
+        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace") + b"\n")
         self._fh.flush()
 
     def write_sample(self, record: dict) -> None:
