@@ -213,6 +213,8 @@ def validate(paths: tuple[str, ...]) -> None:
 @click.option("--versus", metavar="MODEL", help="Pairwise: sample MODEL too and have the grader pick the better reply per sample.")
 @click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
               help="Run NAMES from this OpenAI Evals registry folder (evals/, data/, modelgraded/, eval_sets/).")
+@click.option("--unsafe-exec", is_flag=True, help="Code evals: if bubblewrap cannot isolate model-written code here, run it "
+              "anyway WITHOUT isolation (unsafe: it can read your files and keys).")
 @click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")

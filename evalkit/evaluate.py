@@ -63,6 +63,7 @@ class RunOptions:
     no_vision: bool = False             # items' images as IMAGE: tags instead of image parts
     grader_model: str | None = None     # model-graded evals: the grader (default: --model itself)
     grader_base_url: str | None = None  # its endpoint (default: --base-url)
+    unsafe_exec: bool = False           # code evals: run model code unisolated when bubblewrap is unusable
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -144,6 +145,9 @@ def connect(model: str, base_url: str | None, timeout: float, concurrency: int |
 
 def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
     spec = effective_spec(spec, opts)
+    if spec.scoring.method == "code":      # refuse before asking the model anything
+        from .sandbox import require_isolation
+        require_isolation(opts.unsafe_exec)
     samples = select_samples(spec, opts)
     pool = fewshot_pool(spec)
     pricer = Pricer.for_model(opts.model)
@@ -235,7 +239,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> dict:
 
     async def score_code_then_record(req: Request, out: Outcome) -> None:
         async with code_slots:
-            sc = await asyncio.to_thread(score, spec, by_key[req.key][0], out.completion)
+            sc = await asyncio.to_thread(score, spec, by_key[req.key][0], out.completion, opts.unsafe_exec)
         record(req, out, sc)
 
     async def grade_then_record(req: Request, out: Outcome) -> None:

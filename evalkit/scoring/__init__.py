@@ -25,7 +25,7 @@ class Score:
     detail: dict | None = None                   # logged beside the sample, not a metric (the grader's exchange)
 
 
-def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
+def score(spec: EvalSpec, sample: Sample, reply: "Completion", unsafe_exec: bool = False) -> Score:
     from . import choice, code, drop, match  # small modules; imported here to keep `evalkit --help` fast
 
     method = spec.scoring.method
@@ -42,7 +42,7 @@ def score(spec: EvalSpec, sample: Sample, reply: "Completion") -> Score:
     if method == "drop":
         return drop.score_drop(completion, sample)
     if method == "code":
-        return code.score_code(completion, sample)
+        return code.score_code(completion, sample, unsafe_exec=unsafe_exec)
     if method in ("exact", "includes", "fuzzy", "numeric"):
         return match.score_match(method, completion, sample, spec.scoring)
     if method in ("oai_match", "oai_includes", "oai_fuzzy", "json"):
