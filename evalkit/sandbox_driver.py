@@ -1,8 +1,8 @@
 """The driver evalkit runs inside the sandbox: the model's program, then the test, then a verdict.
 
-evalkit starts it as `python -I -S -B -c <this file's text> <verdict fd>` (it is never imported
-on the host) and writes a payload on its stdin: marshal of (nonce, limits, program, test). It
-then:
+evalkit compiles it (it is never imported on the host), starts `python -I -S -B -c <a stub>
+<verdict fd>`, and writes on its stdin this code object (which the stub runs) and then the
+payload: marshal of (nonce, limits, program, test). The driver:
 
 1. reads the payload, puts /dev/null on stdin, closes every descriptor but 0, 1, 2 and the
    verdict pipe, empties the environment, and applies the resource limits to itself (children
