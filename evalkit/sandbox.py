@@ -26,6 +26,8 @@ child is redacted of key-like strings.
 
 No seccomp filter: no maintained Python binding of libseccomp is on PyPI (pyseccomp's last
 release is from 2021; the official bindings ship with distributions, not for this interpreter).
+No cgroup either (it needs root or a delegated hierarchy): a sandbox's memory is bounded by its
+task limit times the address-space limit (8 x 512 MB by default), not as a whole.
 
 Without bubblewrap (or where it cannot create namespaces) evalkit refuses to run model code
 unless the user passes `--unsafe-exec`: then the same driver runs as a plain child process in a
@@ -72,7 +74,7 @@ class Limits:
     file_mb: int = 16              # largest file a process may write
     disk_mb: int = 64              # size of the writable /tmp
     open_files: int = 64
-    processes: int = 16            # tasks (processes and threads) of the sandbox's user
+    processes: int = 8             # tasks (processes and threads) in the sandbox: 8 x 512 MB at most
     stderr_kb: int = 4             # tail of stderr kept for the reason of a crash
 
 
