@@ -25,7 +25,8 @@ or signal number is a failure with its reason, never an exception. Anything stor
 child is redacted of key-like strings.
 
 No seccomp filter: no maintained Python binding of libseccomp is on PyPI (pyseccomp's last
-release is from 2021; the official bindings ship with distributions, not for this interpreter).
+release is from 2021, seccompy is months old with two releases, libseccomp's own bindings ship
+only with distributions' Pythons), and a hand-written BPF program is not worth its risk here.
 No cgroup either (it needs root or a delegated hierarchy): a sandbox's memory is bounded by its
 task limit times the address-space limit (8 x 512 MB by default), not as a whole.
 

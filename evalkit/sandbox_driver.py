@@ -20,9 +20,9 @@ Everything the driver calls after the program starts was bound to a local name b
 program that rebinds `os.write`, `os._exit` or a builtin cannot change the report. evalkit counts
 a sample as passed only when this record, with the nonce it sent, is the only thing on the pipe:
 an early exit, `os._exit(0)`, a signal, or text printed anywhere else is a failure. What an
-in-process test cannot see: a program written against this driver (reading the nonce from the
-driver's memory, or jumping over the test's asserts), or one returning an object that equals
-everything. The sandbox around the process, not this file, is what protects the host.
+in-process test cannot see: a program written against this driver or the test (reading the
+nonce from the driver's memory, patching the builtins the test calls), or one returning an
+object that equals everything. The sandbox around the process, not this file, protects the host.
 """
 
 import marshal
@@ -39,12 +39,13 @@ def _limits(cpu, memory, fsize, nofile, nproc):
         r.setrlimit(kind, (soft, hard))
 
 
-def _describe(exc, stage, _type=type, _str=str, _isinstance=isinstance, _len=len):
+def _describe(exc, stage, _type=type, _str=str, _isinstance=isinstance, _len=len, _getattr=getattr,
+              _Base=BaseException, _OSError=OSError, _MemoryError=MemoryError, _RuntimeError=RuntimeError):
     """(status, detail) for an exception: its type and message, where it came from, if a limit."""
     name = _type(exc).__name__
     try:
         message = _str(exc)
-    except BaseException:
+    except _Base:
         message = "<message could not be printed>"
     if not _isinstance(message, _str):
         message = "<message could not be printed>"
@@ -55,11 +56,11 @@ def _describe(exc, stage, _type=type, _str=str, _isinstance=isinstance, _len=len
             if tb.tb_frame.f_code.co_filename in ("solution.py", "test.py"):
                 where = tb.tb_frame.f_code.co_filename[:-3] + " line " + _str(tb.tb_lineno)
             tb = tb.tb_next
-    except BaseException:
+    except _Base:
         pass
-    errno = getattr(exc, "errno", None) if _isinstance(exc, OSError) else None
-    limit = (_isinstance(exc, MemoryError) or errno in (11, 24, 27, 28)   # EAGAIN EMFILE EFBIG ENOSPC
-             or (_isinstance(exc, RuntimeError) and "can't start new thread" in message))
+    errno = _getattr(exc, "errno", None) if _isinstance(exc, _OSError) else None
+    limit = (_isinstance(exc, _MemoryError) or errno in (11, 24, 27, 28)   # EAGAIN EMFILE EFBIG ENOSPC
+             or (_isinstance(exc, _RuntimeError) and "can't start new thread" in message))
     text = name + (": " + message if message else "")
     if _len(text) > 400:
         text = text[:400] + "..."
@@ -69,7 +70,7 @@ def _describe(exc, stage, _type=type, _str=str, _isinstance=isinstance, _len=len
 def _main():
     fd = int(sys.argv[1])
     read, write, exit_, getpid = os.read, os.write, os._exit, os.getpid
-    gettrace, getprofile, run, build = sys.gettrace, sys.getprofile, exec, compile
+    gettrace, getprofile, run, build, Base = sys.gettrace, sys.getprofile, exec, compile, BaseException
     chunks = []
     while True:
         chunk = read(0, 1 << 20)
@@ -101,10 +102,10 @@ def _main():
             status, detail = "passed", ""
         else:
             status, detail = "failed", "the program left a trace or profile function set"
-    except BaseException as exc:   # SystemExit and KeyboardInterrupt are failures too
+    except Base as exc:   # SystemExit and KeyboardInterrupt are failures too
         try:
             status, detail = describe(exc, stage)
-        except BaseException:
+        except Base:
             status, detail = "failed", "an exception that could not be described (" + stage + ")"
     if getpid() == me:
         write(fd, header + (status + "\n" + detail).encode("utf-8", "replace"))

@@ -79,6 +79,9 @@ ATTACKS = {
     "shadowed names": ("import builtins, os, os.path\nos.path.realpath = lambda p: '/tmp'\nos.getcwd = lambda: '/tmp'\n"
                        "builtins.PermissionError = KeyError\nopen('{out}/shadow', 'w').write('x')\n",
                        "failed: FileNotFoundError"),
+    "rebound builtins": ("import builtins, os\nbuiltins.exec = builtins.compile = lambda *a, **k: None\n"
+                         "builtins.BaseException = builtins.AssertionError = KeyError\nos.write = lambda fd, b: len(b)\n",
+                         TEST_FAILED),
     # /proc and dir_fd
     "/proc environ": ("import os\nseen = {{p: open(f'/proc/{{p}}/environ', 'rb').read() for p in os.listdir('/proc') "
                       "if p.isdigit()}}\nraise RuntimeError(f'pids={{sorted(seen)}} ppid={{os.getppid()}} {{seen}}')\n",
