@@ -88,6 +88,8 @@ def test_sandbox_limits_directly():
     assert env.passed, env.detail
     test_fails = run_python("def f():\n    return 2", "assert f() == 1, 'f() is 2'")
     assert (test_fails.status, test_fails.detail) == ("failed", "AssertionError: f() is 2 (test line 1)")
+    raises = run_python("def f():\n    return 1 / 0", "assert f() == 1")
+    assert raises.detail == "ZeroDivisionError: division by zero (solution line 2, during the test)"
 
 
 def test_pass_at_k_estimator():

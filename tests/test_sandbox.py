@@ -52,7 +52,8 @@ def live_marked(needle: str = MARK) -> list[str]:
 
 
 WRONG = "\ndef {f}(*args, **kwargs):\n    return None\n"
-TEST_FAILED = re.compile(r"failed: \w+(: .*)? \(test line \d+\)$")   # the test ran, and an assert or a call failed
+# the program ran to its end, then an assert of the test or a call it made failed
+TEST_FAILED = re.compile(r"failed: \w+(: .*)? \((test line \d+|solution line \d+, during the test)\)$")
 
 # name -> (top-level code around a wrong solution, expected start of the logged verdict)
 ATTACKS = {
