@@ -194,7 +194,8 @@ def run_options(f):
         click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
                      help="Run NAMES from this OpenAI Evals registry folder (evals/, data/, modelgraded/, eval_sets/)."),
         click.option("--unsafe-exec", is_flag=True,
-                     help="Run model-written code without an OS sandbox. Unsafe: only for code you trust."),
+                     help="Code evals: if bubblewrap cannot isolate model-written code here, run it anyway WITHOUT "
+                          "isolation (unsafe: it can read your files and keys)."),
         click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout."),
         click.option("--quiet", "-q", is_flag=True, help="No progress on stderr."),

@@ -84,6 +84,8 @@ def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading 
     stats, status, fatal = RunStats(), "complete", None
     if todo:
         check_capabilities(plan, backend)
+        if plan.spec.scorer.precheck is not None:
+            plan.spec.scorer.precheck({"unsafe_exec": plan.opts.unsafe_exec})
         try:
             stats = asyncio.run(_send_all(plan, backend, run, results, todo, grading))
         except FatalError as exc:

@@ -117,10 +117,8 @@ def evalkit(tmp_path, data_dir):
 def evalkit_process(tmp_path, data_dir):
     """evalkit_process(*args, env=None) -> CompletedProcess of `python -m evalkit` in its own process."""
     def run(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-        full = {**os.environ, **{k: v for k, v in cli_env(tmp_path, data_dir, env).items() if v is not None}}
-        for k, v in cli_env(tmp_path, data_dir, env).items():
-            if v is None:
-                full.pop(k, None)
+        wanted = cli_env(tmp_path, data_dir, env)
+        full = {k: v for k, v in {**os.environ, **wanted}.items() if v is not None}
         return subprocess.run([sys.executable, "-m", "evalkit", *args], capture_output=True, text=True,
                               env=full, timeout=timeout, cwd=tmp_path)
     return run

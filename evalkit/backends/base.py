@@ -97,27 +97,14 @@ MAX_TOKENS_PER_REPLY = 10_000_000    # usage counts above this are not believed
 
 
 def vet_completion(c: Completion) -> Completion:
-    """A completion as evalkit stores it, whatever the server sent: text that UTF-8 can hold (a
-    lone surrogate becomes U+FFFD) and usage counts that are non-negative integers below
-    `MAX_TOKENS_PER_REPLY` (others are dropped and marked `invalid`)."""
-    text = _utf8(c.text)
+    """A completion as evalkit stores it, whatever the server sent: usage counts that are
+    non-negative integers below `MAX_TOKENS_PER_REPLY` (others are dropped and marked `invalid`).
+    The text is kept exactly, a lone surrogate included: the log and the cache write it as a JSON
+    escape, and whatever cannot use it (the sandbox writing a program) fails that sample only."""
     usage = {k: v for k, v in c.usage.items() if type(v) is int and 0 <= v <= MAX_TOKENS_PER_REPLY}
-    if len(usage) != len(c.usage):
-        usage["invalid"] = 1
-    top = c.top_logprobs
-    if top is not None:
-        top = [[[_utf8(str(tok)), float(lp)] for tok, lp in pos] for pos in top]
-    if text is c.text and usage == c.usage and top is c.top_logprobs:
+    if len(usage) == len(c.usage):
         return c
-    return Completion(text, c.finish_reason, usage, top)
-
-
-def _utf8(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs)
 
 
 class BackendError(Exception):
