@@ -147,3 +147,13 @@ def identifiable(needles: list[str], texts: list[str]) -> set[str]:
         for found in {n for _, n in auto.iter(t)}:
             counts[found] = counts.get(found, 0) + 1
     return {n for n in needles if counts.get(n) == 1}
+
+
+def one_line_error(res, code: int = 2) -> str:
+    """The single `evalkit: error:` line of a failed command (and no traceback)."""
+    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evalkit: error: "), res.stderr
+    return lines[0]
+

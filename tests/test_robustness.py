@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl
+from conftest import one_line_error, read_jsonl
 
 QUIZ = """\
 quiz:
@@ -31,14 +31,6 @@ def quiz(tmp_path: Path, n: int) -> tuple[Path, list[dict]]:
     (tmp_path / "quiz.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "quiz.yaml").write_text(QUIZ)
     return tmp_path / "quiz.yaml", [{"match": r["q"] + "\n", "reply": r["a"]} for r in rows]
-
-
-def one_line_error(res, code=2) -> str:
-    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("evalkit: error: "), res.stderr
-    return lines[0]
 
 
 def run_json(evalkit, *args, code=0, **kw) -> dict:
