@@ -26,7 +26,7 @@ from . import __version__
 from .backends import Backend, FatalError, Request, Sampling, get_backend
 from .cache import Cache
 from .costs import Pricer, TokenCounter, price_table
-from .datasets import Sample
+from .sample import Sample
 from .errors import EvalkitError, warn
 from .logs import LoggedRun, log_path
 from .places import cache_dir, default_log_dir

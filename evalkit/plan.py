@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .backends.base import Request, Sampling
-from .datasets import Sample, load_samples
+from .datasets import load_samples
+from .sample import Sample
 from .errors import EvalkitError
 from .prompts import FewShotPool, build_messages
 from .spec import EvalSpec

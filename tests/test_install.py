@@ -37,7 +37,7 @@ PLUGIN = {
     "evalkit_plugin_demo/__init__.py": "",
     "evalkit_plugin_demo/lines.py": '''\
         """A data format: `question => answer` per line."""
-        from evalkit.datasets import Sample
+        from evalkit.sample import Sample
 
 
         def load(spec, root, split):

@@ -34,7 +34,7 @@ from ..yamlfile import Strict
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends.base import Completion
-    from ..datasets import Sample
+    from ..sample import Sample
 
 
 @dataclass(frozen=True)

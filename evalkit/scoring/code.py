@@ -26,7 +26,7 @@ import re
 import textwrap
 from typing import Literal
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..sandbox import Limits, require_isolation, run_python
 from . import Score, ScoreInput, ScorerOptions, scorer
 
