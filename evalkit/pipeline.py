@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 
@@ -108,10 +109,15 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = backend.pricer()
     estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
-    channel = Channel(backend, runner_options(opts), cache=cache, pricer=pricer, estimate=estimate)
+    await backend.open(_status(plan))
+    ropts = runner_options(opts)
+    if ropts.concurrency is None and backend.max_in_flight():
+        ropts.concurrency = backend.max_in_flight()      # no queue hidden inside the backend
+    channel = Channel(backend, ropts, cache=cache, pricer=pricer, estimate=estimate)
     services = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
+        await grading.channel.backend.open(_status(plan))
     recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
     try:
         requests = (plan.request(s, j, uid) for s, j, uid in todo)
@@ -124,6 +130,14 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
             await grading.aclose()
         if cache is not None:
             cache.close()
+
+
+def _status(plan: RunPlan):
+    """How a backend says what it is doing before the first reply (a line on stderr, unless --quiet)."""
+    def say(message: str) -> None:
+        if not plan.opts.quiet:
+            print(f"evalkit: {plan.spec.name}: {message}", file=sys.stderr, flush=True)
+    return say
 
 
 def _cost_estimate(plan: RunPlan, pricer: Pricer):

@@ -27,6 +27,7 @@ request will not succeed as it is: record it), `FatalError` (nothing will succee
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from ..costs import Pricer
 
@@ -138,6 +139,16 @@ class Backend:
     model: str                     # the full "provider/name"
     endpoint: str                  # where requests go, for logs and cache keys (never a key or token)
     capabilities: Capabilities = Capabilities()
+
+    async def open(self, say: Callable[[str], None]) -> None:
+        """Get ready before the first request (e.g. load a model), outside any request's deadline;
+        `say` reports what is happening as it happens (a line on stderr)."""
+        return None
+
+    def max_in_flight(self) -> int | None:
+        """The most requests worth sending at once (a local model's batch), or None to let the
+        runner find out. More would only wait in a queue inside the backend."""
+        return None
 
     async def complete(self, request: Request) -> Completion:
         raise NotImplementedError
