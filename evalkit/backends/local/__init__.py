@@ -177,18 +177,16 @@ class LocalBackend(Backend):
                 m.payload[1].set_result(res)
 
     def _execute(self, chosen) -> tuple[list[Completion], float]:
-        e, members, plen = self._engine, chosen.members, chosen.prefix
-        if chosen.warm_from is not None and e.prefixes is not None:
-            e.warm(members[0].ids, chosen.warm_from, plen)
-        if e.prefixes is None:
-            plen = 0            # reuse was turned off (the model's cache cannot be cut by token)
+        e, members = self._engine, chosen.members
+        prefix = e.prefix(members[0].ids, chosen.prefix, chosen.warm_from)
+        plen = chosen.prefix if prefix is not None else 0      # reuse may have been turned off meanwhile
         prompts = [m.ids for m in members]
         started = time.perf_counter()
         request: Request = members[0].payload[0]
         if request.options is not None:
-            results = e.score(prompts, plen)
+            results = e.score(prompts, plen, prefix)
         else:
-            results = e.generate(prompts, plen, request.sampling)
+            results = e.generate(prompts, plen, prefix, request.sampling)
         seconds = time.perf_counter() - started
         # Useful work: the prompt tokens run (not padding) and the tokens generated.
         width = max(len(p) for p in prompts) - plen

@@ -104,16 +104,15 @@ class PrefixCache:
         self.total += node.nbytes + tail.nbytes
 
     def insert(self, ids, start: int, kv: KV) -> None:
-        """Keep the states of ids[start:] (`kv`, one pair per layer); ids[:start] must be cached."""
+        """Keep the states of ids[start:] (`kv`, one pair per layer) after the cached ids[:start]; if
+        those were evicted meanwhile (a budget smaller than one prompt), nothing is kept."""
         ids = tuple(ids)
         node, pos, now = self.root, 0, next(self.clock)
         for child, n in self._walk(ids):
             if n < len(child.ids):
                 self._split(child, n)
             child.used, node, pos = now, child, pos + n
-        if pos < start:
-            raise KeyError(f"cannot add states after token {start}: only {pos} are cached")
-        if pos >= len(ids) or self.budget <= 0:
+        if pos < start or pos >= len(ids) or self.budget <= 0:
             return
         leaf = _Node(ids[pos:], [(k[:, pos - start:].clone(), v[:, pos - start:].clone()) for k, v in kv], node)
         leaf.used = now
