@@ -21,7 +21,7 @@ import inspect
 
 import torch
 
-from ..base import Completion, Request, Sampling
+from ..base import Completion, Sampling
 from .prefix import KV, PrefixCache
 
 TOP_K = 50
