@@ -221,6 +221,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-local-"))
     cache = (a.cache or Path(os.environ.get("EVALKIT_CACHE_DIR") or tmp / "cache")).resolve()
     env = {**os.environ, "EVALKIT_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
+    if env.get("EVALKIT_DATA_DIR"):      # the baseline runs from another folder
+        env["EVALKIT_DATA_DIR"] = str(Path(env["EVALKIT_DATA_DIR"]).resolve())
     env.pop("OMP_WAIT_POLICY", None)
     passive = {**env, "OMP_WAIT_POLICY": "PASSIVE"}
     names = [f"mmlu.{s}" for s in SUBJECTS[: a.subjects]]
