@@ -40,7 +40,7 @@ class Engine:
         eos = getattr(lm.generation_config, "eos_token_id", None)
         eos = eos if isinstance(eos, list) else [eos]
         self.eos = {int(e) for e in eos + [tok.eos_token_id] if e is not None}
-        self.stats = {"prompt_tokens": 0, "computed_tokens": 0, "reused_tokens": 0, "padding_tokens": 0}
+        self.stats = {"computed_tokens": 0, "reused_tokens": 0, "padding_tokens": 0}
         self.disabled_reason: str | None = None
 
     # ------------------------------------------------------------------ the forward pass
