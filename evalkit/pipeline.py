@@ -21,6 +21,8 @@ import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from . import __version__
@@ -38,13 +40,33 @@ from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
 
 
+_kept: ContextVar[dict | None] = ContextVar("evalkit_backends", default=None)
+
+
+@contextmanager
+def one_backend_per_model():
+    """Within this block, a reusable backend (a local model) is made once per model and settings
+    and serves every eval that asks for it: one command loads a local model once."""
+    token = _kept.set({})
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
 def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int | None, flag: str = "") -> Backend:
     """The backend for `model`; a configuration problem (no key, unknown provider) as a one-line error."""
+    kept, key = _kept.get(), (model, base_url, concurrency)
+    if kept is not None and key in kept:
+        return kept[key]
     try:
-        return get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
-                           max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
+        backend = get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
+                              max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
     except FatalError as exc:
         raise EvalkitError(flag + exc.reason) from None
+    if kept is not None and backend.reusable:
+        kept[key] = backend
+    return backend
 
 
 def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions:

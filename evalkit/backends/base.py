@@ -140,6 +140,7 @@ class Backend:
     endpoint: str                  # where requests go, for logs and cache keys (never a key or token)
     capabilities: Capabilities = Capabilities()
     remote: bool = True            # requests cross a network: the runner bounds each by --timeout
+    reusable: bool = False         # may serve several evals of one command, one event loop after another
 
     async def open(self, say: Callable[[str], None]) -> None:
         """Get ready before the first request (e.g. load a model), outside any request's deadline;

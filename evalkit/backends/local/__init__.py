@@ -81,6 +81,7 @@ class LocalBackend(Backend):
     # a local model can do everything evalkit asks but read images
     capabilities = Capabilities(max_top_logprobs=TOP_K, images=False)
     remote = False        # in-process: a request waits for its batch, not for a network; no --timeout
+    reusable = True       # loaded once per command: every eval of it uses the same model
 
     def __init__(self, name: str, base_url: str | None = None, timeout: float = 0, max_connections: int = 0,
                  concurrency: int | None = None, **_):
@@ -224,6 +225,10 @@ class LocalBackend(Backend):
         return results, seconds
 
     async def aclose(self) -> None:
+        """Stop serving on this event loop; the loaded model stays, so the next eval of the same
+        command (another loop) reuses it and its cached prefixes."""
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        self._worker = self._wake = self._load_lock = None
+        self._pending = []
