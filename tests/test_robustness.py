@@ -196,6 +196,19 @@ def test_a_data_file_that_is_not_utf8_is_one_line(evalkit, tmp_path, encoding):
     assert "e.jsonl" in msg and "not UTF-8" in msg
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_every_line_ending_is_a_line(evalkit, start_server, tmp_path, newline):
+    rows = [{"id": str(i), "question": f"Riddle {i}: \u559c?", "answer": "\u559c"} for i in range(3)]
+    (tmp_path / "r.jsonl").write_bytes(newline.join(json.dumps(r, ensure_ascii=False) for r in rows).encode())
+    (tmp_path / "r.yaml").write_text("r:\n  dataset: {format: jsonl, path: ./r.jsonl}\n  scoring: {method: exact}\n")
+    server = start_server([], default_reply="\u559c")
+    s = run_json(evalkit, str(tmp_path / "r.yaml"), "--model", "openai/m", "--base-url", server.url)
+    assert (s["scored"], s["metrics"]["accuracy"]["value"]) == (3, 1.0)
+    (tmp_path / "r.jsonl").write_bytes(newline.join(['{"id": "1", "question": "q", "answer": "a"}', "{oops"]).encode())
+    msg = one_line_error(evalkit("run", str(tmp_path / "r.yaml"), "--model", "openai/m", "--base-url", server.url))
+    assert "r.jsonl:2: not valid JSON" in msg
+
+
 def test_an_empty_spec_file_is_an_error(evalkit, tmp_path):
     (tmp_path / "empty.yaml").write_text("")
     assert "empty.yaml:1: the file is empty" in one_line_error(evalkit("run", str(tmp_path / "empty.yaml"),

@@ -112,8 +112,9 @@ ATTACKS = {
     "SystemExit in the function": ("\ndef {f}(*args, **kwargs):\n    raise SystemExit(0)\n", "failed: SystemExit: 0"),
     "os._exit(0)": ("import os\n{wrong}\nos._exit(0)\n", "exited: status 0 before the test finished"),
     "atexit": ("import atexit, os\natexit.register(os._exit, 0)\n", TEST_FAILED),
+    # the verdict pipe keeps the number it has in evalkit, which grows with evalkit's open files
     "fake verdict": ("import os, sys\nprint('passed')\nprint('EVALKIT-VERDICT 0\\npassed', file=sys.stderr)\n"
-                     "for fd in range(3, 64):\n    try:\n        os.write(fd, b'EVALKIT-VERDICT 0\\npassed\\n')\n"
+                     "for fd in range(3, 1 << 14):\n    try:\n        os.write(fd, b'EVALKIT-VERDICT 0\\npassed\\n')\n"
                      "    except OSError:\n        pass\n", "failed: the program wrote a false verdict"),
     "exit hooks": ("import os, sys, threading\nsys.excepthook = lambda *a: os._exit(0)\n"
                    "threading.excepthook = lambda *a: os._exit(0)\n", TEST_FAILED),
