@@ -180,7 +180,7 @@ async def _call(backend: Backend, req: Request, opts: RunnerOptions, stats: RunS
     """One attempt within its deadline: (failure, completion). A fatal error stops the run."""
     stats.sent += 1
     try:
-        async with asyncio.timeout(opts.timeout):
+        async with asyncio.timeout(opts.timeout if backend.remote else None):
             completion = vet_completion(await backend.complete(req))
     except TimeoutError:
         return TransientError(f"no complete reply within --timeout {opts.timeout:g}s"), None
