@@ -69,7 +69,7 @@ def _calibration_and_grader(s: Summary) -> list[str]:
 
 def plan_text(p: dict) -> str:
     cost = p["estimated_cost_usd"]
-    lines = [f"{p['eval']}  {p['model']}  dry run: nothing sent",
+    lines = [f"{p['eval']}  {p['model']}  dry run: nothing sent" + (f" (would go to {p['endpoint']})" if p["endpoint"] else ""),
              f"  samples {p['samples']:,}  prompt tokens {p['prompt_tokens']:,} ({p['tokenizer']})",
              f"  completion tokens at most {p['max_completion_tokens']:,}" if p["max_completion_tokens"] else
              "  completion tokens: no max_tokens set, no upper bound"]

@@ -322,11 +322,12 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     prompt_tokens = sum(counter.count_messages(plan.request(s, j, uid).messages) for s, j, uid in plan.units())
     units = len(plan.samples) * plan.per_item
     max_out = plan.spec.generation.max_tokens
-    from .providers import pricer_for
+    from .providers import endpoint_of, pricer_for
 
     pricer = pricer_for(opts.model)             # the provider's own table, as a real run would use
     return {
-        "eval": plan.spec.name, "model": opts.model, "samples": units, "prompt_tokens": prompt_tokens,
+        "eval": plan.spec.name, "model": opts.model, "endpoint": endpoint_of(opts.model, opts.base_url),
+        "samples": units, "prompt_tokens": prompt_tokens,
         "tokenizer": counter.name, "max_completion_tokens": units * max_out if max_out else None,
         "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
                                "worst_case": pricer.cost(prompt_tokens, units * max_out) if max_out else None},

@@ -123,9 +123,25 @@ def registry_providers() -> dict[str, Provider]:
     return found
 
 
+def base_url_of(p: Provider, base_url: str | None = None) -> str:
+    """The URL requests to `p` go to: --base-url, the preset's URL variable, its default ("" if none)."""
+    return (base_url or (os.environ.get(p.base_url_env) if p.base_url_env else None) or p.base_url or "").rstrip("/")
+
+
+def endpoint_of(model: str, base_url: str | None = None) -> str | None:
+    """Where requests for "provider/name" would go, without a key or a connection (dry runs);
+    None for providers that are not presets (local/, plug-ins) or an Azure endpoint not given."""
+    provider, _, name = model.partition("/")
+    p = registry_providers().get(provider)
+    url = base_url_of(p, base_url) if p else ""
+    if not url:
+        return None
+    return f"{url}/openai/deployments/{name}" if p.client == "azure" else url
+
+
 def connection(p: Provider, model_name: str, base_url: str | None = None, api_key: str | None = None) -> Connection:
     """Where and how `p/model_name` is reached; a missing endpoint or key is a `FatalError`."""
-    url = (base_url or (os.environ.get(p.base_url_env) if p.base_url_env else None) or p.base_url or "").rstrip("/")
+    url = base_url_of(p, base_url)
     if not url:
         raise FatalError(f"{p.base_url_env} is not set (the {p.title.split(',')[0]} endpoint, e.g. "
                          f"https://NAME.openai.azure.com); or pass --base-url")

@@ -252,3 +252,42 @@ def test_readme_provider_table_is_current():
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "providers_table.py"), "--check"],
                          capture_output=True, text=True, cwd=Path(ROOT))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# Each preset's documented default endpoint, written from its documentation (not from providers.yaml).
+DEFAULT_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta/openai",
+    "together": "https://api.together.ai/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "deepseek": "https://api.deepseek.com",
+    "fireworks": "https://api.fireworks.ai/inference/v1",
+    "vllm": "http://localhost:8000/v1",
+    "ollama": "http://localhost:11434/v1",
+    "llamacpp": "http://localhost:8080/v1",
+    "lmstudio": "http://localhost:1234/v1",
+}
+
+
+def test_default_url_of_every_preset(evalkit):
+    """Without --base-url a request goes to the provider's documented URL; a dry run says where,
+    needing no key. Azure's is the resource's, from AZURE_OPENAI_ENDPOINT, plus the deployment path."""
+    assert set(DEFAULT_URLS) | {"azure"} == set(EXPECTED)
+    for name, url in DEFAULT_URLS.items():
+        res = evalkit("run", str(CAPITALS), "--model", f"{name}/my-model", "--dry-run", "--json", env=clean_env())
+        assert res.returncode == 0, (name, res.stderr)
+        assert json.loads(res.stdout)["endpoint"] == url, name
+    azure = "https://my-resource.openai.azure.com"
+    res = evalkit("run", str(CAPITALS), "--model", "azure/gpt4o-prod", "--dry-run",
+                  env=clean_env(AZURE_OPENAI_ENDPOINT=azure + "/"))
+    assert res.returncode == 0 and f"(would go to {azure}/openai/deployments/gpt4o-prod)" in res.stdout, res.stderr
+    res = evalkit("run", str(CAPITALS), "--model", "openai/m", "--dry-run", "--json",
+                  env=clean_env(OPENAI_BASE_URL="http://127.0.0.1:9/v1"))
+    assert json.loads(res.stdout)["endpoint"] == "http://127.0.0.1:9/v1"
+    # and a real run of a hosted preset without its key says where it would have gone
+    for name in HOSTED:
+        msg = one_line_error(evalkit("run", str(CAPITALS), "--model", f"{name}/m", env=clean_env()))
+        assert f"at {DEFAULT_URLS[name]} " in msg, msg
