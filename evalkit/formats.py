@@ -194,14 +194,21 @@ def providers_text(rows: list[dict]) -> str:
             return f"${r['base_url_env']}" if r["base_url_env"] else "?"
         return r["base_url"] + (f"  (or ${r['base_url_env']})" if r["base_url_env"] else "")
 
-    table = [("provider", "key variable", "default URL", "logprobs", "seed", "system", "images")]
+    def prices(r: dict) -> str:
+        if r["prices"]:
+            return f"{r['prices']['recorded']} ({len(r['prices']['models'])} models)"
+        return "none" if r["price_note"].startswith("none") else "not recorded"
+
+    table = [("provider", "key variable", "default URL", "logprobs", "seed", "system", "images", "prices")]
     for r in rows:
         lp = f"yes ({r['max_top_logprobs']})" if r["logprobs"] else mark(r["logprobs"])
-        table.append((r["name"] + "/", key(r), url(r), lp, mark(r["seed"]), mark(r["system_messages"]), mark(r["images"])))
+        table.append((r["name"] + "/", key(r), url(r), lp, mark(r["seed"]), mark(r["system_messages"]),
+                      mark(r["images"]), prices(r)))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     lines.append("")
     lines.append("--base-url overrides the URL for any provider. logprobs: the most alternatives per token; "
-                 "no: --logprobs and --answer-by logprob are refused. seed no: the seed is not sent. "
-                 "Sources and notes: evalkit providers --json.")
+                 "no: --logprobs and --answer-by logprob are refused. seed no: the seed is not sent. images no: "
+                 "items with images need --no-vision. prices: the day the provider's price table was recorded. "
+                 "Sources, notes and why a price is not recorded: evalkit providers --json.")
     return "\n".join(lines)

@@ -69,7 +69,8 @@ class Provider(Strict):
     local: bool = False
     azure: AzureSettings | None = None
     docs: str = Field(pattern=r"^https://")
-    prices: str | None = None
+    prices: str | None = None          # a table in prices/ (its source and date are there)
+    price_note: str = ""               # without a table: why none is recorded
     renames: dict[str, str] = Field(default_factory=dict)
     capabilities: Caps
     sources: dict[Literal["endpoint", "logprobs", "seed", "system_messages", "images"], Source] = \
@@ -88,6 +89,8 @@ class Provider(Strict):
             raise ValueError(f"renames: {', '.join(unknown)} is not a request field evalkit sends")
         if self.key_required and not self.key_env:
             raise ValueError("key_required needs at least one variable in key_env")
+        if self.prices and self.price_note:
+            raise ValueError("prices names a table; price_note is only for a provider without one")
         return self
 
     def key_hint(self) -> str:

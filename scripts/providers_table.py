@@ -24,8 +24,9 @@ def table() -> str:
     def mark(value) -> str:
         return "?" if value is None else ("yes" if value else "no")
 
-    lines = ["| `--model` | key variable | default URL | log-probabilities | seed | system messages | images | documentation |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| `--model` | key variable | default URL | log-probabilities | seed | system messages | images | prices "
+             "| documentation |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in provider_rows():
         if r["kind"] == "plug-in":
             continue
@@ -38,8 +39,10 @@ def table() -> str:
         logprobs = f"yes (top {r['max_top_logprobs']})" if r["logprobs"] else "no"
         seed = mark(r["seed"]) + (f" (as `{r['renames']['seed']}`)" if "seed" in r["renames"] else "")
         docs = f"[docs]({r['docs']})" if r["docs"] else ""
+        p = r["prices"]
+        prices = f"[recorded {p['recorded']}]({p['source']})" if p else r["price_note"]
         lines.append(f"| `{r['name']}/` | {keys} | {url} | {logprobs} | {seed} | {mark(r['system_messages'])} | "
-                     f"{mark(r['images'])} | {docs} |")
+                     f"{mark(r['images'])} | {prices} | {docs} |")
     return "\n".join(lines)
 
 

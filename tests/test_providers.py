@@ -10,6 +10,7 @@ the variable; a capability the endpoint lacks is refused before anything is sent
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -222,9 +223,11 @@ def test_providers_listing(evalkit):
     assert rows["local"]["kind"] == "in-process"
     text = evalkit("providers").stdout
     assert text.splitlines()[0].split() == ["provider", "key", "variable", "default", "URL", "logprobs", "seed",
-                                            "system", "images"]
-    groq = next(line for line in text.splitlines() if line.startswith("groq/"))
-    assert "GROQ_API_KEY" in groq and "https://api.groq.com/openai/v1" in groq
+                                            "system", "images", "prices"]
+    line = {row.split()[0]: row for row in text.splitlines() if row.split() and row.split()[0].endswith("/")}
+    assert "GROQ_API_KEY" in line["groq/"] and "https://api.groq.com/openai/v1" in line["groq/"]
+    assert line["gemini/"].endswith("2026-11-30 (5 models)") and line["azure/"].endswith("not recorded")
+    assert line["vllm/"].endswith("none") and line["local/"].endswith("none")
 
 
 def test_prices_come_from_the_provider(evalkit, start_server):
@@ -291,3 +294,37 @@ def test_default_url_of_every_preset(evalkit):
     for name in HOSTED:
         msg = one_line_error(evalkit("run", str(CAPITALS), "--model", f"{name}/m", env=clean_env()))
         assert f"at {DEFAULT_URLS[name]} " in msg, msg
+
+
+def test_every_provider_says_its_prices_or_why_none(evalkit, start_server):
+    rows = [json.loads(line) for line in evalkit("providers", "--json").stdout.splitlines()]
+    for r in rows:
+        if r["prices"]:
+            assert r["prices"]["source"].startswith("https://") and r["prices"]["models"], r["name"]
+            assert re.fullmatch(r"20\d\d-\d\d(-\d\d)?", r["prices"]["recorded"]), r["name"]
+        else:
+            assert r["price_note"].startswith(("not recorded", "none")), r["name"]
+    by_name = {r["name"]: r for r in rows}
+    assert {n for n, r in by_name.items() if r["prices"]} == {"openai", "anthropic", "gemini", "groq"}
+    for model, price, host in [("gemini/gemini-2.5-flash", (0.30, 2.50), "https://ai.google.dev/"),
+                               ("gemini/gemini-2.5-pro", (1.25, 10.00), "https://ai.google.dev/"),
+                               ("groq/llama-3.3-70b-versatile", (0.59, 0.79), "https://groq.com/"),
+                               ("gemini/gemini-2.5-flash-preview-05-20", None, None),
+                               ("mistral/mistral-large-latest", None, None)]:
+        plan = json.loads(evalkit("run", str(CAPITALS), "--model", model, "--dry-run", "--json", env=clean_env()).stdout)
+        if price is None:
+            assert plan["prices"] is None, model
+        else:
+            got = plan["prices"]
+            assert (got["input_per_million"], got["output_per_million"]) == price and got["source"].startswith(host)
+
+
+def test_a_provider_naming_a_missing_price_table_is_one_line(evalkit, tmp_path):
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "providers.yaml").write_text(yaml.safe_dump({"acme": {
+        "title": "Acme", "base_url": "https://api.acme.example/v1", "key_env": ["ACME_TOKEN"],
+        "docs": "https://acme.example/docs", "prices": "acme-prices",
+        "capabilities": {"max_top_logprobs": None, "seed": True, "system_messages": True, "images": False}}}))
+    msg = one_line_error(evalkit("providers", env=clean_env(EVALKIT_REGISTRY=str(reg))))
+    assert "providers.yaml: provider acme: prices: no price table named 'acme-prices'" in msg
