@@ -296,6 +296,47 @@ def test_default_url_of_every_preset(evalkit):
         assert f"at {DEFAULT_URLS[name]} " in msg, msg
 
 
+def image_eval(tmp_path: Path) -> Path:
+    """A two-item multiple-choice eval whose items carry an image."""
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e22ae3960000000049454e44ae426082")
+    (tmp_path / "shape.png").write_bytes(png)
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(
+        {"id": f"q{i}", "question": f"Which shape is shown ({i})?", "choices": ["circle", "square"], "answer": "A",
+         "img": "shape.png"}) + "\n" for i in (1, 2)))
+    spec = tmp_path / "shapes.yaml"
+    spec.write_text(yaml.safe_dump({"shapes": {
+        "template": "multiple_choice",
+        "dataset": {"format": "jsonl", "path": "./items.jsonl", "split": "test",
+                    "fields": {"id": "id", "question": "question", "choices": "choices", "answer": "answer",
+                               "images": "img"}},
+        "prompt": {"template": "{question}\n{choices}\nAnswer:"},
+        "scoring": {"method": "letter", "labels": "AB"}}}))
+    return spec
+
+
+@pytest.mark.parametrize("name", ["groq", "deepseek", "fireworks", "gemini"])
+def test_images_are_refused_where_the_endpoint_reads_none(evalkit, start_server, tmp_path, name):
+    server = start_server([], default_reply="A")
+    env = clean_env(**{EXPECTED[name][0]: "k" * 16})
+    spec = image_eval(tmp_path)
+    msg = one_line_error(evalkit("run", str(spec), "--model", f"{name}/m", "--base-url", server.url, env=env))
+    assert f"{name}/m reads no images; pass --no-vision" in msg and completions(server) == []
+    res = evalkit("run", str(spec), "--model", f"{name}/m", "--base-url", server.url, "--no-vision", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    sent = [r["body"]["messages"][-1]["content"] for r in completions(server)]
+    assert len(sent) == 2 and all(isinstance(c, str) and "\nIMAGE: " in c for c in sent)
+
+
+def test_images_go_as_image_parts_where_the_endpoint_reads_them(evalkit, start_server, tmp_path):
+    server = start_server([], default_reply="A")
+    res = evalkit("run", str(image_eval(tmp_path)), "--model", "anthropic/m", "--base-url", server.url, "--json",
+                  env=clean_env(ANTHROPIC_API_KEY="a" * 16))
+    assert res.returncode == 0, res.stderr
+    parts = [r["body"]["messages"][-1]["content"] for r in completions(server)]
+    assert len(parts) == 2 and all(p[1]["type"] == "image_url" for p in parts)
+
+
 def test_every_provider_says_its_prices_or_why_none(evalkit, start_server):
     rows = [json.loads(line) for line in evalkit("providers", "--json").stdout.splitlines()]
     for r in rows:
@@ -328,3 +369,38 @@ def test_a_provider_naming_a_missing_price_table_is_one_line(evalkit, tmp_path):
         "capabilities": {"max_top_logprobs": None, "seed": True, "system_messages": True, "images": False}}}))
     msg = one_line_error(evalkit("providers", env=clean_env(EVALKIT_REGISTRY=str(reg))))
     assert "providers.yaml: provider acme: prices: no price table named 'acme-prices'" in msg
+
+
+def readme_table() -> dict[str, list[str]]:
+    """The README's provider table: `--model` name -> its cells."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- providers table: scripts/providers_table.py -->", 1)[1].split("<!-- end of", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.strip().splitlines()]
+    header, body = rows[0], rows[2:]
+    assert header == ["`--model`", "key variable", "default URL", "log-probabilities", "seed", "system messages",
+                      "images", "prices", "documentation"]
+    return {cells[0].strip("`").rstrip("/"): cells for cells in body}
+
+
+def test_readme_table_agrees_with_evalkit_providers(evalkit):
+    """Every row of the README's table says what `evalkit providers --json` says, and no provider is
+    missing from either."""
+    readme = readme_table()
+    rows = {r["name"]: r for r in map(json.loads, evalkit("providers", "--json", env=clean_env()).stdout.splitlines())}
+    assert set(readme) == set(rows)
+    yes_no = {True: "yes", False: "no"}
+    for name, r in rows.items():
+        _, keys, url, logprobs, seed, system, images, prices, docs = readme[name]
+        assert re.findall(r"`([A-Z_]+)`", keys) == r["key_env"] and (("optional" in keys) == (
+            bool(r["key_env"]) and not r["key_required"])), name
+        default = "in-process" if r["kind"] == "in-process" else (f"`{r['base_url']}`" if r["base_url"] else "")
+        assert url.startswith(default), name
+        assert (f"`${r['base_url_env']}`" in url) == bool(r["base_url_env"]), name
+        assert logprobs == (f"yes (top {r['max_top_logprobs']})" if r["logprobs"] else "no"), name
+        assert seed.split()[0] == yes_no[r["seed"]] and system == yes_no[r["system_messages"]], name
+        assert images == yes_no[r["images"]], name
+        if r["prices"]:
+            assert prices == f"[recorded {r['prices']['recorded']}]({r['prices']['source']})", name
+        else:
+            assert prices == r["price_note"], name
+        assert docs == (f"[docs]({r['docs']})" if r["docs"] else ""), name
