@@ -197,6 +197,8 @@ def providers_text(rows: list[dict]) -> str:
     def prices(r: dict) -> str:
         if r["prices"]:
             return f"{r['prices']['recorded']} ({len(r['prices']['models'])} models)"
+        if r["kind"] == "plug-in":
+            return "?"
         return "none" if r["price_note"].startswith("none") else "not recorded"
 
     table = [("provider", "key variable", "default URL", "logprobs", "seed", "system", "images", "prices")]
