@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import EvalkitError
 from .exams import ExamRegistry
 from .graders import GraderRegistry
 from .registry import Registry
@@ -51,8 +52,6 @@ def exam_rows() -> tuple[list[dict], list[str]]:
 def validate_paths(paths: list[Path]) -> tuple[list[str], str]:
     """Every problem in the built-in registry (no paths) or in the given files and folders, and
     what was checked ("12 spec(s), 6 exam(s)")."""
-    from .errors import EvalkitError
-
     reg = Registry.default()
     if not paths:
         exams, graders, names = ExamRegistry.default(), GraderRegistry.default(), None
@@ -84,3 +83,54 @@ def _yaml_files(path: Path) -> list[Path]:
     if folder != path:
         files += [f for kind in ("exams", "graders") if (path / kind).is_dir() for f in sorted((path / kind).glob("*.y*ml"))]
     return files
+
+
+def provider_rows() -> list[dict]:
+    """Every provider `--model` accepts: the presets of providers.yaml, the in-process `local/`,
+    and installed plug-ins, each with the variables it reads, its default URL and what it supports."""
+    from .backends import PROVIDERS, plugins
+    from .backends.local import LocalBackend
+    from .providers import registry_providers
+
+    from .costs import price_tables
+
+    tables = price_tables()
+    rows = [_preset_row(p, tables) for p in registry_providers().values() if p.name not in PROVIDERS]
+    local = LocalBackend.capabilities
+    rows.append({"name": "local", "kind": "in-process", "title": "A causal LM run in this process (evalkit[local])",
+                 "base_url": None, "base_url_env": None, "key_env": [], "key_required": False,
+                 "logprobs": local.logprobs, "max_top_logprobs": local.max_top_logprobs, "seed": local.seed,
+                 "system_messages": local.system_messages, "images": local.images, "renames": {}, "prices": None,
+                 "price_note": "none - runs on this machine", "docs": None,
+                 "notes": ["Offline: a folder, a .gguf file or gemma-3-270m; no server, no key."], "sources": {}})
+    rows += [{"name": name, "kind": "plug-in", "title": f"installed plug-in {target}", "base_url": None,
+              "base_url_env": None, "key_env": [], "key_required": None, "logprobs": None, "max_top_logprobs": None,
+              "seed": None, "system_messages": None, "images": None, "renames": {}, "prices": None,
+              "price_note": "the plug-in's own", "docs": None, "notes": ["Its capabilities are the plug-in's own."],
+              "sources": {}}
+             for name, target in plugins().items() if name not in {r["name"] for r in rows}]
+    return rows
+
+
+def _preset_row(p, tables: dict) -> dict:
+    caps = p.capabilities
+    return {"name": p.name, "kind": "local server" if p.local else ("azure" if p.client == "azure" else "hosted"),
+            "title": p.title, "base_url": p.base_url, "base_url_env": p.base_url_env, "key_env": list(p.key_env),
+            "key_required": p.key_required, "logprobs": caps.max_top_logprobs is not None,
+            "max_top_logprobs": caps.max_top_logprobs, "seed": caps.seed, "system_messages": caps.system_messages,
+            "images": caps.images, "renames": dict(p.renames), "prices": _prices(p, tables),
+            "price_note": p.price_note or ("" if p.prices else "not recorded"), "docs": p.docs,
+            "notes": list(p.notes),
+            "sources": {claim: {"url": s.url, "checked": s.checked.isoformat(), "says": s.says}
+                        for claim, s in p.sources.items()}}
+
+
+def _prices(p, tables: dict) -> dict | None:
+    """The provider's price table in brief: where and when it was recorded, and which models it prices."""
+    if not p.prices:
+        return None
+    table = tables.get(p.prices)
+    if table is None:
+        raise EvalkitError(f"{p.source_file}: provider {p.name}: prices: no price table named {p.prices!r} "
+                           f"(known: {', '.join(sorted(tables)) or 'none'})")
+    return {"table": table.name, "recorded": table.recorded, "source": table.url, "models": sorted(table.models)}

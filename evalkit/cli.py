@@ -76,6 +76,7 @@ def cli() -> None:
     evalkit list                                   the evals, exams and graders
     evalkit run mmlu --model openai/gpt-4o-mini    run an eval (needs OPENAI_API_KEY)
     evalkit run mmlu --model local/gemma-3-270m    a small local model, offline
+    evalkit providers                              the providers, their key variables and capabilities
     evalkit validate my_evals/                     check YAML specs
     """
 
@@ -146,9 +147,12 @@ def schema_cmd(what: str) -> None:
 RUN_OPTIONS = [
     click.option("--model", required=True, metavar="PROVIDER/NAME",
                  help="openai/<model> (OPENAI_API_KEY; any OpenAI-compatible server with --base-url), "
-                      "local/<folder|file.gguf|gemma-3-270m> (in-process, offline), or another provider "
-                      "(`evalkit providers`)."),
-    click.option("--base-url", help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI)."),
+                      "anthropic/, gemini/, azure/<deployment>, together/, groq/, openrouter/, mistral/, "
+                      "deepseek/, fireworks/ (each with its own key variable), local servers vllm/, ollama/, "
+                      "llamacpp/, lmstudio/, or local/<folder|file.gguf|gemma-3-270m> (in-process, offline); "
+                      "`evalkit providers` lists keys, URLs and capabilities."),
+    click.option("--base-url", help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI; "
+                                     "for azure/ the resource URL, default $AZURE_OPENAI_ENDPOINT)."),
     click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
     click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                  help="Sample order, few-shot draws, API seed."),
@@ -271,6 +275,17 @@ def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bo
         _fail("give a SCORE or --raw section scores, not both")
     r = convert_given(ExamRegistry.default().get(exam), score, parsed)
     click.echo(json.dumps(r) if as_json else percentile_text(r))
+
+
+@cli.command("providers")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per provider, with the source of each claim.")
+def providers_cmd(as_json: bool) -> None:
+    """The providers --model accepts: the key variable each needs, its URL, and what it supports."""
+    from .catalog import provider_rows
+    from .formats import providers_text
+
+    rows = provider_rows()
+    click.echo("\n".join(json.dumps(r) for r in rows) if as_json else providers_text(rows))
 
 
 @cli.command("exams")

@@ -1,29 +1,75 @@
-"""Tokens and dollars: prompt-token counts for dry runs, prices from `evalkit/registry/prices.yaml`.
+"""Tokens and dollars: prompt-token counts for dry runs, prices from the registry's price tables.
 
 Token counts use tiktoken with the model's encoding (o200k_base for models tiktoken does not
 know). tiktoken downloads its encoding files on first use; offline, with no cached copy, counts
 fall back to characters / 4 and every figure derived from them says so (`tokenizer` field).
 
+Prices live in `evalkit/registry/prices/*.yaml` (and `prices/` of each EVALKIT_REGISTRY folder,
+whose tables replace the package's by name): each file maps a table name to its source (title,
+publisher, URL, the date it was recorded) and its models. A provider names its table
+(`prices:` in providers.yaml). A model matches an entry of the same name, or the entry followed
+by a dated snapshot or "-latest" (gpt-4o-mini-2024-07-18 -> gpt-4o-mini) and nothing looser, so
+a new model never borrows an older one's price.
+
 A `Pricer` turns usage into dollars for one model, or knows it has no price for it (local
-servers, unlisted models), in which case costs are reported as unknown rather than zero.
+servers, unlisted models, providers without a recorded table), in which case costs are reported
+as unknown rather than zero.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
 
-import yaml
+from pydantic import Field
+
+from .yamlfile import Strict
 
 FALLBACK_TOKENIZER = "chars/4 estimate (tiktoken encoding unavailable offline)"
+SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)")
 
 
-@lru_cache(maxsize=1)
-def price_table() -> dict:
-    from .places import package_registry
+class ModelPrice(Strict):
+    input: float = Field(ge=0, le=10_000)      # USD per million prompt tokens
+    output: float = Field(ge=0, le=10_000)     # USD per million completion tokens
 
-    with open(package_registry() / "prices.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+
+class PriceTable(Strict):
+    name: str = ""
+    title: str
+    publisher: str
+    url: str = Field(pattern=r"^https://")
+    recorded: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$")
+    note: str = ""
+    models: dict[str, ModelPrice]
+    source_file: str | None = None
+
+    def price_of(self, name: str) -> ModelPrice | None:
+        """The entry for `name`: the same name, or a dated snapshot / "-latest" of it."""
+        if name in self.models:
+            return self.models[name]
+        for key, price in self.models.items():
+            if name.startswith(key) and SNAPSHOT.fullmatch(name[len(key):]):
+                return price
+        return None
+
+
+def price_tables() -> dict[str, PriceTable]:
+    """Every price table by name: the package's, then each user registry's (same name: replaced).
+    A broken table is one `file:line: ...` error."""
+    from .errors import SpecError
+    from .places import registry_folders
+    from .yamlfile import load_definitions
+
+    tables: dict[str, PriceTable] = {}
+    for folder in registry_folders("prices"):
+        for path in sorted(Path(folder).glob("*.y*ml")) if Path(folder).is_dir() else []:
+            found, problems = load_definitions(path, PriceTable, "price table")
+            if problems:
+                raise SpecError(problems)
+            tables.update(found)
+    return tables
 
 
 @dataclass(frozen=True)
@@ -31,15 +77,17 @@ class Pricer:
     model: str
     input_per_m: float | None
     output_per_m: float | None
+    source: str | None = None      # the URL the prices were recorded from
+    recorded: str | None = None    # when
 
     @classmethod
-    def for_model(cls, model: str) -> "Pricer":
-        name = model.partition("/")[2] or model
-        table = price_table()["models"]
-        best = max((k for k in table if name.startswith(k)), key=len, default=None)
-        if best is None or not model.startswith("openai/"):
+    def from_table(cls, model: str, table: str | None) -> "Pricer":
+        """`model`'s price in the named table (none when the table or the model is not there)."""
+        found = price_tables().get(table) if table else None
+        price = found.price_of(model.partition("/")[2] or model) if found else None
+        if price is None:
             return cls(model, None, None)
-        return cls(model, table[best]["input"], table[best]["output"])
+        return cls(model, price.input, price.output, found.url, found.recorded)
 
     @property
     def known(self) -> bool:

@@ -69,7 +69,7 @@ def _calibration_and_grader(s: Summary) -> list[str]:
 
 def plan_text(p: dict) -> str:
     cost = p["estimated_cost_usd"]
-    lines = [f"{p['eval']}  {p['model']}  dry run: nothing sent",
+    lines = [f"{p['eval']}  {p['model']}  dry run: nothing sent" + (f" (would go to {p['endpoint']})" if p["endpoint"] else ""),
              f"  samples {p['samples']:,}  prompt tokens {p['prompt_tokens']:,} ({p['tokenizer']})",
              f"  completion tokens at most {p['max_completion_tokens']:,}" if p["max_completion_tokens"] else
              "  completion tokens: no max_tokens set, no upper bound"]
@@ -174,3 +174,43 @@ def contamination_text(r: dict, out) -> str:
         lines.append(f"  ... {r['count'] - 20} more" + (f" (all in {out})" if out else " (--out FILE lists all)"))
     return "\n".join(lines)
 
+
+
+def providers_text(rows: list[dict]) -> str:
+    """One line per provider: key variable(s), default URL, and what it supports."""
+    def mark(value) -> str:
+        return "?" if value is None else ("yes" if value else "no")
+
+    def key(r: dict) -> str:
+        if not r["key_env"]:
+            return "-"
+        names = " or ".join(r["key_env"])
+        return names if r["key_required"] else f"{names} (optional)"
+
+    def url(r: dict) -> str:
+        if r["kind"] == "in-process":
+            return "in-process"
+        if r["base_url"] is None:
+            return f"${r['base_url_env']}" if r["base_url_env"] else "?"
+        return r["base_url"] + (f"  (or ${r['base_url_env']})" if r["base_url_env"] else "")
+
+    def prices(r: dict) -> str:
+        if r["prices"]:
+            return f"{r['prices']['recorded']} ({len(r['prices']['models'])} models)"
+        if r["kind"] == "plug-in":
+            return "?"
+        return "none" if r["price_note"].startswith("none") else "not recorded"
+
+    table = [("provider", "key variable", "default URL", "logprobs", "seed", "system", "images", "prices")]
+    for r in rows:
+        lp = f"yes ({r['max_top_logprobs']})" if r["logprobs"] else mark(r["logprobs"])
+        table.append((r["name"] + "/", key(r), url(r), lp, mark(r["seed"]), mark(r["system_messages"]),
+                      mark(r["images"]), prices(r)))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    lines.append("")
+    lines.append("--base-url overrides the URL for any provider. logprobs: the most alternatives per token; "
+                 "no: --logprobs and --answer-by logprob are refused. seed no: the seed is not sent. images no: "
+                 "items with images need --no-vision. prices: the day the provider's price table was recorded. "
+                 "Sources, notes and why a price is not recorded: evalkit providers --json.")
+    return "\n".join(lines)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from . import __version__
 from .backends import Backend, FatalError, Request, Sampling, get_backend
 from .cache import Cache
-from .costs import Pricer, TokenCounter, price_table
+from .costs import Pricer, TokenCounter
 from .sample import Sample
 from .errors import EvalkitError, warn
 from .logs import LoggedRun, log_path
@@ -164,7 +164,8 @@ def _status(plan: RunPlan):
 
 def _cost_estimate(plan: RunPlan, pricer: Pricer):
     if not pricer.known:
-        raise EvalkitError(f"--max-cost: no price is known for {plan.opts.model} (see evalkit/registry/prices.yaml)")
+        raise EvalkitError(f"--max-cost: no price is known for {plan.opts.model} (the registry records none for it; "
+                           "see `evalkit providers`)")
     counter, worst = TokenCounter(plan.opts.model), worst_case_tokens(plan.spec)
     return lambda req: pricer.cost(counter.count_messages(req.messages), worst)
 
@@ -321,13 +322,15 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     prompt_tokens = sum(counter.count_messages(plan.request(s, j, uid).messages) for s, j, uid in plan.units())
     units = len(plan.samples) * plan.per_item
     max_out = plan.spec.generation.max_tokens
-    pricer = Pricer.for_model(opts.model)
-    source = price_table()["source"]
+    from .providers import endpoint_of, pricer_for
+
+    pricer = pricer_for(opts.model)             # the provider's own table, as a real run would use
     return {
-        "eval": plan.spec.name, "model": opts.model, "samples": units, "prompt_tokens": prompt_tokens,
+        "eval": plan.spec.name, "model": opts.model, "endpoint": endpoint_of(opts.model, opts.base_url),
+        "samples": units, "prompt_tokens": prompt_tokens,
         "tokenizer": counter.name, "max_completion_tokens": units * max_out if max_out else None,
         "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
                                "worst_case": pricer.cost(prompt_tokens, units * max_out) if max_out else None},
         "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
-                    "source": source["url"], "recorded": source["recorded"]} if pricer.known else None),
+                    "source": pricer.source, "recorded": pricer.recorded} if pricer.known else None),
     }

@@ -4,7 +4,7 @@ One home for every location, each overridable by an environment variable:
 
 | what | default | variable |
 |---|---|---|
-| the registry shipped in the package (evals, exams, graders, prices) | `evalkit/registry/` | — |
+| the registry shipped in the package (evals, exams, graders, providers, prices) | `evalkit/registry/` | — |
 | more registry folders, searched after the package's | none | `EVALKIT_REGISTRY` (joined by `os.pathsep`) |
 | downloads, converted models, the response cache | `~/.cache/evalkit` | `EVALKIT_CACHE_DIR` (or `XDG_CACHE_HOME`) |
 | benchmark data | `<cache>/data` | `EVALKIT_DATA_DIR` (an offline mirror) |

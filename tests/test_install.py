@@ -111,6 +111,10 @@ def test_the_wheel_works_outside_the_source_tree(venv, tmp_path, data_dir):
     assert "85th - 100th" in installed(venv, "percentile", "ap-biology", "5", cwd=elsewhere).stdout
     res = installed(venv, "validate", cwd=elsewhere)
     assert res.returncode == 0 and "valid" in res.stderr, res.stdout + res.stderr
+    # the provider presets and their price tables ship too
+    rows = {r["name"]: r for r in map(json.loads, installed(venv, "providers", "--json", cwd=elsewhere).stdout.splitlines())}
+    assert rows["anthropic"]["key_env"] == ["ANTHROPIC_API_KEY"] and rows["anthropic"]["prices"]["table"] == "anthropic"
+    assert rows["azure"]["base_url_env"] == "AZURE_OPENAI_ENDPOINT" and rows["gemini"]["prices"]["models"]
     # the README's fake-server recipe, from the install it names (no test extra needed)
     server = subprocess.Popen([str(venv / "bin" / "python"), "-m", "evalkit.testserver", "--default-reply", "B"],
                               stdout=subprocess.PIPE, text=True, cwd=elsewhere)

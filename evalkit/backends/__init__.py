@@ -1,8 +1,16 @@
-"""Backends: one file per provider behind one small async contract (`backends.base`).
+"""Backends: one file per kind of endpoint behind one small async contract (`backends.base`).
 
-`get_backend("provider/name")` finds the provider's class lazily: evalkit's own providers below,
-then any installed package's entry point in the group `evalkit.backends` (name = provider,
-value = "module:Class"). A new backend is one new module plus one line here, or one entry point.
+`get_backend("provider/name")` resolves the provider lazily, in this order:
+
+1. evalkit's own in-process backends below (`local/`);
+2. the provider presets of `evalkit/registry/providers.yaml` (and EVALKIT_REGISTRY folders):
+   `openai/`, `anthropic/`, `azure/`, `vllm/`, ... all served by the one OpenAI-compatible
+   backend, configured by their entry (URL, key variable, capabilities);
+3. any installed package's entry point in the group `evalkit.backends` (name = provider, value =
+   "module:Class").
+
+A new OpenAI-compatible provider is one YAML entry; a new kind of backend is one module plus one
+line here, or one entry point. Neither a preset nor a plug-in can take the name `local`.
 """
 
 from __future__ import annotations
@@ -15,19 +23,26 @@ from .base import (Backend, BackendError, Capabilities, Completion, FatalError, 
                    Sampling, TransientError)
 
 PROVIDERS = {
-    "openai": "evalkit.backends.openai_api:OpenAIBackend",
     "local": "evalkit.backends.local:LocalBackend",
 }
+PRESET_BACKEND = "evalkit.backends.openai_api:OpenAIBackend"
 
 
 @lru_cache(maxsize=1)
-def providers() -> dict[str, str]:
-    """provider -> "module:Class": evalkit's own, then plug-ins' (an installed package cannot
-    replace a built-in provider)."""
+def plugins() -> dict[str, str]:
+    """provider -> "module:Class" of installed packages' entry points."""
     from importlib.metadata import entry_points
 
-    found = {ep.name: ep.value for ep in entry_points(group="evalkit.backends")}
-    return {**found, **PROVIDERS}
+    return {ep.name: ep.value for ep in entry_points(group="evalkit.backends")}
+
+
+def providers() -> dict[str, str]:
+    """Every provider name -> "module:Class" that serves it (presets: the OpenAI-compatible
+    backend); evalkit's own come first, so a plug-in cannot replace one."""
+    from ..providers import registry_providers
+
+    presets = {name: PRESET_BACKEND for name in registry_providers() if name not in PROVIDERS}
+    return {**plugins(), **presets, **PROVIDERS}
 
 
 def get_backend(model: str, **options) -> Backend:
@@ -36,6 +51,11 @@ def get_backend(model: str, **options) -> Backend:
     if not sep or not name:
         raise EvalkitError(f"--model {model!r}: expected provider/name, e.g. openai/gpt-4o-mini ({', '.join(known)})")
     if provider not in known:
-        raise EvalkitError(f"--model {model!r}: unknown provider {provider!r}; known: {', '.join(sorted(known))}")
+        raise EvalkitError(f"--model {model!r}: unknown provider {provider!r}; known: {', '.join(sorted(known))} "
+                           "(`evalkit providers` lists them)")
     module, _, cls = known[provider].partition(":")
+    if known[provider] == PRESET_BACKEND and provider not in PROVIDERS:
+        from ..providers import registry_providers
+
+        options["preset"] = registry_providers()[provider]
     return getattr(importlib.import_module(module), cls)(name, **options)

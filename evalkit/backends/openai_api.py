@@ -1,8 +1,13 @@
-"""The OpenAI chat-completions API, or any server that speaks it (vLLM, llama.cpp, Ollama, ...).
+"""The OpenAI chat-completions API, or any server that speaks it: every provider preset.
 
-Uses the official `openai.AsyncOpenAI` client with its own retries switched off: the runner owns
-retries, so a rate limit is never retried twice over. The base URL comes from `--base-url`, else
-`OPENAI_BASE_URL`, else OpenAI; the key from `OPENAI_API_KEY` (a local server needs none).
+Uses the official `openai.AsyncOpenAI` client (`AsyncAzureOpenAI` for Azure, which puts the
+deployment and `api-version` in the URL and the key in an `api-key` header) with its own retries
+switched off: the runner owns retries, so a rate limit is never retried twice over. Which URL,
+key variable and capabilities apply comes from the provider's preset (`evalkit.providers`,
+`registry/providers.yaml`): `openai/` reads `--base-url`, else `OPENAI_BASE_URL`, else OpenAI,
+and the key from `OPENAI_API_KEY` (a local server needs none). A preset may rename request
+fields (Mistral's `random_seed`) and withhold what its endpoint ignores (`seed`), which
+`describe()` records in the run summary.
 
 Requests go through the client's public low-level `post()` with a body that is already plain JSON
 types (messages are built by evalkit as dicts of strings), and responses come back as the raw HTTP
@@ -18,30 +23,30 @@ import email.utils
 import functools
 import json
 import math
-import os
 import time
+from dataclasses import dataclass, field
 
 from ..costs import Pricer
 from .base import Backend, Completion, FatalError, Request, SampleError, TransientError
 
 openai = httpx = None  # the client modules, imported by the first backend that sends a request
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
 
 class OpenAIBackend(Backend):
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, max_connections: int = 100, max_reply_bytes: int = 2 * 2**20, **_):
+                 timeout: float = 120.0, max_connections: int = 100, max_reply_bytes: int = 2 * 2**20,
+                 preset=None, **_):
+        from ..providers import connection, registry_providers
+
+        self.preset = preset or registry_providers()["openai"]
         self.name = name
-        self.model = f"openai/{name}"
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self.endpoint = base_url.rstrip("/")
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if self.endpoint == DEFAULT_BASE_URL:
-                raise FatalError("OPENAI_API_KEY is not set (needed for api.openai.com; for a local server pass --base-url)")
-            key = "no-key"  # local servers accept any key; the client insists on one
-        self._settings = (key, timeout, max_connections)
+        self.model = f"{self.preset.name}/{name}"
+        self.connection = connection(self.preset, name, base_url, api_key)
+        self.endpoint = self.connection.endpoint
+        self.capabilities = self.preset.capabilities.capabilities()
+        self.wire = Wire.for_preset(self.preset)
+        self.key_hint = self.preset.key_hint()
+        self._settings = (self.connection.key, timeout, max_connections)
         self.max_reply_bytes = max_reply_bytes
         self._client = None
 
@@ -58,15 +63,21 @@ class OpenAIBackend(Backend):
         key, timeout, max_connections = self._settings
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._response_type = httpx.Response
-        self._client = openai.AsyncOpenAI(
-            api_key=key, base_url=self.endpoint, max_retries=0, timeout=timeout,
-            http_client=httpx.AsyncClient(limits=limits, timeout=timeout, verify=_tls_context()),
-        )
+        http = httpx.AsyncClient(limits=limits, timeout=timeout, verify=_tls_context())
+        conn = self.connection
+        if conn.kind == "azure":
+            self._client = openai.AsyncAzureOpenAI(api_key=key, azure_endpoint=conn.base_url, api_version=conn.api_version,
+                                                   max_retries=0, timeout=timeout, http_client=http)
+        else:
+            self._client = openai.AsyncOpenAI(api_key=key, base_url=conn.base_url, max_retries=0, timeout=timeout,
+                                              http_client=http)
+        if self.preset.name != "openai":   # OPENAI_ORG_ID / OPENAI_PROJECT_ID are OpenAI's, not another vendor's
+            self._client.organization = self._client.project = None
 
     async def complete(self, request: Request) -> Completion:
         if self._client is None:
             self._connect()
-        raw = await self._post(wire_body(self.name, request))
+        raw = await self._post(wire_body(self.name, request, self.wire))
         return parse_completion(raw, self.endpoint, request)
 
     async def _post(self, body: dict) -> bytes:
@@ -75,7 +86,7 @@ class OpenAIBackend(Backend):
             resp = await self._client.post("/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[bytes],
                                            options={"headers": {"X-Stainless-Raw-Response": "stream"}})
         except openai.APIStatusError as exc:
-            raise _classify_status(exc, self.endpoint, self.name) from None
+            raise _classify_status(exc, self.endpoint, self.name, self.key_hint) from None
         except openai.APITimeoutError:
             raise TransientError("the request timed out") from None
         except openai.APIConnectionError as exc:
@@ -89,7 +100,19 @@ class OpenAIBackend(Backend):
             await http.aclose()
 
     def pricer(self) -> Pricer:
-        return Pricer.for_model(self.model)
+        """Prices from the preset's own table (none recorded: unknown)."""
+        return Pricer.from_table(self.model, self.preset.prices)
+
+    def describe(self) -> dict:
+        """The provider, and what evalkit withholds or renames for it (kept in the run summary)."""
+        out: dict = {"provider": self.preset.name}
+        if "seed" in self.wire.unsent:
+            out["seed"] = f"not sent: {self.preset.name} ignores or lacks it (see `evalkit providers`)"
+        if self.wire.renames:
+            out["renamed"] = dict(self.wire.renames)
+        if self.connection.api_version:
+            out["api_version"] = self.connection.api_version
+        return out
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -97,6 +120,22 @@ class OpenAIBackend(Backend):
 
 
 OPTION_TOP_LOGPROBS = 20   # the most alternatives OpenAI returns per position
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How a preset's endpoint spells a request: renamed fields, fields it does not get (it
+    ignores them), and the most alternatives per position it returns."""
+
+    renames: dict = field(default_factory=dict)
+    unsent: frozenset = frozenset()
+    max_top_logprobs: int = OPTION_TOP_LOGPROBS
+
+    @classmethod
+    def for_preset(cls, preset) -> "Wire":
+        caps = preset.capabilities
+        return cls(renames=dict(preset.renames), unsent=frozenset() if caps.seed else frozenset({"seed"}),
+                   max_top_logprobs=min(caps.max_top_logprobs or OPTION_TOP_LOGPROBS, OPTION_TOP_LOGPROBS))
 
 
 async def _read_capped(http, limit: int) -> bytes:
@@ -141,17 +180,18 @@ def _connection_error(exc, endpoint: str) -> TransientError:
     return TransientError(f"the connection to {endpoint} dropped before a reply: {_short(cause)}")
 
 
-def wire_body(model: str, request: Request) -> dict:
-    """evalkit's request as an OpenAI chat-completions body (None values left out)."""
+def wire_body(model: str, request: Request, wire: Wire = Wire()) -> dict:
+    """evalkit's request as an OpenAI chat-completions body (None values and the fields the
+    endpoint does not get left out, the others under the names it uses)."""
     s = request.sampling
     body = {"model": model, "messages": [_wire_message(m) for m in request.messages],
             "temperature": s.temperature, "max_tokens": s.max_tokens, "top_p": s.top_p,
             "stop": list(s.stop) or None, "seed": s.seed}
     if request.options is not None:             # one token, and its alternatives are the answer
-        body.update({"max_tokens": 1, "logprobs": True, "top_logprobs": OPTION_TOP_LOGPROBS})
+        body.update({"max_tokens": 1, "logprobs": True, "top_logprobs": wire.max_top_logprobs})
     elif s.top_logprobs:
-        body.update({"logprobs": True, "top_logprobs": min(s.top_logprobs, OPTION_TOP_LOGPROBS)})
-    return {k: v for k, v in body.items() if v is not None}
+        body.update({"logprobs": True, "top_logprobs": min(s.top_logprobs, wire.max_top_logprobs)})
+    return {wire.renames.get(k, k): v for k, v in body.items() if v is not None and k not in wire.unsent}
 
 
 def _wire_message(message: dict) -> dict:
@@ -221,11 +261,11 @@ def _duration(value: str | None) -> float | None:
         return None
 
 
-def _classify_status(exc, endpoint: str, model: str) -> Exception:
+def _classify_status(exc, endpoint: str, model: str, key_hint: str = "OPENAI_API_KEY") -> Exception:
     status = exc.status_code
     detail = _short(exc.message if hasattr(exc, "message") else exc)
     if status in (401, 403):
-        return FatalError(f"HTTP {status} from {endpoint}: not authorised ({detail}); check OPENAI_API_KEY")
+        return FatalError(f"HTTP {status} from {endpoint}: not authorised ({detail}); check {key_hint}")
     if status == 404:
         return FatalError(f"HTTP 404 from {endpoint}: model {model!r} or endpoint not found ({detail})")
     if status == 429 or status == 408 or status >= 500:
