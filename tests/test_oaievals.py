@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import collections
 import csv
+import fcntl
 import json
 import os
+import shutil
 import string
 import subprocess
 import sys
@@ -30,15 +32,27 @@ WHEEL = "evals==3.0.1.post1"
 def oai_registry() -> Path:
     base = Path(os.environ.get("EVALKIT_TEST_CACHE") or Path.home() / ".cache" / "evalkit-tests") / "evals-3.0.1.post1"
     registry = base / "evals" / "registry"
-    if not (registry / "evals").is_dir():
-        base.mkdir(parents=True, exist_ok=True)
-        res = subprocess.run([sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(base), "-q"],
-                             capture_output=True, text=True)
-        assert res.returncode == 0, f"could not download {WHEEL}: {res.stderr[-500:]}"
-        wheel = next(base.glob("evals-3.0.1.post1-*.whl"))
-        with zipfile.ZipFile(wheel) as z:
-            z.extractall(base, [n for n in z.namelist() if n.startswith("evals/registry/")])
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base.parent / "evals.lock", "w") as lock:      # test processes running at once fetch it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (registry / "evals").is_dir():
+            fetch(base)
     return registry
+
+
+def fetch(base: Path) -> None:
+    """The wheel's registry, extracted beside and then moved in, so a killed fetch leaves no half registry."""
+    res = subprocess.run([sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(base), "-q"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, f"could not download {WHEEL}: {res.stderr[-500:]}"
+    wheel = next(base.glob("evals-3.0.1.post1-*.whl"))
+    partial = base / "partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(partial, [n for n in z.namelist() if n.startswith("evals/registry/")])
+    shutil.rmtree(base / "evals", ignore_errors=True)
+    (partial / "evals").rename(base / "evals")
+    partial.rmdir()
 
 
 def inventory(evalkit, registry: Path) -> dict[str, dict]:

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def _convert(source: Path, folder: Path) -> None:
     with contextlib.redirect_stderr(io.StringIO()):
         tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
         lm = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
-    partial = folder.with_name(folder.name + ".partial")
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")   # two runs converting at once do not mix
     partial.mkdir(parents=True, exist_ok=True)
     config = lm.config
     if hasattr(config, "quantization_config"):
@@ -110,4 +111,9 @@ def _convert(source: Path, folder: Path) -> None:
     config.save_pretrained(partial)
     save_model(lm, str(partial / "model.safetensors"))
     tok.save_pretrained(partial)
-    partial.rename(folder)
+    try:
+        partial.rename(folder)
+    except OSError:              # another run finished the same conversion first: keep its copy
+        if not (folder / "model.safetensors").is_file():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
