@@ -13,6 +13,9 @@ from conftest import read_jsonl
 from evalkit.metrics import pass_at_k
 from evalkit.sandbox import Limits, run_python
 
+# These tests look for sandbox processes and folders machine-wide: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("sandbox")
+
 CANARY = Path("/tmp/evalkit-sandbox-canary")
 
 HOSTILE = {

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import ROOT, read_jsonl
 
+pytestmark = pytest.mark.xdist_group("local-model")    # one worker converts the model once for all
+
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 SUBJECTS = ["mmlu.anatomy", "mmlu.astronomy"]      # real 5-shot MMLU items, two few-shot prefixes
 

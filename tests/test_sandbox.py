@@ -27,6 +27,9 @@ import pytest
 from conftest import read_jsonl
 from evalkit.sandbox import BOOTSTRAP
 
+# These tests look for sandbox processes and folders machine-wide: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("sandbox")
+
 DRIVER_STUB = BOOTSTRAP.splitlines()[-1]
 
 MARK = "86399.25"     # `sleep MARK`: how a process an attack tried to leave behind is recognised
