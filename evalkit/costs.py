@@ -5,7 +5,8 @@ know). tiktoken downloads its encoding files on first use; offline, with no cach
 fall back to characters / 4 and every figure derived from them says so (`tokenizer` field).
 
 A `Pricer` turns usage into dollars for one model, or knows it has no price for it (local
-servers, unlisted models), in which case costs are reported as unknown rather than zero.
+servers, unlisted models), in which case costs are reported as unknown rather than zero. Its
+`tier` is "standard" or "batch" (the Batch API's prices, `--batch`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,23 @@ class Pricer:
     model: str
     input_per_m: float | None
     output_per_m: float | None
+    tier: str = "standard"
 
     @classmethod
-    def for_model(cls, model: str) -> "Pricer":
+    def for_model(cls, model: str, tier: str = "standard") -> "Pricer":
         name = model.partition("/")[2] or model
         table = price_table()["models"]
         best = max((k for k in table if name.startswith(k)), key=len, default=None)
         if best is None or not model.startswith("openai/"):
-            return cls(model, None, None)
-        return cls(model, table[best]["input"], table[best]["output"])
+            return cls(model, None, None, tier)
+        prefix = "batch_" if tier == "batch" else ""
+        row = table[best]
+        return cls(model, row.get(prefix + "input"), row.get(prefix + "output"), tier)
+
+    def source(self) -> dict:
+        """Where this tier's prices come from (title, url, recorded)."""
+        table = price_table()
+        return table["batch_source"] if self.tier == "batch" else table["source"]
 
     @property
     def known(self) -> bool:

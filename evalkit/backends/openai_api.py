@@ -91,6 +91,11 @@ class OpenAIBackend(Backend):
     def pricer(self) -> Pricer:
         return Pricer.for_model(self.model)
 
+    def batch_api(self):
+        from .openai_batch import OpenAIBatches
+
+        return OpenAIBatches(self)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
