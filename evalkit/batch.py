@@ -175,6 +175,8 @@ class Phase:
             await self._attach(e)
         refused: dict[str, LineResult] = {}
         async for chunk in self._chunks(fresh, refused):
+            if self.stop.is_set():            # Ctrl-C while submitting: submit no more
+                raise Interrupted
             live.append(await self._submit(chunk))
         if refused:
             yield Entry("", self.phase, list(refused), "", ""), refused

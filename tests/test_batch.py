@@ -299,6 +299,31 @@ def test_model_graded_eval_batches_the_grader_as_a_second_phase(evalkit, start_s
     assert graded["grader"]["reply"].endswith("because.") and "REPLY-" in graded["grader"]["messages"][-1]["content"]
 
 
+def test_killed_while_grading_reattaches_both_phases(evalkit, start_server, tmp_path, data_dir):
+    key = [{"model": "cand", "match": p["prompt"], "reply": f"REPLY-{p['id']} here"} for p in PROMPTS]
+    key += [{"model": "judge", "match": f"REPLY-{p['id']} ", "reply": "A\nbecause."} for p in PROMPTS]
+    server = start_server(key, default_reply="???", batch_rate=20, **FAST)
+    args = ["run", "refusals", "--model", "openai/cand", "--grader-model", "openai/judge", "--base-url", server.url,
+            "--batch", "--batch-poll", "0.05", "--log-dir", str(tmp_path / "logs")]
+    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while server.stats().get("batches_created") != 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)               # the grader's batch exists; no sample is recorded yet
+    proc.wait()
+    log = next((tmp_path / "logs").rglob("*.jsonl"))
+    assert not [r for r in read_jsonl(log) if r["type"] == "sample"]
+    res = evalkit(*args, "--json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["scored"] == len(PROMPTS) and s["metrics"]["choice/A"]["value"] == 1.0
+    assert len(s["batches"]["reattached"]) == 1 and len(s["batches"]["grader"]["reattached"]) == 1
+    stats = server.stats()
+    assert stats["batches_created"] == 2 and stats["batch_lines"] == stats["batch_executed"] == 2 * len(PROMPTS)
+
+
 def test_costs_and_max_cost_use_batch_prices(evalkit, start_server, tmp_path):
     spec, key = items_eval(tmp_path, 40)
     server = start_server(key, **FAST)
