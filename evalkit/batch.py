@@ -272,9 +272,10 @@ class Phase:
         wanted = {c: items[c] for c in entry.custom_ids if c in items}
         got: dict[str, LineResult] = {}
         skipped: list[str] = []
+        mine = set(entry.custom_ids)
         for file_id in (state.output_file_id, state.error_file_id):
             if file_id:
-                async for r in self.api.results(file_id, wanted, skipped):
+                async for r in self.api.results(file_id, wanted, mine, skipped):
                     got.setdefault(r.custom_id, r)
         if skipped:
             self.tally.skipped_lines += len(skipped)
@@ -450,6 +451,7 @@ class BatchRun:
             outcomes.append((req, out))
             return False                  # cached by _spawn once recorded
         stats = await run_requests(self.fallback, requests, len(requests), keep, self.label)
+        _on_signals(asyncio.get_running_loop(), self.stop.set)     # the runner removed its own, and so ours
         self.stats.spent += self.fallback.spent
         self.stats.retries += stats.retries
         for req, out in outcomes:

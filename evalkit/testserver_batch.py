@@ -19,8 +19,8 @@ harness that must survive it, with timing compressed so tests run in seconds:
 - `POST /v1/batches/{id}/cancel`: `cancelling`, then `cancelled`, the unrun requests in the error
   file with code `batch_cancelled`. `GET /v1/batches` lists batches newest first, paginated with
   `limit` and `after`.
-- `--batch-create-delay` seconds between creating a batch and replying (a client killed in that
-  window has a batch it never heard of); `--batch-lies`: output files drop their last result and
+- `--batch-create-delay` seconds between creating the first batch and replying (a client killed
+  in that window has a batch it never heard of); `--batch-lies`: output files drop their last result and
   gain a line that is not JSON, a result for a request nobody sent and a second answer to the
   first request.
 
@@ -176,7 +176,7 @@ class BatchAPI:
         task = asyncio.create_task(self.lifecycle(b, f))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        if self.args.batch_create_delay:
+        if self.args.batch_create_delay and self.server.stats["batches_created"] == 1:
             await asyncio.sleep(self.args.batch_create_delay)
         return 200, b.as_dict()
 
@@ -352,4 +352,5 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-max-bytes", type=int, default=200_000_000)
     p.add_argument("--batch-lies", action="store_true",
                    help="output files drop a result, add garbage, a stranger's result and a duplicate")
-    p.add_argument("--batch-create-delay", type=float, default=0.0, help="seconds between creating a batch and replying")
+    p.add_argument("--batch-create-delay", type=float, default=0.0,
+                   help="seconds between creating the first batch and replying")

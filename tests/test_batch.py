@@ -150,7 +150,7 @@ def _rerun(evalkit, spec, server) -> dict:
 
 def test_expired_requests_are_errors_then_sent_one_by_one_with_fallback(evalkit, start_server, tmp_path):
     spec, key = items_eval(tmp_path, 30)
-    server = start_server(key, batch_rate=100, batch_window=0.25, **FAST)
+    server = start_server(key, batch_rate=50, batch_window=0.4, **FAST)
     s, _ = batch_run(evalkit, spec, server, code=1)
     done = server.stats()["batch_executed"]
     assert 0 < done < 30 and s["scored"] == done and s["errors"] == 30 - done
@@ -225,7 +225,7 @@ def test_20000_requests_killed_and_reattached_are_each_submitted_once(evalkit, s
 
 def test_a_batch_created_as_the_run_died_is_adopted_not_created_again(evalkit, start_server, tmp_path, data_dir):
     spec, key = items_eval(tmp_path, 20)
-    server = start_server(key, batch_create_delay=30, **FAST)
+    server = start_server(key, batch_create_delay=5, **FAST)
     args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
     env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
     proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
@@ -237,10 +237,24 @@ def test_a_batch_created_as_the_run_died_is_adopted_not_created_again(evalkit, s
     proc.wait()
     log = next((tmp_path / "state").rglob("items/*.jsonl"))
     assert [r["event"] for r in read_jsonl(log) if r["type"] == "batch"] == ["file"]
+    _other_batches(server, 150)                    # the one to adopt is now on the second page of the list
     s, err = batch_run(evalkit, spec, server)
     assert s["scored"] == 20 and len(s["batches"]["reattached"]) == 1 and not s["batches"]["created"]
     stats = server.stats()
-    assert stats["batches_created"] == 1 and stats["batch_lines"] == stats["batch_executed"] == 20
+    assert stats["batches_created"] == 151 and stats["batch_lines"] == 20 + 150
+    assert s["batches"]["reattached"] == [r["batch_id"] for r in read_jsonl(log) if r.get("event") == "created"]
+
+
+def _other_batches(server, n: int) -> None:
+    """n batches of someone else's, made with the real client."""
+    import openai
+
+    client = openai.OpenAI(api_key="no-key", base_url=server.url)
+    f = client.files.create(file=("other.jsonl", json.dumps(
+        {"custom_id": "other", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}).encode() + b"\n"), purpose="batch")
+    for _ in range(n):
+        client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h")
 
 
 def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start_server, tmp_path, data_dir):

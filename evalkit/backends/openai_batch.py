@@ -125,15 +125,18 @@ class OpenAIBatches:
     async def cancel(self, batch_id: str) -> BatchState:
         return _state(await self._call(self.client().batches.cancel, batch_id))
 
-    async def results(self, file_id: str, wanted: dict[str, Request], skipped: list[str]) -> AsyncIterator[LineResult]:
+    async def results(self, file_id: str, wanted: dict[str, Request], batch: set[str],
+                      skipped: list[str]) -> AsyncIterator[LineResult]:
         """Each result line of an output or error file for a request in `wanted` (custom id ->
-        request), the first line per id only; what else the file holds is noted in `skipped`."""
+        request), the first line per id only. Results for the batch's other requests (already
+        recorded) are passed over; anything else the file holds is noted in `skipped`."""
         seen: set[str] = set()
         async for raw in self._lines(file_id, skipped):
-            got = _parse_line(raw, wanted, seen, skipped)
+            got = _parse_line(raw, batch, seen, skipped)
             if got is not None:
                 seen.add(got[0])
-                yield _result(got[0], got[1], wanted[got[0]], self.endpoint)
+                if got[0] in wanted:
+                    yield _result(got[0], got[1], wanted[got[0]], self.endpoint)
 
     async def _lines(self, file_id: str, skipped: list[str]) -> AsyncIterator[bytes]:
         """The file's lines, streamed; a line over `max_line_bytes` is reported as such instead."""
@@ -184,14 +187,14 @@ def _state(b) -> BatchState:
                       counts.failed if counts else 0, errors)
 
 
-def _parse_line(raw: bytes, wanted: dict, seen: set, skipped: list[str]) -> tuple[str, dict] | None:
+def _parse_line(raw: bytes, batch: set[str], seen: set, skipped: list[str]) -> tuple[str, dict] | None:
     try:
         rec = json.loads(raw)
         cid = rec["custom_id"]
     except (ValueError, TypeError, KeyError):
         skipped.append("a result line that is not a batch result")
         return None
-    if not isinstance(cid, str) or cid not in wanted:
+    if not isinstance(cid, str) or cid not in batch:
         skipped.append(f"a result for a request not in this batch ({str(cid)[:40]!r})")
         return None
     if cid in seen:
