@@ -363,3 +363,6 @@ def test_providers_without_a_batch_api_say_so_in_one_line(evalkit, tmp_path):
     assert "Message Batches are not supported" in msg and "OpenAI-compatible endpoint" in msg
     msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--batch-size", "5"))
     assert "--batch-size applies to --batch runs only" in msg
+    msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1",
+                                 "--batch"))
+    assert "cannot reach the Batch API at http://127.0.0.1:9/v1" in msg and "check --base-url" in msg

@@ -74,7 +74,7 @@ class OpenAIBatches:
             import openai
 
             key, timeout, _ = self.backend._settings
-            self._client = openai.AsyncOpenAI(api_key=key, base_url=self.endpoint, max_retries=4,
+            self._client = openai.AsyncOpenAI(api_key=key, base_url=self.endpoint, max_retries=3,
                                               timeout=max(timeout, 300.0))
         return self._client
 
@@ -171,7 +171,8 @@ class OpenAIBatches:
         except openai.APIStatusError as exc:
             raise _status_error(exc, self.endpoint) from None
         except openai.APIConnectionError as exc:
-            raise TransientError(f"cannot reach the Batch API at {self.endpoint}: {_short(exc)}") from None
+            raise TransientError(f"cannot reach the Batch API at {self.endpoint} ({_short(exc)}); is the server "
+                                 "running? check --base-url") from None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -236,4 +237,4 @@ def _status_error(exc, endpoint: str) -> Exception:
 
 def _short(exc) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    return text[:200].rstrip(".")
