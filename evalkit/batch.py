@@ -52,7 +52,6 @@ from .runner import Channel, Outcome, RunStats, run_requests
 class BatchOptions:
     poll: float = 30.0                 # seconds between status checks
     size: int | None = None            # requests per batch (at most the provider's limit)
-    fallback: bool = False             # unanswered requests go through the per-request API
     quiet: bool = False
 
 
@@ -342,7 +341,6 @@ class BatchRun:
         if not self.opts.quiet:
             print(f"evalkit: {self.label}: {message}", file=sys.stderr, flush=True)
 
-
     async def run(self, requests: list[Request], sink) -> BatchStats:
         self.stats.total = len(requests)
         loop = asyncio.get_running_loop()
@@ -372,8 +370,7 @@ class BatchRun:
     async def _run(self, requests: list[Request], sink) -> None:
         items = {custom_id("model", r.key): r for r in requests}
         items = self._from_cache(items, sink)
-        tried = self.journal.tried("model") if self.fallback is not None else set()
-        retry_sync = [items.pop(c) for c in list(items) if c in tried]
+        retry_sync = [items.pop(c) for c in self._tried(items)]
         unanswered, entries = list(retry_sync), []
         async for entry, got in self.model.results(items, tidy=True):
             for cid, r in got.items():
@@ -393,6 +390,14 @@ class BatchRun:
         await asyncio.gather(*self.tasks)
         for entry in entries:
             await self._settle(entry)
+
+    def _tried(self, items: dict[str, Request]) -> list[str]:
+        """--batch-fallback: the requests an earlier batch failed and no live batch holds again."""
+        if self.fallback is None:
+            return []
+        tried = self.journal.tried("model")
+        live = {c for e in self.journal.unsettled("model") for c in e.custom_ids}
+        return [c for c in items if c in tried and c not in live]
 
     def _from_cache(self, items: dict[str, Request], sink) -> dict[str, Request]:
         from .cache import cache_key

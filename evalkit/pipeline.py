@@ -171,7 +171,7 @@ async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results
     services = {"unsafe_exec": opts.unsafe_exec}
     grader = await _batch_grader(plan, grading, cache, services) if grading is not None else None
     fallback = Channel(backend, runner_options(opts), cache=None, pricer=backend.pricer()) if opts.batch_fallback else None
-    bopts = BatchOptions(poll=opts.batch_poll, size=opts.batch_size, fallback=opts.batch_fallback, quiet=opts.quiet)
+    bopts = BatchOptions(poll=opts.batch_poll, size=opts.batch_size, quiet=opts.quiet)
     batches = BatchRun(backend.batch_api(), Journal(run.batches, run.note_batch), bopts, plan.spec.name, cache=cache,
                        pricer=pricer, budget=budget, grader=grader, fallback=fallback)
     recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)

@@ -172,6 +172,28 @@ def test_fallback_answers_a_batchs_failures_in_the_same_run(evalkit, start_serve
     assert len(posts(server, "/chat/completions")) == s["batches"]["failed"] == failed
 
 
+def test_fallback_never_sends_what_a_live_batch_still_holds(evalkit, start_server, tmp_path, data_dir):
+    spec, key = items_eval(tmp_path, 40)
+    server = start_server(key, batch_fail_rate=0.3, seed=5, batch_rate=40, **FAST)
+    first, _ = batch_run(evalkit, spec, server, code=1)              # batch A: some requests fail
+    failed = first["errors"]
+    args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
+    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while server.stats().get("batches_created") != 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)              # batch B holds A's failures again, and is still running
+    proc.wait()
+    res = evalkit(*args, "--batch-fallback", "--json")
+    s = json.loads(res.stdout.splitlines()[0])
+    assert len(s["batches"]["reattached"]) == 1 and not s["batches"]["created"]
+    assert server.stats()["batch_lines"] == 40 + failed                # nothing submitted a third time
+    assert len(posts(server, "/chat/completions")) == s["batches"]["failed"] == s["batches"]["fallback"]
+    assert res.returncode == 0 and s["scored"] == 40
+
+
 def test_a_lying_result_file_loses_nothing_and_adopts_no_strangers(evalkit, start_server, tmp_path):
     spec, key = items_eval(tmp_path, 10)
     server = start_server(key, batch_lies=True, **FAST)
