@@ -83,11 +83,31 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
+    if opts.fresh:
+        _keep_live_batches(path)
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh)
     try:
         return _execute(plan, backend, run, grading)
     finally:
         run.close()
+
+
+def _keep_live_batches(path) -> None:
+    """--fresh would forget batches whose results the log has not recorded yet (running, or done
+    and paid for), and send their requests again: refuse, saying how to get out."""
+    from .batch import Journal
+    from .logs import read_log
+
+    try:
+        lines = read_log(path).batches if os.path.exists(path) else []
+    except EvalkitError:
+        return                              # not a readable log: --fresh overwrites it
+    journal = Journal(lines, lambda rec: None)
+    live = journal.unsettled("model") + journal.unsettled("grader")
+    if live:
+        raise EvalkitError(f"--fresh: {path} names {len(live)} batch(es) whose results are not recorded yet (running, "
+                           "or finished and paid for): rerun without --fresh to collect them, or cancel them "
+                           f"(`evalkit batches {path} --cancel`) and move the log away")
 
 
 def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:

@@ -281,13 +281,13 @@ def _other_batches(server, n: int) -> None:
 
 def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start_server, tmp_path, data_dir):
     spec, key = items_eval(tmp_path, 30)
-    server = start_server(key, batch_rate=4, **FAST)
+    server = start_server(key, batch_rate=2, **FAST)
     args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
     env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
     proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while server.stats().get("batch_executed", 0) < 3 and time.monotonic() < deadline:
+    while server.stats().get("batch_executed", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
@@ -299,6 +299,8 @@ def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start
     res = evalkit("batches", log, "--cancel", "--json")
     row = json.loads(res.stdout)
     assert row["cancelled_now"] and row["status"] == "cancelling"
+    msg = one_line_error(evalkit(*args, "--fresh"))                 # would forget what was paid for
+    assert "--fresh:" in msg and "1 batch(es) whose results are not recorded yet" in msg
     s, _ = batch_run(evalkit, spec, server, code=1)
     ran = server.stats()["batch_executed"]
     assert s["scored"] == ran < 30 and s["errors"] == 30 - ran and s["batches"]["reattached"]
