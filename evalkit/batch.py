@@ -227,13 +227,18 @@ class Phase:
         return {"created_by": "evalkit", "phase": self.phase}
 
     async def _wait(self, live: list[Entry]) -> AsyncIterator[tuple[Entry, object]]:
-        """Each batch's final state as it finishes, polling every `poll` seconds."""
+        """Each batch's final state as it finishes, polling every `poll` seconds (a batch the
+        provider no longer knows is "gone": its requests become errors)."""
+        from .backends.openai_batch import BatchState, Gone
+
         pending, shown, misses = list(live), {}, 0
         while pending:
             for e in list(pending):
                 try:
                     state = await self.api.retrieve(e.batch_id)
                     misses = 0
+                except Gone:
+                    state = BatchState(e.batch_id, "gone", e.file_id)
                 except TransientError as exc:      # a blip while waiting hours is no reason to stop
                     misses += 1
                     if misses >= 10:
@@ -263,6 +268,23 @@ class Phase:
         self.say(f"batch {e.batch_id} ({self.phase}): {state.status}, {state.completed:,}/{total:,} completed, "
                  f"{state.failed:,} failed")
 
+    async def _read(self, entry: Entry, state, wanted: dict, got: dict, skipped: list[str]) -> str:
+        """Fill `got` from the batch's result files; say why a request without a result has none."""
+        from .backends.openai_batch import Gone
+
+        try:
+            for file_id in (state.output_file_id, state.error_file_id):
+                if file_id:
+                    async for r in self.api.results(file_id, wanted, set(entry.custom_ids), skipped):
+                        got.setdefault(r.custom_id, r)
+        except Gone as exc:
+            return f"the results of batch {state.id} are gone ({exc.reason}); the next run sends it again"
+        if state.status == "gone":
+            return f"the provider no longer knows batch {state.id}; the next run sends it again"
+        if state.status == "failed" and state.errors:
+            return f"batch {state.id} failed: {state.errors[0]}"
+        return f"no result for this request in batch {state.id} ({state.status})"
+
     async def _collect(self, entry: Entry, state, items: dict[str, Request]) -> dict:
         """The finished batch's results for the requests still wanted; a request without one
         (a failed batch, a result the provider never wrote) gets an error saying so."""
@@ -271,16 +293,10 @@ class Phase:
         wanted = {c: items[c] for c in entry.custom_ids if c in items}
         got: dict[str, LineResult] = {}
         skipped: list[str] = []
-        mine = set(entry.custom_ids)
-        for file_id in (state.output_file_id, state.error_file_id):
-            if file_id:
-                async for r in self.api.results(file_id, wanted, mine, skipped):
-                    got.setdefault(r.custom_id, r)
+        why = await self._read(entry, state, wanted, got, skipped)
         if skipped:
             self.tally.skipped_lines += len(skipped)
             self.say(f"batch {entry.batch_id}: skipped {len(skipped)} result line(s): {skipped[0]}")
-        why = f"batch {state.id} failed: {state.errors[0]}" if state.status == "failed" and state.errors else \
-            f"no result for this request in batch {state.id} ({state.status})"
         for c in wanted:
             got.setdefault(c, LineResult(c, None, why))
         self.tally.answered += sum(r.error is None for r in got.values())
@@ -530,6 +546,7 @@ def list_batches(lines: list[dict], cancel: bool = False, timeout: float = 120.0
 
 async def _states(entries: list[Entry], cancel: bool, timeout: float) -> list[dict]:
     from .backends import get_backend
+    from .backends.openai_batch import Gone
 
     apis, rows = {}, []
     try:
@@ -543,7 +560,11 @@ async def _states(entries: list[Entry], cancel: bool, timeout: float) -> list[di
             key = (e.model, e.endpoint)
             if key not in apis:
                 apis[key] = get_backend(e.model, base_url=e.endpoint, timeout=timeout).batch_api()
-            state = await apis[key].retrieve(e.batch_id)
+            try:
+                state = await apis[key].retrieve(e.batch_id)
+            except Gone as exc:
+                row["status"] = f"gone ({exc.reason})"
+                continue
             if cancel and not state.done:
                 state = await apis[key].cancel(e.batch_id)
                 row["cancelled_now"] = True

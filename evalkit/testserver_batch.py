@@ -4,7 +4,8 @@ It follows OpenAI's documented behaviour closely enough for the official client 
 harness that must survive it, with timing compressed so tests run in seconds:
 
 - `POST /v1/files` (multipart, `purpose=batch`) stores a JSONL file; `GET /v1/files/{id}` and
-  `GET /v1/files/{id}/content` return it (input, output and error files alike).
+  `GET /v1/files/{id}/content` return it (input, output and error files alike); `DELETE
+  /v1/files/{id}` deletes it (as OpenAI does with result files after 30 days).
 - `POST /v1/batches` (`input_file_id`, `endpoint=/v1/chat/completions`, `completion_window=24h`,
   `metadata`) creates a batch: `validating` for `--batch-validate` seconds, then `failed` (with
   `errors`, nothing run) if a line is not a request (not JSON, no unique `custom_id`, another
@@ -120,8 +121,11 @@ class BatchAPI:
         if method == "POST" and not segs:
             return self.upload(headers.get("content-type", ""), body)
         f = self.files.get(segs[0]) if segs else None
-        if method != "GET" or f is None:
+        if f is None or method not in ("GET", "DELETE"):
             return (404, _error("No such File object", "invalid_request_error")) if segs else None
+        if method == "DELETE" and len(segs) == 1:
+            del self.files[f.id]
+            return 200, {"id": f.id, "object": "file", "deleted": True}
         if segs[1:] == ["content"]:
             return 200, f.data
         return (200, f.as_dict()) if len(segs) == 1 else None

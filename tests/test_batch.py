@@ -311,6 +311,32 @@ def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start
     assert one_line_error(evalkit("batches", str(tmp_path / "items.jsonl")), 2)   # not a run log
 
 
+def test_results_the_provider_deleted_are_errors_not_a_dead_end(evalkit, start_server, tmp_path, data_dir):
+    import openai
+
+    spec, key = items_eval(tmp_path, 12)
+    server = start_server(key, batch_rate=3, **FAST)
+    args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
+    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while server.stats().get("batch_executed", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    client = openai.OpenAI(api_key="no-key", base_url=server.url)
+    batch_id = client.batches.list().data[0].id
+    while (b := client.batches.retrieve(batch_id)).status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    client.files.delete(b.output_file_id)          # as the provider does with old result files
+    s, _ = batch_run(evalkit, spec, server, code=1)
+    errors = {r["error"] for r in log_lines(s, "sample")}
+    assert s["errors"] == 12 and len(errors) == 1 and f"the results of batch {batch_id} are gone" in errors.pop()
+    s, _ = batch_run(evalkit, spec, server)       # sent again: the only way to have them
+    assert s["scored"] == 12 and server.stats()["batch_lines"] == 24
+
+
 # ----------------------------------------------------------------------------- grader, prices, providers
 
 PROMPTS = [json.loads(line) for line in (ROOT / "evalkit" / "registry" / "evals" / "refusals.jsonl").read_text().splitlines()]

@@ -28,7 +28,11 @@ from .openai_api import OpenAIBackend, parse_completion, wire_body
 CHAT_URL = "/v1/chat/completions"
 MAX_REQUESTS = 50_000            # OpenAI's limits per batch input file
 MAX_BYTES = 200_000_000
-TERMINAL = ("completed", "expired", "cancelled", "failed")
+TERMINAL = ("completed", "expired", "cancelled", "failed", "gone")   # gone: 404, deleted or expired
+
+
+class Gone(FatalError):
+    """The provider no longer has a batch or a result file (HTTP 404): it was deleted or expired."""
 
 
 @dataclass
@@ -229,7 +233,7 @@ def _status_error(exc, endpoint: str) -> Exception:
     if status in (401, 403):
         return FatalError(f"HTTP {status} from {endpoint}: not authorised ({detail}); check OPENAI_API_KEY")
     if status == 404:
-        return FatalError(f"HTTP 404 from {endpoint}: the Batch API or the object is not there ({detail})")
+        return Gone(f"HTTP 404 from {endpoint}: the Batch API or the object is not there ({detail})")
     if status == 429 or status >= 500:
         return TransientError(f"HTTP {status} from the Batch API at {endpoint}: {detail}")
     return FatalError(f"HTTP {status} from the Batch API at {endpoint}: {detail}")
