@@ -221,27 +221,30 @@ def test_20000_requests_killed_and_reattached_are_each_submitted_once(evalkit, s
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         stats = server.stats()
-        if stats.get("batches_created") == 3 and stats.get("batch_executed", 0) >= 3000:
+        if stats.get("batch_executed", 0) >= 1000:       # the first batch is running, the others may not exist yet
             break
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = server.stats()["batch_executed"]
-    assert 3000 <= killed_at < BIG                                      # killed in the middle
+    killed = server.stats()
+    assert 1000 <= killed["batch_executed"] < BIG                       # killed in the middle
     log = next((tmp_path / "state").rglob("items/*.jsonl"))
     before = read_jsonl(log)
-    assert not any(r["type"] == "summary" for r in before)
-    assert [r["event"] for r in before if r["type"] == "batch"] == ["file", "created"] * 3
+    assert not any(r["type"] in ("sample", "summary") for r in before)
+    known = [r for r in before if r["type"] == "batch" and r["event"] == "file"]
+    assert 1 <= len(known) <= 3
     s, err = batch_run(evalkit, spec, server, "--batch-size", "8000")
     elapsed = time.monotonic() - t0
     assert s["status"] == "complete" and s["scored"] == BIG and s["metrics"]["accuracy"]["value"] == 1.0
-    assert s["batches"]["created"] == [] and len(s["batches"]["reattached"]) == 3 and err.count("reattached") == 3
+    assert len(s["batches"]["reattached"]) == len(known) == err.count("reattached")
+    assert len(s["batches"]["created"]) == 3 - len(known)
     stats = server.stats()
     assert stats["batches_created"] == 3 and stats["batch_files"] == 3
     assert stats["batch_lines"] == stats["batch_unique"] == stats["batch_executed"] == stats["completions"] == BIG
     assert not posts(server, "/chat/completions")
-    print(f"\n20,000-request batch run, killed at {killed_at:,} executed and reattached: {elapsed:.1f}s, "
+    print(f"\n20,000-request batch run, killed with {killed['batches_created']} batch(es) created and "
+          f"{killed['batch_executed']:,} requests executed, then reattached: {elapsed:.1f}s in all, "
           f"{stats['batch_lines']:,} requests submitted, {stats['batch_unique']:,} distinct")
 
 
