@@ -87,6 +87,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
         _keep_live_batches(path)
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh)
     try:
+        if not opts.batch and run.batches:
+            _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done])
         return _execute(plan, backend, run, grading)
     finally:
         run.close()
@@ -108,6 +110,18 @@ def _keep_live_batches(path) -> None:
         raise EvalkitError(f"--fresh: {path} names {len(live)} batch(es) whose results are not recorded yet (running, "
                            "or finished and paid for): rerun without --fresh to collect them, or cancel them "
                            f"(`evalkit batches {path} --cancel`) and move the log away")
+
+
+def _no_live_batches(run: LoggedRun, todo: list[str]) -> None:
+    """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
+    from .batch import Journal, custom_id
+
+    wanted = {custom_id("model", uid) for uid in todo}
+    live = [e for e in Journal(run.batches, lambda rec: None).unsettled("model") if wanted & set(e.custom_ids)]
+    if live:
+        raise EvalkitError(f"{run.path} names {len(live)} batch(es) whose results are not recorded yet: rerun with "
+                           f"--batch to collect them (`evalkit batches {run.path} --cancel` first if you will not "
+                           "wait), instead of paying for their requests again")
 
 
 def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
