@@ -125,6 +125,16 @@ class Journal:
             self.note({"event": "settled", "file_id": entry.file_id, "batch_id": entry.batch_id, "status": status})
 
 
+def unrecorded(lines: list[dict], todo: list[str] | None = None) -> int:
+    """How many batches a run log names whose results it has not recorded yet (with `todo`, the
+    model batches holding one of those unit ids): sending their requests again would pay twice."""
+    journal = Journal(lines, lambda rec: None)
+    if todo is None:
+        return len(journal.unsettled("model") + journal.unsettled("grader"))
+    wanted = {custom_id("model", uid) for uid in todo}
+    return sum(1 for e in journal.unsettled("model") if wanted & set(e.custom_ids))
+
+
 # ----------------------------------------------------------------------------- sending and waiting
 
 @dataclass

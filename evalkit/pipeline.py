@@ -97,29 +97,26 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
 def _keep_live_batches(path) -> None:
     """--fresh would forget batches whose results the log has not recorded yet (running, or done
     and paid for), and send their requests again: refuse, saying how to get out."""
-    from .batch import Journal
+    from .batch import unrecorded
     from .logs import read_log
 
     try:
-        lines = read_log(path).batches if os.path.exists(path) else []
+        live = unrecorded(read_log(path).batches) if os.path.exists(path) else 0
     except EvalkitError:
         return                              # not a readable log: --fresh overwrites it
-    journal = Journal(lines, lambda rec: None)
-    live = journal.unsettled("model") + journal.unsettled("grader")
     if live:
-        raise EvalkitError(f"--fresh: {path} names {len(live)} batch(es) whose results are not recorded yet (running, "
+        raise EvalkitError(f"--fresh: {path} names {live} batch(es) whose results are not recorded yet (running, "
                            "or finished and paid for): rerun without --fresh to collect them, or cancel them "
                            f"(`evalkit batches {path} --cancel`) and move the log away")
 
 
 def _no_live_batches(run: LoggedRun, todo: list[str]) -> None:
     """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
-    from .batch import Journal, custom_id
+    from .batch import unrecorded
 
-    wanted = {custom_id("model", uid) for uid in todo}
-    live = [e for e in Journal(run.batches, lambda rec: None).unsettled("model") if wanted & set(e.custom_ids)]
+    live = unrecorded(run.batches, todo)
     if live:
-        raise EvalkitError(f"{run.path} names {len(live)} batch(es) whose results are not recorded yet: rerun with "
+        raise EvalkitError(f"{run.path} names {live} batch(es) whose results are not recorded yet: rerun with "
                            f"--batch to collect them (`evalkit batches {run.path} --cancel` first if you will not "
                            "wait), instead of paying for their requests again")
 
