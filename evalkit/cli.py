@@ -198,6 +198,16 @@ RUN_OPTIONS = [
     click.option("--unsafe-exec", is_flag=True,
                  help="Code evals: if bubblewrap cannot isolate model-written code here, run it anyway WITHOUT "
                       "isolation (unsafe: it can read your files and keys)."),
+    click.option("--batch", is_flag=True,
+                 help="Send through the provider's Batch API (OpenAI: half the price, results within 24 h); "
+                      "a rerun of the same command reattaches to its batches."),
+    click.option("--batch-poll", type=Finite(0.01, 86_400), default=30.0, show_default=True, metavar="SECONDS",
+                 help="--batch: seconds between status checks."),
+    click.option("--batch-size", type=click.IntRange(1, 50_000), metavar="N",
+                 help="--batch: at most N requests per batch (default: the provider's limit, 50,000 for OpenAI)."),
+    click.option("--batch-fallback", is_flag=True,
+                 help="--batch: requests a batch failed, expired or cancelled go through the per-request API "
+                      "(standard price) instead of a new batch."),
     click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing."),
     click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout."),
     click.option("--quiet", "-q", is_flag=True, help="No progress on stderr."),
@@ -367,6 +377,28 @@ def compare(base_log: str, new_log: str, max_drop: float, alpha: float, allow_mi
     click.echo(json.dumps(r) if as_json else compare_text(r))
     if not r["gate"]["passed"]:
         sys.exit(EXIT_FAILED)
+
+
+@cli.command("batches")
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("--cancel", is_flag=True, help="Cancel the log's batches that are still running.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per batch.")
+def batches_cmd(log: str, cancel: bool, as_json: bool) -> None:
+    """The provider batches a `run --batch` log names, and their state (--cancel: cancel them)."""
+    from .backends.base import BackendError
+    from .batch import list_batches
+    from .formats import batches_text
+    from .logs import read_log
+
+    lines = read_log(log).batches
+    if not lines:
+        _fail(f"{log}: this run log names no batches (it was not run with --batch)", EXIT_FAILED)
+    try:
+        rows = list_batches(lines, cancel=cancel)
+    except BackendError as exc:
+        _fail(f"{log}: {exc.reason}", EXIT_FAILED)
+    for row in rows:
+        click.echo(json.dumps(row) if as_json else batches_text(row))
 
 
 cli.add_command(data_commands)

@@ -13,7 +13,8 @@ a new model never borrows an older one's price.
 
 A `Pricer` turns usage into dollars for one model, or knows it has no price for it (local
 servers, unlisted models, providers without a recorded table), in which case costs are reported
-as unknown rather than zero.
+as unknown rather than zero. Its `tier` is "standard", or "batch" for a provider's Batch API
+(`--batch`), whose prices are a table of their own (`batch_prices:` in providers.yaml).
 """
 
 from __future__ import annotations
@@ -79,15 +80,16 @@ class Pricer:
     output_per_m: float | None
     source: str | None = None      # the URL the prices were recorded from
     recorded: str | None = None    # when
+    tier: str = "standard"         # or "batch"
 
     @classmethod
-    def from_table(cls, model: str, table: str | None) -> "Pricer":
+    def from_table(cls, model: str, table: str | None, tier: str = "standard") -> "Pricer":
         """`model`'s price in the named table (none when the table or the model is not there)."""
         found = price_tables().get(table) if table else None
         price = found.price_of(model.partition("/")[2] or model) if found else None
         if price is None:
-            return cls(model, None, None)
-        return cls(model, price.input, price.output, found.url, found.recorded)
+            return cls(model, None, None, tier=tier)
+        return cls(model, price.input, price.output, found.url, found.recorded, tier)
 
     @property
     def known(self) -> bool:

@@ -31,6 +31,11 @@ def summary_text(s: Summary) -> str:
     cost = f"  cost ${s.cost_usd.this_run:,.4f}" if s.cost_usd else ""
     lines.append(f"  requests sent {req.sent} (retries {req.retries}, from cache {req.cached}, resumed samples "
                  f"{req.resumed_samples})  tokens {u.prompt_tokens}+{u.completion_tokens}{cost}  {s.duration_s:.1f}s")
+    if s.batches:
+        b = s.batches
+        lines.append(f"  batches: {len(b['created'])} created, {len(b['reattached'])} reattached; {b['submitted']:,} "
+                     f"requests submitted, {b['answered']:,} answered, {b['failed']:,} failed, {b['fallback']:,} "
+                     f"sent one by one; batch prices")
     lines.append(f"  log: {s.log}")
     if len(lines) > 12:
         lines.append(headline)      # the headline again, where a long table has not scrolled it away
@@ -77,7 +82,8 @@ def plan_text(p: dict) -> str:
         pr = p["prices"]
         worst = f"${cost['worst_case']:,.4f}" if cost["worst_case"] is not None else "unbounded"
         lines.append(f"  estimated cost: prompts ${cost['prompt']:,.4f}, worst case with full completions {worst}")
-        lines.append(f"  prices ${pr['input_per_million']}/${pr['output_per_million']} per 1M tokens "
+        tier = " (Batch API)" if pr.get("tier") == "batch" else ""
+        lines.append(f"  prices ${pr['input_per_million']}/${pr['output_per_million']} per 1M tokens{tier} "
                      f"(recorded {pr['recorded']} from {pr['source']})")
     else:
         lines.append(f"  estimated cost: unknown (no price for {p['model']} in the registry's prices)")
@@ -214,3 +220,14 @@ def providers_text(rows: list[dict]) -> str:
                  "items with images need --no-vision. prices: the day the provider's price table was recorded. "
                  "Sources, notes and why a price is not recorded: evalkit providers --json.")
     return "\n".join(lines)
+
+
+def batches_text(row: dict) -> str:
+    """One line of `evalkit batches`: id, phase, requests, state at the provider, and whether the
+    run has recorded its results."""
+    counts = f" {row['completed']:,}/{row.get('total') or row['requests']:,} completed, {row['failed']:,} failed" \
+        if row.get("completed") is not None else ""
+    recorded = "results recorded" if row["settled"] else "results not yet recorded (rerun the command)"
+    cancelled = " (cancel requested now)" if row.get("cancelled_now") else ""
+    return (f"{row['batch_id'] or '-':<24} {row['phase']:<7} {row['requests']:>7,} requests  "
+            f"{row['status']}{cancelled}{counts}; {recorded}")

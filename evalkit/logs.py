@@ -4,6 +4,10 @@
     lines 2..n    {"type": "sample", "id": ..., "group": ..., "completion": ..., "score": ..., ...}
     last line     {"type": "summary", "incomplete": false, "metrics": {...}, ...}
 
+With `--batch`, lines of `{"type": "batch", "event": ...}` record each provider batch the run
+submitted, as soon as it exists (see `evalkit.batch`), so a rerun reattaches instead of paying
+for its requests again.
+
 A run's file name carries a hash of everything that determines its results (eval spec, model,
 endpoint, generation parameters, seed, limit), so running the same command again finds the same
 file and resumes: samples already scored are kept and not re-sent. A line cut short by a crash is
@@ -58,6 +62,7 @@ class LogContents:
     header: dict
     samples: dict[str, SampleResult] = field(default_factory=dict)   # id -> its last line
     summary: dict | None = None
+    batches: list[dict] = field(default_factory=list)                # the "batch" lines, in order
 
 
 class LoggedRun:
@@ -80,6 +85,7 @@ class LoggedRun:
                                "wait for it or pass --log-dir") from None
         if fresh:
             self._fh.truncate(0)
+        self.batches: list[dict] = []       # the log's "batch" lines, in order (evalkit.batch reads them)
         self.done, self.complete = self._load(header["run_key"])
         if self._fh.tell() == 0:
             self._write(header)
@@ -105,6 +111,8 @@ class LoggedRun:
                     done[result.id] = result
             elif kind == "summary":
                 complete = not rec.get("incomplete")
+            elif kind == "batch":
+                self.batches.append(rec)
             partial_at = keep if kind == "summary" and rec.get("incomplete") else None
             keep += len(line)
         keep = partial_at if partial_at is not None else keep
@@ -122,6 +130,12 @@ class LoggedRun:
 
     def record(self, result: SampleResult) -> None:
         self._write(result.to_record())
+
+    def note_batch(self, record: dict) -> None:
+        """A batch line, written (and flushed) at once: a killed run's rerun finds it."""
+        line = {"type": "batch", **record}
+        self._write(line)
+        self.batches.append(line)
 
     def finish(self, summary: dict) -> None:
         self._write({"type": "summary", **summary})
@@ -163,7 +177,7 @@ def read_log(path: str | Path) -> LogContents:
         fh = open(path, "rb")
     except OSError as exc:
         raise EvalkitError(f"{path}: cannot read log ({exc.strerror})") from None
-    header, samples, summary = None, {}, None
+    header, samples, summary, batches = None, {}, None, []
     with fh:
         for lineno, line in enumerate(fh, 1):
             if not line.endswith(b"\n"):
@@ -177,6 +191,8 @@ def read_log(path: str | Path) -> LogContents:
                 samples[result.id] = result
             elif kind == "summary":
                 summary = rec
+            elif kind == "batch":
+                batches.append(rec)
     if header is None:
         raise EvalkitError(f"{path}: not an evalkit run log (no header line)")
-    return LogContents(path, header, samples, summary)
+    return LogContents(path, header, samples, summary, batches)

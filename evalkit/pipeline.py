@@ -34,6 +34,7 @@ from .errors import EvalkitError, warn
 from .logs import LoggedRun, log_path
 from .places import cache_dir, default_log_dir
 from .plan import RunOptions, RunPlan, make_plan, worst_case_tokens
+from .providers import endpoint_of, pricer_for
 from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
 from .runner import Channel, Outcome, RunnerOptions, RunStats, run_requests
 from .scoring import MissingLogprobs, ScoreInput, ScoringError
@@ -77,14 +78,48 @@ def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions
 
 def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     backend = connect(opts.model, opts.base_url, opts, opts.concurrency)
+    if opts.batch and backend.batch_api() is None:
+        raise EvalkitError(f"--batch: {opts.model} has no Batch API in evalkit (OpenAI-compatible endpoints "
+                           "do: openai/...); run without --batch")
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
+    if opts.fresh:
+        _keep_live_batches(path)
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh)
     try:
+        if not opts.batch and run.batches:
+            _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done])
         return _execute(plan, backend, run, grading)
     finally:
         run.close()
+
+
+def _keep_live_batches(path) -> None:
+    """--fresh would forget batches whose results the log has not recorded yet (running, or done
+    and paid for), and send their requests again: refuse, saying how to get out."""
+    from .batch import unrecorded
+    from .logs import read_log
+
+    try:
+        live = unrecorded(read_log(path).batches) if os.path.exists(path) else 0
+    except EvalkitError:
+        return                              # not a readable log: --fresh overwrites it
+    if live:
+        raise EvalkitError(f"--fresh: {path} names {live} batch(es) whose results are not recorded yet (running, "
+                           "or finished and paid for): rerun without --fresh to collect them, or cancel them "
+                           f"(`evalkit batches {path} --cancel`) and move the log away")
+
+
+def _no_live_batches(run: LoggedRun, todo: list[str]) -> None:
+    """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
+    from .batch import unrecorded
+
+    live = unrecorded(run.batches, todo)
+    if live:
+        raise EvalkitError(f"{run.path} names {live} batch(es) whose results are not recorded yet: rerun with "
+                           f"--batch to collect them (`evalkit batches {run.path} --cancel` first if you will not "
+                           "wait), instead of paying for their requests again")
 
 
 def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
@@ -109,8 +144,9 @@ def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading 
         check_capabilities(plan, backend)
         if plan.spec.scorer.precheck is not None:
             plan.spec.scorer.precheck({"unsafe_exec": plan.opts.unsafe_exec})
+        send = _send_batched if plan.opts.batch else _send_all
         try:
-            stats = asyncio.run(_send_all(plan, backend, run, results, todo, grading))
+            stats = asyncio.run(send(plan, backend, run, results, todo, grading))
         except FatalError as exc:
             status, fatal = "failed", exc.reason
     else:
@@ -152,6 +188,51 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
             await grading.aclose()
         if cache is not None:
             cache.close()
+
+
+async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results: dict, todo: list,
+                        grading: "Grading | None") -> RunStats:
+    """The same requests and the same sink as `_send_all`, through the Batch API (evalkit.batch)."""
+    from .batch import BatchOptions, BatchRun, Journal
+    from .limiter import Budget
+
+    opts = plan.opts
+    cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
+    pricer = pricer_for(opts.model, "batch")
+    budget = Budget(opts.max_cost, _cost_estimate(plan, pricer) if opts.max_cost is not None else None)
+    services = {"unsafe_exec": opts.unsafe_exec}
+    grader = await _batch_grader(plan, grading, cache, services) if grading is not None else None
+    fallback = Channel(backend, runner_options(opts), cache=None, pricer=backend.pricer()) if opts.batch_fallback else None
+    bopts = BatchOptions(poll=opts.batch_poll, size=opts.batch_size, quiet=opts.quiet)
+    batches = BatchRun(backend.batch_api(), Journal(run.batches, run.note_batch), bopts, plan.spec.name, cache=cache,
+                       pricer=pricer, budget=budget, grader=grader, fallback=fallback)
+    recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
+    try:
+        return await batches.run([plan.request(s, j, uid) for s, j, uid in todo], recorder)
+    finally:
+        for api in {id(a): a for a in (batches.api, grader.api if grader else None) if a}.values():
+            await api.aclose()
+        await backend.aclose()
+        if grading is not None:
+            await grading.aclose()
+        if cache is not None:
+            cache.close()
+
+
+async def _batch_grader(plan: RunPlan, grading: "Grading", cache, services: dict):
+    """The grader as a batch phase when its endpoint has a Batch API, else one request at a time."""
+    from .batch import BatchGrader
+
+    backend = connect(grading.model, grading.base_url, plan.opts, None, flag="--grader-model: ")
+    api = backend.batch_api()
+    if api is None:
+        _status(plan)(f"the grader {grading.model} has no Batch API: its requests go one by one")
+        services["grader"] = grading.open(cache, plan.opts)
+        await grading.channel.backend.open(_status(plan))
+        return None
+    grader = BatchGrader(grading.spec, api, cache, pricer_for(grading.model, "batch"))
+    services["grader"] = grader
+    return grader
 
 
 def _status(plan: RunPlan):
@@ -252,7 +333,7 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
     spec, opts = plan.spec, plan.opts
     part = score_metrics(results, spec.metrics, plan.per_item, opts.seed)
     usage = total_usage(results)
-    pricer = backend.pricer()
+    pricer = pricer_for(opts.model, "batch") if opts.batch else backend.pricer()
     if status == "complete":
         status = {"interrupted": "interrupted", "max_cost": "stopped: max_cost"}.get(stats.stopped or "", "complete")
     if status == "complete" and part.scored < n:
@@ -268,7 +349,7 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
         cost_usd=Cost(this_run=round(stats.spent, 10),
                       all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens)) if pricer.known else None,
         seed=opts.seed, notes=part.notes, duration_s=round(duration, 3), backend=backend.describe() or None,
-        grader=grading.summary(results) if grading else None, log=log)
+        grader=grading.summary(results) if grading else None, log=log, batches=getattr(stats, "batches", None))
 
 
 @dataclass
@@ -322,9 +403,7 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     prompt_tokens = sum(counter.count_messages(plan.request(s, j, uid).messages) for s, j, uid in plan.units())
     units = len(plan.samples) * plan.per_item
     max_out = plan.spec.generation.max_tokens
-    from .providers import endpoint_of, pricer_for
-
-    pricer = pricer_for(opts.model)             # the provider's own table, as a real run would use
+    pricer = pricer_for(opts.model, "batch" if opts.batch else "standard")   # the provider's own table
     return {
         "eval": plan.spec.name, "model": opts.model, "endpoint": endpoint_of(opts.model, opts.base_url),
         "samples": units, "prompt_tokens": prompt_tokens,
@@ -332,5 +411,5 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
         "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
                                "worst_case": pricer.cost(prompt_tokens, units * max_out) if max_out else None},
         "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
-                    "source": pricer.source, "recorded": pricer.recorded} if pricer.known else None),
+                    "tier": pricer.tier, "source": pricer.source, "recorded": pricer.recorded} if pricer.known else None),
     }

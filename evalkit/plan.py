@@ -60,6 +60,10 @@ class RunOptions:
     grader_model: str | None = None     # model-graded evals: the grader (default: --model itself)
     grader_base_url: str | None = None  # its endpoint (default: --base-url)
     unsafe_exec: bool = False           # run model code without an OS sandbox (explicitly asked for)
+    batch: bool = False                 # send through the provider's Batch API (evalkit.batch)
+    batch_poll: float = 30.0            # seconds between batch status checks
+    batch_size: int | None = None       # requests per batch (default: the provider's limit)
+    batch_fallback: bool = False        # what batches leave unanswered goes through the per-request API
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:

@@ -70,6 +70,7 @@ class Provider(Strict):
     azure: AzureSettings | None = None
     docs: str = Field(pattern=r"^https://")
     prices: str | None = None          # a table in prices/ (its source and date are there)
+    batch_prices: str | None = None    # the table of its Batch API's prices (`--batch`), if it has one
     price_note: str = ""               # without a table: why none is recorded
     renames: dict[str, str] = Field(default_factory=dict)
     capabilities: Caps
@@ -161,8 +162,9 @@ def connection(p: Provider, model_name: str, base_url: str | None = None, api_ke
     return Connection("openai", url, key, url)
 
 
-def pricer_for(model: str) -> Pricer:
+def pricer_for(model: str, tier: str = "standard") -> Pricer:
     """Dollars per token for "provider/name" from its provider's price table, without opening a
     connection (dry runs need no key); unknown for providers without one (local/, plug-ins)."""
     preset = registry_providers().get(model.partition("/")[0])
-    return Pricer.from_table(model, preset.prices if preset else None)
+    table = (preset.batch_prices if tier == "batch" else preset.prices) if preset else None
+    return Pricer.from_table(model, table, tier)

@@ -138,6 +138,8 @@ class Summary(_Model):
     duration_s: float = 0.0
     backend: dict | None = None
     grader: dict | None = None
+    batches: dict | None = Field(None, description="--batch: the provider batches created and reattached, "
+                                                   "requests submitted, answered and failed, price tier")
     log: str
 
 

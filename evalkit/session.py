@@ -137,6 +137,21 @@ def _check_flags(req: RunRequest, opts: RunOptions, targets: list) -> None:
         any(isinstance(t, Exam) for t in targets)
     if (opts.grader_model or opts.grader_base_url) and not graded:
         raise EvalkitError("--grader-model: none of these evals is model-graded (and no --versus); drop the flag")
+    _check_batch_flags(req, opts)
+
+
+def _check_batch_flags(req: RunRequest, opts: RunOptions) -> None:
+    batch_only = [f for f, on in (("--batch-size", opts.batch_size is not None),
+                                  ("--batch-fallback", opts.batch_fallback)) if on]
+    if batch_only and not opts.batch:
+        raise EvalkitError(f"{batch_only[0]} applies to --batch runs only; add --batch or drop it")
+    if not opts.batch:
+        return
+    if opts.model.startswith("anthropic/"):
+        raise EvalkitError("--batch: Anthropic's Message Batches are not supported (evalkit reaches Anthropic through "
+                           "its OpenAI-compatible endpoint, which has no Batch API); run without --batch")
+    if req.versus:
+        raise EvalkitError("--batch: pairwise runs (--versus) are sent one request at a time; run without --batch")
 
 
 def _run_one(target, req: RunRequest, opts: RunOptions, echo, registry) -> str | None:

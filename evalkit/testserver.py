@@ -35,6 +35,9 @@ Faults on demand, as a hostile or broken server would send them:
 hits, and the delays between an injected error and the retry of the same request (to check
 Retry-After). `GET /requests` returns the last 1,000 requests as received (method, path with
 query, headers, JSON body), so a test can check exactly what a client sent.
+
+The OpenAI Batch API (`/v1/files`, `/v1/batches`) answers from the same key, on a compressed
+clock with its own faults: see `evalkit.testserver_batch` and the `--batch-*` flags.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+
+from .testserver_batch import BatchAPI, add_arguments as add_batch_arguments
 
 FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate")
 
@@ -123,6 +128,7 @@ class Server:
         self.failed_at: dict[int, float] = {}    # prompt hash -> when an error was injected for it
         self.retry_gaps: list[float] = []        # seconds from an injected error to that prompt's retry
         self.received: deque = deque(maxlen=1000)  # the last requests as received, for GET /requests
+        self.batch_api = BatchAPI(self, args)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -145,6 +151,9 @@ class Server:
     def record(self, method: str, path: str, headers: dict, body: bytes) -> None:
         if path.split("?", 1)[0].endswith(("/stats", "/requests")):
             return
+        if headers.get("content-type", "").startswith("multipart/"):
+            self.received.append({"method": method, "path": path, "headers": headers, "body": f"<{len(body)} bytes>"})
+            return
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
@@ -152,6 +161,9 @@ class Server:
         self.received.append({"method": method, "path": path, "headers": headers, "body": parsed})
 
     async def route(self, method: str, path: str, headers: dict, body: bytes) -> Reply:
+        batch_reply = await self.batch_api.route(method, path, headers, body)
+        if batch_reply is not None:
+            return batch_reply
         path = path.split("?", 1)[0]
         if method == "GET" and path.endswith("/requests"):
             return Reply(200, json.dumps(list(self.received)).encode())
@@ -283,7 +295,8 @@ async def _read_request(reader: asyncio.StreamReader):
 
 async def _send(writer: asyncio.StreamWriter, reply: Reply, trickle: float) -> None:
     head = [f"HTTP/1.1 {reply.status} {'OK' if reply.status == 200 else 'Error'}",
-            "content-type: text/html" if reply.body.startswith(b"<") else "content-type: application/json",
+            *([] if "content-type" in reply.headers else
+              ["content-type: text/html" if reply.body.startswith(b"<") else "content-type: application/json"]),
             f"content-length: {len(reply.body)}"] + [f"{k}: {v}" for k, v in reply.headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
     if not trickle:
@@ -328,6 +341,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--huge-bytes", type=int, default=10_000_000)
     p.add_argument("--no-logprobs", action="store_true", help="ignore requests for logprobs, as some servers do")
     p.add_argument("--seed", type=int, default=0)
+    add_batch_arguments(p)
     return p.parse_args(argv)
 
 

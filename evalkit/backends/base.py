@@ -165,3 +165,7 @@ class Backend:
     def pricer(self) -> Pricer:
         """Dollars per token for this model; unknown unless the provider publishes prices."""
         return Pricer(self.model, None, None)
+
+    def batch_api(self):
+        """The provider's Batch API for this model (see `evalkit.batch`), or None if it has none."""
+        return None

@@ -114,6 +114,11 @@ class OpenAIBackend(Backend):
             out["api_version"] = self.connection.api_version
         return out
 
+    def batch_api(self):
+        from .openai_batch import OpenAIBatches
+
+        return OpenAIBatches(self)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
