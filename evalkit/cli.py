@@ -152,6 +152,9 @@ RUN_OPTIONS = [
     click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
     click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                  help="Sample order, few-shot draws, API seed."),
+    click.option("--shard", metavar="I/N",
+                 help="Run the I-th of N disjoint slices of the samples (by a hash of each id, after --limit); "
+                      "`evalkit merge` joins the N logs into the whole run's."),
     click.option("--concurrency", type=click.IntRange(1, 10_000),
                  help="Fix the requests in flight (default: adaptive, 32 rising to 128, halved on rate limits)."),
     click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
@@ -213,8 +216,11 @@ def run_options(f):
 def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **kw) -> None:
     """Run evals (registry names or YAML files), exams, or OpenAI Evals registry evals against a model."""
     from .session import RunRequest, run_session
+    from .shards import parse_shard
 
     check_log_dir(kw.get("log_dir"))
+    if kw.get("shard") is not None:
+        kw["shard"] = parse_shard(kw["shard"])
     request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
                          oai_registry=oai_registry.resolve() if oai_registry else None, grades=grades,
                          fail_on_error=error_threshold(fail_on_error))

@@ -134,6 +134,16 @@ def exam_text(r: dict) -> str:
     return "\n".join(lines)
 
 
+def exam_shard_text(r: dict) -> str:
+    lines = [f"{r['exam']}  {r['model']}  shard {r['shard']}: no conversion on a shard"
+             + ("  [INCOMPLETE]" if r["incomplete"] else "")]
+    lines += [f"  {name}: {s['scored']}/{s['n']} items scored ({s['errors']} errors)  log: {s['log']}"
+              for name, s in r["sections"].items()]
+    lines.append(f"  next: `evalkit merge` every shard's section logs, then `evalkit run {r['exam']}` without --shard "
+                 "converts from the merged logs (nothing is sent again)")
+    return "\n".join(lines)
+
+
 def pairwise_text(s) -> str:
     w = s.metrics["win_rate"]
     lo, hi = w.ci95
