@@ -123,8 +123,10 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
              f"({previous.get('created', 'earlier')}); this result is no longer a holdout result")
     summaries = _run_sections(exam, registry, opts)
     incomplete = any(s.incomplete for s in summaries.values())
-    # the last line per item counts: an error line is superseded when a resumed run retries the item
-    items = {ev: list(read_log(s.log).samples.values()) for ev, s in summaries.items()}
+    # the last line per item counts: an error line is superseded when a resumed run retries the item.
+    # Items in id order, not in the order replies arrived: the interval's bootstrap draws then depend
+    # on the results alone, so a rerun, a resumed run and merged shards convert identically.
+    items = {ev: sorted(read_log(s.log).samples.values(), key=lambda r: r.id) for ev, s in summaries.items()}
     records = {sec.name: items[sec.eval] for sec in exam.sections}
     if grades is not None:
         apply_grades(records, read_grades(grades, exam), grades)
