@@ -360,6 +360,48 @@ def compare(base_log: str, new_log: str, max_drop: float, alpha: float, allow_mi
         sys.exit(EXIT_FAILED)
 
 
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged log here (shards of one eval); default: where the unsharded run's log goes.")
+@click.option("--log-dir", type=click.Path(path_type=Path),
+              help="Write each eval's merged log under this folder, at the unsharded run's path (default: the "
+                   "run log folder), so the same command without --shard resumes it.")
+@click.option("--allow-gaps", is_flag=True, help="Exit 0 even when shards or samples are missing (the log says so).")
+@click.option("--fail-on-error", "fail_on_error", default="0", show_default=True,
+              help="Exit 1 if more than N samples (or a FRACTION) of the merged run ended in errors, as `run` does.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON summary per merged eval on stdout (as `run --json`).")
+@click.option("--quiet", "-q", is_flag=True, help="On stderr, only the gaps and problems (not what was merged).")
+def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, allow_gaps: bool, fail_on_error: str,
+          as_json: bool, quiet: bool) -> None:
+    """Join the logs of `run --shard I/N` runs into the log of the whole run: same spec, model and
+    parameters checked, overlaps refused, gaps reported; metrics identical to an unsharded run."""
+    from .formats import merge_text, summary_text
+    from .merge import merge_logs
+
+    threshold = error_threshold(fail_on_error)
+    if log_file is not None and log_dir is not None:
+        _fail("give --log-file or --log-dir, not both")
+    check_log_dir(log_dir)
+    problems = []
+    for m in merge_logs(list(logs), log_file=log_file, log_dir=log_dir):
+        click.echo(m.summary.model_dump_json() if as_json else summary_text(m.summary))
+        text = merge_text(m.report(), quiet)
+        if text:
+            click.echo(text, err=True)
+        if m.gaps and not allow_gaps:
+            problems.append(f"{m.eval}: {len(m.gaps)} gap(s); the merged log is incomplete (run the missing shards "
+                            "and merge again, or pass --allow-gaps)")
+        s = m.summary
+        if s.errors > (threshold if threshold >= 1 or threshold == 0 else threshold * s.n):
+            problems.append(f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
+                            f"{threshold:g}; rerun the shards that hold them, then merge again")
+    for p in problems:
+        click.echo(f"evalkit: {p}", err=True)
+    if problems:
+        sys.exit(EXIT_FAILED)
+
+
 cli.add_command(data_commands)
 
 

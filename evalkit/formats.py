@@ -16,7 +16,8 @@ def status_note(s: Summary) -> str:
         return ""
     why = {"errors": f"{s.errors} samples errored; rerun the same command to retry them",
            "interrupted": "interrupted; rerun the same command to resume",
-           "stopped: max_cost": "stopped by --max-cost; raise it and rerun to resume"}.get(s.status, s.status)
+           "stopped: max_cost": "stopped by --max-cost; raise it and rerun to resume",
+           "gaps": "merged shards miss samples; run the missing shards and merge again"}.get(s.status, s.status)
     return f"  [INCOMPLETE: {why}]"
 
 
@@ -141,6 +142,15 @@ def exam_shard_text(r: dict) -> str:
               for name, s in r["sections"].items()]
     lines.append(f"  next: `evalkit merge` every shard's section logs, then `evalkit run {r['exam']}` without --shard "
                  "converts from the merged logs (nothing is sent again)")
+    return "\n".join(lines)
+
+
+def merge_text(m: dict, quiet: bool = False) -> str:
+    """What `evalkit merge` did with one eval's shards, and its gaps (on stderr; the summary goes
+    to stdout). Quiet: the gaps only."""
+    lines = [] if quiet else [f"merged {m['eval']}: shards {', '.join(s['shard'] for s in m['shards'])} of "
+                              f"{m['count']} -> {m['log']}"]
+    lines += [f"evalkit: {m['eval']}: gap: {gap}" for gap in m["gaps"]]
     return "\n".join(lines)
 
 
