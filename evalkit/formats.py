@@ -32,6 +32,7 @@ def summary_text(s: Summary) -> str:
     cost = f"  cost ${s.cost_usd.this_run:,.4f}" if s.cost_usd else ""
     lines.append(f"  requests sent {req.sent} (retries {req.retries}, from cache {req.cached}, resumed samples "
                  f"{req.resumed_samples})  tokens {u.prompt_tokens}+{u.completion_tokens}{cost}  {s.duration_s:.1f}s")
+    lines += [f"  note: {note}" for note in s.notes]
     lines.append(f"  log: {s.log}")
     if len(lines) > 12:
         lines.append(headline)      # the headline again, where a long table has not scrolled it away

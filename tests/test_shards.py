@@ -5,6 +5,7 @@ against the real test server."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -201,6 +202,23 @@ def test_gaps_are_reported_and_the_unsharded_command_finishes_them(evalkit, star
     assert measured(done) | {"notes": []} == measured(whole) | {"notes": []}
 
 
+def test_completions_of_an_item_stay_in_one_shard(evalkit, start_server, mmlu_key, tmp_path):
+    server = start_server(mmlu_key)
+    base = ["run", "mmlu", "--model", "openai/m", "--base-url", server.url, "--limit", "80", "--samples", "3",
+            "--temperature", "0.7"]
+    whole = run_json(evalkit, *base, "--log-dir", str(tmp_path / "whole"))
+    assert whole["n"] == 240
+    text = evalkit(*base, "--shard", "1/2", "--log-dir", str(tmp_path / "s1"))
+    assert text.returncode == 0 and "note: shard 1/2: " in text.stdout and " of the 80 samples" in text.stdout
+    parts = [run_json(evalkit, *base, "--shard", f"{i}/2", "--log-dir", str(tmp_path / f"s{i}")) for i in (1, 2)]
+    for i, p in enumerate(parts, 1):
+        lines = samples(p["log"]).values()
+        assert len(lines) == p["n"] and p["n"] % 3 == 0
+        assert all(expected_shard(r["sample_id"], 2) == i and r["id"].startswith(r["sample_id"] + "#") for r in lines)
+    merged = run_json(evalkit, "merge", *[p["log"] for p in parts], "--log-file", str(tmp_path / "m.jsonl"))
+    assert measured(merged) == measured(whole)
+
+
 def _four_logs(evalkit, server, tmp_path) -> dict[str, str]:
     base = ["run", "mmlu", "--model", "openai/m", "--base-url", server.url, "--limit", "40"]
     logs = {f"s{i}": run_json(evalkit, *base, "--shard", f"{i}/2", "--log-dir", str(tmp_path / f"s{i}"))["log"]
@@ -249,6 +267,9 @@ def test_malformed_and_mismatched_inputs_are_one_line(evalkit, start_server, tmp
     lines[1]["score"] = "high"
     copy.write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert "a malformed line" in merge_error(logs["s1"], str(copy))
+    with open(logs["s2"], "rb") as held:             # as a running shard holds its log
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert f"{logs['s2']}: is being written by a running evalkit run" in merge_error(logs["s1"], logs["s2"])
     copy.write_text("garbage\n")
     assert f"{copy}:1: not a run-log line" in merge_error(str(copy))
     assert "cannot read log" in merge_error(str(tmp_path / "nope.jsonl"))
