@@ -318,12 +318,22 @@ def _summary(shards: list[ShardLog], results: list[SampleResult], out: Path, gap
         groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
         calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
         requests=_requests(summaries),
-        cost_usd=Cost(this_run=round(sum(_num(c.get("this_run")) for c in costs), 10),
-                      all_samples=Pricer.for_model(h["model"]).cost(usage.prompt_tokens, usage.completion_tokens))
-        if costs else None,
+        cost_usd=_cost(h["model"], costs, usage) if costs else None,
         seed=seed, notes=part.notes, duration_s=round(sum(_num(x.get("duration_s")) for x in summaries), 3),
         backend=next((x["backend"] for x in summaries if isinstance(x.get("backend"), dict)), None),
         grader=_grader(h, results, summaries), log=str(out))
+
+
+def _cost(model: str, costs: list[dict], usage) -> Cost:
+    """Spent: the shards' sum. All samples: priced as a run prices them (the model's price per
+    token over the merged usage), else the shards' sum where the price table does not know it."""
+    pricer = Pricer.for_model(model)
+    if pricer.known:
+        whole = pricer.cost(usage.prompt_tokens, usage.completion_tokens)
+    else:
+        parts = [c.get("all_samples") for c in costs]
+        whole = round(sum(map(_num, parts)), 10) if all(_is_number(x) for x in parts) else None
+    return Cost(this_run=round(sum(_num(c.get("this_run")) for c in costs), 10), all_samples=whole)
 
 
 def _num(x) -> float:

@@ -55,7 +55,7 @@ def run_shards(evalkit, tmp_path, base: list[str], count: int, *extra: str) -> l
 
 def test_merged_mmlu_equals_the_unsharded_run(evalkit, start_server, mmlu_key, tmp_path):
     server = start_server(mmlu_key)
-    base = ["run", "mmlu", "--model", "openai/m", "--base-url", server.url, "--limit", "1200", "--seed", "7"]
+    base = ["run", "mmlu", "--model", "openai/gpt-4o-mini", "--base-url", server.url, "--limit", "1200", "--seed", "7"]
     whole = run_json(evalkit, *base, "--log-dir", str(tmp_path / "whole"))
     assert whole["n"] == 1200 and len(whole["groups"]) > 50 and 0 < whole["metrics"]["accuracy"]["value"] < 1
 
@@ -75,6 +75,9 @@ def test_merged_mmlu_equals_the_unsharded_run(evalkit, start_server, mmlu_key, t
     merged = json.loads(res.stdout)
     assert measured(merged) == measured(whole)
     assert merged["status"] == "complete" and merged["requests"]["sent"] == sum(p["requests"]["sent"] for p in parts)
+    # priced as the run prices its samples: the model's price over the same token counts
+    assert merged["cost_usd"]["all_samples"] == whole["cost_usd"]["all_samples"] > 0
+    assert merged["cost_usd"]["this_run"] == pytest.approx(sum(p["cost_usd"]["this_run"] for p in parts))
     # the merged log sits where the unsharded command's log goes, with its run key and its samples
     assert Path(merged["log"]).relative_to(tmp_path / "merged") == Path(whole["log"]).relative_to(tmp_path / "whole")
     lines = read_jsonl(merged["log"])
