@@ -222,6 +222,25 @@ def test_completions_of_an_item_stay_in_one_shard(evalkit, start_server, mmlu_ke
     assert measured(merged) == measured(whole)
 
 
+def test_errored_samples_count_as_errors_not_gaps(evalkit, start_server, tmp_path):
+    server = start_server([], default_reply="A", fault="500=0.3")
+    base = ["run", "mmlu", "--model", "openai/m", "--base-url", server.url, "--limit", "60", "--max-retries", "0",
+            "--json", "--quiet"]
+    parts = []
+    for i in (1, 2):
+        res = evalkit(*base, "--shard", f"{i}/2", "--log-dir", str(tmp_path / f"s{i}"))
+        parts.append(json.loads(res.stdout))
+        assert res.returncode == 1 and parts[-1]["errors"] > 0     # HTTP 500 without retries: recorded errors
+    errors = sum(p["errors"] for p in parts)
+    logs = [p["log"] for p in parts]
+    res = evalkit("merge", *logs, "--log-file", str(tmp_path / "m.jsonl"), "--json")
+    merged = json.loads(res.stdout)
+    assert res.returncode == 1 and merged["status"] == "errors" and merged["errors"] == errors
+    assert merged["scored"] == 60 - errors and "gap" not in res.stderr
+    assert f"mmlu: {errors} of 60 samples ended in errors, more than --fail-on-error 0" in res.stderr
+    assert evalkit("merge", *logs, "--log-file", str(tmp_path / "m.jsonl"), "--fail-on-error", "0.9").returncode == 0
+
+
 def _four_logs(evalkit, server, tmp_path) -> dict[str, str]:
     base = ["run", "mmlu", "--model", "openai/m", "--base-url", server.url, "--limit", "40"]
     logs = {f"s{i}": run_json(evalkit, *base, "--shard", f"{i}/2", "--log-dir", str(tmp_path / f"s{i}"))["log"]
