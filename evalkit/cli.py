@@ -2,11 +2,10 @@
 
 Exit codes: 0 success; 1 a check failed (validate, compare, merge) or a run cannot be trusted
 (nothing scored, more errors than --fail-on-error, stopped by --max-cost, an incomplete exam,
-merged shards with gaps); 2 a usage
-or input error; 130 interrupted. Every error is one line on stderr (`evalkit: error: ...`), never
-a traceback (`EVALKIT_DEBUG=1` shows one). Heavy modules are imported inside commands so
-`evalkit --help` starts fast. Text for people comes from `evalkit.formats`; `--json` prints the
-typed results themselves.
+merged shards with gaps); 2 a usage or input error; 130 interrupted. Every error is one line on
+stderr (`evalkit: error: ...`), never a traceback (`EVALKIT_DEBUG=1` shows one). Heavy modules are
+imported inside commands so `evalkit --help` starts fast. Text for people comes from
+`evalkit.formats`; `--json` prints the typed results themselves.
 """
 
 from __future__ import annotations
