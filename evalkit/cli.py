@@ -1,11 +1,11 @@
 """The `evalkit` command line: parse flags, call library functions, print, set exit codes.
 
-Exit codes: 0 success; 1 a check failed (validate, compare) or a run cannot be trusted (nothing
-scored, more errors than --fail-on-error, stopped by --max-cost, an incomplete exam); 2 a usage
-or input error; 130 interrupted. Every error is one line on stderr (`evalkit: error: ...`), never
-a traceback (`EVALKIT_DEBUG=1` shows one). Heavy modules are imported inside commands so
-`evalkit --help` starts fast. Text for people comes from `evalkit.formats`; `--json` prints the
-typed results themselves.
+Exit codes: 0 success; 1 a check failed (validate, compare, merge) or a run cannot be trusted
+(nothing scored, more errors than --fail-on-error, stopped by --max-cost, an incomplete exam,
+merged shards with gaps); 2 a usage or input error; 130 interrupted. Every error is one line on
+stderr (`evalkit: error: ...`), never a traceback (`EVALKIT_DEBUG=1` shows one). Heavy modules are
+imported inside commands so `evalkit --help` starts fast. Text for people comes from
+`evalkit.formats`; `--json` prints the typed results themselves.
 """
 
 from __future__ import annotations
@@ -156,6 +156,9 @@ RUN_OPTIONS = [
     click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
     click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                  help="Sample order, few-shot draws, API seed."),
+    click.option("--shard", metavar="I/N",
+                 help="Run the I-th of N disjoint slices of the samples (by a hash of each id, after --limit); "
+                      "`evalkit merge` joins the N logs into the whole run's."),
     click.option("--concurrency", type=click.IntRange(1, 10_000),
                  help="Fix the requests in flight (default: adaptive, 32 rising to 128, halved on rate limits)."),
     click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
@@ -227,8 +230,11 @@ def run_options(f):
 def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **kw) -> None:
     """Run evals (registry names or YAML files), exams, or OpenAI Evals registry evals against a model."""
     from .session import RunRequest, run_session
+    from .shards import parse_shard
 
     check_log_dir(kw.get("log_dir"))
+    if kw.get("shard") is not None:
+        kw["shard"] = parse_shard(kw["shard"])
     request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
                          oai_registry=oai_registry.resolve() if oai_registry else None, grades=grades,
                          fail_on_error=error_threshold(fail_on_error))
@@ -399,6 +405,48 @@ def batches_cmd(log: str, cancel: bool, as_json: bool) -> None:
         _fail(f"{log}: {exc.reason}", EXIT_FAILED)
     for row in rows:
         click.echo(json.dumps(row) if as_json else batches_text(row))
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged log here (shards of one eval); default: where the unsharded run's log goes.")
+@click.option("--log-dir", type=click.Path(path_type=Path),
+              help="Write each eval's merged log under this folder, at the unsharded run's path (default: the "
+                   "run log folder), so the same command without --shard resumes it.")
+@click.option("--allow-gaps", is_flag=True, help="Exit 0 even when shards or samples are missing (the log says so).")
+@click.option("--fail-on-error", "fail_on_error", default="0", show_default=True,
+              help="Exit 1 if more than N samples (or a FRACTION) of the merged run ended in errors, as `run` does.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON summary per merged eval on stdout (as `run --json`).")
+@click.option("--quiet", "-q", is_flag=True, help="On stderr, only the gaps and problems (not what was merged).")
+def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, allow_gaps: bool, fail_on_error: str,
+          as_json: bool, quiet: bool) -> None:
+    """Join the logs of `run --shard I/N` runs into the log of the whole run: same spec, model and
+    parameters checked, overlaps refused, gaps reported; metrics identical to an unsharded run."""
+    from .formats import merge_text, summary_text
+    from .merge import merge_logs
+
+    threshold = error_threshold(fail_on_error)
+    if log_file is not None and log_dir is not None:
+        _fail("give --log-file or --log-dir, not both")
+    check_log_dir(log_dir)
+    problems = []
+    for m in merge_logs(list(logs), log_file=log_file, log_dir=log_dir):
+        click.echo(m.summary.model_dump_json() if as_json else summary_text(m.summary))
+        text = merge_text(m.report(), quiet)
+        if text:
+            click.echo(text, err=True)
+        if m.gaps and not allow_gaps:
+            problems.append(f"{m.eval}: {len(m.gaps)} gap(s); the merged log is incomplete (run the missing shards "
+                            "and merge again, or pass --allow-gaps)")
+        s = m.summary
+        if s.errors > (threshold if threshold >= 1 or threshold == 0 else threshold * s.n):
+            problems.append(f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
+                            f"{threshold:g}; rerun the shards that hold them, then merge again")
+    for p in problems:
+        click.echo(f"evalkit: {p}", err=True)
+    if problems:
+        sys.exit(EXIT_FAILED)
 
 
 cli.add_command(data_commands)

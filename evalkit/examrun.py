@@ -80,11 +80,39 @@ def apply_grades(records: dict[str, list], grades: dict[str, dict[str, float]], 
         records[section] = [replace(r, score=by_id[r.id], parsed=True) for r in recs]
 
 
-def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None) -> dict:
+def _check_runnable(exam: Exam) -> None:
     if not exam.runnable:
         what = "has no sections" if not exam.sections else "has sections without an eval"
         raise EvalkitError(f"exam {exam.name} {what}, so it cannot be run; convert a score with "
                            f"`evalkit percentile {exam.name} SCORE`")
+
+
+def _run_sections(exam: Exam, registry, opts: RunOptions) -> dict[str, Summary]:
+    """Each section's eval run once (two sections backed by one eval share its run)."""
+    summaries: dict[str, Summary] = {}
+    for sec in exam.sections:
+        if sec.eval not in summaries:
+            summaries[sec.eval] = run_eval(registry.resolve(sec.eval), opts)
+            if summaries[sec.eval].status == "interrupted":
+                raise KeyboardInterrupt
+    return summaries
+
+
+def run_exam_shard(exam: Exam, registry, opts: RunOptions) -> dict:
+    """`evalkit run EXAM --shard I/N`: the sections' evals on this shard's items, and no conversion
+    (a percentile of part of the items would mean nothing). After `evalkit merge` of every shard's
+    section logs, `evalkit run EXAM` without --shard converts from the merged logs, sending nothing."""
+    _check_runnable(exam)
+    summaries = _run_sections(exam, registry, opts)
+    return {"type": "exam_shard", "exam": exam.name, "model": opts.model, "shard": str(opts.shard),
+            "incomplete": any(s.incomplete for s in summaries.values()),
+            "sections": {sec.name: {"eval": sec.eval, "n": summaries[sec.eval].n, "scored": summaries[sec.eval].scored,
+                                    "errors": summaries[sec.eval].errors, "log": summaries[sec.eval].log}
+                         for sec in exam.sections}}
+
+
+def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None) -> dict:
+    _check_runnable(exam)
     out_path = exam_log_path(opts.log_dir, exam.name, opts.model)
     if exam.holdout and out_path.exists():
         try:
@@ -93,15 +121,12 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
             previous = {}
         warn(f"HOLDOUT EXAM RUN AGAIN: {exam.name} was already run for {opts.model} "
              f"({previous.get('created', 'earlier')}); this result is no longer a holdout result")
-    summaries: dict[str, Summary] = {}
-    for sec in exam.sections:
-        if sec.eval not in summaries:
-            summaries[sec.eval] = run_eval(registry.resolve(sec.eval), opts)
-            if summaries[sec.eval].status == "interrupted":
-                raise KeyboardInterrupt
+    summaries = _run_sections(exam, registry, opts)
     incomplete = any(s.incomplete for s in summaries.values())
-    # the last line per item counts: an error line is superseded when a resumed run retries the item
-    items = {ev: list(read_log(s.log).samples.values()) for ev, s in summaries.items()}
+    # the last line per item counts: an error line is superseded when a resumed run retries the item.
+    # Items in id order, not in the order replies arrived: the interval's bootstrap draws then depend
+    # on the results alone, so a rerun, a resumed run and merged shards convert identically.
+    items = {ev: sorted(read_log(s.log).samples.values(), key=lambda r: r.id) for ev, s in summaries.items()}
     records = {sec.name: items[sec.eval] for sec in exam.sections}
     if grades is not None:
         apply_grades(records, read_grades(grades, exam), grades)

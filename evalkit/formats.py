@@ -16,7 +16,8 @@ def status_note(s: Summary) -> str:
         return ""
     why = {"errors": f"{s.errors} samples errored; rerun the same command to retry them",
            "interrupted": "interrupted; rerun the same command to resume",
-           "stopped: max_cost": "stopped by --max-cost; raise it and rerun to resume"}.get(s.status, s.status)
+           "stopped: max_cost": "stopped by --max-cost; raise it and rerun to resume",
+           "gaps": "merged shards miss samples; run the missing shards and merge again"}.get(s.status, s.status)
     return f"  [INCOMPLETE: {why}]"
 
 
@@ -36,6 +37,7 @@ def summary_text(s: Summary) -> str:
         lines.append(f"  batches: {len(b['created'])} created, {len(b['reattached'])} reattached; {b['submitted']:,} "
                      f"requests submitted, {b['answered']:,} answered, {b['failed']:,} failed, {b['fallback']:,} "
                      f"sent one by one; batch prices")
+    lines += [f"  note: {note}" for note in s.notes]
     lines.append(f"  log: {s.log}")
     if len(lines) > 12:
         lines.append(headline)      # the headline again, where a long table has not scrolled it away
@@ -137,6 +139,25 @@ def exam_text(r: dict) -> str:
     lines += [f"  note: {note}" for note in r["notes"]]
     if r.get("log"):
         lines.append(f"  log: {r['log']}")
+    return "\n".join(lines)
+
+
+def exam_shard_text(r: dict) -> str:
+    lines = [f"{r['exam']}  {r['model']}  shard {r['shard']}: no conversion on a shard"
+             + ("  [INCOMPLETE]" if r["incomplete"] else "")]
+    lines += [f"  {name}: {s['scored']}/{s['n']} items scored ({s['errors']} errors)  log: {s['log']}"
+              for name, s in r["sections"].items()]
+    lines.append(f"  next: `evalkit merge` every shard's section logs, then `evalkit run {r['exam']}` without --shard "
+                 "converts from the merged logs (nothing is sent again)")
+    return "\n".join(lines)
+
+
+def merge_text(m: dict, quiet: bool = False) -> str:
+    """What `evalkit merge` did with one eval's shards, and its gaps (on stderr; the summary goes
+    to stdout). Quiet: the gaps only."""
+    lines = [] if quiet else [f"merged {m['eval']}: shards {', '.join(s['shard'] for s in m['shards'])} of "
+                              f"{m['count']} -> {m['log']}"]
+    lines += [f"evalkit: {m['eval']}: gap: {gap}" for gap in m["gaps"]]
     return "\n".join(lines)
 
 

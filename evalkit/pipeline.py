@@ -129,6 +129,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
+            **({"shard": plan.part.header(plan.unsharded_key)} if plan.part else {}),
             "versions": {"evalkit": __version__, "python": platform.python_version()},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -338,6 +339,9 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
         status = {"interrupted": "interrupted", "max_cost": "stopped: max_cost"}.get(stats.stopped or "", "complete")
     if status == "complete" and part.scored < n:
         status = "errors"
+    if plan.part is not None:
+        part.notes.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
+                          "`evalkit merge` the shards' logs for the whole run")
     return Summary(
         eval=spec.name, model=opts.model, endpoint=backend.endpoint, status=status, incomplete=status != "complete",
         primary_metric=spec.metrics[0], excluded=len(plan.identity.get("exclude", ())), n=n, scored=part.scored,

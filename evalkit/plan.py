@@ -24,6 +24,7 @@ from .datasets import load_samples
 from .sample import Sample
 from .errors import EvalkitError
 from .prompts import FewShotPool, build_messages
+from .shards import Shard, ShardPart, take
 from .spec import EvalSpec
 
 MAX_ID_FILE_BYTES = 64 * 1024 * 1024
@@ -64,6 +65,7 @@ class RunOptions:
     batch_poll: float = 30.0            # seconds between batch status checks
     batch_size: int | None = None       # requests per batch (default: the provider's limit)
     batch_fallback: bool = False        # what batches leave unanswered goes through the per-request API
+    shard: Shard | None = None          # run only this slice of the samples (evalkit.shards)
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -169,6 +171,7 @@ class RunPlan:
     options: str | None                       # answer by option probability over these labels
     pool: FewShotPool | None
     identity: dict = field(default_factory=dict)
+    part: ShardPart | None = None             # with --shard: what this shard took from the whole selection
 
     @property
     def per_item(self) -> int:
@@ -177,6 +180,12 @@ class RunPlan:
     @property
     def run_key(self) -> str:
         return hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def unsharded_key(self) -> str:
+        """The run key of the same command without --shard: the key of the shards' merged log."""
+        whole = {k: v for k, v in self.identity.items() if k != "shard"}
+        return hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
 
     def units(self) -> Iterator[tuple[Sample, int, str]]:
         """(sample, completion index, unit id) in sample order."""
@@ -206,6 +215,9 @@ def make_plan(spec: EvalSpec, opts: RunOptions, endpoint: str, extra_identity: d
                      "limit": opts.limit, "seed": opts.seed, **(extra_identity or {})}
     if opts.exclude is not None:
         plan.identity["exclude"] = sorted(excluded_ids(opts.exclude))
+    if opts.shard is not None:          # only a sharded run's key changes: unsharded logs resume as before
+        plan.samples, plan.part = take(plan.samples, opts.shard)
+        plan.identity["shard"] = str(opts.shard)
     return plan
 
 

@@ -119,7 +119,7 @@ class Summary(_Model):
     model: str
     endpoint: str | None = None
     status: str = Field(description="complete | errors (some samples errored; rerun to retry them) | interrupted | "
-                                     "stopped: max_cost | failed")
+                                     "stopped: max_cost | failed | gaps (merged shards miss samples)")
     incomplete: bool
     primary_metric: str
     excluded: int = 0

@@ -133,6 +133,10 @@ def _check_flags(req: RunRequest, opts: RunOptions, targets: list) -> None:
         raise EvalkitError("--grades applies to exams (free-response sections) only")
     if req.versus and any(isinstance(t, Exam) for t in targets):
         raise EvalkitError("--versus compares two models on an eval, not on an exam")
+    if req.versus and opts.shard is not None:
+        raise EvalkitError("--shard splits the samples of a one-model run; it does not apply to --versus")
+    if opts.shard is not None and req.grades is not None:
+        raise EvalkitError("--grades scores a whole exam: give it to the run after `evalkit merge`, not to a shard")
     graded = req.versus or any(s.scoring.method == "graded" for s in specs) or \
         any(isinstance(t, Exam) for t in targets)
     if (opts.grader_model or opts.grader_base_url) and not graded:
@@ -205,9 +209,13 @@ def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, echo, reg) -> str |
             estimate = dry_run(reg.resolve(ev), opts)
             echo(json.dumps(estimate) if req.as_json else plan_text(estimate))
         return None
-    from .examrun import run_exam
-    from .formats import exam_text
+    from .examrun import run_exam, run_exam_shard
+    from .formats import exam_shard_text, exam_text
 
+    if opts.shard is not None:
+        result = run_exam_shard(exam, reg, opts)
+        echo(json.dumps(result) if req.as_json else exam_shard_text(result))
+        return f"{exam.name}: shard {opts.shard} incomplete; rerun to resume" if result["incomplete"] else None
     result = run_exam(exam, reg, opts, grades=req.grades)
     echo(json.dumps(result) if req.as_json else exam_text(result))
     if result["incomplete"]:
