@@ -218,13 +218,12 @@ def test_the_readme_ci_example_works_as_written(venv, tmp_path, start_server, da
     baseline = (tmp_path / "baseline" / "runs" / "mmlu.jsonl").read_bytes()
     summary = json.loads((tmp_path / "baseline" / "summary.json").read_text())
     assert summary["n"] == 2000 and summary["scored"] == 2000 and not summary["incomplete"]
-    (tmp_path / "baseline" / "summary.json").unlink()
     for name, server, gate in (("baseline", good, 0), ("worse", start_server([], default_reply="none"), 1)):
-        (tmp_path / name / "baselines").mkdir(parents=True)
+        (tmp_path / name / "baselines").mkdir(parents=True, exist_ok=True)
         (tmp_path / name / "baselines" / "mmlu.jsonl").write_bytes(baseline)      # committed to the repository
-        for _ in range(2):                  # a second run of the job in the same folder: the same log path
-            ran = job(server, name, steps["Evaluate"])
-            assert ran.returncode == 0, (name, ran.stderr[-2000:])
+        ran = job(server, name, steps["Evaluate"])    # in baseline/: the job again, resuming the same log
+        assert ran.returncode == 0, (name, ran.stderr[-2000:])
         res = job(server, name, steps["Gate on the baseline"])
         assert res.returncode == gate, (name, res.stdout, res.stderr)
         assert "Traceback" not in res.stderr and "sk-ci-secret" not in (tmp_path / name / "runs" / "mmlu.jsonl").read_text()
+    assert json.loads((tmp_path / "baseline" / "summary.json").read_text())["requests"]["resumed_samples"] == 2000
