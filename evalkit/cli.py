@@ -160,7 +160,8 @@ RUN_OPTIONS = [
                  help="Run the I-th of N disjoint slices of the samples (by a hash of each id, after --limit); "
                       "`evalkit merge` joins the N logs into the whole run's."),
     click.option("--concurrency", type=click.IntRange(1, 10_000),
-                 help="Fix the requests in flight (default: adaptive, 32 rising to 128, halved on rate limits)."),
+                 help="Fix the requests in flight (default: adaptive, 32 rising to 128, halved on rate limits; "
+                      "a local model: one batch, up to 64)."),
     click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
     click.option("--timeout", type=Finite(0.1, 86_400), default=120.0, show_default=True,
                  help="Seconds per request attempt: connecting and the whole reply."),

@@ -118,8 +118,8 @@ class _Judging:
 
     def judged(self, req: Request, out: Outcome) -> SampleResult:
         a_first = self.order[req.key]
-        r = SampleResult(id=req.key, attempts=out.attempts, latency=round(out.latency, 4), cached=out.cached,
-                         error=out.error)
+        r = SampleResult(id=req.key, attempts=out.attempts, model_s=round(out.latency, 4), queue_s=round(out.queue_s, 4),
+                         cached=out.cached, error=out.error)
         if out.error is None:
             choice = parse_choice(out.completion.text, self.grader.eval_type or "classify", self.grader.choices)
             winner = None if choice is None else "tie" if choice == "tie" else "A" if (choice == "1") == a_first else "B"

@@ -36,7 +36,7 @@ from .places import cache_dir, default_log_dir
 from .plan import RunOptions, RunPlan, make_plan, worst_case_tokens
 from .providers import endpoint_of, pricer_for
 from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
-from .runner import Channel, Outcome, RunnerOptions, RunStats, run_requests
+from .runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, run_requests
 from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
 
@@ -77,6 +77,7 @@ def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions
 
 
 def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
+    progress_every()             # a bad EVALKIT_PROGRESS_SECONDS stops the run before anything is written
     backend = connect(opts.model, opts.base_url, opts, opts.concurrency)
     if opts.batch and backend.batch_api() is None:
         raise EvalkitError(f"--batch: {opts.model} has no Batch API in evalkit (OpenAI-compatible endpoints "
@@ -168,7 +169,8 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = backend.pricer()
     estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
-    await backend.open(_status(plan))
+    every = progress_every()
+    await _open(backend, _status(plan), every)
     ropts = runner_options(opts)
     if ropts.concurrency is None and backend.max_in_flight():
         ropts.concurrency = backend.max_in_flight()      # no queue hidden inside the backend
@@ -176,7 +178,7 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     services = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
-        await grading.channel.backend.open(_status(plan))
+        await _open(grading.channel.backend, _status(plan), every)
     recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
     try:
         requests = (plan.request(s, j, uid) for s, j, uid in todo)
@@ -237,11 +239,27 @@ async def _batch_grader(plan: RunPlan, grading: "Grading", cache, services: dict
 
 
 def _status(plan: RunPlan):
-    """How a backend says what it is doing before the first reply (a line on stderr, unless --quiet)."""
+    """How a backend says what it is doing before the first reply (a line on stderr, unless --quiet).
+    The stream is bound now: converting a GGUF silences the converter's own bar by swapping
+    sys.stderr in its thread, and these lines must still get out meanwhile."""
+    err = sys.stderr
+
     def say(message: str) -> None:
         if not plan.opts.quiet:
-            print(f"evalkit: {plan.spec.name}: {message}", file=sys.stderr, flush=True)
+            print(f"evalkit: {plan.spec.name}: {message}", file=err, flush=True)
     return say
+
+
+async def _open(backend: Backend, say, every: float) -> None:
+    """Get the backend ready (a local model converts and loads: minutes on a busy machine), saying
+    every `every` seconds that it still is, so neither a terminal nor a CI log goes quiet."""
+    started = time.monotonic()
+    task = asyncio.ensure_future(backend.open(say))
+    while not task.done():
+        await asyncio.wait({task}, timeout=every)
+        if not task.done():
+            say(f"{backend.model}: still getting ready, {time.monotonic() - started:.0f}s so far")
+    task.result()
 
 
 def _cost_estimate(plan: RunPlan, pricer: Pricer):
@@ -311,11 +329,12 @@ class Recorder:
 
     def _result(self, req: Request, out: Outcome, smp: Sample) -> SampleResult:
         plan = self.plan
+        model = _model_seconds(out)
         r = SampleResult(id=req.key, group=smp.group, target=smp.answer if plan.spec.scoring.method != "code" else None,
                          sample_id=smp.id if plan.per_item > 1 else None,
                          messages_sha256=hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()[:16],
                          messages=req.messages if plan.opts.log_prompts else None, attempts=out.attempts,
-                         latency=round(out.latency, 4), queue_s=round(out.queue_s, 4), cached=out.cached,
+                         model_s=round(model, 4), queue_s=round(out.queue_s + out.latency - model, 4), cached=out.cached,
                          cost_usd=out.cost, error=out.error)
         if out.completion is not None:
             fields = out.completion.to_fields()
@@ -327,6 +346,14 @@ class Recorder:
     def _fill(r: SampleResult, sc) -> None:
         r.extracted, r.parsed, r.score, r.extras = sc.extracted, sc.parsed, sc.value, sc.extras or None
         r.option_probs, r.missing_mass, r.grader = sc.option_probs, sc.missing_mass, sc.detail
+
+
+def _model_seconds(out: Outcome) -> float:
+    """The model's own time for an outcome. The runner times a request from the moment it got a
+    slot; a backend that queues requests internally (a local model running one batch after
+    another) says how long the model actually worked on it, and the wait before counts as queue."""
+    reported = out.completion.model_s if out.completion is not None else None
+    return min(out.latency, reported) if reported is not None else out.latency
 
 
 def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStats, status: str, resumed: int,

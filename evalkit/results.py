@@ -30,8 +30,8 @@ class SampleResult:
     messages_sha256: str | None = None
     messages: list | None = None            # with --log-prompts
     attempts: int = 0
-    latency: float = 0.0                    # seconds the model took (all attempts)
-    queue_s: float = 0.0                    # seconds spent waiting for a free slot
+    model_s: float = 0.0                    # seconds the model worked on it (all attempts)
+    queue_s: float = 0.0                    # seconds it waited: for a free slot, and in the backend's queue
     cached: bool = False
     cost_usd: float | None = None
     error: str | None = None

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import signal
 import sys
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
 from .backends.base import Backend, Completion, FatalError, Request, SampleError, TransientError, vet_completion
+from .errors import EvalkitError
 from .limiter import Budget, Limiter, LimiterOptions
 
 
@@ -252,12 +254,13 @@ async def run_requests(channel: Channel, requests: Iterable[Request], total: int
             progress.update()
 
     workers = [asyncio.create_task(worker()) for _ in range(max(1, min(channel.limiter.max, total)))]
+    ticker = asyncio.create_task(progress.tick())      # a line on time even while no sample finishes
     try:
         await _until_done_or_signalled(workers, stopping, stats, opts.drain_seconds)
     finally:
-        for w in workers:
+        for w in (*workers, ticker):
             w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*workers, ticker, return_exceptions=True)
         stats.peak_limit = channel.limiter.peak
         progress.update(final=True)
     return stats
@@ -305,17 +308,36 @@ def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> li
     return installed
 
 
-class Progress:
-    """done/total, rate, ETA, errors, retries and cost on stderr: redrawn in place on a terminal,
-    a full line every `every` seconds otherwise (CI logs), nothing with --quiet."""
+def progress_every() -> float:
+    """Seconds between progress lines when stderr is not a terminal (a CI log):
+    EVALKIT_PROGRESS_SECONDS, default 10."""
+    raw = os.environ.get("EVALKIT_PROGRESS_SECONDS", "").strip()
+    try:
+        every = float(raw) if raw else 10.0
+    except ValueError:
+        every = -1.0
+    if not 0 < every < float("inf"):
+        raise EvalkitError(f"EVALKIT_PROGRESS_SECONDS={raw!r}: expected a number of seconds above 0")
+    return every
 
-    def __init__(self, stats: RunStats, label: str, quiet: bool, limiter: Limiter, every: float = 10.0):
+
+class Progress:
+    """done/total, rate, ETA, errors, retries and requests in flight on stderr: redrawn in place on
+    a terminal, a full line every `progress_every()` seconds otherwise (CI logs), nothing with --quiet."""
+
+    def __init__(self, stats: RunStats, label: str, quiet: bool, limiter: Limiter):
         self.stats, self.label, self.limiter = stats, label, limiter
         self.tty = sys.stderr.isatty()
         self.enabled = not quiet
-        self.every = 0.2 if self.tty else every
+        self.every = 0.2 if self.tty else progress_every()
         self._last = time.monotonic()
         self.printed = False
+
+    async def tick(self) -> None:
+        """Update on the clock too: a local model on a busy CPU may take a minute per batch."""
+        while self.enabled:
+            await asyncio.sleep(self.every)
+            self.update()
 
     def update(self, final: bool = False) -> None:
         now = time.monotonic()
@@ -327,7 +349,8 @@ class Progress:
         s = self.stats
         rate = s.done / max(now - s.started, 1e-9)
         eta = f"{(s.total - s.done) / rate:,.0f}s" if rate > 0 else "?"
-        line = (f"{self.label}: {s.done}/{s.total} {rate:,.1f}/s eta {eta} errors {s.errors} retries {s.retries} "
+        speed = f"{rate:,.1f}/s" if rate >= 1 or rate == 0 else f"{rate * 60:,.1f}/min"   # a local model on a CPU
+        line = (f"{self.label}: {s.done}/{s.total} {speed} eta {eta} errors {s.errors} retries {s.retries} "
                 f"cached {s.cached} in-flight {self.limiter.in_flight}/{int(self.limiter.limit)}")
         sys.stderr.write(f"\r{line}   " + ("\n" if final else "") if self.tty else line + "\n")
         sys.stderr.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -83,10 +84,29 @@ def venv(tmp_path_factory) -> Path:
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     Path(site, "evalkit-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Only what the wheel itself requires: the extras' modules (pytest, the test server's old
+    # matcher, torch, ...) are on that path too, so imports of them fail here as in a plain install.
+    Path(site, "evalkit-test-no-extras.pth").write_text(
+        f"import sys; sys.modules.update(dict.fromkeys({extra_modules()!r}))\n")
     pip(base / "venv", "install", "-q", "--no-deps", str(wheel))
     check = pip(base / "venv", "check", ok=False)
     assert "evalkit" not in check.stdout, check.stdout          # every dependency the wheel declares is there
     return base / "venv"
+
+
+def extra_modules() -> list[str]:
+    """The top-level modules of the packages evalkit's extras (local, test) bring and its core
+    dependencies do not."""
+    from importlib.metadata import packages_distributions, requires
+
+    def name(req: str) -> str:
+        return re.split(r"[<>=!~ ;\[(]", req, maxsplit=1)[0].lower().replace("_", "-")
+
+    reqs = requires("evalkit") or []
+    core = {name(r) for r in reqs if "extra ==" not in r}
+    extra = {name(r) for r in reqs if "extra ==" in r} - core
+    return sorted(m for m, dists in packages_distributions().items()
+                  if any(name(d) in extra for d in dists) and not any(name(d) in core for d in dists))
 
 
 def pip(venv: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -160,3 +180,54 @@ def test_a_plugin_adds_a_format_and_a_scorer(venv, tmp_path, start_server):
     bad.write_text("bad:\n  dataset: {format: lines, path: ./words.txt}\n  scoring: {method: reverse, tolerance: 1}\n")
     res = installed(venv, "validate", str(bad), cwd=tmp_path)
     assert res.returncode == 1 and f"{bad}:3: bad.scoring.tolerance: unknown key" in res.stdout
+
+
+def readme_ci_steps() -> dict[str, str]:
+    """The README's CI example: each named step's `run:` command, as written there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("# .github/workflows/eval.yml"):]
+    block = block[:block.index("```")]
+    steps, name = {}, None
+    for line in block.splitlines():
+        if m := re.match(r"\s*- (?:name: (.+)|run: (.+))$", line):
+            name, command = (m.group(1), None) if m.group(1) else (None, m.group(2))
+            if command:
+                steps["install"] = command
+        elif (m := re.match(r"\s+run: (.+)$", line)) and name:
+            steps[name] = m.group(1)
+    return steps
+
+
+def test_the_readme_ci_example_works_as_written(venv, tmp_path, start_server, data_dir):
+    """Its commands run as written in a fresh checkout with evalkit installed from the wheel (what
+    `pip install "evalkit @ git+..."` builds): the baseline is that same command's log, the gate
+    passes on the same model run again (the job run twice in one folder keeps one log path), and a
+    worse model fails it."""
+    steps = readme_ci_steps()
+    assert steps["install"].startswith('pip install "evalkit @ git+https://')
+    assert "--log-file" in steps["Evaluate"] and steps["Gate on the baseline"].startswith("evalkit compare ")
+    good = start_server([], default_reply="B")
+
+    def job(server, name: str, step: str) -> subprocess.CompletedProcess:
+        work = tmp_path / name
+        work.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EVALKIT_", "PYTHON", "VIRTUAL_ENV", "OPENAI_"))}
+        env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", OPENAI_API_KEY="sk-ci-secret", OPENAI_BASE_URL=server.url,
+                   EVALKIT_DATA_DIR=str(data_dir), EVALKIT_CACHE_DIR=str(work / ".cache"), HOME=str(work))
+        return subprocess.run(["bash", "-eo", "pipefail", "-c", step], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=900)
+
+    made = job(good, "baseline", steps["Evaluate"])
+    assert made.returncode == 0, made.stderr[-2000:]
+    baseline = (tmp_path / "baseline" / "runs" / "mmlu.jsonl").read_bytes()
+    summary = json.loads((tmp_path / "baseline" / "summary.json").read_text())
+    assert summary["n"] == 2000 and summary["scored"] == 2000 and not summary["incomplete"]
+    for name, server, gate in (("baseline", good, 0), ("worse", start_server([], default_reply="none"), 1)):
+        (tmp_path / name / "baselines").mkdir(parents=True, exist_ok=True)
+        (tmp_path / name / "baselines" / "mmlu.jsonl").write_bytes(baseline)      # committed to the repository
+        ran = job(server, name, steps["Evaluate"])    # in baseline/: the job again, resuming the same log
+        assert ran.returncode == 0, (name, ran.stderr[-2000:])
+        res = job(server, name, steps["Gate on the baseline"])
+        assert res.returncode == gate, (name, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr and "sk-ci-secret" not in (tmp_path / name / "runs" / "mmlu.jsonl").read_text()
+    assert json.loads((tmp_path / "baseline" / "summary.json").read_text())["requests"]["resumed_samples"] == 2000

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+import re
+
 from conftest import ROOT, read_jsonl
 
 pytestmark = pytest.mark.xdist_group("local-model")    # one worker converts the model once for all
@@ -37,7 +39,17 @@ def samples(summaries: list[dict]) -> dict[str, dict]:
 
 def test_mmlu_by_logprob_is_a_distribution_and_deterministic(evalkit, model_cache, tmp_path):
     args = ["mmlu", "--limit", "6", "--shots", "1", "--answer-by", "logprob", "--no-cache"]
-    first = run(evalkit, model_cache, *args, "--log-dir", str(tmp_path / "a"))
+    converting = not any(model_cache.rglob("model.safetensors"))      # the module's first load
+    res = evalkit("run", *args, "--log-dir", str(tmp_path / "a"), "--model", "local/gemma-3-270m", "--json",
+                  env={**OFFLINE, "EVALKIT_CACHE_DIR": str(model_cache), "EVALKIT_PROGRESS_SECONDS": "2"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    first = json.loads(res.stdout)
+    if converting:     # what a new user's first run says while it converts (minutes on a busy machine)
+        err = res.stderr.splitlines()
+        assert err[0] == ("evalkit: mmlu: converting gemma-3-270m-q4_k_m.gguf to float32 (first use, cached for "
+                          "next time; this can take minutes)"), err[:3]
+        assert err[1].startswith("evalkit: mmlu: local/gemma-3-270m: still getting ready, 2s so far"), err[:3]
+        assert any(" loaded in " in line for line in err)
     second = run(evalkit, model_cache, *args, "--log-dir", str(tmp_path / "b"))
     assert first["scored"] == 6 and first["unparsed"] == 0
     assert first["backend"]["prompt_format"].startswith("plain")
@@ -118,6 +130,35 @@ def test_generation_reuses_the_prefix_and_stops_at_a_stop_string(evalkit, model_
         else:
             assert c["completion"] == text
     assert early >= 3                  # this model asks itself another question within 24 tokens
+
+
+def test_local_model_says_what_it_does_and_logs_model_time_apart(evalkit, model_cache, tmp_path):
+    """Loading (with a line every EVALKIT_PROGRESS_SECONDS while it lasts), then progress lines
+    whose in-flight figure is the backend's own (one batch: 64); a sample's model time is the batch
+    that answered it, and the wait behind earlier batches is queue time."""
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "EVALKIT_CACHE_DIR": str(model_cache)}
+    run(evalkit, model_cache, "mmlu.anatomy", "--limit", "1", "--shots", "0", "--answer-by", "logprob",
+        "--no-cache", "--log-dir", str(tmp_path / "warm"))     # the module's model is converted and cached
+    res = evalkit("run", "mmlu", "--model", "local/gemma-3-270m", "--limit", "6", "--shots", "3",
+                  "--answer-by", "logprob", "--no-cache", "--json", "--log-dir", str(tmp_path / "run"),
+                  env={**env, "EVALKIT_PROGRESS_SECONDS": "0.05"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    err = res.stderr.splitlines()
+    assert err[0] == "evalkit: mmlu: loading local/gemma-3-270m"
+    loaded = next(i for i, line in enumerate(err) if " loaded in " in line)
+    assert err[loaded].startswith("evalkit: mmlu: local/gemma-3-270m loaded in ")
+    assert all(line.startswith("evalkit: mmlu: local/gemma-3-270m: still getting ready, ") for line in err[1:loaded])
+    progress = [re.match(r"^mmlu: (\d+)/6 .* in-flight (\d+)/(\d+)$", line) for line in err[loaded + 1:]]
+    assert progress and all(progress), err
+    assert {m.group(3) for m in progress} == {"64"} and progress[-1].group(1) == "6"
+    summary = json.loads(res.stdout)
+    samples = [r for r in read_jsonl(summary["log"]) if r["type"] == "sample"]
+    assert len(samples) == 6 and all(r["model_s"] > 0 and r["queue_s"] >= 0 for r in samples)
+    # Batches run one after another: their model times add up to no more than the run took, and
+    # the samples answered by later batches waited behind the earlier ones.
+    batches = {r["model_s"] for r in samples}
+    assert len(batches) >= 2 and sum(batches) <= summary["duration_s"]
+    assert max(r["queue_s"] for r in samples) >= min(batches)
 
 
 def test_missing_model_is_a_clear_error(evalkit, tmp_path):

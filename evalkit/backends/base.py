@@ -64,6 +64,10 @@ class Completion:
     usage: dict = field(default_factory=dict)      # prompt_tokens, completion_tokens (non-negative ints)
     # For each of the first few generated positions, its top alternatives as [[token, logprob], ...].
     top_logprobs: list | None = None
+    # Seconds the model itself worked on this request, when the backend knows it better than the
+    # runner's clock (a local model: the batch that answered it, not the wait for earlier batches).
+    # Not part of the serialisation: a cached or resumed reply took no model time.
+    model_s: float | None = field(default=None, compare=False)
 
     def to_fields(self) -> dict:
         """The one serialisation, shared by cache values and run-log lines."""
@@ -105,7 +109,7 @@ def vet_completion(c: Completion) -> Completion:
     usage = {k: v for k, v in c.usage.items() if type(v) is int and 0 <= v <= MAX_TOKENS_PER_REPLY}
     if len(usage) == len(c.usage):
         return c
-    return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs)
+    return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs, c.model_s)
 
 
 class BackendError(Exception):

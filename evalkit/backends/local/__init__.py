@@ -50,6 +50,7 @@ in log-probability on 5-shot MMLU prompts longer than Gemma's 512-token sliding 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 
@@ -203,8 +204,8 @@ class LocalBackend(Backend):
                     m.payload[1].set_exception(err)
             return
         for m, res in zip(chosen.members, results):
-            if not m.payload[1].done():
-                m.payload[1].set_result(res)
+            if not m.payload[1].done():      # the batch's time is each member's model time; the rest was queue
+                m.payload[1].set_result(dataclasses.replace(res, model_s=round(seconds, 4)))
 
     def _execute(self, chosen) -> tuple[list[Completion], float]:
         e, members = self._engine, chosen.members
