@@ -17,6 +17,8 @@ def status_note(s: Summary) -> str:
     why = {"errors": f"{s.errors} samples errored; rerun the same command to retry them",
            "interrupted": "interrupted; rerun the same command to resume",
            "stopped: max_cost": "stopped by --max-cost; raise it and rerun to resume"}.get(s.status, s.status)
+    if s.status == "complete":      # never "[INCOMPLETE: complete]": say what is missing
+        why = f"{s.scored} of {s.n} samples scored; rerun the same command to finish"
     return f"  [INCOMPLETE: {why}]"
 
 

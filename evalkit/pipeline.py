@@ -40,15 +40,18 @@ from .spec import EvalSpec
 def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int | None, flag: str = "") -> Backend:
     """The backend for `model`; a configuration problem (no key, unknown provider) as a one-line error."""
     try:
-        return get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
-                           max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
+        backend = get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
+                              max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
     except FatalError as exc:
         raise EvalkitError(flag + exc.reason) from None
+    if hasattr(backend, "streaming"):
+        backend.streaming = opts.stream
+    return backend
 
 
 def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions:
     return RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, timeout=opts.timeout,
-                         max_retry_after=opts.max_retry_after, max_cost=opts.max_cost,
+                         idle_timeout=opts.idle_timeout, max_retry_after=opts.max_retry_after, max_cost=opts.max_cost,
                          quiet=opts.quiet if quiet is None else quiet)
 
 
@@ -67,7 +70,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
 def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
     opts = plan.opts
     return {"type": "header", "run_key": plan.run_key, "eval": plan.spec.name, "model": opts.model,
-            "endpoint": backend.endpoint, "sampling": plan.sampling.as_dict(), "options": plan.options,
+            "endpoint": backend.endpoint, **({"replicas": list(opts.replicas)} if opts.replicas else {}),
+            "sampling": plan.sampling.as_dict(), "options": plan.options,
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
@@ -106,7 +110,8 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = backend.pricer()
     estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
-    channel = Channel(backend, runner_options(opts), cache=cache, pricer=pricer, estimate=estimate)
+    channel = Channel(backend, runner_options(opts), cache=cache, pricer=pricer, estimate=estimate,
+                      replicas=[connect(opts.model, url, opts, opts.concurrency) for url in opts.replicas])
     services = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
@@ -228,7 +233,8 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
                           cached=stats.cached, resumed_samples=resumed, peak_concurrency=stats.peak_limit),
         cost_usd=Cost(this_run=round(stats.spent, 10),
                       all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens)) if pricer.known else None,
-        seed=opts.seed, notes=part.notes, duration_s=round(duration, 3), backend=backend.describe() or None,
+        seed=opts.seed, notes=part.notes, duration_s=round(duration, 3),
+        backend={**backend.describe(), **({"replicas": stats.replicas} if stats.replicas else {})} or None,
         grader=grading.summary(results) if grading else None, log=log)
 
 
