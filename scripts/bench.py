@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Speed and memory of evalkit's runner against the floor of the plain `openai` client.
 
-    python scripts/bench.py [--n 1000] [--big 100000] [--repeat 3] [--skip-big]
+    python scripts/bench.py [--n 1000] [--big 100000] [--repeat 3] [--skip-big] [--only NAME,...]
+                            [--baseline DIR]
 
 Starts `evalkit.testserver` (in its own process) with a chosen latency and error rate, runs a
 generated N-question multiple-choice eval through the real CLI (and, with injected faults, checks
@@ -10,6 +11,13 @@ session measures
 the floor: the same prompts sent by a minimal loop (one shared `AsyncOpenAI` client, a semaphore,
 a letter check, nothing else), whole process timed from start to exit just as evalkit is. Each
 figure is the median of --repeat runs. Printed as a table with each ratio and its target.
+
+Scaling past one endpoint (`capacity`, `replicas`): a one-slot server (0.3 s a reply, --timeout 5,
+60 questions) against the serial time and the requests wasted; a server with 1 s latency and room
+for 128 (1,000 questions) with the adaptive limit against a fixed --concurrency 128; two replicas
+against one (throughput); one of two replicas killed halfway. `--baseline DIR` runs the same
+evalkit commands from another checkout too (e.g. `git worktree add /tmp/main main`), side by side
+in the same session, so "not slower" is measured, not remembered.
 """
 
 from __future__ import annotations
@@ -103,16 +111,117 @@ class Server:
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                         cwd=(env or {}).get("PYTHONPATH"))
     wall = time.perf_counter() - start
     if res.returncode != 0:
         raise SystemExit(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-2000:]}")
     return wall, res
 
 
-def evalkit_cmd(spec: Path, url: str, logdir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "evalkit", "run", str(spec), "--model", "openai/m", "--base-url", url,
+def evalkit_cmd(spec: Path, url: str | list[str], logdir: Path, *extra: str) -> list[str]:
+    urls = [a for u in ([url] if isinstance(url, str) else url) for a in ("--base-url", u)]
+    return [sys.executable, "-m", "evalkit", "run", str(spec), "--model", "openai/m", *urls,
             "--json", "--quiet", "--log-dir", str(logdir), *extra]
+
+
+def baseline_env(env: dict, baseline: str | None) -> dict:
+    """The environment that runs another checkout's evalkit: its folder first on sys.path (and the
+    working directory of the command, which `python -m` puts before everything)."""
+    return {**env, "PYTHONPATH": baseline} if baseline else env
+
+
+def one_slot(tmp: Path, env: dict, repeat: int, baseline: str | None) -> tuple[str, str, str]:
+    """60 questions, a server computing one reply at a time (0.3 s each), --timeout 5: the adaptive
+    limit against the serial time, and the requests wasted (sent again after a timeout; the server
+    computed the abandoned ones anyway)."""
+    spec, key = make_eval(tmp, 60)
+
+    def run(extra: list[str], run_env: dict) -> tuple[float, int, int, int]:
+        srv = Server(key, slots=1, latency=0.3)
+        try:
+            walls, scored = [], []
+            for i in range(repeat):
+                wall, res = timed(evalkit_cmd(spec, srv.url, tmp / f"slot{time.monotonic_ns()}", "--no-cache",
+                                              "--timeout", "5", "--fail-on-error", "60", *extra), run_env)
+                walls.append(wall)
+                scored.append(json.loads(res.stdout)["scored"])
+            st = srv.stats()
+            return statistics.median(walls), min(scored), st["requests"] // repeat, st.get("abandoned", 0) // repeat
+        finally:
+            srv.close()
+
+    cells = []
+    for label, extra, run_env in [("adaptive", [], env), ("--concurrency 32", ["--concurrency", "32"], env)] + \
+            ([("baseline's default", [], baseline_env(env, baseline))] if baseline else []):
+        wall, scored, sent, abandoned = run(extra, run_env)
+        cells.append(f"{label} {wall:.1f}s, {scored}/60 scored, {sent} sent, {sent - 60} wasted "
+                     f"({(sent - 60) / 60:.0%}), {abandoned} abandoned")
+    return ("one slot, 0.3 s/reply, --timeout 5, 60 q", f"serial {60 * 0.3:.1f}s; " + "; ".join(cells),
+            "adaptive ~ serial time, <= 10% wasted")
+
+
+def room_for_128(tmp: Path, env: dict, repeat: int, baseline: str | None, n: int) -> tuple[str, str, str]:
+    """n questions, 1 s a reply, a server with room for 128 at once: the adaptive limit against a fixed
+    --concurrency 128 (the limit must grow fast where there is room)."""
+    spec, key = make_eval(tmp, n)
+    srv = Server(key, slots=128, latency=1.0)
+    try:
+        def wall_of(extra: list[str], run_env: dict) -> float:
+            return median_run(repeat, lambda i: timed(evalkit_cmd(spec, srv.url, tmp / f"r128{time.monotonic_ns()}",
+                                                                  "--no-cache", *extra), run_env))[0]
+        fixed = wall_of(["--concurrency", "128"], env)
+        adaptive = wall_of([], env)
+        base = wall_of([], baseline_env(env, baseline)) if baseline else None
+    finally:
+        srv.close()
+    extra = f"; baseline's default {base:.2f}s" if base is not None else ""
+    return (f"1 s/reply, room for 128, {n} q", f"adaptive {adaptive:.2f}s, --concurrency 128 {fixed:.2f}s: "
+            f"{adaptive / fixed:.2f}x{extra}", "<= 1.25x fixed 128")
+
+
+def two_replicas(tmp: Path, env: dict, repeat: int, n: int) -> tuple[str, str, str]:
+    """Throughput (samples per second of run time) of two replicas against one, each replica a
+    server with 16 slots at 200 ms a reply, the limit adaptive per replica."""
+    spec, key = make_eval(tmp, n)
+    servers = [Server(key, slots=16, latency=0.2) for _ in range(2)]
+    try:
+        def rate(urls: list[str]) -> float:
+            runs = [json.loads(timed(evalkit_cmd(spec, urls, tmp / f"rep{time.monotonic_ns()}", "--no-cache"),
+                                     env)[1].stdout) for _ in range(repeat)]
+            assert all(r["scored"] == n for r in runs)
+            return statistics.median(n / r["duration_s"] for r in runs)
+        one = rate([servers[0].url])
+        two = rate([s.url for s in servers])
+    finally:
+        for srv in servers:
+            srv.close()
+    return ("two replicas vs one (16 slots, 200 ms each)", f"one {one:.0f}/s, two {two:.0f}/s: {two / one:.2f}x",
+            ">= 1.8x")
+
+
+def replica_dies(tmp: Path, env: dict, n: int) -> tuple[str, str, str]:
+    """Two replicas; the second is killed when half the samples are answered. Nothing may be lost
+    or scored twice: its requests in flight are retried on the first."""
+    spec, key = make_eval(tmp, n)
+    servers = [Server(key, slots=16, latency=0.2) for _ in range(2)]
+    try:
+        cmd = evalkit_cmd(spec, [s.url for s in servers], tmp / "dies", "--no-cache")
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while sum(s.stats().get("completions", 0) for s in servers) < n // 2:
+            time.sleep(0.02)
+        served_by_dead = servers[1].stats()["completions"]
+        servers[1].close()
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        s = json.loads(out)
+        survivor = servers[0].stats()["completions"]
+    finally:
+        servers[0].close()
+    twice = _scored_twice(s["log"])
+    return ("one of two replicas killed halfway", f"{s['scored']}/{n} scored, {s['errors']} errors, {twice} scored "
+            f"twice; answered: {served_by_dead} by the dead one before it died + {survivor} by the survivor, "
+            f"{s['requests']['retries']} retried", "all scored, none lost or twice")
 
 
 def median_run(repeat: int, fn) -> tuple[float, object]:
@@ -178,17 +287,9 @@ def _scored_twice(log: str) -> int:
     return twice
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--big", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip-big", action="store_true")
-    ap.add_argument("--faults-n", type=int, default=2000, help="samples of the fault-injection scenario")
-    args = ap.parse_args()
+def runner_rows(args: argparse.Namespace, tmp: Path, env: dict) -> list[tuple[str, str, str]]:
+    """The runner against the floor: 200 ms and 0 ms latency, 429s, second runs, memory, faults, start-up."""
     rows: list[tuple[str, str, str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
-    env = {"EVALKIT_CACHE_DIR": str(tmp / "cache")}
     spec, key = make_eval(tmp, args.n)
     data = tmp / f"mc{args.n}.jsonl"
     floor_py = tmp / "floor.py"
@@ -206,6 +307,9 @@ def main() -> None:
                 extra += ["--max-retries", "20"]
             wall, res = median_run(args.repeat, lambda i: timed(
                 evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), env))
+            if args.baseline and name == "200ms":
+                args.baseline_200ms = median_run(args.repeat, lambda i: timed(
+                    evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), baseline_env(env, args.baseline)))[0]
             summary = json.loads(res.stdout)
             return floor_wall, wall, summary, srv.stats()
         finally:
@@ -214,8 +318,10 @@ def main() -> None:
     # 1. latency 200 ms, concurrency 100
     floor, wall, s, _ = scenario("200ms", 0.2, 100)
     ideal = -(-args.n // 100) * 0.2
+    base = f", baseline {args.baseline_200ms:.2f}s" if args.baseline_200ms else ""
     rows.append(("latency 200 ms, --concurrency 100", f"evalkit {wall:.2f}s, floor {floor:.2f}s: {wall / floor:.2f}x floor, "
-                 f"{wall / ideal:.2f}x ideal ({ideal:.1f}s)", "<= 1.25x floor (stretch <= 1.5x ideal)"))
+                 f"{wall / ideal:.2f}x ideal ({ideal:.1f}s){base}", "<= 1.25x floor (stretch <= 1.5x ideal), "
+                 "not slower than the baseline"))
     assert s["scored"] == args.n and s["metrics"]["accuracy"]["value"] == 1.0, s
 
     # 2. latency 0, default concurrency
@@ -279,6 +385,30 @@ def main() -> None:
     w_list, _ = median_run(5, lambda i: timed([sys.executable, "-m", "evalkit", "list"]))
     rows.append(("evalkit --help / list", f"{w_help:.2f}s / {w_list:.2f}s", "<= 0.3s / <= 1s"))
 
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--big", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--faults-n", type=int, default=2000, help="samples of the fault-injection scenario")
+    ap.add_argument("--only", help="comma-separated scenarios: runner,capacity,replicas (default: all)")
+    ap.add_argument("--baseline", help="another checkout of evalkit, run side by side (e.g. a worktree of main)")
+    args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else {"runner", "capacity", "replicas"}
+    tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
+    env = {"EVALKIT_CACHE_DIR": str(tmp / "cache")}
+    args.baseline_200ms = None
+    rows = runner_rows(args, tmp, env) if "runner" in only else []
+    if "capacity" in only:
+        rows.append(one_slot(tmp, env, args.repeat, args.baseline))
+        rows.append(room_for_128(tmp, env, args.repeat, args.baseline, args.n))
+    if "replicas" in only:
+        rows.append(two_replicas(tmp, env, args.repeat, args.n))
+        rows.append(replica_dies(tmp, env, args.n))
     width = max(len(r[0]) for r in rows)
     print(f"evalkit runner benchmark: {args.n} questions, median of {args.repeat}, {os.cpu_count()} cores")
     for name, figure, target in rows:

@@ -243,20 +243,24 @@ def test_adaptive_limiter_follows_latency():
 
     lim = Limiter(RunnerOptions(start_concurrency=8, max_concurrency=128, cut_interval=0.0, pressure_window=10))
     assert lim.adaptive and lim.limit == 8 and lim.slow_start
+    lim.success(1.0)
+    assert lim.limit == 8 and lim.base == 1.0             # the first reply sets the floor
     for _ in range(8):
         lim.success(1.0)
-    assert lim.limit == 24                                # slow start: +2 a reply at the floor latency
+    assert lim.limit == 32                                # slow start: +3 a reply at the floor latency
     lim.success(1.4)
-    assert lim.limit == 26 and lim.slow_start             # within 1.5 x the floor: still no queue
+    assert lim.limit == 35 and lim.slow_start             # within 1.5 x the floor: still no queue
     lim.success(2.0)
-    assert lim.limit == 26 and not lim.slow_start         # a queue shows: slow start ends
-    for _ in range(25):
+    assert lim.limit == 35 and lim.slow_start             # one slow reply: maybe a long prompt
+    lim.success(2.0)
+    assert lim.limit == 35 and not lim.slow_start         # two in a row: a queue; slow start ends
+    for _ in range(34):
         lim.success(3.0)
-    assert lim.limit == 14                                # a window at 3 x the floor: x 0.5, + 1
-    for _ in range(14):
+    assert lim.limit == 18.5                              # a window at 3 x the floor: x 0.5, + 1
+    for _ in range(18):
         lim.success(1.2)
-    assert lim.limit == pytest.approx(14 + math.sqrt(14)) and not lim.slow_start   # near the floor: + sqrt
-    for _ in range(17):
+    assert lim.limit == pytest.approx(18.5 + math.sqrt(18.5)) and not lim.slow_start   # near the floor: + sqrt
+    for _ in range(22):
         lim.success(1.05)
     assert lim.slow_start                                 # at the floor again: room, slow start again
     before = lim.limit

@@ -27,7 +27,9 @@ request will not succeed as it is: record it), `FatalError` (nothing will succee
 sees bytes and tokens arrive. A backend calls `note_activity()` whenever part of a reply arrives
 (`token=True` when it carried generated text): that pushes the runner's inactivity deadline back
 and, the first time a token comes, gives the time to first token, which the concurrency limiter
-reads as the server's queueing delay. A backend that never calls it is timed as a whole.
+reads as the server's queueing delay. A backend that never calls it is timed as a whole. A
+backend calls `note_sent()` when the request leaves, so the time it spent getting ready (the
+first request imports and builds the client) does not count as the server's.
 """
 
 from __future__ import annotations
@@ -145,6 +147,13 @@ class Activity:
 
 
 ACTIVITY: ContextVar[Activity | None] = ContextVar("evalkit_activity", default=None)
+
+
+def note_sent() -> None:
+    """The request is leaving now: the server's latency counts from here."""
+    activity = ACTIVITY.get()
+    if activity is not None:
+        activity.started = time.monotonic()
 
 
 def note_activity(token: bool = False) -> None:
