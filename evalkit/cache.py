@@ -29,7 +29,7 @@ FLUSH_EVERY = 200
 def cache_key(endpoint: str, model: str, request: Request) -> str:
     parts = urlsplit(endpoint)
     payload = {"host": f"{parts.scheme}://{parts.netloc}", "model": model, **request.identity()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()   # ASCII: any text hashes
 
 
 class Cache:
@@ -51,7 +51,7 @@ class Cache:
         return Completion.from_fields(json.loads(row[0]))
 
     def put(self, key: str, completion: Completion) -> None:
-        value = json.dumps(completion.to_fields(), ensure_ascii=False)
+        value = json.dumps(completion.to_fields())      # ASCII: a lone surrogate from a server stays an escape
         self._pending[key] = (value, time.time())
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()

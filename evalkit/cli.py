@@ -143,68 +143,73 @@ def schema_cmd(what: str) -> None:
     click.echo(json.dumps((Summary if what == "summary" else PairwiseSummary).model_json_schema(), indent=1))
 
 
+RUN_OPTIONS = [
+    click.option("--model", required=True, metavar="PROVIDER/NAME",
+                 help="openai/<model> (OPENAI_API_KEY; any OpenAI-compatible server with --base-url), "
+                      "local/<folder|file.gguf|gemma-3-270m> (in-process, offline), or another provider "
+                      "(`evalkit providers`)."),
+    click.option("--base-url", multiple=True, metavar="URL|@FILE",
+                 help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI). Repeat it, or "
+                      "give @FILE (one URL a line), for replicas of one model: each request goes to the one "
+                      "with the fewest outstanding; the first URL names the run."),
+    click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
+    click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                 help="Sample order, few-shot draws, API seed."),
+    click.option("--concurrency", type=click.IntRange(1, 10_000),
+                 help="Fix the requests in flight per endpoint (default: adaptive to its latency, 8 rising "
+                      "up to 128; see evalkit/limiter.py)."),
+    click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
+    click.option("--timeout", type=Finite(0.1, 86_400), default=1800.0, show_default=True,
+                 help="Total seconds per request attempt: connecting and the whole reply."),
+    click.option("--idle-timeout", type=Finite(0.1, 86_400), default=120.0, show_default=True,
+                 help="Abandon an attempt after this many seconds without a token (streamed) or byte."),
+    click.option("--no-stream", is_flag=True, help="Ask for whole replies instead of streamed ones."),
+    click.option("--max-retry-after", type=Finite(0, 86_400), default=600.0, show_default=True,
+                 help="A server asking to wait longer than this ends the sample with an error."),
+    click.option("--max-reply-bytes", type=click.IntRange(1024, 2**31), default=2 * 1024 * 1024, show_default=True,
+                 help="A larger reply body ends that sample with an error."),
+    click.option("--temperature", type=Finite(0, 2), help="Override the spec's temperature."),
+    click.option("--max-tokens", type=click.IntRange(1, 10_000_000), help="Override the spec's max_tokens."),
+    click.option("--shots", type=click.IntRange(0, 1000), help="Override the number of few-shot examples."),
+    click.option("--samples", type=click.IntRange(1, 1000), help="Completions per item (for pass@k)."),
+    click.option("--cot/--no-cot", default=None,
+                 help="Chain of thought on or off (on: the model reasons, then ends with 'Answer: X')."),
+    click.option("--extract", help="Answer extraction: answer_line (after the last 'Answer:') or a regex with one group."),
+    click.option("--answer-by", type=click.Choice(["text", "logprob"]),
+                 help="Multiple choice: parse the reply's text, or take the most probable option letter."),
+    click.option("--logprobs", is_flag=True, help="Ask for the answer token's log-probabilities: calibration (ECE)."),
+    click.option("--log-dir", type=click.Path(path_type=Path),
+                 help="Where run logs go (default: ~/.local/state/evalkit/runs, or $XDG_STATE_HOME/evalkit/runs)."),
+    click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Write (and resume) the run log at exactly this path: a stable name for CI (one eval)."),
+    click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log."),
+    click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log."),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache ($EVALKIT_CACHE_DIR)."),
+    click.option("--max-cost", type=Finite(0, 1e9), help="Stop before spending more than this many USD."),
+    click.option("--fail-on-error", "fail_on_error", default="0", show_default=True,
+                 help="Exit 1 if more than N samples (or a FRACTION like 0.01) end in errors."),
+    click.option("--exclude", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Leave out the sample ids listed in this file (one per line), e.g. contaminated ones."),
+    click.option("--grader-model", help="Model-graded evals and --versus: the grader (default: --model itself)."),
+    click.option("--grader-base-url", help="The grader's endpoint (default: --base-url)."),
+    click.option("--no-vision", is_flag=True, help="Items with images: send an `IMAGE: <name>` tag instead."),
+    click.option("--grades", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Exams: human grades for free-response items, a CSV of section,id,score (0-1)."),
+    click.option("--versus", metavar="MODEL", help="Pairwise: sample MODEL too and have the grader pick the better reply."),
+    click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
+                 help="Run NAMES from this OpenAI Evals registry folder (evals/, data/, modelgraded/, eval_sets/)."),
+    click.option("--unsafe-exec", is_flag=True,
+                 help="Code evals: if bubblewrap cannot isolate model-written code here, run it anyway WITHOUT "
+                      "isolation (unsafe: it can read your files and keys)."),
+    click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress on stderr."),
+]
+
+
 def run_options(f):
-    """The options of `evalkit run`."""
-    opts = [
-        click.option("--model", required=True, metavar="PROVIDER/NAME",
-                     help="openai/<model> (OPENAI_API_KEY; any OpenAI-compatible server with --base-url), "
-                          "local/<folder|file.gguf|gemma-3-270m> (in-process, offline), or another provider "
-                          "(`evalkit providers`)."),
-        click.option("--base-url", multiple=True, metavar="URL|@FILE",
-                     help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI). Repeat it, or "
-                          "give @FILE (one URL a line), for replicas of one model: each request goes to the one "
-                          "with the fewest outstanding; the first URL names the run."),
-        click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
-        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-                     help="Sample order, few-shot draws, API seed."),
-        click.option("--concurrency", type=click.IntRange(1, 10_000),
-                     help="Fix the requests in flight per endpoint (default: adaptive to its latency, 8 rising "
-                          "up to 128; see evalkit/limiter.py)."),
-        click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
-        click.option("--timeout", type=Finite(0.1, 86_400), default=1800.0, show_default=True,
-                     help="Total seconds per request attempt: connecting and the whole reply."),
-        click.option("--idle-timeout", type=Finite(0.1, 86_400), default=120.0, show_default=True,
-                     help="Abandon an attempt after this many seconds without a token (streamed) or byte."),
-        click.option("--no-stream", is_flag=True, help="Ask for whole replies instead of streamed ones."),
-        click.option("--max-retry-after", type=Finite(0, 86_400), default=600.0, show_default=True,
-                     help="A server asking to wait longer than this ends the sample with an error."),
-        click.option("--max-reply-bytes", type=click.IntRange(1024, 2**31), default=2 * 1024 * 1024, show_default=True,
-                     help="A larger reply body ends that sample with an error."),
-        click.option("--temperature", type=Finite(0, 2), help="Override the spec's temperature."),
-        click.option("--max-tokens", type=click.IntRange(1, 10_000_000), help="Override the spec's max_tokens."),
-        click.option("--shots", type=click.IntRange(0, 1000), help="Override the number of few-shot examples."),
-        click.option("--samples", type=click.IntRange(1, 1000), help="Completions per item (for pass@k)."),
-        click.option("--cot/--no-cot", default=None,
-                     help="Chain of thought on or off (on: the model reasons, then ends with 'Answer: X')."),
-        click.option("--extract", help="Answer extraction: answer_line (after the last 'Answer:') or a regex with one group."),
-        click.option("--answer-by", type=click.Choice(["text", "logprob"]),
-                     help="Multiple choice: parse the reply's text, or take the most probable option letter."),
-        click.option("--logprobs", is_flag=True, help="Ask for the answer token's log-probabilities: calibration (ECE)."),
-        click.option("--log-dir", type=click.Path(path_type=Path),
-                     help="Where run logs go (default: ~/.local/state/evalkit/runs, or $XDG_STATE_HOME/evalkit/runs)."),
-        click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log."),
-        click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log."),
-        click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache ($EVALKIT_CACHE_DIR)."),
-        click.option("--max-cost", type=Finite(0, 1e9), help="Stop before spending more than this many USD."),
-        click.option("--fail-on-error", "fail_on_error", default="0", show_default=True,
-                     help="Exit 1 if more than N samples (or a FRACTION like 0.01) end in errors."),
-        click.option("--exclude", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Leave out the sample ids listed in this file (one per line), e.g. contaminated ones."),
-        click.option("--grader-model", help="Model-graded evals and --versus: the grader (default: --model itself)."),
-        click.option("--grader-base-url", help="The grader's endpoint (default: --base-url)."),
-        click.option("--no-vision", is_flag=True, help="Items with images: send an `IMAGE: <name>` tag instead."),
-        click.option("--grades", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Exams: human grades for free-response items, a CSV of section,id,score (0-1)."),
-        click.option("--versus", metavar="MODEL", help="Pairwise: sample MODEL too and have the grader pick the better reply."),
-        click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
-                     help="Run NAMES from this OpenAI Evals registry folder (evals/, data/, modelgraded/, eval_sets/)."),
-        click.option("--unsafe-exec", is_flag=True,
-                     help="Run model-written code without an OS sandbox. Unsafe: only for code you trust."),
-        click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress on stderr."),
-    ]
-    for option in reversed(opts):
+    """The options of `evalkit run` (RUN_OPTIONS), in the order --help lists them."""
+    for option in reversed(RUN_OPTIONS):
         f = option(f)
     return f
 

@@ -29,7 +29,7 @@ import re
 import time
 from pathlib import Path
 
-from .datasets import Sample
+from .sample import Sample
 from .errors import EvalkitError
 
 PROBE_LEN = 50

@@ -13,29 +13,11 @@ it is and never written), else the per-user cache, which the catalogued sources 
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EvalkitError
+from .sample import Sample  # noqa: F401  (a data type of this stage; evalkit.sample owns it)
 from .spec import EvalSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One item. `fields` holds the record's other fields for prompt templates (read-only)."""
-
-    id: str
-    question: str
-    answer: str
-    choices: tuple[str, ...] | None = None
-    group: str | None = None
-    fields: dict = field(default_factory=dict, hash=False, compare=False)
-
-
-def short_intern(values) -> tuple[str, ...]:
-    """Options such as "True, False" repeat across thousands of rows: share one copy of each short one."""
-    return tuple(sys.intern(v) if len(v) <= 40 else v for v in values)
 
 
 # ----------------------------------------------------------------------------- where data lives

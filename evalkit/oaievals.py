@@ -103,13 +103,11 @@ class OAIRegistry:
             return [name]
         if name in self.sets:
             return list(self.sets[name])
-        if name not in self.entries:
-            import difflib
+        import difflib
 
-            close = difflib.get_close_matches(name, list(self.entries) + list(self.sets), n=3)
-            raise EvalkitError(f"no eval or eval set {name!r} in {self.root}"
-                               + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        return [name]
+        close = difflib.get_close_matches(name, list(self.entries) + list(self.sets), n=3)
+        raise EvalkitError(f"no eval or eval set {name!r} in {self.root}"
+                           + (f" (did you mean {', '.join(close)}?)" if close else ""))
 
     def spec_entry(self, name: str) -> tuple[Entry, Entry]:
         """(the entry named, the entry holding class and args), following `id`."""

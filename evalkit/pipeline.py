@@ -19,14 +19,17 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from . import __version__
 from .backends import Backend, FatalError, Request, Sampling, get_backend
 from .cache import Cache
 from .costs import Pricer, TokenCounter, price_table
-from .datasets import Sample
+from .sample import Sample
 from .errors import EvalkitError, warn
 from .logs import LoggedRun, log_path
 from .places import cache_dir, default_log_dir
@@ -37,8 +40,25 @@ from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
 
 
+_kept: ContextVar[dict | None] = ContextVar("evalkit_backends", default=None)
+
+
+@contextmanager
+def one_backend_per_model():
+    """Within this block, a reusable backend (a local model) is made once per model and settings
+    and serves every eval that asks for it: one command loads a local model once."""
+    token = _kept.set({})
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
 def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int | None, flag: str = "") -> Backend:
     """The backend for `model`; a configuration problem (no key, unknown provider) as a one-line error."""
+    kept, key = _kept.get(), (model, base_url, concurrency)
+    if kept is not None and key in kept:
+        return kept[key]
     try:
         backend = get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
                               max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
@@ -46,6 +66,8 @@ def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int
         raise EvalkitError(flag + exc.reason) from None
     if hasattr(backend, "streaming"):
         backend.streaming = opts.stream
+    if kept is not None and backend.reusable:
+        kept[key] = backend
     return backend
 
 
@@ -59,8 +81,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     backend = connect(opts.model, opts.base_url, opts, opts.concurrency)
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
-    run = LoggedRun(log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key),
-                    _header(plan, backend, grading), fresh=opts.fresh)
+    path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
+    run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh)
     try:
         return _execute(plan, backend, run, grading)
     finally:
@@ -88,6 +110,8 @@ def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading 
     stats, status, fatal = RunStats(), "complete", None
     if todo:
         check_capabilities(plan, backend)
+        if plan.spec.scorer.precheck is not None:
+            plan.spec.scorer.precheck({"unsafe_exec": plan.opts.unsafe_exec})
         try:
             stats = asyncio.run(_send_all(plan, backend, run, results, todo, grading))
         except FatalError as exc:
@@ -110,11 +134,17 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = backend.pricer()
     estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
-    channel = Channel(backend, runner_options(opts), cache=cache, pricer=pricer, estimate=estimate,
-                      replicas=[connect(opts.model, url, opts, opts.concurrency) for url in opts.replicas])
+    replicas = [connect(opts.model, url, opts, opts.concurrency) for url in opts.replicas]
+    for each in (backend, *replicas):
+        await each.open(_status(plan))
+    ropts = runner_options(opts)
+    if ropts.concurrency is None and backend.max_in_flight():
+        ropts.concurrency = backend.max_in_flight()      # no queue hidden inside the backend
+    channel = Channel(backend, ropts, cache=cache, pricer=pricer, estimate=estimate, replicas=replicas)
     services = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
+        await grading.channel.backend.open(_status(plan))
     recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
     try:
         requests = (plan.request(s, j, uid) for s, j, uid in todo)
@@ -127,6 +157,14 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
             await grading.aclose()
         if cache is not None:
             cache.close()
+
+
+def _status(plan: RunPlan):
+    """How a backend says what it is doing before the first reply (a line on stderr, unless --quiet)."""
+    def say(message: str) -> None:
+        if not plan.opts.quiet:
+            print(f"evalkit: {plan.spec.name}: {message}", file=sys.stderr, flush=True)
+    return say
 
 
 def _cost_estimate(plan: RunPlan, pricer: Pricer):

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .backends.base import Request, Sampling
-from .datasets import Sample, load_samples
+from .datasets import load_samples
+from .sample import Sample
 from .errors import EvalkitError
 from .prompts import FewShotPool, build_messages
 from .spec import EvalSpec
@@ -46,6 +47,7 @@ class RunOptions:
     max_tokens: int | None = None
     shots: int | None = None
     log_dir: Path | None = None
+    log_file: Path | None = None        # the run log at exactly this path (one eval only)
     fresh: bool = False
     log_prompts: bool = False
     quiet: bool = False

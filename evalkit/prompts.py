@@ -24,7 +24,7 @@ import random
 import string
 from collections import defaultdict
 
-from .datasets import Sample
+from .sample import Sample
 from .errors import EvalkitError
 from .spec import EvalSpec
 

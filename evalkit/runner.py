@@ -200,9 +200,11 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
     failure: Exception | None = None
     activity = Activity(time.monotonic())
     try:
-        async with asyncio.timeout(opts.timeout) as total:
-            async with asyncio.timeout(opts.idle_timeout) as idle:
-                activity.on_progress = lambda: idle.reschedule(loop.time() + opts.idle_timeout)
+        remote = replica.backend.remote
+        async with asyncio.timeout(opts.timeout if remote else None) as total:
+            async with asyncio.timeout(opts.idle_timeout if remote else None) as idle:
+                if remote:
+                    activity.on_progress = lambda: idle.reschedule(loop.time() + opts.idle_timeout)
                 token = ACTIVITY.set(activity)
                 try:
                     completion = vet_completion(await replica.backend.complete(req))

@@ -1,180 +1,406 @@
-"""Running untrusted model-written Python, contained.
+"""Running untrusted model-written Python under operating-system isolation, with an honest verdict.
 
-`run_python(program)` runs the program in a fresh Python process and reports whether it exited
-cleanly. Containment is in layers, so that no single bypass harms the host or the run:
+The boundary is bubblewrap (`bwrap`), not Python: each program runs in new user, PID, network,
+IPC, UTS, cgroup and mount namespaces, as an unprivileged user, with every capability dropped,
+no new privileges, and no further user namespaces. Its file system is an empty read-only root
+holding only /usr (with the /bin, /lib... links), the interpreter's prefix (read-only), a private
+/proc of its own PID namespace, a minimal read-only /dev, and a writable /tmp that is a tmpfs of
+bounded size: nothing of the host is writable and nothing of it lands on the host's disk. The
+environment is empty and the only descriptors are the driver's pipes. `--die-with-parent` and a
+new session tie everything to evalkit: when evalkit dies, even by `kill -9`, the sandbox's first
+process is killed and the kernel kills the whole PID namespace with it.
 
-1. **Process.** `python -I -S` (isolated mode, no site-packages, no PYTHON* variables), its own
-   session and process group, killed as a group when it ends or times out (so a grandchild it
-   managed to start dies too); a wall-clock timeout; stdout discarded, stderr capped.
-2. **Resource limits** (setrlimit): CPU seconds, address space (a 10 GB allocation fails with
-   MemoryError), file size, open files, and number of processes.
-3. **Identity and network.** When evalkit runs as root, the child first moves into a new, empty
-   network namespace (no interface up), then drops to the unprivileged user `nobody` (so the
-   process limit applies and the file system is read-only to it outside its folder) — but only
-   if `nobody` can start this Python: an interpreter under a private home (e.g. /root/.pyenv)
-   cannot, and then the child stays root, and layers 1, 2, 4 and 5 carry the containment.
-4. **Environment.** A fresh temporary working directory (deleted afterwards) and an environment
-   holding only PATH, HOME (that directory) and LANG.
-5. **Audit hook** installed before the model's code runs (Python audit hooks cannot be removed):
-   no sockets, no subprocesses, no fork/exec/spawn, no signals to other processes, no ctypes, no
-   leaving the working directory; files may be written only inside it and read only inside it or
-   from Python's own library.
+When evalkit runs as root, bubblewrap is started as `nobody` (so the kernel's process limit
+applies: it exempts root), through `nsenter` into a private mount namespace prepared once per
+run in which the interpreter is reachable by `nobody` even when it lives under a private home
+(e.g. /root/.pyenv): the folders that hide it are covered there, and only there, by a small tmpfs
+holding just the path to it. The host's mounts are untouched.
 
-What it does not do: it is not a VM or container. A determined attacker with a kernel exploit is
-out of scope; the layers above are meant for code written by a model under evaluation.
+Inside, `sandbox_driver.py` sets the limits (CPU seconds, address space, file size, open files,
+tasks), runs the program and then the test, and reports on a pipe of its own with a nonce sent
+on its stdin (see that file for what this can and cannot detect). The host bounds the wall-clock
+time (generously: CPU time is the real budget), drains stderr up to a cap and closes it after
+that, and turns every outcome into a `RunResult`: no verdict, a garbled verdict, any exit status
+or signal number is a failure with its reason, never an exception. Anything stored from the
+child is redacted of key-like strings.
+
+No seccomp filter: no maintained Python binding of libseccomp is on PyPI (pyseccomp's last
+release is from 2021, seccompy is months old with two releases, libseccomp's own bindings ship
+only with distributions' Pythons), and a hand-written BPF program is not worth its risk here.
+No cgroup either (it needs root or a delegated hierarchy): a sandbox's memory is bounded by its
+task limit times the address-space limit (8 x 512 MB by default), not as a whole.
+
+Without bubblewrap (or where it cannot create namespaces) evalkit refuses to run model code
+unless the user passes `--unsafe-exec`: then the same driver runs as a plain child process in a
+temporary folder, with the same limits but no isolation at all.
 """
 
 from __future__ import annotations
 
-import ctypes
+import marshal
 import os
 import pwd
-import resource
+import secrets
+import selectors
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-CLONE_NEWNET = 0x40000000
+from .errors import EvalkitError, warn
+from .redact import redact
 
-GUARD = r'''
-import sys as _sys
-def _evalkit_guard():
-    import os, os.path
-    here = os.path.realpath(os.getcwd())
-    lib_roots = tuple({os.path.realpath(p) for p in (_sys.prefix, _sys.base_prefix, _sys.exec_prefix,
-                                                     os.path.dirname(os.__file__))})
-    denied_events = {"socket.socket", "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
-                     "socket.gethostbyname", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
-                     "os.spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg", "os.chdir", "os.chroot",
-                     "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "pty.spawn", "os.startfile", "webbrowser.open", "urllib.Request", "http.client.connect",
-                     "ftplib.connect", "smtplib.connect", "poplib.connect", "imaplib.open", "telnetlib.Telnet.open",
-                     "os.setuid", "os.setgid", "resource.setrlimit", "resource.prlimit", "sys.addaudithook"}
-    denied_modules = {"ctypes", "_ctypes", "socket", "_socket", "subprocess", "_posixsubprocess", "multiprocessing",
-                      "pty", "asyncio", "ssl", "_ssl", "select", "selectors", "mmap", "signal", "_signal", "resource"}
-    path_events = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod",
-                   "os.chown", "os.truncate", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move"}
-    listing_events = {"os.listdir", "os.scandir"}   # reads: the import system lists package folders
-    inside = lambda p: p == here or p.startswith(here + os.sep)
-    def hook(event, args):
-        if event in denied_events:
-            raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "import" and args and isinstance(args[0], str) and args[0].split(".")[0] in denied_modules:
-            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
-        if event == "open" and args and isinstance(args[0], (str, bytes)):
-            path = os.path.realpath(os.fsdecode(args[0]))
-            mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
-            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
-            writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC)
-            if writing and not inside(path):
-                raise PermissionError(f"sandbox: writing {path} is not allowed")
-            if not writing and not inside(path) and not path.startswith(lib_roots) and path not in ("/dev/null", "/dev/urandom"):
-                raise PermissionError(f"sandbox: reading {path} is not allowed")
-        if event in listing_events and args and isinstance(args[0], (str, bytes, os.PathLike)):
-            path = os.path.realpath(os.fsdecode(args[0]))
-            if not inside(path) and not path.startswith(lib_roots):
-                raise PermissionError(f"sandbox: listing {path} is not allowed")
-        if event in path_events and args and isinstance(args[0], (str, bytes, os.PathLike)):
-            for a in args[:2]:
-                if isinstance(a, (str, bytes, os.PathLike)) and not inside(os.path.realpath(os.fsdecode(a))):
-                    raise PermissionError(f"sandbox: {event} outside the working directory is not allowed")
-    _sys.addaudithook(hook)
-_evalkit_guard()
-del _evalkit_guard
-'''
+UNSAFE_HINT = "pass --unsafe-exec to run it without isolation (unsafe: it can read your files and keys)"
+INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap) or " + UNSAFE_HINT
+VERDICT = b"EVALKIT-VERDICT "
+STDERR_READ_CAP = 1 << 20          # bytes of stderr read at most; then the pipe is closed
+VERDICT_CAP = 1 << 16
+EXIT_GRACE = 2.0                   # seconds a sandbox may take to end after its verdict
+
+
+class SandboxUnavailable(EvalkitError):
+    """No isolation can run model code here (and --unsafe-exec was not given)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_seconds: int = 10          # CPU time of each process (SIGXCPU, then SIGKILL a second later)
+    wall_seconds: float = 30.0     # wall clock for the whole run: generous, so a loaded machine passes
+    memory_mb: int = 512           # address space of each process
+    file_mb: int = 16              # largest file a process may write
+    disk_mb: int = 64              # size of the writable /tmp
+    open_files: int = 64
+    processes: int = 8             # tasks (processes and threads) in the sandbox: 8 x 512 MB at most
+    stderr_kb: int = 4             # tail of stderr kept for the reason of a crash
 
 
 @dataclass(frozen=True)
 class RunResult:
     passed: bool
-    status: str            # passed | failed | timeout | killed
-    detail: str = ""       # the last line of stderr, or what stopped it
+    status: str            # passed | failed | limit | exited | killed | timeout | error
+    detail: str = ""       # why it failed: exception and line, exit status, signal, limit
 
 
 @dataclass(frozen=True)
-class Limits:
-    timeout: float = 10.0        # wall-clock seconds
-    cpu_seconds: int = 10
-    memory_mb: int = 1024        # address space
-    file_mb: int = 16
-    open_files: int = 64
-    processes: int = 16          # for the unprivileged user as a whole (only enforced when not root)
+class _Launcher:
+    name: str                     # "bubblewrap" or "unsafe"
+    prefix: tuple[str, ...]       # nsenter (as root) and bwrap's options, up to the interpreter
+    python: str
+    isolated: bool
 
 
-def _world_reachable(path: str) -> bool:
-    """Can any user run this interpreter (every folder on its real path searchable by others)?"""
-    real = Path(os.path.realpath(path))
-    return all(os.stat(p).st_mode & 0o001 for p in real.parents) and bool(os.stat(real).st_mode & 0o001)
+_lock = threading.Lock()
+_launchers: dict[tuple[bool, str | None], _Launcher] = {}
+_mount_ns: int | None = None      # our descriptor of the private mount namespace (root only)
 
 
-def _nobody() -> tuple[int, int] | None:
-    """Whom to run as: `nobody` when we are root and `nobody` can start this Python, else ourselves."""
-    if os.geteuid() != 0 or not _world_reachable(sys.executable):
-        return None
+def require_isolation(unsafe_exec: bool = False) -> str:
+    """Make sure model code can run: "bubblewrap", or "unsafe" with --unsafe-exec; else raise."""
+    return _launcher(unsafe_exec).name
+
+
+def run_python(program: str, test: str = "", limits: Limits = Limits(), unsafe_exec: bool = False) -> RunResult:
+    """Run `program`, then `test`, in the sandbox; passed only if both ran to the end."""
+    launcher = _launcher(unsafe_exec)
+    result = _execute(launcher, program, test, limits)
+    if result.status == "error":        # the sandbox itself did not start (a passing shortage): once more
+        time.sleep(0.5)
+        result = _execute(launcher, program, test, limits)
+    return result
+
+
+# ------------------------------------------------------------------ choosing the launcher
+def _launcher(unsafe_exec: bool) -> _Launcher:
+    """The launcher for this flag and the bwrap now on PATH (probed once per pair: a long-lived
+    process whose PATH changes, such as a test run calling the CLI in-process, sees the change)."""
+    bwrap = shutil.which("bwrap")
+    with _lock:
+        if (unsafe_exec, bwrap) in _launchers:
+            return _launchers[unsafe_exec, bwrap]
+        try:
+            launcher = _bubblewrap(bwrap)
+        except SandboxUnavailable:
+            if not unsafe_exec:
+                raise
+            warn("--unsafe-exec: bubblewrap is not usable here; model-written code runs WITHOUT isolation")
+            launcher = _Launcher("unsafe", (), _interpreter(), isolated=False)
+        _launchers[unsafe_exec, bwrap] = launcher
+        return launcher
+
+
+def _interpreter() -> str:
+    """The base interpreter (a virtualenv's site-packages are of no use to -I -S anyway)."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _bubblewrap(bwrap: str | None) -> _Launcher:
+    if bwrap is None:
+        raise SandboxUnavailable("code evals run model-written code and bubblewrap (bwrap) is not installed: "
+                                 + INSTALL_HINT)
+    python = _interpreter()
+    roots = sorted({os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(python))})
+    roots = [r for r in roots if not any(r != o and r.startswith(o + "/") for o in roots)]
+    options = _bwrap_options(bwrap, roots)
+    prefix = tuple(_as_nobody(roots) + options) if os.geteuid() == 0 else tuple(options)
+    launcher = _Launcher("bubblewrap", prefix, python, isolated=True)
+    probe = _execute(launcher, "pass", "", Limits())
+    if not probe.passed:
+        raise SandboxUnavailable(f"bubblewrap cannot start a sandbox here ({probe.status}: {probe.detail}); "
+                                 "code evals run model-written code: fix that, or " + UNSAFE_HINT)
+    return launcher
+
+
+def _bwrap_options(bwrap: str, roots: list[str]) -> list[str]:
+    """bwrap's options: namespaces, identity, and a file system of /usr, the interpreter, /proc, /dev."""
+    options = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+               "--cap-drop", "ALL", "--clearenv", "--hostname", "sandbox"]
+    for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = "/" + top
+        if os.path.islink(path):
+            options += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            options += ["--ro-bind", path, path]
+    if os.path.isfile("/etc/ld.so.cache"):                    # the dynamic loader's index of /usr's libraries
+        options += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for root in roots:
+        if root != "/usr" and not root.startswith("/usr/"):
+            options += ["--ro-bind", root, root]
+    options += ["--proc", "/proc", "--dir", "/dev"]
+    for device in ("null", "zero", "random", "urandom"):
+        options += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("shm", "/tmp")):   # POSIX semaphores live in /tmp's budget
+        options += ["--symlink", target, f"/dev/{link}"]
+    return options
+
+
+# ------------------------------------------------------------------ root: run bubblewrap as nobody
+HOLDER = r'''
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def call(result, what):
+    if result != 0:
+        raise SystemExit(f"{what}: {os.strerror(ctypes.get_errno())}")
+call(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+call(libc.mount(None, b"/", None, 0x4000 | 0x40000, None), "making the mounts private")   # MS_REC|MS_PRIVATE
+pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))          # (folder to cover, path to show)
+fds = [os.open(path, os.O_PATH | os.O_DIRECTORY) for _, path in pairs]
+for cover in sorted({c for c, _ in pairs}):
+    call(libc.mount(b"evalkit", cover.encode(), b"tmpfs", 2 | 4, b"mode=755,size=64k"), f"covering {cover}")
+for (_, path), fd in zip(pairs, fds):
+    os.makedirs(path, exist_ok=True)
+    call(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, 4096 | 16384, None), f"binding {path}")
+print("ready", flush=True)
+sys.stdin.read()
+'''
+
+
+def _hidden_by(path: str) -> str | None:
+    """The outermost folder on `path` that other users cannot search, if any."""
+    current = "/"
+    for part in Path(path).parts[1:]:
+        current = os.path.join(current, part)
+        if not os.stat(current).st_mode & 0o001:
+            return current
+    return None
+
+
+def _as_nobody(roots: list[str]) -> list[str]:
+    """nsenter into a private mount namespace where `nobody` reaches the interpreter, as nobody."""
+    global _mount_ns
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        raise SandboxUnavailable("running as root, evalkit starts bubblewrap as nobody through nsenter "
+                                 "(util-linux), which is not installed; install it, or " + UNSAFE_HINT)
     try:
-        pw = pwd.getpwnam("nobody")
-        return pw.pw_uid, pw.pw_gid
+        nobody = pwd.getpwnam("nobody")
+        uid, gid = nobody.pw_uid, nobody.pw_gid
     except KeyError:
-        return 65534, 65534
+        uid = gid = 65534
+    if _mount_ns is None:
+        pairs = [arg for r in roots if _hidden_by(r) for arg in (_hidden_by(r), r)]
+        holder = subprocess.Popen([_interpreter(), "-I", "-S", "-c", HOLDER, *pairs], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={})
+        ready = holder.stdout.readline()
+        if ready != b"ready\n":
+            holder.kill()
+            reason = holder.communicate()[1].decode("utf-8", "replace").strip().splitlines()
+            raise SandboxUnavailable("cannot prepare the sandbox's mount namespace"
+                                     + (f" ({reason[-1]})" if reason else "") + ": " + UNSAFE_HINT)
+        _mount_ns = os.open(f"/proc/{holder.pid}/ns/mnt", os.O_RDONLY)
+        holder.stdin.close()
+        holder.wait()
+        holder.stdout.close()
+        holder.stderr.close()
+    return [nsenter, f"--mount=/proc/{os.getpid()}/fd/{_mount_ns}", f"--setuid={uid}", f"--setgid={gid}", "--"]
 
 
-def _preexec(limits: Limits, drop: tuple[int, int] | None):
-    def setup() -> None:
-        if drop is not None:
-            try:  # a private, empty network namespace: no interface but a downed loopback
-                ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
-            except Exception:
-                pass
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-        mem = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        fsize = limits.file_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if drop is not None:
-            os.setgroups([])
-            os.setgid(drop[1])
-            os.setuid(drop[0])
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-    return setup
+# ------------------------------------------------------------------ one run
+# The driver is compiled once here and sent as a code object ahead of its payload (the same
+# interpreter runs it), so the sandbox's Python starts with this stub instead of compiling it.
+BOOTSTRAP = ("import os,marshal\n"
+             "def r(n,b=b''):\n"
+             " while len(b)<n:\n"
+             "  c=os.read(0,n-len(b))\n"
+             "  if not c:os._exit(3)\n"
+             "  b+=c\n"
+             " return b\n"
+             "exec(marshal.loads(r(int.from_bytes(r(4),'big'))))\n")
+_DRIVER: bytes | None = None
 
 
-def run_python(program: str, limits: Limits = Limits()) -> RunResult:
-    drop = _nobody()
-    with tempfile.TemporaryDirectory(prefix="evalkit-sandbox-") as tmp:
-        work = Path(tmp) / "work"
-        work.mkdir()
-        (work / "main.py").write_text(GUARD + "\n" + program, encoding="utf-8")
-        err_path = Path(tmp) / "stderr"
-        if drop is not None:
-            os.chmod(tmp, 0o755)
-            os.chown(work, *drop)
-            os.chown(work / "main.py", *drop)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", "main.py"], cwd=work, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True, preexec_fn=_preexec(limits, drop), close_fds=True)
-            status = None
-            try:
-                code = proc.wait(timeout=limits.timeout)
-            except subprocess.TimeoutExpired:
-                status, code = "timeout", None
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)   # the whole group: grandchildren too
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
-        tail = err_path.read_bytes()[-2000:].decode("utf-8", "replace").strip().splitlines()
-        detail = tail[-1] if tail else ""
-        if status == "timeout":
-            return RunResult(False, "timeout", f"still running after {limits.timeout:g}s")
-        if code == 0:
-            return RunResult(True, "passed", detail)
-        if code is not None and code < 0:
-            return RunResult(False, "killed", f"killed by signal {-code} ({signal.Signals(-code).name})" + (f": {detail}" if detail else ""))
-        return RunResult(False, "failed", detail)
+def _driver() -> bytes:
+    """The driver's code, length-prefixed: nothing of evalkit's is bound into the sandbox."""
+    global _DRIVER
+    if _DRIVER is None:
+        path = Path(__file__).with_name("sandbox_driver.py")
+        code = marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path.name), "exec"))
+        _DRIVER = len(code).to_bytes(4, "big") + code
+    return _DRIVER
+
+
+def _command(launcher: _Launcher, limits: Limits, verdict_fd: int) -> list[str]:
+    tail = [launcher.python, "-I", "-S", "-B", "-c", BOOTSTRAP, str(verdict_fd)]
+    if not launcher.isolated:
+        return tail
+    return [*launcher.prefix, "--size", str(limits.disk_mb << 20), "--tmpfs", "/tmp", "--remount-ro", "/",
+            "--chdir", "/tmp", "--", *tail]
+
+
+def _execute(launcher: _Launcher, program: str, test: str, limits: Limits) -> RunResult:
+    nonce = secrets.token_hex(16)
+    payload = _driver() + marshal.dumps((nonce, (limits.cpu_seconds, limits.memory_mb << 20, limits.file_mb << 20,
+                                                 limits.open_files, limits.processes), program, test))
+    folder = None if launcher.isolated else tempfile.mkdtemp(prefix="evalkit-unsafe-")
+    read_end, write_end = os.pipe()
+    try:
+        try:
+            proc = subprocess.Popen(_command(launcher, limits, write_end), stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(write_end,),
+                                    env={}, cwd=folder, start_new_session=True)
+        except OSError as exc:
+            os.close(read_end)
+            return RunResult(False, "error", f"the sandbox did not start: {exc}")
+        finally:
+            os.close(write_end)
+        try:
+            verdict, stderr, timed_out = _exchange(proc, payload, read_end, limits)
+        finally:
+            _end(proc)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return _judge(verdict, nonce, stderr, proc.returncode, timed_out, limits)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Kill what is left of the run (the sandbox dies with its bwrap) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for pipe in (proc.stdin, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+
+
+def _exchange(proc: subprocess.Popen, payload: bytes, verdict_fd: int, limits: Limits) -> tuple[bytes, bytes, bool]:
+    """Send the payload, collect the verdict and stderr's tail; (verdict, stderr, timed out)."""
+    deadline = time.monotonic() + limits.wall_seconds
+    keep, stdin, stderr_fd = limits.stderr_kb << 10, proc.stdin.fileno(), proc.stderr.fileno()
+    sel = selectors.DefaultSelector()
+    os.set_blocking(stdin, False)
+    sel.register(stdin, selectors.EVENT_WRITE)
+    sel.register(stderr_fd, selectors.EVENT_READ)
+    sel.register(verdict_fd, selectors.EVENT_READ)
+    reading = {stderr_fd, verdict_fd}
+    verdict, stderr, stderr_read, sent = bytearray(), bytearray(), 0, 0
+    try:
+        while reading:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return bytes(verdict), bytes(stderr), True
+            for key, _ in sel.select(left):
+                fd = key.fd
+                if fd == stdin:
+                    try:
+                        sent += os.write(stdin, payload[sent:sent + (1 << 16)])
+                    except BlockingIOError:
+                        continue
+                    except OSError:          # the sandbox is gone before it read everything
+                        sent = len(payload)
+                    if sent >= len(payload):
+                        sel.unregister(stdin)
+                        proc.stdin.close()
+                    continue
+                data = os.read(fd, 1 << 16)
+                if fd == stderr_fd:
+                    stderr_read += len(data)
+                    stderr = (stderr + data)[-keep:]
+                    done = not data or stderr_read > STDERR_READ_CAP   # a flood: its writer gets EPIPE
+                else:
+                    verdict += data[:VERDICT_CAP + 1 - len(verdict)]
+                    done = not data or len(verdict) > VERDICT_CAP
+                    deadline = min(deadline, time.monotonic() + EXIT_GRACE)   # the driver exits right after
+                if done:
+                    sel.unregister(fd)
+                    reading.discard(fd)
+                    proc.stderr.close() if fd == stderr_fd else os.close(fd)
+        return bytes(verdict), bytes(stderr), False
+    finally:
+        sel.close()
+        if verdict_fd in reading:
+            os.close(verdict_fd)
+
+
+# ------------------------------------------------------------------ the verdict
+_SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def _known_secrets() -> tuple[str, ...]:
+    """Values of this process's key-like environment variables: never stored, even if echoed."""
+    return tuple(v for k, v in os.environ.items() if any(n in k.upper() for n in _SECRET_NAMES))
+
+
+def _clean(text: str, limit: int = 300) -> str:
+    text = redact(" ".join(text.split()), _known_secrets())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return "unknown signal"
+
+
+def _judge(verdict: bytes, nonce: str, stderr: bytes, code: int | None, timed_out: bool, limits: Limits) -> RunResult:
+    header = VERDICT + nonce.encode() + b"\n"
+    if verdict.startswith(header):
+        status, _, detail = verdict[len(header):].decode("utf-8", "replace").partition("\n")
+        if status == "passed" and not detail:
+            return RunResult(True, "passed")
+        if status in ("failed", "limit"):
+            return RunResult(False, status, _clean(detail))
+    if verdict:
+        return RunResult(False, "failed", "the program wrote a false verdict")
+    if timed_out:
+        return RunResult(False, "timeout", f"still running after {limits.wall_seconds:g} s (wall clock)")
+    last = stderr.decode("utf-8", "replace").strip().splitlines()
+    last = f": {_clean(last[-1], 200)}" if last else ""
+    signo = -code if code is not None and code < 0 else code - 128 if code is not None and 128 < code < 193 else None
+    if signo == signal.SIGXCPU:
+        return RunResult(False, "timeout", f"CPU time limit of {limits.cpu_seconds} s (signal {signo}, SIGXCPU)")
+    if signo is not None:
+        return RunResult(False, "killed", f"signal {signo} ({_signal_name(signo)}) before the test finished{last}")
+    if code == 1 and last.startswith((": bwrap:", ": nsenter:")):
+        return RunResult(False, "error", "the sandbox failed" + last)
+    return RunResult(False, "exited", f"status {code} before the test finished{last}")

@@ -57,8 +57,7 @@ def run_session(req: RunRequest, echo: Callable[[str], None]) -> Iterator[Messag
     targets, skipped, registry = _targets(req)
     _check_flags(req, opts, targets)
     verdicts = _Verdicts(skipped=skipped)
-    for target in targets:
-        outcome = _run_one(target, req, opts, echo, registry)
+    for target, outcome in _run_all(targets, req, opts, echo, registry):
         if outcome == "interrupted":
             yield Message("interrupted; finished samples are in the log, run the same command to resume", 130)
             return
@@ -72,6 +71,15 @@ def run_session(req: RunRequest, echo: Callable[[str], None]) -> Iterator[Messag
         yield Message(f)
     if verdicts.failures:
         yield Message(f"{len(verdicts.failures)} problem(s): the results above cannot be trusted as a complete run", 1)
+
+
+def _run_all(targets: list, req: RunRequest, opts: RunOptions, echo, registry):
+    """Each target's outcome as it finishes, one backend per model for the whole command."""
+    from .pipeline import one_backend_per_model
+
+    with one_backend_per_model():
+        for target in targets:
+            yield target, _run_one(target, req, opts, echo, registry)
 
 
 def _targets(req: RunRequest) -> tuple[list[EvalSpec | Exam], list[str], object]:
@@ -119,6 +127,8 @@ def _oai_targets(root: Path, names: list[str]) -> tuple[list[EvalSpec], list[str
 
 def _check_flags(req: RunRequest, opts: RunOptions, targets: list) -> None:
     specs = [t for t in targets if isinstance(t, EvalSpec)]
+    if opts.log_file is not None and (len(targets) != 1 or not specs or req.versus):
+        raise EvalkitError("--log-file names the log of one eval: give exactly one eval (not an exam, a set or --versus)")
     if req.grades is not None and not any(isinstance(t, Exam) for t in targets):
         raise EvalkitError("--grades applies to exams (free-response sections) only")
     if req.versus and any(isinstance(t, Exam) for t in targets):

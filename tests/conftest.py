@@ -117,10 +117,8 @@ def evalkit(tmp_path, data_dir):
 def evalkit_process(tmp_path, data_dir):
     """evalkit_process(*args, env=None) -> CompletedProcess of `python -m evalkit` in its own process."""
     def run(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-        full = {**os.environ, **{k: v for k, v in cli_env(tmp_path, data_dir, env).items() if v is not None}}
-        for k, v in cli_env(tmp_path, data_dir, env).items():
-            if v is None:
-                full.pop(k, None)
+        wanted = cli_env(tmp_path, data_dir, env)
+        full = {k: v for k, v in {**os.environ, **wanted}.items() if v is not None}
         return subprocess.run([sys.executable, "-m", "evalkit", *args], capture_output=True, text=True,
                               env=full, timeout=timeout, cwd=tmp_path)
     return run
@@ -149,3 +147,13 @@ def identifiable(needles: list[str], texts: list[str]) -> set[str]:
         for found in {n for _, n in auto.iter(t)}:
             counts[found] = counts.get(found, 0) + 1
     return {n for n in needles if counts.get(n) == 1}
+
+
+def one_line_error(res, code: int = 2) -> str:
+    """The single `evalkit: error:` line of a failed command (and no traceback)."""
+    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evalkit: error: "), res.stderr
+    return lines[0]
+

@@ -93,3 +93,12 @@ def test_shots_override_changes_the_prompt(evalkit, start_server, tmp_path):
     assert res.returncode == 0, res.stderr
     rec = [r for r in read_jsonl(json.loads(res.stdout)["log"]) if r["type"] == "sample"][0]
     assert rec["messages"][0]["content"].count("Answer:") == 1
+
+
+def test_the_published_json_schema_is_the_summary_model(evalkit):
+    """docs/summary.schema.json is the --json contract: it must be what the Summary model says."""
+    res = evalkit("schema")
+    assert res.returncode == 0
+    published = json.loads((ROOT / "docs" / "summary.schema.json").read_text())
+    assert json.loads(res.stdout) == published, "regenerate it: evalkit schema > docs/summary.schema.json"
+    assert {"eval", "status", "metrics", "errors", "log"} <= set(published["required"])

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl
-
-
-def one_line_error(res, code=2) -> str:
-    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("evalkit: error: "), res.stderr
-    return lines[0]
+from conftest import one_line_error, read_jsonl
 
 
 def free_port() -> int:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from conftest import read_jsonl
+
 from evalkit.metrics import pass_at_k
 from evalkit.sandbox import Limits, run_python
 
@@ -62,27 +62,34 @@ def test_canonical_pass_wrong_fail_hostile_contained(evalkit, start_server, data
     recs = {r["id"]: r for r in read_jsonl(s["log"]) if r["type"] == "sample"}
     assert all(recs[t]["score"] == v for t, v in expect.items())
     verdicts = {name: recs[rows[i]["task_id"]]["extracted"] for i, (name, _) in enumerate(hostile)}
-    assert "reading /etc/passwd is not allowed" in verdicts["read outside"]
-    assert "writing" in verdicts["write outside"] and not CANARY.exists()
-    assert "importing socket is not allowed" in verdicts["socket"]
-    assert "os.fork is not allowed" in verdicts["fork bomb"]
-    assert verdicts["loop forever"].startswith(("timeout", "killed"))
-    assert "MemoryError" in verdicts["10 GB"]
-    assert "os.kill is not allowed" in verdicts["kill the parent"]
+    # The sandbox's file system has no /etc/passwd, and its /tmp is a private tmpfs: the write
+    # succeeds in there, the function returns None, and nothing reaches the host.
+    assert "FileNotFoundError" in verdicts["read outside"] and "/etc/passwd" in verdicts["read outside"]
+    assert verdicts["write outside"].startswith("failed: AssertionError") and not CANARY.exists()
+    assert "ConnectionRefusedError" in verdicts["socket"]           # its own loopback, nothing listens
+    assert verdicts["fork bomb"].startswith("limit: BlockingIOError: [Errno 11]")
+    assert verdicts["loop forever"].startswith("timeout: CPU time limit")
+    assert verdicts["10 GB"].startswith("limit: MemoryError")
+    # Its parent is the sandbox's first process, which SIGKILL from inside cannot kill.
+    assert verdicts["kill the parent"].startswith("failed: AssertionError")
 
 
 def test_sandbox_limits_directly():
     assert run_python("assert sum(range(10)) == 45").passed
     out = run_python("x = 1\nraise SystemExit(3)")
-    assert out.status == "failed" and not out.passed
-    slow = run_python("import time\ntime.sleep(30)", Limits(timeout=1))
-    assert slow.status == "timeout"
+    assert (out.passed, out.status, out.detail) == (False, "failed", "SystemExit: 3 (solution line 2)")
+    slow = run_python("import time\ntime.sleep(30)", limits=Limits(wall_seconds=1))
+    assert (slow.status, slow.detail) == ("timeout", "still running after 1 s (wall clock)")
+    spin = run_python("while True:\n    pass", limits=Limits(cpu_seconds=1))
+    assert (spin.status, spin.detail) == ("timeout", "CPU time limit of 1 s (signal 24, SIGXCPU)")
     inside = run_python("open('note.txt', 'w').write('ok')\nassert open('note.txt').read() == 'ok'")
-    assert inside.passed
-    env = run_python("import os\nassert set(os.environ) <= {'PATH', 'HOME', 'LANG', 'LC_CTYPE'}, os.environ")
+    assert inside.passed, inside.detail
+    env = run_python("import os\nassert dict(os.environ) == {}, os.environ")
     assert env.passed, env.detail
-    secret = os.environ.get("OPENAI_API_KEY", "")
-    assert run_python("import os\nassert 'OPENAI_API_KEY' not in os.environ").passed or not secret
+    test_fails = run_python("def f():\n    return 2", "assert f() == 1, 'f() is 2'")
+    assert (test_fails.status, test_fails.detail) == ("failed", "AssertionError: f() is 2 (test line 1)")
+    raises = run_python("def f():\n    return 1 / 0", "assert f() == 1")
+    assert raises.detail == "ZeroDivisionError: division by zero (solution line 2, during the test)"
 
 
 def test_pass_at_k_estimator():

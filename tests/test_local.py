@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, read_jsonl
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+SUBJECTS = ["mmlu.anatomy", "mmlu.astronomy"]      # real 5-shot MMLU items, two few-shot prefixes
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +18,19 @@ def model_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("local-cache")
 
 
-def run(evalkit, model_cache, *args):
+def run_all(evalkit, model_cache, *args, env=None) -> list[dict]:
     res = evalkit("run", *args, "--model", "local/gemma-3-270m", "--json",
-                  env={**OFFLINE, "EVALKIT_CACHE_DIR": str(model_cache)})
+                  env={**OFFLINE, "EVALKIT_CACHE_DIR": str(model_cache), **(env or {})})
     assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout)
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+def run(evalkit, model_cache, *args, env=None) -> dict:
+    return run_all(evalkit, model_cache, *args, env=env)[0]
+
+
+def samples(summaries: list[dict]) -> dict[str, dict]:
+    return {r["id"]: r for s in summaries for r in read_jsonl(s["log"]) if r["type"] == "sample"}
 
 
 def test_mmlu_by_logprob_is_a_distribution_and_deterministic(evalkit, model_cache, tmp_path):
@@ -42,13 +51,81 @@ def test_mmlu_by_logprob_is_a_distribution_and_deterministic(evalkit, model_cach
     assert first["metrics"] == second["metrics"] and first["calibration"]["ece"] is not None
 
 
-def test_generation_returns_text(evalkit, model_cache):
-    s = run(evalkit, model_cache, str(ROOT / "data" / "examples" / "capitals.yaml"), "--max-tokens", "6", "--no-cache")
-    recs = [r for r in read_jsonl(s["log"]) if r["type"] == "sample"]
-    assert len(recs) == 5 and all(isinstance(r["completion"], str) and r["completion"].strip() for r in recs)
-    assert all(0 < r["usage"]["completion_tokens"] <= 6 for r in recs)
+def test_prefix_reuse_keeps_option_probabilities(evalkit, model_cache, tmp_path):
+    """5-shot MMLU by log-probability three ways on the same real items: every prompt whole, one at
+    a time (reuse off, batch 1: the plain forward pass); with prefix reuse and batching (default);
+    and with a prefix budget so small that states are evicted all the time."""
+    args = [*SUBJECTS, "--limit", "6", "--answer-by", "logprob", "--no-cache"]
+    plain = run_all(evalkit, model_cache, *args, "--concurrency", "1", "--log-dir", str(tmp_path / "plain"),
+                    env={"EVALKIT_LOCAL_PREFIX_MB": "0"})
+    reused = run_all(evalkit, model_cache, *args, "--log-dir", str(tmp_path / "reused"))
+    tight = run_all(evalkit, model_cache, *args, "--log-dir", str(tmp_path / "tight"),
+                    env={"EVALKIT_LOCAL_PREFIX_MB": "12"})
+    base = samples(plain)
+    assert len(base) == 12
+    for other in (reused, tight):
+        got = samples(other)
+        assert got.keys() == base.keys()
+        for sid, r in base.items():
+            assert got[sid]["extracted"] == r["extracted"], sid
+            for label, p in r["option_probs"].items():
+                assert got[sid]["option_probs"][label] == pytest.approx(p, abs=1e-4), (sid, label)
+    off = [s["backend"]["prefix_reuse"] for s in plain]
+    on = [s["backend"]["prefix_reuse"] for s in reused]
+    assert all(not o["on"] and o["reused_tokens"] == 0 and o["padding_tokens"] == 0 for o in off)
+    for o, p in zip(on, off):     # per subject: the 5-shot prefix ran once, not six times
+        assert o["on"] and o["reused_tokens"] > o["computed_tokens"]
+        assert o["computed_tokens"] < p["computed_tokens"] / 2
+    assert all(s["backend"]["prefix_reuse"]["evicted"] > 0 for s in tight)
+    assert all(s["backend"]["prefix_reuse"]["kept_mb"] <= 12 for s in tight)
+
+
+def _capitals(tmp_path, stop: list[str]) -> str:
+    """capitals.jsonl behind a long shared instruction (a prefix worth reusing), greedy, 24 tokens."""
+    spec = tmp_path / f"capitals{len(stop)}.yaml"
+    spec.write_text(json.dumps({"capitals-long": {
+        "template": "match",
+        "dataset": {"format": "jsonl", "path": str(ROOT / "data" / "examples" / "capitals.jsonl"), "split": "test",
+                    "fields": {"id": "id", "question": "question", "answer": "answer"}},
+        "prompt": {"system": "You are a geography tutor. Read the question, think about the country it names, "
+                             "and reply with the name of its capital city only, nothing else.",
+                   "template": "{question}"},
+        "generation": {"temperature": 0, "max_tokens": 24, "stop": stop},
+        "scoring": {"method": "includes"}}}), encoding="utf-8")
+    return str(spec)
+
+
+def test_generation_reuses_the_prefix_and_stops_at_a_stop_string(evalkit, model_cache, tmp_path):
+    plain = run(evalkit, model_cache, _capitals(tmp_path, []), "--no-cache", "--concurrency", "1",
+                "--log-dir", str(tmp_path / "plain"), env={"EVALKIT_LOCAL_PREFIX_MB": "0"})
+    reused = run(evalkit, model_cache, _capitals(tmp_path, []), "--no-cache", "--log-dir", str(tmp_path / "reused"))
+    stopped = run(evalkit, model_cache, _capitals(tmp_path, ["?"]), "--no-cache", "--log-dir", str(tmp_path / "stop"))
+    base, same, cut = samples([plain]), samples([reused]), samples([stopped])
+    assert len(base) == 5 and all(r["completion"].strip() for r in base.values())
+    assert {k: r["completion"] for k, r in same.items()} == {k: r["completion"] for k, r in base.items()}
+    assert reused["backend"]["prefix_reuse"]["reused_tokens"] > 0
+    assert plain["backend"]["prefix_reuse"]["reused_tokens"] == 0
+    early = 0
+    for sid, r in base.items():
+        assert r["usage"]["completion_tokens"] == 24 and r["finish_reason"] == "length"
+        text, c = r["completion"], cut[sid]
+        if "?" in text:                # generation ended at the stop string, not at max_tokens
+            assert c["completion"] == text[: text.index("?")] and c["finish_reason"] == "stop"
+            assert c["usage"]["completion_tokens"] < 24
+            early += 1
+        else:
+            assert c["completion"] == text
+    assert early >= 3                  # this model asks itself another question within 24 tokens
 
 
 def test_missing_model_is_a_clear_error(evalkit, tmp_path):
     res = evalkit("run", "mmlu", "--model", f"local/{tmp_path}/missing.gguf", "--limit", "1")
     assert res.returncode == 2 and "no such model file or folder" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_prefix_budget_is_one_line(evalkit):
+    res = evalkit("run", "mmlu", "--model", "local/gemma-3-270m", "--limit", "1",
+                  env={"EVALKIT_LOCAL_PREFIX_MB": "lots"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "evalkit: error: EVALKIT_LOCAL_PREFIX_MB='lots': expected a number of megabytes (0 turns prefix reuse off)"]

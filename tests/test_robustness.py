@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl
+from conftest import one_line_error, read_jsonl
 
 QUIZ = """\
 quiz:
@@ -31,14 +31,6 @@ def quiz(tmp_path: Path, n: int) -> tuple[Path, list[dict]]:
     (tmp_path / "quiz.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "quiz.yaml").write_text(QUIZ)
     return tmp_path / "quiz.yaml", [{"match": r["q"] + "\n", "reply": r["a"]} for r in rows]
-
-
-def one_line_error(res, code=2) -> str:
-    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("evalkit: error: "), res.stderr
-    return lines[0]
 
 
 def run_json(evalkit, *args, code=0, **kw) -> dict:
@@ -59,8 +51,8 @@ def test_a_lone_surrogate_is_recorded_and_the_run_goes_on(evalkit, start_server,
     s = run_json(evalkit, str(spec), "--model", "openai/m", "--base-url", server.url)
     recs = samples(s)
     assert s["scored"] == len(recs) == 12 and s["metrics"]["accuracy"]["value"] == 1.0
-    bad = [r for r in recs if "\ufffd" in r["completion"]]
-    assert len(bad) == server.stats()["fault_surrogate"] > 0          # kept, marked, not lost
+    bad = [r for r in recs if r["completion"].endswith("\ud800")]
+    assert len(bad) == server.stats()["fault_surrogate"] > 0          # kept exactly, not lost
     again = run_json(evalkit, str(spec), "--model", "openai/m", "--base-url", server.url, "--fresh")
     assert again["requests"]["cached"] == 12 and again["metrics"] == s["metrics"]   # the cache replays them
 
@@ -202,6 +194,19 @@ def test_a_data_file_that_is_not_utf8_is_one_line(evalkit, tmp_path, encoding):
     msg = one_line_error(evalkit("run", str(tmp_path / "e.yaml"), "--model", "openai/m",
                                  "--base-url", "http://127.0.0.1:9/v1"))
     assert "e.jsonl" in msg and "not UTF-8" in msg
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_every_line_ending_is_a_line(evalkit, start_server, tmp_path, newline):
+    rows = [{"id": str(i), "question": f"Riddle {i}: \u559c?", "answer": "\u559c"} for i in range(3)]
+    (tmp_path / "r.jsonl").write_bytes(newline.join(json.dumps(r, ensure_ascii=False) for r in rows).encode())
+    (tmp_path / "r.yaml").write_text("r:\n  dataset: {format: jsonl, path: ./r.jsonl}\n  scoring: {method: exact}\n")
+    server = start_server([], default_reply="\u559c")
+    s = run_json(evalkit, str(tmp_path / "r.yaml"), "--model", "openai/m", "--base-url", server.url)
+    assert (s["scored"], s["metrics"]["accuracy"]["value"]) == (3, 1.0)
+    (tmp_path / "r.jsonl").write_bytes(newline.join(['{"id": "1", "question": "q", "answer": "a"}', "{oops"]).encode())
+    msg = one_line_error(evalkit("run", str(tmp_path / "r.yaml"), "--model", "openai/m", "--base-url", server.url))
+    assert "r.jsonl:2: not valid JSON" in msg
 
 
 def test_an_empty_spec_file_is_an_error(evalkit, tmp_path):

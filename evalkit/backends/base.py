@@ -108,27 +108,14 @@ MAX_TOKENS_PER_REPLY = 10_000_000    # usage counts above this are not believed
 
 
 def vet_completion(c: Completion) -> Completion:
-    """A completion as evalkit stores it, whatever the server sent: text that UTF-8 can hold (a
-    lone surrogate becomes U+FFFD) and usage counts that are non-negative integers below
-    `MAX_TOKENS_PER_REPLY` (others are dropped and marked `invalid`)."""
-    text = _utf8(c.text)
+    """A completion as evalkit stores it, whatever the server sent: usage counts that are
+    non-negative integers below `MAX_TOKENS_PER_REPLY` (others are dropped and marked `invalid`).
+    The text is kept exactly, a lone surrogate included: the log and the cache write it as a JSON
+    escape, and whatever cannot use it (the sandbox writing a program) fails that sample only."""
     usage = {k: v for k, v in c.usage.items() if type(v) is int and 0 <= v <= MAX_TOKENS_PER_REPLY}
-    if len(usage) != len(c.usage):
-        usage["invalid"] = 1
-    top = c.top_logprobs
-    if top is not None:
-        top = [[[_utf8(str(tok)), float(lp)] for tok, lp in pos] for pos in top]
-    if text is c.text and usage == c.usage and top is c.top_logprobs:
+    if len(usage) == len(c.usage):
         return c
-    return Completion(text, c.finish_reason, usage, top)
-
-
-def _utf8(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs)
 
 
 @dataclass(slots=True)
@@ -195,6 +182,18 @@ class Backend:
     model: str                     # the full "provider/name"
     endpoint: str                  # where requests go, for logs and cache keys (never a key or token)
     capabilities: Capabilities = Capabilities()
+    remote: bool = True            # requests cross a network: the runner bounds each by --timeout
+    reusable: bool = False         # may serve several evals of one command, one event loop after another
+
+    async def open(self, say: Callable[[str], None]) -> None:
+        """Get ready before the first request (e.g. load a model), outside any request's deadline;
+        `say` reports what is happening as it happens (a line on stderr)."""
+        return None
+
+    def max_in_flight(self) -> int | None:
+        """The most requests worth sending at once (a local model's batch), or None to let the
+        runner find out. More would only wait in a queue inside the backend."""
+        return None
 
     async def complete(self, request: Request) -> Completion:
         raise NotImplementedError

@@ -11,6 +11,7 @@ are grouped by (MMLU's `subject`), so a spec's `group_by` can name it.
 from __future__ import annotations
 
 import importlib
+import io
 import pkgutil
 from functools import lru_cache
 from pathlib import Path
@@ -63,16 +64,19 @@ def split_file(root: Path, split: str, ext: str) -> Path:
 
 def text_lines(path: Path, encoding: str = "utf-8"):
     """The lines of a text file, each decoded on its own, so a file that is not UTF-8 (latin-1,
-    UTF-16) is one error naming its file and line instead of a decoder's traceback."""
+    UTF-16) is one error naming its file and line instead of a decoder's traceback. Lines end at
+    \\n, \\r\\n or a bare \\r (some registry files use old Mac endings), as Python's text mode does.
+    Latin-1 maps bytes one to one, so splitting there and re-encoding gives each line's exact bytes."""
     try:
         fh = open(path, "rb")
     except OSError as exc:
         raise EvalkitError(f"{path}: cannot read ({exc.strerror})") from None
-    with fh:
-        for lineno, raw in enumerate(fh, 1):
+    with io.TextIOWrapper(fh, encoding="latin-1", newline=None) as lines:
+        for lineno, wide in enumerate(lines, 1):
+            raw = wide.encode("latin-1")
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise EvalkitError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start} of the line: {exc.reason})") from None
+                raise EvalkitError(f"{path}:{lineno}: not {encoding.upper()} text (byte {exc.start} of the line: {exc.reason})") from None
             yield line.removeprefix("\ufeff") if lineno == 1 else line
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..datasets import Sample, short_intern
+from ..errors import EvalkitError
+from ..sample import Sample, short_intern
 
 NO_FIELDS: dict = {}  # shared by every sample without extra fields; never mutated
-from ..errors import EvalkitError
-from ..spec import EvalSpec
 
 
-def samples_from_records(spec: EvalSpec, path: Path, records: Iterable[tuple[int, dict]]) -> list[Sample]:
+def samples_from_records(spec, path: Path, records: Iterable[tuple[int, dict]]) -> list[Sample]:
+    """`spec` is the eval's EvalSpec (loaders sit below the spec module and only read it)."""
     f = {"question": "question", "answer": "answer", **spec.dataset.fields}
     mapped = {n for v in f.values() for n in (v if isinstance(v, list) else [v])}
     out = []

@@ -21,7 +21,7 @@ import csv
 import re
 from pathlib import Path
 
-from ..datasets import Sample, short_intern
+from ..sample import Sample, short_intern
 from ..errors import EvalkitError, warn
 from .jsonl import records
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..datasets import Sample, short_intern
+from ..sample import Sample, short_intern
 from ..errors import EvalkitError
 from .jsonl import records
 

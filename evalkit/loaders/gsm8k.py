@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..errors import EvalkitError
 from . import split_file
 from .jsonl import records

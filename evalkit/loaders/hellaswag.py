@@ -13,7 +13,7 @@ from __future__ import annotations
 import bz2
 from pathlib import Path
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..errors import EvalkitError
 from . import data_file
 

@@ -10,7 +10,7 @@ import gzip
 import json
 from pathlib import Path
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..errors import EvalkitError
 from . import data_file
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..datasets import Sample, short_intern
+from ..sample import Sample, short_intern
 from ..errors import EvalkitError
 
 GROUP = "subject"   # samples are grouped by this field (a spec's group_by may name it)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..datasets import Sample, short_intern
+from ..sample import Sample, short_intern
 from ..errors import EvalkitError
 
 COLUMNS = ("Question", "A", "B", "C", "D", "Answer", "Subject")

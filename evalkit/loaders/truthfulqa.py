@@ -14,7 +14,7 @@ import json
 import random
 from pathlib import Path
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..errors import EvalkitError
 from . import data_file
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..errors import EvalkitError
 from .jsonl import records
 

@@ -34,7 +34,7 @@ from ..yamlfile import Strict
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends.base import Completion
-    from ..datasets import Sample
+    from ..sample import Sample
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class Scorer:
     run: Callable[[ScoreInput], Score | Awaitable[Score]]
     work: Literal["inline", "thread", "async"] = "inline"
     metric_patterns: tuple[str, ...] = ()
+    precheck: Callable[[dict], None] | None = None   # run before the first request (e.g. "is there a sandbox?")
 
     def emits(self, metric: str) -> bool:
         return metric in self.metrics or any(re.fullmatch(p, metric) for p in self.metric_patterns)
@@ -96,10 +97,12 @@ _REGISTERED: dict[str, Scorer] = {}
 
 
 def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = ("accuracy",),
-           work: Literal["inline", "thread", "async"] = "inline", metric_patterns: tuple[str, ...] = ()):
-    """Register the decorated function as the scorer `name`."""
+           work: Literal["inline", "thread", "async"] = "inline", metric_patterns: tuple[str, ...] = (),
+           precheck: Callable[[dict], None] | None = None):
+    """Register the decorated function as the scorer `name`. `precheck(services)` runs once
+    before a run sends anything and raises EvalkitError when the scorer cannot work here."""
     def register(fn):
-        _REGISTERED[name] = Scorer(name, options, metrics, fn, work, metric_patterns)
+        _REGISTERED[name] = Scorer(name, options, metrics, fn, work, metric_patterns, precheck)
         return fn
     return register
 

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..datasets import Sample
+from ..sample import Sample
 from . import MissingLogprobs, Score, ScoreInput, ScorerOptions, scorer
 from .match import ExtractOption
 from .text import extract_answer

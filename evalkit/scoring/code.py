@@ -1,45 +1,73 @@
-"""Code: run the model's program against the item's tests in the sandbox; 1 if they pass.
+"""Code: run the model's program and then the item's test in the sandbox; 1 if the test passed.
 
-The code is the first fenced block of the reply that defines something (```python ... ```), else
-the first fenced block, else the whole reply. If it defines the entry-point function it is run
-after the prompt (so helpers the prompt defines stay available and the model's definition
-replaces the stub); otherwise it is taken as the function's body and appended to the prompt.
-Then come the item's tests and `check(<entry point>)`. The extracted field in the log is the
-sandbox's verdict: passed, failed (with the last line of the error), timeout or killed.
+Which code: the fenced block of the reply (```python, ```py or a bare ```) that defines the
+entry point, else the first block that defines or imports anything, else the first block; a
+reply without a fence is taken as code as it is.
+
+How the program is assembled, so that every usual shape of a correct reply passes (all 164
+HumanEval canonical solutions do, in each shape):
+- the whole function (the prompt's signature and docstring, then the body; with or without
+  helpers and imports around it): the prompt runs first with a `pass` body, so the helpers and
+  imports the prompt itself defines stay available, then the reply, whose definition replaces
+  the stub. The prompt's own in-function lines (HumanEval/115 imports `math` inside the function,
+  before its docstring) are the reply's business: a reply that repeats the prompt keeps them;
+- the body only: appended to the prompt; a body whose first line is not indented (a frequent
+  way of writing one) is indented as a whole.
+The test is the item's `test` followed by `check(<entry point>)`, run by the sandbox's driver after
+the program in the same globals, under the module name `solution`: `if __name__ == "__main__":`
+blocks do not run, exits and exceptions are failures. The extracted field in the log is the
+sandbox's verdict: `passed`, or the status and its reason (`failed: AssertionError (test line
+12)`, `timeout: ...`, `killed: ...`, `exited: ...`, `limit: MemoryError ...`).
 """
 
 from __future__ import annotations
 
 import re
-
-from ..datasets import Sample
-from ..sandbox import Limits, run_python
+import textwrap
 from typing import Literal
 
+from ..sample import Sample
+from ..sandbox import Limits, require_isolation, run_python
 from . import Score, ScoreInput, ScorerOptions, scorer
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+_DEFINES = re.compile(r"^[ \t]*+(?:async[ \t]+def|def|class|import|from)\s", re.M)   # linear in blank runs
 
 
-def extract_code(reply: str) -> str:
+def _defines(entry: str) -> re.Pattern[str]:
+    return re.compile(rf"^(?:async\s+)?def\s+{re.escape(entry)}\s*\(", re.M)
+
+
+def extract_code(reply: str, entry: str | None = None) -> str:
     blocks = _FENCE.findall(reply)
     if not blocks:
         return reply
-    return next((b for b in blocks if re.search(r"^\s*(def|class|import|from)\s", b, re.M)), blocks[0])
+    if entry is not None:
+        defining = _defines(entry)
+        found = next((b for b in blocks if defining.search(textwrap.dedent(b))), None)
+        if found is not None:
+            return found
+    return next((b for b in blocks if _DEFINES.search(b)), blocks[0])
 
 
-def build_program(sample: Sample, code: str) -> str:
+def build_program(sample: Sample, code: str) -> tuple[str, str]:
+    """(program, test) for the sandbox: the prompt and the model's code, then the item's test."""
     prompt, entry = sample.fields["prompt"], sample.fields["entry_point"]
-    if re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.M):
-        body = prompt + "\n    pass\n\n" + code
+    prompt = prompt if prompt.endswith("\n") else prompt + "\n"
+    dedented = textwrap.dedent(code)
+    if _defines(entry).search(dedented):
+        program = prompt + "    pass\n\n" + dedented
     else:
-        body = prompt + code
-    return f"{body}\n\n{sample.fields['test']}\n\ncheck({entry})\n"
+        first = next((line for line in code.splitlines() if line.strip()), "")
+        body = code if first[:1] in (" ", "\t") or not first else textwrap.indent(code, "    ")
+        program = prompt + body
+    return program, f"{sample.fields['test']}\n\ncheck({entry})\n"
 
 
-def score_code(completion: str, sample: Sample, limits: Limits = Limits()) -> Score:
-    result = run_python(build_program(sample, extract_code(completion)), limits)
-    verdict = result.status + (f": {result.detail}" if result.detail and not result.passed else "")
+def score_code(completion: str, sample: Sample, limits: Limits = Limits(), unsafe_exec: bool = False) -> Score:
+    code = extract_code(completion, sample.fields.get("entry_point"))
+    result = run_python(*build_program(sample, code), limits=limits, unsafe_exec=unsafe_exec)
+    verdict = result.status if result.passed else f"{result.status}: {result.detail}"
     return Score(1.0 if result.passed else 0.0, verdict[:300])
 
 
@@ -47,6 +75,13 @@ class CodeOptions(ScorerOptions):
     method: Literal["code"]
 
 
-@scorer("code", CodeOptions, metrics=("pass@1",), work="thread", metric_patterns=(r"pass@[1-9][0-9]*",))
+def _isolation(services: dict) -> None:
+    require_isolation(services.get("unsafe_exec", False))
+
+
+@scorer("code", CodeOptions, metrics=("pass@1",), work="thread", metric_patterns=(r"pass@[1-9][0-9]*",),
+        precheck=_isolation)
 def code(inp: ScoreInput) -> Score:
-    return score_code(inp.reply.text, inp.sample)
+    """Runs in a worker thread that blocks until the sandbox ends (bwrap --die-with-parent follows
+    the calling thread), one per core."""
+    return score_code(inp.reply.text, inp.sample, unsafe_exec=inp.services.get("unsafe_exec", False))

@@ -17,7 +17,7 @@ from typing import Awaitable, Callable, Literal, Protocol
 
 from pydantic import Field
 
-from ..datasets import Sample
+from ..sample import Sample
 from ..graders import GraderSpec, parse_choice
 from . import Score, ScoreInput, ScorerOptions, scorer
 

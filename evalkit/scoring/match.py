@@ -63,24 +63,24 @@ def _reply_and_ideals(inp: ScoreInput) -> tuple[str | None, list[str]]:
     return extract_answer(inp.reply.text, inp.options.extract), inp.sample.answer.split("|||")
 
 
-@scorer("exact", ExactOptions)
-def exact(inp: ScoreInput) -> Score:
+def _folded(inp: ScoreInput, right) -> Score:
+    """Reply and ideals with whitespace (and case) folded; right(got, wanted) decides each ideal."""
     reply, ideals = _reply_and_ideals(inp)
     if reply is None:
         return Score(0.0, None, parsed=False)
     cs = inp.options.case_sensitive
     got = fold_whitespace(reply, cs)
-    return Score(float(any(got == fold_whitespace(i, cs) for i in ideals)), got)
+    return Score(float(any(right(got, fold_whitespace(i, cs)) for i in ideals)), got)
+
+
+@scorer("exact", ExactOptions)
+def exact(inp: ScoreInput) -> Score:
+    return _folded(inp, lambda got, wanted: got == wanted)
 
 
 @scorer("includes", IncludesOptions)
 def includes(inp: ScoreInput) -> Score:
-    reply, ideals = _reply_and_ideals(inp)
-    if reply is None:
-        return Score(0.0, None, parsed=False)
-    cs = inp.options.case_sensitive
-    got = fold_whitespace(reply, cs)
-    return Score(float(any((w := fold_whitespace(i, cs)) and w in got for i in ideals)), got)
+    return _folded(inp, lambda got, wanted: bool(wanted) and wanted in got)
 
 
 @scorer("fuzzy", FuzzyOptions)

@@ -18,7 +18,7 @@ import json
 from collections import Counter
 from typing import Literal
 
-from ..datasets import Sample
+from ..sample import Sample
 from . import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 from .text import squad_normalize as normalize
 
