@@ -19,8 +19,11 @@ TCP Vegas and gradient concurrency limiters:
   latency of the window, kept within [0.5, 1]. Below 1 (requests are queueing) the limit is
   multiplied by it, plus one (one request kept waiting, so the server never idles between two);
   at 1 it grows by sqrt(limit). A window at the floor latency (within 10% of base) starts slow
-  start again: the server has room once more. On one slot this settles at 2-3 requests in
-  flight: the server is never idle, and nobody waits long.
+  start again, the server having room once more, but only up to twice the limit it starts from
+  (TCP's ssthresh, in spirit): every reply to a request sent before the queue forms looks fast,
+  so an unbounded slow start would quadruple the limit per round trip straight into the queue
+  it left (measured on a 4-slot server: from 7 to 40 in flight). On one slot this settles at 2-3
+  requests in flight: the server is never idle, and nobody waits long.
 - **Timeouts are congestion:** a request abandoned at its deadline halves the limit (at most once
   per `cut_interval`), as sustained rate limiting does: more than `pressure_threshold` of the last
   `pressure_window` replies were 429s. A stray 429 is handled by its own retry after Retry-After;
@@ -69,6 +72,7 @@ class Limiter:
         self.opts = opts
         self.base = math.inf
         self.slow_start = True
+        self._ceiling = float(self.max)   # where this slow start ends even if no queue shows
         self._slow_replies = 0            # in a row, in slow start
         self._window: list[float] = []
         self._recent: deque[bool] = deque(maxlen=opts.pressure_window)   # True: that response was a 429
@@ -99,7 +103,8 @@ class Limiter:
         if self.slow_start:
             if latency <= self.opts.tolerance * self.base:
                 self._slow_replies = 0
-                self.limit = min(self.max, self.limit + self.opts.slow_start_gain)
+                self.limit = min(self._ceiling, self.limit + self.opts.slow_start_gain)
+                self.slow_start = self.limit < self._ceiling or self._ceiling == self.max
                 return
             self._slow_replies += 1
             if self._slow_replies < 2:      # one slow reply may be a long prompt; two in a row are a queue
@@ -115,7 +120,8 @@ class Limiter:
         grown = self.limit * gradient + (math.sqrt(self.limit) if gradient == 1.0 else 1.0)
         self.limit = max(1.0, min(float(self.max), grown))
         if latency <= 1.1 * self.base:
-            self.slow_start = True
+            self.slow_start, self._slow_replies = True, 0
+            self._ceiling = min(float(self.max), 2 * self.limit)
 
     def timed_out(self) -> None:
         """A request was abandoned at its deadline: the server is overloaded (congestion)."""

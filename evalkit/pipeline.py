@@ -79,6 +79,8 @@ def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions
 
 def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     backend = connect(opts.model, opts.base_url, opts, opts.concurrency)
+    if opts.replicas and not backend.remote:
+        raise EvalkitError(f"--base-url: {opts.model} runs in this process; replicas are for remote endpoints")
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)

@@ -263,6 +263,13 @@ def test_adaptive_limiter_follows_latency():
     for _ in range(22):
         lim.success(1.05)
     assert lim.slow_start                                 # at the floor again: room, slow start again
+    again = lim.limit
+    for _ in range(10):                                   # +3 each would pass twice the limit
+        lim.success(1.0)
+    assert lim.limit == 2 * again and not lim.slow_start  # but only up to twice where it began: then by gradient
+    for _ in range(int(lim.limit)):
+        lim.success(1.0)
+    assert lim.slow_start                                 # a window at the floor: room, slow start once more
     before = lim.limit
     lim.timed_out()
     assert lim.limit == before / 2 and not lim.slow_start  # a timeout is congestion
