@@ -104,16 +104,30 @@ class Server:
         with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats") as r:
             return json.load(r)
 
+    def requests(self) -> list[dict]:
+        """The last 1,000 requests received, each with its arrival time `t` (time.monotonic())."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/requests") as r:
+            return json.load(r)
+
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds of the command, and its result with `cpu`: the CPU seconds it used (user and
+    system), a figure a loaded machine disturbs far less than wall time."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
                          cwd=(env or {}).get("PYTHONPATH"))
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res.cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if res.returncode != 0:
         raise SystemExit(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-2000:]}")
     return wall, res
@@ -133,76 +147,86 @@ def baseline_env(env: dict, baseline: str | None) -> dict:
 
 def one_slot(tmp: Path, env: dict, repeat: int, baseline: str | None) -> tuple[str, str, str]:
     """60 questions, a server computing one reply at a time (0.3 s each), --timeout 5: the adaptive
-    limit against the serial time, and the requests wasted (sent again after a timeout; the server
-    computed the abandoned ones anyway)."""
+    limit against the serial time (--concurrency 1), and the requests wasted (sent again after a
+    timeout; the server computed the abandoned ones anyway). Each setting has its own server (its
+    counts are its own) and the settings take turns, so they share the machine's load."""
     spec, key = make_eval(tmp, 60)
-
-    def run(extra: list[str], run_env: dict) -> tuple[float, int, int, int]:
-        srv = Server(key, slots=1, latency=0.3)
-        try:
-            walls, scored = [], []
-            for i in range(repeat):
+    settings = [("--concurrency 1", ["--concurrency", "1"], env), ("adaptive", [], env),
+                ("--concurrency 32", ["--concurrency", "32"], env)] + \
+        ([("baseline's default", [], baseline_env(env, baseline))] if baseline else [])
+    servers = [Server(key, slots=1, latency=0.3) for _ in settings]
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in settings}
+    scored: dict[str, list[int]] = {label: [] for label, _, _ in settings}
+    try:
+        for _ in range(repeat):
+            for (label, extra, run_env), srv in zip(settings, servers):
                 wall, res = timed(evalkit_cmd(spec, srv.url, tmp / f"slot{time.monotonic_ns()}", "--no-cache",
                                               "--timeout", "5", "--fail-on-error", "60", *extra), run_env)
-                walls.append(wall)
-                scored.append(json.loads(res.stdout)["scored"])
-            st = srv.stats()
-            return statistics.median(walls), min(scored), st["requests"] // repeat, st.get("abandoned", 0) // repeat
-        finally:
+                walls[label].append(wall)
+                scored[label].append(json.loads(res.stdout)["scored"])
+        stats = [srv.stats() for srv in servers]
+    finally:
+        for srv in servers:
             srv.close()
-
-    cells, walls = [], {}
-    for label, extra, run_env in [("--concurrency 1", ["--concurrency", "1"], env), ("adaptive", [], env),
-                                  ("--concurrency 32", ["--concurrency", "32"], env)] + \
-            ([("baseline's default", [], baseline_env(env, baseline))] if baseline else []):
-        wall, scored, sent, abandoned = run(extra, run_env)
-        walls[label] = wall
-        cells.append(f"{label} {wall:.1f}s, {scored}/60 scored, {sent} sent, {sent - 60} wasted "
-                     f"({(sent - 60) / 60:.0%}), {abandoned} abandoned")
-    ratio = walls["adaptive"] / walls["--concurrency 1"]
+    cells = []
+    for (label, _, _), st in zip(settings, stats):
+        sent, abandoned = st["requests"] / repeat, st.get("abandoned", 0) / repeat
+        cells.append(f"{label} {statistics.median(walls[label]):.1f}s, {min(scored[label])}/60 scored, {sent:.0f} "
+                     f"sent, {sent - 60:.0f} wasted ({(sent - 60) / 60:.0%}), {abandoned:.0f} abandoned")
+    ratio = statistics.median(walls["adaptive"]) / statistics.median(walls["--concurrency 1"])
     return ("one slot, 0.3 s/reply, --timeout 5, 60 q", f"adaptive {ratio:.2f}x serial (--concurrency 1; the "
             f"server alone needs {60 * 0.3:.0f}s); " + "; ".join(cells), "adaptive ~ serial time, <= 10% wasted")
 
 
 def room_for_128(tmp: Path, env: dict, repeat: int, baseline: str | None, n: int) -> tuple[str, str, str]:
     """n questions, 1 s a reply, a server with room for 128 at once: the adaptive limit against a fixed
-    --concurrency 128 (the limit must grow fast where there is room)."""
+    --concurrency 128 (the limit must grow fast where there is room), the settings taking turns."""
     spec, key = make_eval(tmp, n)
+    settings = [(["--concurrency", "128"], env), ([], env)] + ([([], baseline_env(env, baseline))] if baseline else [])
     srv = Server(key, slots=128, latency=1.0)
+    walls: list[list[float]] = [[] for _ in settings]
     try:
-        def wall_of(extra: list[str], run_env: dict) -> float:
-            return median_run(repeat, lambda i: timed(evalkit_cmd(spec, srv.url, tmp / f"r128{time.monotonic_ns()}",
-                                                                  "--no-cache", *extra), run_env))[0]
-        fixed = wall_of(["--concurrency", "128"], env)
-        adaptive = wall_of([], env)
-        base = wall_of([], baseline_env(env, baseline)) if baseline else None
+        for _ in range(repeat):
+            for (extra, run_env), out in zip(settings, walls):
+                out.append(timed(evalkit_cmd(spec, srv.url, tmp / f"r128{time.monotonic_ns()}", "--no-cache", *extra),
+                                 run_env)[0])
     finally:
         srv.close()
-    extra = f"; baseline's default {base:.2f}s" if base is not None else ""
+    fixed, adaptive, *base = [statistics.median(w) for w in walls]
+    extra = f"; baseline's default {base[0]:.2f}s" if base else ""
     return (f"1 s/reply, room for 128, {n} q", f"adaptive {adaptive:.2f}s, --concurrency 128 {fixed:.2f}s: "
             f"{adaptive / fixed:.2f}x{extra}", "<= 1.25x fixed 128")
 
 
 def two_replicas(tmp: Path, env: dict, repeat: int, n: int) -> tuple[str, str, str]:
-    """Throughput (samples per second of run time) of two replicas against one, each replica a
-    server with 2 slots at 200 ms a reply (10 replies/s: the server, not the client's CPU, is what
-    limits, as with a GPU server; with more slots on a busy 2-core machine the client's CPU is the
-    limit, and a fixed --concurrency does no better), the limit adaptive per replica."""
+    """Throughput of two replicas against one, each replica a server with 2 slots at 200 ms a reply
+    (10 replies/s: the servers, not the client's CPU, are what limits, as with GPU servers; with more
+    slots on a busy 2-core machine the client's CPU is the limit, and a fixed --concurrency does no
+    better), the limit adaptive per replica. Throughput is requests per second between the first
+    and the last arrival at the servers (their clocks are this machine's monotonic clock): the
+    process's start-up, a fixed few seconds on a loaded machine, is no part of it; the whole-run
+    rate is printed too."""
     spec, key = make_eval(tmp, n)
     servers = [Server(key, slots=2, latency=0.2) for _ in range(2)]
+    rates: list[list[float]] = [[], []]
+    whole: list[list[float]] = [[], []]
     try:
-        def rate(urls: list[str]) -> float:
-            runs = [json.loads(timed(evalkit_cmd(spec, urls, tmp / f"rep{time.monotonic_ns()}", "--no-cache"),
-                                     env)[1].stdout) for _ in range(repeat)]
-            assert all(r["scored"] == n for r in runs)
-            return statistics.median(n / r["duration_s"] for r in runs)
-        one = rate([servers[0].url])
-        two = rate([s.url for s in servers])
+        for _ in range(repeat):                          # one and two in turn: the same load on both
+            for used, out, out_whole in zip((servers[:1], servers), rates, whole):
+                start = time.monotonic()
+                r = json.loads(timed(evalkit_cmd(spec, [s.url for s in used], tmp / f"rep{time.monotonic_ns()}",
+                                                 "--no-cache"), env)[1].stdout)
+                assert r["scored"] == n, r
+                arrivals = sorted(q["t"] for s in used for q in s.requests()
+                                  if q["t"] >= start and q["path"].endswith("/chat/completions"))
+                out.append((len(arrivals) - 1) / (arrivals[-1] - arrivals[0]))
+                out_whole.append(n / r["duration_s"])
     finally:
         for srv in servers:
             srv.close()
-    return (f"two replicas vs one (2 slots, 200 ms each), {n} q", f"one {one:.0f}/s, two {two:.0f}/s: {two / one:.2f}x",
-            ">= 1.8x")
+    (one, two), (one_w, two_w) = [[statistics.median(r) for r in rs] for rs in (rates, whole)]
+    return (f"two replicas vs one (2 slots, 200 ms each), {n} q", f"one {one:.1f}/s, two {two:.1f}/s: {two / one:.2f}x "
+            f"(whole runs, start-up included: {one_w:.1f}/s, {two_w:.1f}/s)", ">= 1.8x")
 
 
 def replica_dies(tmp: Path, env: dict, n: int) -> tuple[str, str, str]:
@@ -311,11 +335,14 @@ def runner_rows(args: argparse.Namespace, tmp: Path, env: dict) -> list[tuple[st
             extra = ["--no-cache"] + (["--concurrency", str(concurrency)] if concurrency else [])
             if error_rate:
                 extra += ["--max-retries", "20"]
-            wall, res = median_run(args.repeat, lambda i: timed(
-                evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), env))
-            if args.baseline and name == "200ms":
-                args.baseline_200ms = median_run(args.repeat, lambda i: timed(
-                    evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), baseline_env(env, args.baseline)))[0]
+            envs = [env] + ([baseline_env(env, args.baseline)] if args.baseline and name == "200ms" else [])
+            runs = [[timed(evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), e) for e in envs]
+                    for _ in range(args.repeat)]      # this checkout and the baseline in turn: the same load on both
+            wall, res = median_run(args.repeat, lambda i: runs[i][0])
+            if name == "200ms":
+                args.cpu_200ms = [statistics.median(r[k][1].cpu for r in runs) for k in range(len(envs))]
+            if len(envs) > 1:
+                args.baseline_200ms = median_run(args.repeat, lambda i: runs[i][1])[0]
             summary = json.loads(res.stdout)
             return floor_wall, wall, summary, srv.stats()
         finally:
@@ -324,11 +351,15 @@ def runner_rows(args: argparse.Namespace, tmp: Path, env: dict) -> list[tuple[st
     # 1. latency 200 ms, concurrency 100
     floor, wall, s, _ = scenario("200ms", 0.2, 100)
     ideal = -(-args.n // 100) * 0.2
-    base = f", baseline {args.baseline_200ms:.2f}s" if args.baseline_200ms else ""
+    cpu = args.cpu_200ms
+    base = f"; CPU {cpu[0]:.2f}s" + (f"; baseline {args.baseline_200ms:.2f}s, CPU {cpu[1]:.2f}s"
+                                     if args.baseline_200ms else "")
     rows.append(("latency 200 ms, --concurrency 100", f"evalkit {wall:.2f}s, floor {floor:.2f}s: {wall / floor:.2f}x floor, "
                  f"{wall / ideal:.2f}x ideal ({ideal:.1f}s){base}", "<= 1.25x floor (stretch <= 1.5x ideal), "
                  "not slower than the baseline"))
     assert s["scored"] == args.n and s["metrics"]["accuracy"]["value"] == 1.0, s
+    if args.only_200ms:
+        return rows
 
     # 2. latency 0, default concurrency
     floor0, wall0, s0, _ = scenario("0ms", 0.0, None)
@@ -401,14 +432,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--faults-n", type=int, default=2000, help="samples of the fault-injection scenario")
-    ap.add_argument("--only", help="comma-separated scenarios: runner,capacity,replicas (default: all)")
+    ap.add_argument("--only", help="comma-separated scenarios: runner (or only its first row: 200ms), capacity, "
+                                   "replicas (default: all)")
     ap.add_argument("--baseline", help="another checkout of evalkit, run side by side (e.g. a worktree of main)")
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else {"runner", "capacity", "replicas"}
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
     env = {"EVALKIT_CACHE_DIR": str(tmp / "cache")}
     args.baseline_200ms = None
-    rows = runner_rows(args, tmp, env) if "runner" in only else []
+    args.only_200ms = "200ms" in only and "runner" not in only
+    rows = runner_rows(args, tmp, env) if only & {"runner", "200ms"} else []
     if "capacity" in only:
         rows.append(one_slot(tmp, env, args.repeat, args.baseline))
         rows.append(room_for_128(tmp, env, args.repeat, args.baseline, args.n))
