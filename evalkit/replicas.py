@@ -144,6 +144,8 @@ class Router:
         elif failure is not None and replica.probing:
             replica.probing = False             # a 4xx: the replica answered, so it is alive
             self._healthy(replica)
+        elif replica.probing:
+            replica.probing = False             # the probe was never sent (the run is stopping): probe again later
         self._wake()
 
     def _healthy(self, replica: Replica) -> None:
