@@ -151,8 +151,11 @@ RUN_OPTIONS = [
                       "deepseek/, fireworks/ (each with its own key variable), local servers vllm/, ollama/, "
                       "llamacpp/, lmstudio/, or local/<folder|file.gguf|gemma-3-270m> (in-process, offline); "
                       "`evalkit providers` lists keys, URLs and capabilities."),
-    click.option("--base-url", help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI; "
-                                     "for azure/ the resource URL, default $AZURE_OPENAI_ENDPOINT)."),
+    click.option("--base-url", multiple=True, metavar="URL|@FILE",
+                 help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI; for azure/ the "
+                      "resource URL, default $AZURE_OPENAI_ENDPOINT). Repeat it, or give @FILE (one URL a line), "
+                      "for replicas of one model: each request goes to the one with the fewest outstanding; the "
+                      "first URL names the run."),
     click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
     click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                  help="Sample order, few-shot draws, API seed."),
@@ -160,11 +163,14 @@ RUN_OPTIONS = [
                  help="Run the I-th of N disjoint slices of the samples (by a hash of each id, after --limit); "
                       "`evalkit merge` joins the N logs into the whole run's."),
     click.option("--concurrency", type=click.IntRange(1, 10_000),
-                 help="Fix the requests in flight (default: adaptive, 32 rising to 128, halved on rate limits; "
-                      "a local model: one batch, up to 64)."),
+                 help="Fix the requests in flight per endpoint (default: adaptive to its latency, 8 rising "
+                      "up to 128, see evalkit/limiter.py; a local model: one batch, up to 64)."),
     click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
-    click.option("--timeout", type=Finite(0.1, 86_400), default=120.0, show_default=True,
-                 help="Seconds per request attempt: connecting and the whole reply."),
+    click.option("--timeout", type=Finite(0.1, 86_400), default=1800.0, show_default=True,
+                 help="Total seconds per request attempt: connecting and the whole reply."),
+    click.option("--idle-timeout", type=Finite(0.1, 86_400), default=120.0, show_default=True,
+                 help="Abandon an attempt after this many seconds without a token (streamed) or byte."),
+    click.option("--no-stream", is_flag=True, help="Ask for whole replies instead of streamed ones."),
     click.option("--max-retry-after", type=Finite(0, 86_400), default=600.0, show_default=True,
                  help="A server asking to wait longer than this ends the sample with an error."),
     click.option("--max-reply-bytes", type=click.IntRange(1024, 2**31), default=2 * 1024 * 1024, show_default=True,
@@ -234,6 +240,7 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
     from .shards import parse_shard
 
     check_log_dir(kw.get("log_dir"))
+    endpoints(kw)
     if kw.get("shard") is not None:
         kw["shard"] = parse_shard(kw["shard"])
     request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
@@ -243,6 +250,18 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
         click.echo(f"evalkit: {line.text}", err=True)
         if line.exit_code:
             sys.exit(line.exit_code)
+
+
+def endpoints(kw: dict) -> None:
+    """--base-url values (URLs, @FILE) as the run's endpoint and further replicas; --no-stream."""
+    from .replicas import parse_urls
+
+    try:
+        urls = parse_urls(kw.pop("base_url"))
+    except ValueError as exc:
+        _fail(str(exc))
+    kw["base_url"], kw["replicas"] = (urls[0] if urls else None), tuple(urls[1:])
+    kw["stream"] = not kw.pop("no_stream")
 
 
 def check_log_dir(path: Path | None) -> None:

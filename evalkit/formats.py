@@ -18,6 +18,8 @@ def status_note(s: Summary) -> str:
            "interrupted": "interrupted; rerun the same command to resume",
            "stopped: max_cost": "stopped by --max-cost; raise it and rerun to resume",
            "gaps": "merged shards miss samples; run the missing shards and merge again"}.get(s.status, s.status)
+    if s.status == "complete":      # never "[INCOMPLETE: complete]": say what is missing
+        why = f"{s.scored} of {s.n} samples scored; rerun the same command to finish"
     return f"  [INCOMPLETE: {why}]"
 
 

@@ -65,6 +65,8 @@ def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int
                               max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
     except FatalError as exc:
         raise EvalkitError(flag + exc.reason) from None
+    if hasattr(backend, "streaming"):
+        backend.streaming = opts.stream
     if kept is not None and backend.reusable:
         kept[key] = backend
     return backend
@@ -72,7 +74,7 @@ def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int
 
 def runner_options(opts: RunOptions, quiet: bool | None = None) -> RunnerOptions:
     return RunnerOptions(concurrency=opts.concurrency, max_retries=opts.max_retries, timeout=opts.timeout,
-                         max_retry_after=opts.max_retry_after, max_cost=opts.max_cost,
+                         idle_timeout=opts.idle_timeout, max_retry_after=opts.max_retry_after, max_cost=opts.max_cost,
                          quiet=opts.quiet if quiet is None else quiet)
 
 
@@ -82,6 +84,8 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     if opts.batch and backend.batch_api() is None:
         raise EvalkitError(f"--batch: {opts.model} has no Batch API in evalkit (OpenAI-compatible endpoints "
                            "do: openai/...); run without --batch")
+    if opts.replicas and not backend.remote:
+        raise EvalkitError(f"--base-url: {opts.model} runs in this process; replicas are for remote endpoints")
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
@@ -126,7 +130,8 @@ def _no_live_batches(run: LoggedRun, todo: list[str]) -> None:
 def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
     opts = plan.opts
     return {"type": "header", "run_key": plan.run_key, "eval": plan.spec.name, "model": opts.model,
-            "endpoint": backend.endpoint, "sampling": plan.sampling.as_dict(), "options": plan.options,
+            "endpoint": backend.endpoint, **({"replicas": list(opts.replicas)} if opts.replicas else {}),
+            "sampling": plan.sampling.as_dict(), "options": plan.options,
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
@@ -170,11 +175,13 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     pricer = backend.pricer()
     estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
     every = progress_every()
-    await _open(backend, _status(plan), every)
+    replicas = [connect(opts.model, url, opts, opts.concurrency) for url in opts.replicas]
+    for each in (backend, *replicas):
+        await _open(each, _status(plan), every)
     ropts = runner_options(opts)
     if ropts.concurrency is None and backend.max_in_flight():
         ropts.concurrency = backend.max_in_flight()      # no queue hidden inside the backend
-    channel = Channel(backend, ropts, cache=cache, pricer=pricer, estimate=estimate)
+    channel = Channel(backend, ropts, cache=cache, pricer=pricer, estimate=estimate, replicas=replicas)
     services = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
@@ -379,7 +386,8 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
                           cached=stats.cached, resumed_samples=resumed, peak_concurrency=stats.peak_limit),
         cost_usd=Cost(this_run=round(stats.spent, 10),
                       all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens)) if pricer.known else None,
-        seed=opts.seed, notes=part.notes, duration_s=round(duration, 3), backend=backend.describe() or None,
+        seed=opts.seed, notes=part.notes, duration_s=round(duration, 3),
+        backend={**backend.describe(), **({"replicas": stats.replicas} if stats.replicas else {})} or None,
         grader=grading.summary(results) if grading else None, log=log, batches=getattr(stats, "batches", None))
 
 

@@ -38,7 +38,10 @@ class RunOptions:
     seed: int = 0
     concurrency: int | None = None      # None: adaptive
     max_retries: int = 5
-    timeout: float = 120.0              # seconds per request attempt, connect and every read included
+    timeout: float = 1800.0             # total seconds per request attempt, connect and every read included
+    idle_timeout: float = 120.0         # seconds without a token (or byte) before an attempt is abandoned
+    stream: bool = True                 # stream replies (--no-stream: whole bodies)
+    replicas: tuple[str, ...] = ()      # further --base-url values: replicas of the same model
     max_retry_after: float = 600.0      # a longer Retry-After ends the sample with an error
     max_reply_bytes: int = 2 * 1024 * 1024
     temperature: float | None = None

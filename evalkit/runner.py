@@ -16,9 +16,18 @@ an answer). Workers pull one request at a time, so memory does not grow with the
   succeeded that say the endpoint is wrong: a refused connection, or three replies that are not
   chat completions (a web page at --base-url).
 
-**Time.** Each attempt has a deadline (`timeout`: connecting and every byte of the reply), so a
-server that trickles one byte every few seconds cannot hang a run. An outcome records the
-model's time and the time spent waiting for a free slot apart.
+**Time.** Each attempt has two clocks. `idle_timeout`: no progress (no token of a streamed reply,
+no byte of a whole one) for that long abandons it, so a server that hangs is noticed in seconds
+while a slow one that keeps producing tokens is not cut off. `timeout`: a generous total
+deadline (connecting and every byte of the reply), so a server that trickles one byte every few
+seconds cannot hang a run either. An abandoned request may still be computed by the server, so
+it is not re-sent into the same queue at once: its retry waits about as long as it had waited
+(uniform 0.5-1 x the attempt's time), and the limiter counts the timeout as congestion. An
+outcome records the model's time and the time spent waiting for a free slot apart.
+
+**Where.** A `Router` (evalkit.replicas) holds the endpoint, or several replicas of the model,
+each with its own adaptive limit (evalkit.limiter) and health; a failed attempt is retried
+preferably on another replica.
 
 **Cache.** Before a request is sent the cache is asked; a hit is an outcome with `cached=True`.
 An answer is written to the cache only after the sink accepted it (scored and logged), so a
@@ -42,15 +51,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
-from .backends.base import Backend, Completion, FatalError, Request, SampleError, TransientError, vet_completion
+from .backends.base import (ACTIVITY, Activity, Backend, Completion, FatalError, Request, SampleError, TransientError,
+                            vet_completion)
 from .errors import EvalkitError
-from .limiter import Budget, Limiter, LimiterOptions
+from .limiter import Budget, LimiterOptions
+from .replicas import Replica, Router
 
 
 @dataclass
 class RunnerOptions(LimiterOptions):
     max_retries: int = 5
-    timeout: float = 120.0
+    timeout: float = 1800.0
+    idle_timeout: float = 120.0
     max_retry_after: float = 600.0
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
@@ -85,6 +97,7 @@ class RunStats:
     spent: float = 0.0
     stopped: str | None = None
     peak_limit: int = 0
+    replicas: list | None = None     # with several: each replica's counts
     started: float = field(default_factory=time.monotonic)
 
 
@@ -98,10 +111,10 @@ class Channel:
     its own limit and cache entries."""
 
     def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None,
-                 estimate: Callable[[Request], float] | None = None):
+                 estimate: Callable[[Request], float] | None = None, replicas: list[Backend] = ()):
         self.backend, self.opts, self.cache, self.pricer = backend, opts, cache, pricer
         self.stats = RunStats()
-        self.limiter = Limiter(opts)
+        self.router = Router.of([backend, *replicas], opts, quiet=opts.quiet)
         self.budget = Budget(opts.max_cost, estimate)
 
     async def complete(self, req: Request, remember: bool = True) -> Outcome | None:
@@ -130,7 +143,7 @@ class Channel:
     async def _send(self, req: Request, reserved: float) -> Outcome:
         cost = None
         try:
-            out = await _attempt(self.backend, req, self.opts, self.stats, self.limiter)
+            out = await _attempt(self.router, req, self.opts, self.stats)
             if out.completion is not None and self.pricer is not None and self.pricer.known:
                 u = out.completion.usage
                 cost = out.cost = self.pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
@@ -149,71 +162,88 @@ class Channel:
     def summary(self) -> dict:
         s = self.stats
         return {"sent": s.sent, "retries": s.retries, "rate_limited": s.rate_limited, "cached": s.cached,
-                "errors": s.errors, "peak_concurrency": self.limiter.peak, "cost_usd": round(self.spent, 10)}
+                "errors": s.errors, "peak_concurrency": self.router.peak, "cost_usd": round(self.spent, 10)}
 
     async def aclose(self) -> None:
-        await self.backend.aclose()
+        for replica in self.router.replicas:
+            await replica.backend.aclose()
 
 
-async def _attempt(backend: Backend, req: Request, opts: RunnerOptions, stats: RunStats, limiter: Limiter) -> Outcome:
+async def _attempt(router: Router, req: Request, opts: RunnerOptions, stats: RunStats) -> Outcome:
     latency = queued = 0.0
+    failed_on = None
     for attempt in itertools.count(1):
         t0 = time.monotonic()
-        await limiter.acquire(retry=attempt > 1)
+        replica = await router.acquire(retry=attempt > 1, avoid=failed_on)
         t1 = time.monotonic()
         queued += t1 - t0
         if stats.stopped in ("fatal", "interrupted"):  # the run stopped while this one waited for a slot
-            limiter.release()
+            router.release(replica, None, None)
             raise _Stop
-        failure, completion = await _call(backend, req, opts, stats, limiter)
-        latency += time.monotonic() - t1
+        failure, completion = await _call(router, replica, req, opts, stats)
+        spent = time.monotonic() - t1
+        latency += spent
         if failure is None:
             return Outcome(completion, None, attempt, latency, queued)
-        wait = _retry_wait(failure, attempt, opts, stats, limiter)
+        wait = _retry_wait(failure, attempt, opts, stats, router, spent)
         if isinstance(wait, str):
             return Outcome(None, wait, attempt, latency, queued)
         stats.retries += 1
+        failed_on = replica
         await asyncio.sleep(wait)
     raise AssertionError("unreachable")
 
 
-async def _call(backend: Backend, req: Request, opts: RunnerOptions, stats: RunStats,
-                limiter: Limiter) -> tuple[Exception | None, Completion | None]:
-    """One attempt within its deadline: (failure, completion). A fatal error stops the run."""
+async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOptions,
+                stats: RunStats) -> tuple[Exception | None, Completion | None]:
+    """One attempt within its deadlines: (failure, completion). A fatal error stops the run."""
     stats.sent += 1
+    loop = asyncio.get_running_loop()
+    failure: Exception | None = None
+    activity = Activity(time.monotonic())
     try:
-        async with asyncio.timeout(opts.timeout if backend.remote else None):
-            completion = vet_completion(await backend.complete(req))
+        remote = replica.backend.remote
+        async with asyncio.timeout(opts.timeout if remote else None) as total:
+            async with asyncio.timeout(opts.idle_timeout if remote else None) as idle:
+                if remote:
+                    activity.on_progress = lambda: idle.reschedule(loop.time() + opts.idle_timeout)
+                token = ACTIVITY.set(activity)
+                try:
+                    completion = vet_completion(await replica.backend.complete(req))
+                finally:
+                    ACTIVITY.reset(token)
     except TimeoutError:
-        return TransientError(f"no complete reply within --timeout {opts.timeout:g}s"), None
+        failure = TransientError(f"no complete reply within --timeout {opts.timeout:g}s" if total.expired() else
+                                 f"no reply for --idle-timeout {opts.idle_timeout:g}s", timed_out=True)
     except (SampleError, TransientError) as exc:
-        return exc, None
-    except FatalError:
+        failure = exc
+    except FatalError as exc:
         stats.stopped = "fatal"
+        failure = exc
         raise
     except Exception as exc:  # a backend bug or a reply nobody foresaw: this sample's error, not the run's end
-        return SampleError(f"the backend failed on this request: {type(exc).__name__}: {str(exc)[:200]}"), None
+        failure = SampleError(f"the backend failed on this request: {type(exc).__name__}: {str(exc)[:200]}")
     finally:
-        limiter.release()
+        done = time.monotonic()
+        router.release(replica, failure, (activity.first_token or done) - activity.started)
+    if failure is not None:
+        return failure, None
     stats.ok += 1
-    limiter.success()
     return None, completion
 
 
-def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats,
-                limiter: Limiter) -> float | str:
+def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
+                spent: float) -> float | str:
     """Seconds to wait before the next attempt, or the error that ends the sample."""
     if isinstance(failure, SampleError):
         return failure.reason
-    if stats.ok == 0 and (failure.connect or (failure.malformed and stats.malformed >= 2)):
+    if stats.ok == 0 and ((failure.connect and router.unreachable()) or (failure.malformed and stats.malformed >= 2)):
         stats.stopped = "fatal"
         hint = "is the server running? check --base-url" if failure.connect else \
             "is --base-url an OpenAI-compatible endpoint?"
         raise FatalError(f"{failure.reason} ({hint})")
     stats.malformed += failure.malformed
-    if failure.rate_limited:
-        stats.rate_limited += 1
-        limiter.rate_limited()
+    stats.rate_limited += failure.rate_limited
     if attempt > opts.max_retries:
         return f"gave up after {attempt} attempts: {failure.reason}"
     if failure.retry_after is not None and failure.retry_after > opts.max_retry_after:
@@ -221,6 +251,8 @@ def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: Ru
                 f"{opts.max_retry_after:g}s: {failure.reason}")
     if failure.retry_after is not None:
         return failure.retry_after
+    if failure.timed_out:           # the server may still be computing it: let its queue drain first
+        return min(opts.max_retry_after, spent * random.uniform(0.5, 1.0))
     return random.uniform(0, min(opts.backoff_cap, opts.backoff_base * 2 ** (attempt - 1)))
 
 
@@ -232,7 +264,7 @@ async def run_requests(channel: Channel, requests: Iterable[Request], total: int
     sink returns whether it accepted the outcome (then its answer is cached). Raises FatalError."""
     stats, opts = channel.stats, channel.opts
     stats.total = total
-    progress = Progress(stats, label, opts.quiet, channel.limiter)
+    progress = Progress(stats, label, opts.quiet, channel.router)
     it = iter(requests)
     stopping = asyncio.Event()
 
@@ -253,7 +285,7 @@ async def run_requests(channel: Channel, requests: Iterable[Request], total: int
                 channel.remember(outcome)
             progress.update()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(channel.limiter.max, total)))]
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(channel.router.max, total)))]
     ticker = asyncio.create_task(progress.tick())      # a line on time even while no sample finishes
     try:
         await _until_done_or_signalled(workers, stopping, stats, opts.drain_seconds)
@@ -261,7 +293,9 @@ async def run_requests(channel: Channel, requests: Iterable[Request], total: int
         for w in (*workers, ticker):
             w.cancel()
         await asyncio.gather(*workers, ticker, return_exceptions=True)
-        stats.peak_limit = channel.limiter.peak
+        stats.peak_limit = channel.router.peak
+        if len(channel.router.replicas) > 1:
+            stats.replicas = channel.router.describe()
         progress.update(final=True)
     return stats
 
@@ -325,8 +359,8 @@ class Progress:
     """done/total, rate, ETA, errors, retries and requests in flight on stderr: redrawn in place on
     a terminal, a full line every `progress_every()` seconds otherwise (CI logs), nothing with --quiet."""
 
-    def __init__(self, stats: RunStats, label: str, quiet: bool, limiter: Limiter):
-        self.stats, self.label, self.limiter = stats, label, limiter
+    def __init__(self, stats: RunStats, label: str, quiet: bool, router: Router):
+        self.stats, self.label, self.router = stats, label, router
         self.tty = sys.stderr.isatty()
         self.enabled = not quiet
         self.every = 0.2 if self.tty else progress_every()
@@ -351,6 +385,8 @@ class Progress:
         eta = f"{(s.total - s.done) / rate:,.0f}s" if rate > 0 else "?"
         speed = f"{rate:,.1f}/s" if rate >= 1 or rate == 0 else f"{rate * 60:,.1f}/min"   # a local model on a CPU
         line = (f"{self.label}: {s.done}/{s.total} {speed} eta {eta} errors {s.errors} retries {s.retries} "
-                f"cached {s.cached} in-flight {self.limiter.in_flight}/{int(self.limiter.limit)}")
+                f"cached {s.cached} in-flight {self.router.in_flight}/{self.router.limit}")
+        if len(self.router.replicas) > 1:
+            line += f" replicas up {self.router.up()}/{len(self.router.replicas)}"
         sys.stderr.write(f"\r{line}   " + ("\n" if final else "") if self.tty else line + "\n")
         sys.stderr.flush()

@@ -20,7 +20,10 @@ right, those wrong, these in odd formats" from the raw data alone, and compute t
 correct harness must report.
 
 Faults on demand, as a hostile or broken server would send them:
-- `--latency` seconds per reply; `--status N` answers every request with HTTP N (after
+- `--latency` seconds per reply; `--slots N` computes at most N replies at a time (the rest wait
+  in a queue, as a llama.cpp server with N slots does; a reply whose client has gone is still
+  computed, and counted as `abandoned` in /stats); `--token-interval` seconds per reply token
+  (streamed as the tokens come; a non-streamed reply waits for all of them); `--status N` answers every request with HTTP N (after
   `--fail-after` good ones); `--malformed` answers every request with an HTML page;
 - `--error-rate` (of requests, seeded) answered with `--error-status` and `Retry-After: --retry-after`;
 - `--fault KIND=RATE` (repeatable): a seeded share of requests gets KIND, drawn afresh for each
@@ -29,12 +32,18 @@ Faults on demand, as a hostile or broken server would send them:
   connection dropped without a reply), `huge` (a reply padded to `--huge-bytes`), `null`
   (`message.content: null`), `echo` (a 400 whose message repeats the request's headers, key
   included), `badusage` (negative and absurd token counts), `surrogate` (a lone surrogate in the
-  reply text, valid JSON).
+  reply text, valid JSON), `stall` (a few bytes, then nothing for `--stall-seconds`).
+
+Streaming: a request with `"stream": true` gets server-sent events in chunked encoding, as OpenAI
+sends them: a role chunk, one chunk per token (the first with `logprobs` when asked), a chunk
+with `finish_reason`, a usage chunk when `stream_options.include_usage` is set, then
+`data: [DONE]`. The faults apply to streams too (`null`: no content delta at all).
 
 `GET /stats` returns counts: requests, completions served, errors and faults sent, per-match
 hits, and the delays between an injected error and the retry of the same request (to check
 Retry-After). `GET /requests` returns the last 1,000 requests as received (method, path with
-query, headers, JSON body), so a test can check exactly what a client sent.
+query, headers, JSON body, arrival time `t` in monotonic seconds), so a test can check exactly
+what a client sent, and when.
 
 The OpenAI Batch API (`/v1/files`, `/v1/batches`) answers from the same key, on a compressed
 clock with its own faults: see `evalkit.testserver_batch` and the `--batch-*` flags.
@@ -44,8 +53,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import re
 import socket
 import struct
 import sys
@@ -55,7 +66,7 @@ from dataclasses import dataclass, field
 
 from .testserver_batch import BatchAPI, add_arguments as add_batch_arguments
 
-FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate")
+FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall")
 
 
 class Policy:
@@ -113,7 +124,9 @@ class Reply:
     status: int
     body: bytes
     headers: dict = field(default_factory=dict)
-    fault: str | None = None          # reset / trickle: how the bytes go out
+    fault: str | None = None          # reset / trickle / stall: how the bytes go out
+    events: list[bytes] | None = None  # a streamed reply: its server-sent events, in order
+    tokens: int = 0                   # a completion's reply tokens (for --token-interval)
 
 
 class Server:
@@ -129,6 +142,7 @@ class Server:
         self.retry_gaps: list[float] = []        # seconds from an injected error to that prompt's retry
         self.received: deque = deque(maxlen=1000)  # the last requests as received, for GET /requests
         self.batch_api = BatchAPI(self, args)
+        self.slots = asyncio.Semaphore(args.slots) if args.slots else contextlib.nullcontext()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -138,11 +152,11 @@ class Server:
                     break
                 method, path, headers, body = request
                 self.record(method, path, headers, body)
-                reply = await self.route(method, path, headers, body)
-                if reply.fault == "reset":
-                    _reset(writer)
-                    return
-                await _send(writer, reply, self.args.trickle_interval if reply.fault == "trickle" else 0)
+                if method == "POST" and path.split("?", 1)[0].endswith("/chat/completions"):
+                    if not await self.serve_completion(reader, writer, headers, body):
+                        return
+                    continue
+                await _send(writer, await self.route(method, path, headers, body), self.args)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
@@ -158,7 +172,33 @@ class Server:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = body.decode("utf-8", "replace")
-        self.received.append({"method": method, "path": path, "headers": headers, "body": parsed})
+        self.received.append({"method": method, "path": path, "headers": headers, "body": parsed,
+                              "t": round(time.monotonic(), 4)})
+
+    async def serve_completion(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict,
+                               body: bytes) -> bool:
+        """Compute a reply within a slot (queued while all are busy) and send it; False when the
+        connection was dropped on purpose."""
+        self.stats["requests"] += 1
+        async with self.slots:
+            reply = await self.compute(headers, body)
+            if reader.at_eof():
+                self.stats["abandoned"] += 1      # the client gave up while this waited or was computed
+            if reply.fault == "reset":
+                _reset(writer)
+                return False
+            await _send(writer, reply, self.args)
+        return True
+
+    async def compute(self, headers: dict, body: bytes) -> Reply:
+        if self.args.latency:
+            await asyncio.sleep(self.args.latency)
+        reply = self.failure(body, headers) or self.completion(json.loads(body))
+        if reply.events is None and self.args.token_interval:
+            await asyncio.sleep(self.args.token_interval * reply.tokens)
+        if reply.fault == "stall" and reply.events is None:
+            await asyncio.sleep(self.args.stall_seconds)
+        return reply
 
     async def route(self, method: str, path: str, headers: dict, body: bytes) -> Reply:
         batch_reply = await self.batch_api.route(method, path, headers, body)
@@ -172,12 +212,7 @@ class Server:
                                           "retry_gaps": [round(g, 4) for g in self.retry_gaps[:1000]]}).encode())
         if method == "GET" and path.endswith("/models"):
             return Reply(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
-        if method != "POST" or not path.endswith("/chat/completions"):
-            return Reply(404, _error("not found", "invalid_request_error"))
-        self.stats["requests"] += 1
-        if self.args.latency:
-            await asyncio.sleep(self.args.latency)
-        return self.failure(body, headers) or self.completion(json.loads(body))
+        return Reply(404, _error("not found", "invalid_request_error"))
 
     def failure(self, body: bytes, headers: dict) -> Reply | None:
         """A forced status, an injected error or a fault for this request, or None."""
@@ -195,7 +230,7 @@ class Server:
         if a.malformed:
             return Reply(200, b"<html>this is not a completion</html>")
         kind = self.draw_fault()
-        if kind is None or kind in ("trickle", "huge", "null", "badusage", "surrogate"):
+        if kind is None or kind in ("trickle", "huge", "null", "badusage", "surrogate", "stall"):
             return None                         # these shape a completion (see `completion`)
         self.stats["errors"] += 1
         if kind in ("429", "500"):
@@ -238,10 +273,13 @@ class Server:
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1}
         if fault == "badusage":
             usage = {"prompt_tokens": -5, "completion_tokens": 10**15}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         out = {"id": f"chatcmpl-test-{self.stats['requests']}", "object": "chat.completion", "created": int(time.time()),
-               "model": req.get("model", "test-model"), "choices": [choice],
-               "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
-        return Reply(200, json.dumps(out).encode(), fault="trickle" if fault == "trickle" else None)
+               "model": req.get("model", "test-model"), "choices": [choice], "usage": usage}
+        shape = fault if fault in ("trickle", "stall") else None
+        if req.get("stream"):
+            return Reply(200, b"", fault=shape, events=_stream_events(out, req, fault == "null"))
+        return Reply(200, json.dumps(out).encode(), fault=shape, tokens=len(_tokens(reply)))
 
     def _asked(self, messages: list) -> str:
         """The text of the last user message (text parts joined), after --tail-after if given."""
@@ -252,6 +290,34 @@ class Server:
         if self.args.tail_after and self.args.tail_after in text:
             text = text.rsplit(self.args.tail_after, 1)[1]   # only the last block: the item actually asked
         return text
+
+
+def _tokens(text: str) -> list[str]:
+    """A reply cut into tokens as a model streams them: words with their leading space, at most
+    4,096 characters each."""
+    words = re.findall(r"\s*\S+|\s+", text) or [""]
+    return [w[i:i + 4096] for w in words for i in range(0, max(len(w), 1), 4096)]
+
+
+def _stream_events(out: dict, req: dict, null: bool) -> list[bytes]:
+    """A whole completion as OpenAI's server-sent events: role, one chunk per token (the first with
+    the logprobs), finish_reason, usage (when asked), [DONE]."""
+    choice = out["choices"][0]
+    head = {"id": out["id"], "object": "chat.completion.chunk", "created": out["created"], "model": out["model"]}
+
+    def chunk(delta: dict, finish=None, extra: dict | None = None) -> bytes:
+        c = {"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}
+        return b"data: " + json.dumps({**head, "choices": [c]}).encode() + b"\n\n"
+
+    events = [chunk({"role": "assistant", "content": None if null else ""})]
+    if not null:
+        for i, tok in enumerate(_tokens(choice["message"]["content"])):
+            events.append(chunk({"content": tok}, extra={"logprobs": choice["logprobs"]} if i == 0 and
+                                "logprobs" in choice else None))
+    events.append(chunk({}, finish=choice["finish_reason"]))
+    if (req.get("stream_options") or {}).get("include_usage"):
+        events.append(b"data: " + json.dumps({**head, "choices": [], "usage": out["usage"]}).encode() + b"\n\n")
+    return events + [b"data: [DONE]\n\n"]
 
 
 def _logprobs(policy: Policy, needle: str | None, reply: str, top_n: int) -> dict:
@@ -293,21 +359,45 @@ async def _read_request(reader: asyncio.StreamReader):
     return method, path, headers, body
 
 
-async def _send(writer: asyncio.StreamWriter, reply: Reply, trickle: float) -> None:
+async def _send(writer: asyncio.StreamWriter, reply: Reply, args: argparse.Namespace) -> None:
+    if reply.events is not None:
+        await _send_events(writer, reply, args)
+        return
     head = [f"HTTP/1.1 {reply.status} {'OK' if reply.status == 200 else 'Error'}",
             *([] if "content-type" in reply.headers else
               ["content-type: text/html" if reply.body.startswith(b"<") else "content-type: application/json"]),
             f"content-length: {len(reply.body)}"] + [f"{k}: {v}" for k, v in reply.headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-    if not trickle:
-        writer.write(reply.body)
-        await writer.drain()
+    if reply.fault == "trickle":
+        await _trickle(writer, reply.body, args.trickle_interval)
         return
+    writer.write(reply.body)
     await writer.drain()
-    for i in range(len(reply.body)):          # one byte at a time: a read timeout never fires
-        writer.write(reply.body[i:i + 1])
+
+
+async def _trickle(writer: asyncio.StreamWriter, data: bytes, interval: float) -> None:
+    await writer.drain()
+    for i in range(len(data)):          # one byte at a time: a read timeout never fires
+        writer.write(data[i:i + 1])
         await writer.drain()
-        await asyncio.sleep(trickle)
+        await asyncio.sleep(interval)
+
+
+async def _send_events(writer: asyncio.StreamWriter, reply: Reply, args: argparse.Namespace) -> None:
+    """A streamed reply in chunked encoding: each event as it is ready (`--token-interval` apart),
+    trickled byte by byte, or stalled after its first event."""
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in reply.events] + [b"0\r\n\r\n"]
+    if reply.fault == "trickle":
+        await _trickle(writer, b"".join(framed), args.trickle_interval)
+        return
+    for i, frame in enumerate(framed):
+        writer.write(frame)
+        await writer.drain()
+        if reply.fault == "stall" and i == 1:
+            await asyncio.sleep(args.stall_seconds)
+        elif args.token_interval and 0 < i < len(framed) - 4:
+            await asyncio.sleep(args.token_interval)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -330,6 +420,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--default-reply", default="I do not know.")
     p.add_argument("--tail-after", default="", help="match only in the text after the last occurrence of this")
     p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--slots", type=int, default=0, help="compute at most N replies at a time; 0: no limit")
+    p.add_argument("--token-interval", type=float, default=0.0, help="seconds per reply token")
+    p.add_argument("--stall-seconds", type=float, default=30.0, help="how long a `stall` fault stalls")
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--error-status", type=int, default=429)
     p.add_argument("--retry-after", type=float, default=1)

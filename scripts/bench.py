@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Speed and memory of evalkit's runner against the floor of the plain `openai` client.
 
-    python scripts/bench.py [--n 1000] [--big 100000] [--repeat 3] [--skip-big]
+    python scripts/bench.py [--n 1000] [--big 100000] [--repeat 3] [--skip-big] [--only NAME,...]
+                            [--baseline DIR]
 
 Starts `evalkit.testserver` (in its own process) with a chosen latency and error rate, runs a
 generated N-question multiple-choice eval through the real CLI (and, with injected faults, checks
@@ -10,6 +11,13 @@ session measures
 the floor: the same prompts sent by a minimal loop (one shared `AsyncOpenAI` client, a semaphore,
 a letter check, nothing else), whole process timed from start to exit just as evalkit is. Each
 figure is the median of --repeat runs. Printed as a table with each ratio and its target.
+
+Scaling past one endpoint (`capacity`, `replicas`): a one-slot server (0.3 s a reply, --timeout 5,
+60 questions) against the serial time and the requests wasted; a server with 1 s latency and room
+for 128 (1,000 questions) with the adaptive limit against a fixed --concurrency 128; two replicas
+against one (throughput); one of two replicas killed halfway. `--baseline DIR` runs the same
+evalkit commands from another checkout too (e.g. `git worktree add /tmp/main main`), side by side
+in the same session, so "not slower" is measured, not remembered.
 """
 
 from __future__ import annotations
@@ -96,23 +104,154 @@ class Server:
         with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats") as r:
             return json.load(r)
 
+    def requests(self) -> list[dict]:
+        """The last 1,000 requests received, each with its arrival time `t` (time.monotonic())."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/requests") as r:
+            return json.load(r)
+
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds of the command, and its result with `cpu`: the CPU seconds it used (user and
+    system), a figure a loaded machine disturbs far less than wall time."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                         cwd=(env or {}).get("PYTHONPATH"))
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res.cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if res.returncode != 0:
         raise SystemExit(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-2000:]}")
     return wall, res
 
 
-def evalkit_cmd(spec: Path, url: str, logdir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "evalkit", "run", str(spec), "--model", "openai/m", "--base-url", url,
+def evalkit_cmd(spec: Path, url: str | list[str], logdir: Path, *extra: str) -> list[str]:
+    urls = [a for u in ([url] if isinstance(url, str) else url) for a in ("--base-url", u)]
+    return [sys.executable, "-m", "evalkit", "run", str(spec), "--model", "openai/m", *urls,
             "--json", "--quiet", "--log-dir", str(logdir), *extra]
+
+
+def baseline_env(env: dict, baseline: str | None) -> dict:
+    """The environment that runs another checkout's evalkit: its folder first on sys.path (and the
+    working directory of the command, which `python -m` puts before everything)."""
+    return {**env, "PYTHONPATH": baseline} if baseline else env
+
+
+def one_slot(tmp: Path, env: dict, repeat: int, baseline: str | None) -> tuple[str, str, str]:
+    """60 questions, a server computing one reply at a time (0.3 s each), --timeout 5: the adaptive
+    limit against the serial time (--concurrency 1), and the requests wasted (sent again after a
+    timeout; the server computed the abandoned ones anyway). Each setting has its own server (its
+    counts are its own) and the settings take turns, so they share the machine's load."""
+    spec, key = make_eval(tmp, 60)
+    settings = [("--concurrency 1", ["--concurrency", "1"], env), ("adaptive", [], env),
+                ("--concurrency 32", ["--concurrency", "32"], env)] + \
+        ([("baseline's default", [], baseline_env(env, baseline))] if baseline else [])
+    servers = [Server(key, slots=1, latency=0.3) for _ in settings]
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in settings}
+    scored: dict[str, list[int]] = {label: [] for label, _, _ in settings}
+    try:
+        for _ in range(repeat):
+            for (label, extra, run_env), srv in zip(settings, servers):
+                wall, res = timed(evalkit_cmd(spec, srv.url, tmp / f"slot{time.monotonic_ns()}", "--no-cache",
+                                              "--timeout", "5", "--fail-on-error", "60", *extra), run_env)
+                walls[label].append(wall)
+                scored[label].append(json.loads(res.stdout)["scored"])
+        stats = [srv.stats() for srv in servers]
+    finally:
+        for srv in servers:
+            srv.close()
+    cells = []
+    for (label, _, _), st in zip(settings, stats):
+        sent, abandoned = st["requests"] / repeat, st.get("abandoned", 0) / repeat
+        cells.append(f"{label} {statistics.median(walls[label]):.1f}s, {min(scored[label])}/60 scored, {sent:.0f} "
+                     f"sent, {sent - 60:.0f} wasted ({(sent - 60) / 60:.0%}), {abandoned:.0f} abandoned")
+    ratio = statistics.median(walls["adaptive"]) / statistics.median(walls["--concurrency 1"])
+    return ("one slot, 0.3 s/reply, --timeout 5, 60 q", f"adaptive {ratio:.2f}x serial (--concurrency 1; the "
+            f"server alone needs {60 * 0.3:.0f}s); " + "; ".join(cells), "adaptive ~ serial time, <= 10% wasted")
+
+
+def room_for_128(tmp: Path, env: dict, repeat: int, baseline: str | None, n: int) -> tuple[str, str, str]:
+    """n questions, 1 s a reply, a server with room for 128 at once: the adaptive limit against a fixed
+    --concurrency 128 (the limit must grow fast where there is room), the settings taking turns."""
+    spec, key = make_eval(tmp, n)
+    settings = [(["--concurrency", "128"], env), ([], env)] + ([([], baseline_env(env, baseline))] if baseline else [])
+    srv = Server(key, slots=128, latency=1.0)
+    walls: list[list[float]] = [[] for _ in settings]
+    try:
+        for _ in range(repeat):
+            for (extra, run_env), out in zip(settings, walls):
+                out.append(timed(evalkit_cmd(spec, srv.url, tmp / f"r128{time.monotonic_ns()}", "--no-cache", *extra),
+                                 run_env)[0])
+    finally:
+        srv.close()
+    fixed, adaptive, *base = [statistics.median(w) for w in walls]
+    extra = f"; baseline's default {base[0]:.2f}s" if base else ""
+    return (f"1 s/reply, room for 128, {n} q", f"adaptive {adaptive:.2f}s, --concurrency 128 {fixed:.2f}s: "
+            f"{adaptive / fixed:.2f}x{extra}", "<= 1.25x fixed 128")
+
+
+def two_replicas(tmp: Path, env: dict, repeat: int, n: int) -> tuple[str, str, str]:
+    """Throughput of two replicas against one, each replica a server with 2 slots at 200 ms a reply
+    (10 replies/s: the servers, not the client's CPU, are what limits, as with GPU servers; with more
+    slots on a busy 2-core machine the client's CPU is the limit, and a fixed --concurrency does no
+    better), the limit adaptive per replica. Throughput is requests per second between the first
+    and the last arrival at the servers (their clocks are this machine's monotonic clock): the
+    process's start-up, a fixed few seconds on a loaded machine, is no part of it; the whole-run
+    rate is printed too."""
+    spec, key = make_eval(tmp, n)
+    servers = [Server(key, slots=2, latency=0.2) for _ in range(2)]
+    rates: list[list[float]] = [[], []]
+    whole: list[list[float]] = [[], []]
+    try:
+        for _ in range(repeat):                          # one and two in turn: the same load on both
+            for used, out, out_whole in zip((servers[:1], servers), rates, whole):
+                start = time.monotonic()
+                r = json.loads(timed(evalkit_cmd(spec, [s.url for s in used], tmp / f"rep{time.monotonic_ns()}",
+                                                 "--no-cache"), env)[1].stdout)
+                assert r["scored"] == n, r
+                arrivals = sorted(q["t"] for s in used for q in s.requests()
+                                  if q["t"] >= start and q["path"].endswith("/chat/completions"))
+                out.append((len(arrivals) - 1) / (arrivals[-1] - arrivals[0]))
+                out_whole.append(n / r["duration_s"])
+    finally:
+        for srv in servers:
+            srv.close()
+    (one, two), (one_w, two_w) = [[statistics.median(r) for r in rs] for rs in (rates, whole)]
+    return (f"two replicas vs one (2 slots, 200 ms each), {n} q", f"one {one:.1f}/s, two {two:.1f}/s: {two / one:.2f}x "
+            f"(whole runs, start-up included: {one_w:.1f}/s, {two_w:.1f}/s)", ">= 1.8x")
+
+
+def replica_dies(tmp: Path, env: dict, n: int) -> tuple[str, str, str]:
+    """Two replicas; the second is killed when half the samples are answered. Nothing may be lost
+    or scored twice: its requests in flight are retried on the first."""
+    spec, key = make_eval(tmp, n)
+    servers = [Server(key, slots=4, latency=0.2) for _ in range(2)]
+    try:
+        cmd = evalkit_cmd(spec, [s.url for s in servers], tmp / "dies", "--no-cache")
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while sum(s.stats().get("completions", 0) for s in servers) < n // 2:
+            time.sleep(0.02)
+        served_by_dead = servers[1].stats()["completions"]
+        servers[1].close()
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        s = json.loads(out)
+        survivor = servers[0].stats()["completions"]
+    finally:
+        servers[0].close()
+    twice = _scored_twice(s["log"])
+    return ("one of two replicas killed halfway", f"{s['scored']}/{n} scored, {s['errors']} errors, {twice} scored "
+            f"twice; answered: {served_by_dead} by the dead one before it died + {survivor} by the survivor "
+            f"(= {served_by_dead + survivor - n:+d} against {n}), {s['requests']['retries']} retried",
+            "all scored, none lost or twice")
 
 
 def median_run(repeat: int, fn) -> tuple[float, object]:
@@ -178,17 +317,9 @@ def _scored_twice(log: str) -> int:
     return twice
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--big", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip-big", action="store_true")
-    ap.add_argument("--faults-n", type=int, default=2000, help="samples of the fault-injection scenario")
-    args = ap.parse_args()
+def runner_rows(args: argparse.Namespace, tmp: Path, env: dict) -> list[tuple[str, str, str]]:
+    """The runner against the floor: 200 ms and 0 ms latency, 429s, second runs, memory, faults, start-up."""
     rows: list[tuple[str, str, str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
-    env = {"EVALKIT_CACHE_DIR": str(tmp / "cache")}
     spec, key = make_eval(tmp, args.n)
     data = tmp / f"mc{args.n}.jsonl"
     floor_py = tmp / "floor.py"
@@ -204,8 +335,14 @@ def main() -> None:
             extra = ["--no-cache"] + (["--concurrency", str(concurrency)] if concurrency else [])
             if error_rate:
                 extra += ["--max-retries", "20"]
-            wall, res = median_run(args.repeat, lambda i: timed(
-                evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), env))
+            envs = [env] + ([baseline_env(env, args.baseline)] if args.baseline and name == "200ms" else [])
+            runs = [[timed(evalkit_cmd(spec, srv.url, tmp / f"logs{next(counter)}", *extra), e) for e in envs]
+                    for _ in range(args.repeat)]      # this checkout and the baseline in turn: the same load on both
+            wall, res = median_run(args.repeat, lambda i: runs[i][0])
+            if name == "200ms":
+                args.cpu_200ms = [statistics.median(r[k][1].cpu for r in runs) for k in range(len(envs))]
+            if len(envs) > 1:
+                args.baseline_200ms = median_run(args.repeat, lambda i: runs[i][1])[0]
             summary = json.loads(res.stdout)
             return floor_wall, wall, summary, srv.stats()
         finally:
@@ -214,9 +351,15 @@ def main() -> None:
     # 1. latency 200 ms, concurrency 100
     floor, wall, s, _ = scenario("200ms", 0.2, 100)
     ideal = -(-args.n // 100) * 0.2
+    cpu = args.cpu_200ms
+    base = f"; CPU {cpu[0]:.2f}s" + (f"; baseline {args.baseline_200ms:.2f}s, CPU {cpu[1]:.2f}s"
+                                     if args.baseline_200ms else "")
     rows.append(("latency 200 ms, --concurrency 100", f"evalkit {wall:.2f}s, floor {floor:.2f}s: {wall / floor:.2f}x floor, "
-                 f"{wall / ideal:.2f}x ideal ({ideal:.1f}s)", "<= 1.25x floor (stretch <= 1.5x ideal)"))
+                 f"{wall / ideal:.2f}x ideal ({ideal:.1f}s){base}", "<= 1.25x floor (stretch <= 1.5x ideal), "
+                 "not slower than the baseline"))
     assert s["scored"] == args.n and s["metrics"]["accuracy"]["value"] == 1.0, s
+    if args.only_200ms:
+        return rows
 
     # 2. latency 0, default concurrency
     floor0, wall0, s0, _ = scenario("0ms", 0.0, None)
@@ -279,6 +422,32 @@ def main() -> None:
     w_list, _ = median_run(5, lambda i: timed([sys.executable, "-m", "evalkit", "list"]))
     rows.append(("evalkit --help / list", f"{w_help:.2f}s / {w_list:.2f}s", "<= 0.3s / <= 1s"))
 
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--big", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--faults-n", type=int, default=2000, help="samples of the fault-injection scenario")
+    ap.add_argument("--only", help="comma-separated scenarios: runner (or only its first row: 200ms), capacity, "
+                                   "replicas (default: all)")
+    ap.add_argument("--baseline", help="another checkout of evalkit, run side by side (e.g. a worktree of main)")
+    args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else {"runner", "capacity", "replicas"}
+    tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
+    env = {"EVALKIT_CACHE_DIR": str(tmp / "cache")}
+    args.baseline_200ms = None
+    args.only_200ms = "200ms" in only and "runner" not in only
+    rows = runner_rows(args, tmp, env) if only & {"runner", "200ms"} else []
+    if "capacity" in only:
+        rows.append(one_slot(tmp, env, args.repeat, args.baseline))
+        rows.append(room_for_128(tmp, env, args.repeat, args.baseline, args.n))
+    if "replicas" in only:
+        rows.append(two_replicas(tmp, env, args.repeat, min(args.n, 240)))
+        rows.append(replica_dies(tmp, env, min(args.n, 400)))
     width = max(len(r[0]) for r in rows)
     print(f"evalkit runner benchmark: {args.n} questions, median of {args.repeat}, {os.cpu_count()} cores")
     for name, figure, target in rows:

@@ -319,4 +319,5 @@ def test_relative_openai_evals_registry_path(evalkit, start_server, tmp_path):
     s = run_json(evalkit, "--registry", "reg", "tiny", "--model", "openai/m", "--base-url", server.url)
     assert s["metrics"]["accuracy"]["value"] == 1.0
     body = server.requests()[-1]["body"]
-    assert body == {"model": "m", "messages": [{"role": "user", "content": "Say yes"}], "temperature": 0.0}
+    assert body == {"model": "m", "messages": [{"role": "user", "content": "Say yes"}], "temperature": 0.0,
+                    "stream": True, "stream_options": {"include_usage": True}}

@@ -15,7 +15,8 @@ import pytest
 
 from conftest import read_jsonl
 from evalkit.backends.openai_api import retry_after_seconds
-from evalkit.runner import Limiter, RunnerOptions
+from evalkit.limiter import Limiter
+from evalkit.runner import RunnerOptions
 
 
 def anatomy_key(data_dir: Path, right: bool = True) -> list[dict]:
@@ -237,36 +238,65 @@ def test_same_command_twice_at_once_is_refused(evalkit, start_server, data_dir, 
     first.wait()
 
 
-def test_adaptive_limiter_is_aimd():
-    import asyncio
+def test_adaptive_limiter_follows_latency():
+    import math
 
-    async def scenario():
-        lim = Limiter(RunnerOptions(start_concurrency=32, max_concurrency=40, cut_interval=0.0, pressure_window=10))
-        assert lim.adaptive and int(lim.limit) == 32
-        for _ in range(33):
-            lim.success()
-        assert int(lim.limit) == 33                       # about +1 per window of successes
+    lim = Limiter(RunnerOptions(start_concurrency=8, max_concurrency=128, cut_interval=0.0, pressure_window=10))
+    assert lim.adaptive and lim.limit == 8 and lim.slow_start
+    lim.success(1.0)
+    assert lim.limit == 8 and lim.base == 1.0             # the first reply sets the floor
+    for _ in range(8):
+        lim.success(1.0)
+    assert lim.limit == 32                                # slow start: +3 a reply at the floor latency
+    lim.success(1.4)
+    assert lim.limit == 35 and lim.slow_start             # within 1.5 x the floor: still no queue
+    lim.success(2.0)
+    assert lim.limit == 35 and lim.slow_start             # one slow reply: maybe a long prompt
+    lim.success(2.0)
+    assert lim.limit == 35 and not lim.slow_start         # two in a row: a queue; slow start ends
+    for _ in range(34):
+        lim.success(3.0)
+    assert lim.limit == 18.5                              # a window at 3 x the floor: x 0.5, + 1
+    for _ in range(18):
+        lim.success(1.2)
+    assert lim.limit == pytest.approx(18.5 + math.sqrt(18.5)) and not lim.slow_start   # near the floor: + sqrt
+    for _ in range(22):
+        lim.success(1.05)
+    assert lim.slow_start                                 # at the floor again: room, slow start again
+    again = lim.limit
+    for _ in range(10):                                   # +3 each would pass twice the limit
+        lim.success(1.0)
+    assert lim.limit == 2 * again and not lim.slow_start  # but only up to twice where it began: then by gradient
+    for _ in range(int(lim.limit)):
+        lim.success(1.0)
+    assert lim.slow_start                                 # a window at the floor: room, slow start once more
+    before = lim.limit
+    lim.timed_out()
+    assert lim.limit == before / 2 and not lim.slow_start  # a timeout is congestion
+    lim = Limiter(RunnerOptions(start_concurrency=32, max_concurrency=40, cut_interval=0.0, pressure_window=10))
+    for _ in range(8):
+        lim.success(1.0)
+    assert lim.limit == 40                                # never above the maximum
+    lim.rate_limited()
+    lim.rate_limited()
+    assert lim.limit == 40                                # a stray 429 or two among 10 responses: no cut
+    lim.rate_limited()
+    assert lim.limit == 20                                # sustained pressure (3 of 10): halved
+    for _ in range(10):
         lim.rate_limited()
-        lim.rate_limited()
-        assert int(lim.limit) == 33                       # a stray 429 or two among 10 responses: no cut
-        lim.rate_limited()
-        assert int(lim.limit) == 16                       # sustained pressure (3 of 10): halved
-        for _ in range(10):
-            lim.rate_limited()
-        assert lim.limit == 1.0                           # never below one
-        for _ in range(10_000):
-            lim.success()
-        assert lim.limit == 40                            # never above the maximum
-        fixed = Limiter(RunnerOptions(concurrency=8))
-        fixed.rate_limited()
-        fixed.success()
-        assert not fixed.adaptive and fixed.limit == 8
-        slow = Limiter(RunnerOptions(start_concurrency=32, cut_interval=60, pressure_window=4))
-        for _ in range(4):
-            slow.rate_limited()
-        assert slow.limit == 16                           # one burst of 429s is one signal
-
-    asyncio.run(scenario())
+    assert lim.limit == 1.0                               # never below one
+    for _ in range(10_000):
+        lim.success(1.0)
+    assert lim.limit == 40                                # the floor latency again: back to the maximum
+    fixed = Limiter(RunnerOptions(concurrency=8))
+    fixed.rate_limited()
+    fixed.timed_out()
+    fixed.success(5.0)
+    assert not fixed.adaptive and fixed.limit == 8
+    slow = Limiter(RunnerOptions(start_concurrency=32, cut_interval=60, pressure_window=4))
+    for _ in range(4):
+        slow.rate_limited()
+    assert slow.limit == 16                               # one burst of 429s is one signal
 
 
 def test_rate_limits_shrink_the_window_through_the_cli(evalkit, start_server, data_dir):

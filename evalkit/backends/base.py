@@ -22,10 +22,20 @@ cache hit or a resumed run unchanged.
 Failures say what kind they are; the runner alone decides what to do about them:
 `TransientError` (retry: rate limit, 5xx, timeout, dropped connection), `SampleError` (this
 request will not succeed as it is: record it), `FatalError` (nothing will succeed: stop).
+
+**Progress.** The runner owns time (the total deadline, the inactivity timeout); only a backend
+sees bytes and tokens arrive. A backend calls `note_activity()` whenever part of a reply arrives
+(`token=True` when it carried generated text): that pushes the runner's inactivity deadline back
+and, the first time a token comes, gives the time to first token, which the concurrency limiter
+reads as the server's queueing delay. A backend that never calls it is timed as a whole. A
+backend calls `note_sent()` when the request leaves, so the time it spent getting ready (the
+first request imports and builds the client) does not count as the server's.
 """
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -112,6 +122,38 @@ def vet_completion(c: Completion) -> Completion:
     return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs, c.model_s)
 
 
+@dataclass(slots=True)
+class Activity:
+    """One attempt's progress, as the backend reports it (see the module docstring)."""
+
+    started: float
+    on_progress: Callable[[], None] | None = None
+    first_token: float | None = None
+
+    def note(self, token: bool) -> None:
+        if token and self.first_token is None:
+            self.first_token = time.monotonic()
+        if self.on_progress is not None:
+            self.on_progress()
+
+
+ACTIVITY: ContextVar[Activity | None] = ContextVar("evalkit_activity", default=None)
+
+
+def note_sent() -> None:
+    """The request is leaving now: the server's latency counts from here."""
+    activity = ACTIVITY.get()
+    if activity is not None:
+        activity.started = time.monotonic()
+
+
+def note_activity(token: bool = False) -> None:
+    """Part of the reply arrived (`token`: with generated text); see the module docstring."""
+    activity = ACTIVITY.get()
+    if activity is not None:
+        activity.note(token)
+
+
 class BackendError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -120,12 +162,13 @@ class BackendError(Exception):
 
 class TransientError(BackendError):
     def __init__(self, reason: str, retry_after: float | None = None, rate_limited: bool = False,
-                 connect: bool = False, malformed: bool = False):
+                 connect: bool = False, malformed: bool = False, timed_out: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
         self.connect = connect      # the connection itself failed (refused, DNS) before any byte was exchanged
         self.malformed = malformed  # a 200 reply whose body is not a completion
+        self.timed_out = timed_out  # abandoned at a deadline: the server may still be computing it
 
 
 class SampleError(BackendError):

@@ -15,6 +15,22 @@ response, decoded with `json.loads` and checked here by hand. That skips the cli
 walk over typed-dict annotations and its pydantic response models, which were most of its CPU
 cost per request, while keeping its transport, headers, auth and error types. A malformed body
 becomes one clear `FatalError`.
+
+**Streaming.** Replies are streamed (`"stream": true`, server-sent events, with
+`stream_options.include_usage` so the last event carries the token counts) and read from the same
+raw response: each event reports progress to the runner (`note_activity`), so a slow but working
+server is timed by the gap between tokens, not by the length of its reply, and the first token's
+arrival measures the server's queue. A streamed reply keeps everything a whole one has: the text
+(a UTF-16 surrogate pair split over two events is joined; a lone one survives as in a whole
+reply), `finish_reason`, usage, the first positions' top log-probabilities, the
+`--max-reply-bytes` cap (on the text, and on one event; the stream as a whole may be
+`STREAM_OVERHEAD` times larger, each token being wrapped in a JSON chunk), and no content at all
+is this sample's error. Not streamed: answers by option probability (one token and its
+alternatives: nothing to stream); short replies (`max_tokens` at most `STREAM_MIN_TOKENS`, e.g.
+a multiple-choice letter), whose whole reply comes within a few tokens of the first, so the
+stream would only cost CPU at both ends (measured: a tenth more client CPU over 1,000 requests);
+and, with `--no-stream`, every request (a server whose streaming is broken). A server that
+ignores `stream` and answers with one JSON body is read as one.
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..costs import Pricer
-from .base import Backend, Completion, FatalError, Request, SampleError, TransientError
+from .base import Backend, Completion, FatalError, Request, SampleError, TransientError, note_activity, note_sent
 
 openai = httpx = None  # the client modules, imported by the first backend that sends a request
 
@@ -74,30 +90,52 @@ class OpenAIBackend(Backend):
         if self.preset.name != "openai":   # OPENAI_ORG_ID / OPENAI_PROJECT_ID are OpenAI's, not another vendor's
             self._client.organization = self._client.project = None
 
+    streaming = True     # stream replies (see the module docstring); `--no-stream` turns it off
+
     async def complete(self, request: Request) -> Completion:
         if self._client is None:
             self._connect()
-        raw = await self._post(wire_body(self.name, request, self.wire))
+        body = wire_body(self.name, request, self.wire)
+        note_sent()
+        if self.streaming and streamable(request):
+            return await self._stream(body, request)
+        raw = await self._post(body)
         return parse_completion(raw, self.endpoint, request)
 
     async def _post(self, body: dict) -> bytes:
         """The reply's body, read up to `max_reply_bytes` (a larger reply is this sample's error)."""
-        try:
-            resp = await self._client.post("/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[bytes],
-                                           options={"headers": {"X-Stainless-Raw-Response": "stream"}})
-        except openai.APIStatusError as exc:
-            raise _classify_status(exc, self.endpoint, self.name, self.key_hint) from None
-        except openai.APITimeoutError:
-            raise TransientError("the request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise _connection_error(exc, self.endpoint) from None
-        http = resp.http_response
+        http = await self._open(body)
         try:
             return await _read_capped(http, self.max_reply_bytes)
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise TransientError(f"the connection dropped while the reply was read: {_short(exc)}") from None
         finally:
             await http.aclose()
+
+    async def _stream(self, body: dict, request: Request) -> Completion:
+        """A streamed reply, read event by event (a server that ignores `stream` is read whole)."""
+        http = await self._open({**body, "stream": True, "stream_options": {"include_usage": True}})
+        try:
+            if not http.headers.get("content-type", "").startswith("text/event-stream"):
+                return parse_completion(await _read_capped(http, self.max_reply_bytes), self.endpoint, request)
+            return await read_stream(http, self.max_reply_bytes, self.endpoint, request)
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise TransientError(f"the connection dropped while the reply was read: {_short(exc)}") from None
+        finally:
+            await http.aclose()
+
+    async def _open(self, body: dict):
+        """The raw HTTP response to a chat-completions request, its body not yet read."""
+        try:
+            resp = await self._client.post("/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[bytes],
+                                           options={"headers": {"X-Stainless-Raw-Response": "stream"}})
+        except openai.APIStatusError as exc:
+            raise _classify_status(exc, self.endpoint, self.name, self.key_hint) from None
+        except openai.APITimeoutError:
+            raise TransientError("the request timed out", timed_out=True) from None
+        except openai.APIConnectionError as exc:
+            raise _connection_error(exc, self.endpoint) from None
+        return resp.http_response
 
     def pricer(self) -> Pricer:
         """Prices from the preset's own table (none recorded: unknown)."""
@@ -125,6 +163,13 @@ class OpenAIBackend(Backend):
 
 
 OPTION_TOP_LOGPROBS = 20   # the most alternatives OpenAI returns per position
+STREAM_MIN_TOKENS = 32     # replies of at most this many tokens are asked whole (see the module docstring)
+
+
+def streamable(request: Request) -> bool:
+    """Whether streaming the reply gives anything (see the module docstring)."""
+    short = request.sampling.max_tokens is not None and request.sampling.max_tokens <= STREAM_MIN_TOKENS
+    return request.options is None and not short
 
 
 @dataclass(frozen=True)
@@ -153,7 +198,141 @@ async def _read_capped(http, limit: int) -> bytes:
         if size > limit:
             raise SampleError(f"the reply is larger than --max-reply-bytes {limit:,}")
         chunks.append(chunk)
+        note_activity()
     return b"".join(chunks)
+
+
+async def read_stream(http, limit: int, endpoint: str, request: Request) -> Completion:
+    """A server-sent-events reply as evalkit's Completion (see the module docstring). `limit` caps
+    the reply's text, and one event; the stream as a whole may carry `STREAM_OVERHEAD` times more
+    (each token comes wrapped in a JSON chunk of its own)."""
+    events, chunks, size, done = _EventReader(limit), _Chunks(endpoint, limit), 0, False
+    body = http.aiter_bytes()
+    async for data in body:
+        size += len(data)
+        if size > limit * STREAM_OVERHEAD:
+            raise SampleError(f"the streamed reply is larger than {STREAM_OVERHEAD} x --max-reply-bytes {limit:,}")
+        for event in events.feed(data):
+            if event == b"[DONE]":
+                done = True
+                break
+            chunks.add(event)
+        note_activity(token=chunks.had_text)
+        if done:
+            await _drain(body)
+            break
+    return chunks.completion(request, done=done)
+
+
+async def _drain(body, grace: float = 1.0, most: int = 65536) -> None:
+    """Read what follows [DONE] (the end of the chunked body), so the connection can be reused; a
+    server that keeps it open is left after `grace` seconds."""
+    import asyncio
+    import contextlib
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace):
+            async for data in body:
+                most -= len(data)
+                if most < 0:
+                    return
+
+
+STREAM_OVERHEAD = 64
+
+
+class _EventReader:
+    """Server-sent events from bytes as they arrive: the `data` of each complete event (comments
+    and other fields ignored)."""
+
+    def __init__(self, limit: int):
+        self.pending, self.data, self.limit = b"", [], limit
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            self.pending += chunk
+            if len(self.pending) > self.limit:
+                raise SampleError(f"the reply is larger than --max-reply-bytes {self.limit:,}")
+            return []
+        *lines, self.pending = (self.pending + chunk).split(b"\n")
+        out = []
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if not line:
+                if self.data:
+                    out.append(b"\n".join(self.data))
+                    self.data = []
+            elif line.startswith(b"data:"):
+                self.data.append(line[6:] if line[5:6] == b" " else line[5:])
+        return out
+
+
+class _Chunks:
+    """The chat-completion chunks of one stream, put together: text, finish_reason, usage and the
+    first positions' log-probabilities."""
+
+    def __init__(self, endpoint: str, limit: int):
+        self.endpoint, self.limit, self.size = endpoint, limit, 0
+        self.parts: list[str] = []
+        self.finish = None
+        self.usage: dict = {}
+        self.positions: list = []
+        self.had_text = False
+
+    def add(self, event: bytes) -> None:
+        try:
+            obj = json.loads(event)
+            if isinstance(obj, dict) and "error" in obj:
+                raise TransientError(f"{self.endpoint} reported an error mid-stream: "
+                                     f"{_short(Exception(str(obj['error'])))}")
+            choices = obj.get("choices") or []
+            if isinstance(obj.get("usage"), dict):
+                self.usage = obj["usage"]
+            for choice in choices:
+                if choice.get("index", 0) == 0:
+                    self._choice(choice)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            snippet = event[:80].decode("utf-8", "replace")
+            raise TransientError(f"malformed stream event from {self.endpoint} ({_short(exc)}): {snippet!r}",
+                                 malformed=True) from None
+
+    def _choice(self, choice: dict) -> None:
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if text is not None:
+            if not isinstance(text, str):
+                raise TypeError("delta.content is not a string")
+            self.parts.append(text)
+            self.had_text = self.had_text or bool(text)
+            self.size += len(text.encode("utf-8", "surrogatepass"))
+            if self.size > self.limit:
+                raise SampleError(f"the reply is larger than --max-reply-bytes {self.limit:,}")
+        if choice.get("finish_reason"):
+            self.finish = choice["finish_reason"]
+        lp = choice.get("logprobs")
+        if isinstance(lp, dict) and isinstance(lp.get("content"), list) and len(self.positions) < 3:
+            self.positions.extend(lp["content"][: 3 - len(self.positions)])
+
+    def completion(self, request: Request, done: bool) -> Completion:
+        if not done and self.finish is None:
+            raise TransientError(f"the stream from {self.endpoint} ended before the reply was complete")
+        if not self.parts:
+            raise SampleError("the reply has no content (message.content is null)")
+        wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
+        return Completion(text=_joined(self.parts), finish_reason=self.finish,
+                          usage={k: self.usage[k] for k in ("prompt_tokens", "completion_tokens") if k in self.usage},
+                          top_logprobs=_top_logprobs({"logprobs": {"content": self.positions}}) if wants_logprobs
+                          else None)
+
+
+def _joined(parts: list[str]) -> str:
+    """The streamed text; a surrogate pair cut over two events is joined again."""
+    text = "".join(parts)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def parse_completion(raw: bytes, endpoint: str, request: Request) -> Completion:
