@@ -38,14 +38,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from .backends.base import FatalError, Request, Sampling, TransientError
-from .runner import Channel, Outcome, RunStats, run_requests
+from .runner import Channel, Outcome, RunStats, on_signals, run_requests
 
 
 @dataclass
@@ -370,7 +369,7 @@ class BatchRun:
     async def run(self, requests: list[Request], sink) -> BatchStats:
         self.stats.total = len(requests)
         loop = asyncio.get_running_loop()
-        installed = _on_signals(loop, self.stop.set)
+        installed = on_signals(loop, self.stop.set)
         try:
             await self._run(requests, sink)
         except TransientError as exc:
@@ -482,7 +481,7 @@ class BatchRun:
             outcomes.append((req, out))
             return False                  # cached by _spawn once recorded
         stats = await run_requests(self.fallback, requests, len(requests), keep, self.label)
-        _on_signals(asyncio.get_running_loop(), self.stop.set)     # the runner removed its own, and so ours
+        on_signals(asyncio.get_running_loop(), self.stop.set)     # the runner removed its own, and so ours
         self.stats.spent += self.fallback.spent
         self.stats.retries += stats.retries
         for req, out in outcomes:
@@ -532,17 +531,6 @@ class BatchRun:
         if r.completion is not None and p is not None and p.known:
             u = r.completion.usage
             self.grader.cost += p.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
-
-
-def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, handler)
-            installed.append(sig)
-        except (ValueError, RuntimeError, NotImplementedError):   # not the main thread
-            pass
-    return installed
 
 
 # ----------------------------------------------------------------------------- `evalkit batches LOG`

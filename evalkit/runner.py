@@ -316,7 +316,7 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
         if signals == 1:
             sys.stderr.write("\nevalkit: stopping: waiting for the requests in flight (Ctrl-C again to stop now)\n")
 
-    installed = _install(loop, on_signal)
+    installed = on_signals(loop, on_signal)
     try:
         gathered = asyncio.gather(*workers)
         hard = asyncio.ensure_future(hard_stop.wait())
@@ -331,7 +331,8 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
             loop.remove_signal_handler(sig)
 
 
-def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
+def on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
+    """`handler` on SIGINT and SIGTERM where the loop can take them (the main thread); the ones set."""
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -132,7 +132,9 @@ def test_the_wheel_works_outside_the_source_tree(venv, tmp_path, data_dir):
     res = installed(venv, "validate", cwd=elsewhere)
     assert res.returncode == 0 and "valid" in res.stderr, res.stdout + res.stderr
     # the provider presets and their price tables ship too
-    rows = {r["name"]: r for r in map(json.loads, installed(venv, "providers", "--json", cwd=elsewhere).stdout.splitlines())}
+    res = installed(venv, "providers", "--json", cwd=elsewhere)
+    assert res.returncode == 0, res.stderr
+    rows = {r["name"]: r for r in map(json.loads, res.stdout.splitlines())}
     assert rows["anthropic"]["key_env"] == ["ANTHROPIC_API_KEY"] and rows["anthropic"]["prices"]["table"] == "anthropic"
     assert rows["azure"]["base_url_env"] == "AZURE_OPENAI_ENDPOINT" and rows["gemini"]["prices"]["models"]
     # the README's fake-server recipe, from the install it names (no test extra needed)

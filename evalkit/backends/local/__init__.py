@@ -55,9 +55,12 @@ import os
 import time
 
 from ..base import Backend, Capabilities, Completion, FatalError, Request, SampleError
-from .engine import TOP_K, Engine
 from .loading import resolve
 from .schedule import BudgetTuner, Item, plan
+
+# torch is imported when a model is opened, never by importing this package: `evalkit providers`
+# and `list` work without the local extra, and OMP_WAIT_POLICY is set before torch reads it.
+TOP_K = 50          # alternatives returned per position (engine.py reads it)
 
 DEFAULT_PREFIX_MB = 1024
 CPU_BUDGET, GPU_BUDGET = 256, 2048      # padded tokens per batch to start tuning from
@@ -108,6 +111,8 @@ class LocalBackend(Backend):
         started = time.monotonic()
         loaded = load(self.name, self.source)
         self._tok, self.loaded_from = loaded.tok, loaded.loaded_from
+        from .engine import Engine
+
         self._engine = Engine(loaded.lm, loaded.tok, self.prefix_bytes)
         start = GPU_BUDGET if loaded.lm.device.type == "cuda" else CPU_BUDGET
         self._tuners = {"options": BudgetTuner(start), "generate": BudgetTuner(start)}

@@ -22,9 +22,9 @@ import inspect
 import torch
 
 from ..base import Completion, Sampling
+from . import TOP_K
 from .prefix import KV, PrefixCache
 
-TOP_K = 50
 DEFAULT_MAX_TOKENS = 32
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .prefix import common_length
 
 MIN_SHARED = 32          # fewer shared tokens than this is not worth a separate prefix pass
 
@@ -46,6 +45,8 @@ def plan(pending: list[Item], cached: Callable[[list[int]], int] | None, budget:
     same = [r for r in pending[1:] if r.kind == anchor.kind]
     if cached is None:
         return Plan([anchor] + _by_length(anchor, same, 0, budget, max_batch), 0)
+    from .prefix import common_length      # torch: only once a model runs
+
     shared = {id(r): common_length(anchor.ids, r.ids) for r in same}
     related = sorted((n for n in shared.values() if n >= MIN_SHARED), reverse=True)
     have = min(cached(anchor.ids), cap)
@@ -66,6 +67,8 @@ def _alone(items: list[Item]) -> set[int]:
     """The items sharing fewer than MIN_SHARED leading ids with every other one (found between
     neighbours in sorted order, where the longest shared prefixes sit side by side)."""
     ordered = sorted(items, key=lambda r: r.ids)
+    from .prefix import common_length
+
     near = [common_length(a.ids, b.ids) >= MIN_SHARED for a, b in zip(ordered, ordered[1:])]
     return {id(r) for i, r in enumerate(ordered)
             if not (i > 0 and near[i - 1]) and not (i < len(near) and near[i])}
