@@ -56,11 +56,10 @@ import time
 
 from ..base import Backend, Capabilities, Completion, FatalError, Request, SampleError
 from .loading import resolve
-from .schedule import BudgetTuner, Item, plan
+from .schedule import TOP_K, BudgetTuner, Item, plan
 
 # torch is imported when a model is opened, never by importing this package: `evalkit providers`
 # and `list` work without the local extra, and OMP_WAIT_POLICY is set before torch reads it.
-TOP_K = 50          # alternatives returned per position (engine.py reads it)
 
 DEFAULT_PREFIX_MB = 1024
 CPU_BUDGET, GPU_BUDGET = 256, 2048      # padded tokens per batch to start tuning from

@@ -22,8 +22,8 @@ import inspect
 import torch
 
 from ..base import Completion, Sampling
-from . import TOP_K
 from .prefix import KV, PrefixCache
+from .schedule import TOP_K
 
 DEFAULT_MAX_TOKENS = 32
 

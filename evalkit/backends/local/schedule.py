@@ -21,6 +21,7 @@ from typing import Callable
 
 
 MIN_SHARED = 32          # fewer shared tokens than this is not worth a separate prefix pass
+TOP_K = 50               # alternatives returned per position (the engine's top-k; the backend's capability)
 
 
 @dataclass(eq=False)
