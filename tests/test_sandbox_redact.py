@@ -35,9 +35,10 @@ def test_bearer_tokens_keep_the_word():
 
 
 def test_ordinary_text_is_left_alone():
-    for text in ("task-abcdefghijklmnopqrstuvwxyz", "disk-0123456789abcdefghij", "ask-me-anything-please-now",
-                 "AssertionError: Error (test line 12)", "sk-short", "mhf_abcdefghijklmnopqrstuvwxyz",
-                 "AIzaShort", "", "naïve café ☕ sk"):
+    # near misses, built from parts so that no line of this file looks like a key to a scanner
+    for text in ("task-" + "abcdefghijklmnopqrstuvwxyz", "disk-" + "0123456789abcdefghij",
+                 "ask-" + "me-anything-please-now", "AssertionError: Error (test line 12)", "sk-short",
+                 "mhf_" + "abcdefghijklmnopqrstuvwxyz", "AIzaShort", "", "naïve café ☕ sk"):
         assert redact(text) == text
 
 
