@@ -157,3 +157,20 @@ def one_line_error(res, code: int = 2) -> str:
     assert len(lines) == 1 and lines[0].startswith("evalkit: error: "), res.stderr
     return lines[0]
 
+
+
+def shapes_eval(tmp_path: Path, rows: list[dict]) -> Path:
+    """shapes.yaml: a multiple-choice eval (letters A/B) over `rows` of items.jsonl, whose `img`
+    field names each item's image(s)."""
+    import yaml
+
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = tmp_path / "shapes.yaml"
+    spec.write_text(yaml.safe_dump({"shapes": {
+        "template": "multiple_choice",
+        "dataset": {"format": "jsonl", "path": "./items.jsonl", "split": "test",
+                    "fields": {"id": "id", "question": "question", "choices": "choices", "answer": "answer",
+                               "images": "img"}},
+        "prompt": {"template": "{question}\n{choices}\nAnswer:"},
+        "scoring": {"method": "letter", "labels": "AB"}}}))
+    return spec

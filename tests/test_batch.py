@@ -30,6 +30,19 @@ def items_eval(tmp_path: Path, n: int, name: str = "items") -> tuple[Path, list[
     return tmp_path / f"{name}.yaml", [{"match": r["question"], "reply": r["answer"]} for r in rows]
 
 
+def started(args: list[str], tmp_path: Path, data_dir: Path, server, stat: str, reached: int,
+            text: bool = False) -> subprocess.Popen:
+    """`evalkit ARGS` in a real process (a test kills or interrupts it), returned once the test
+    server's counter `stat` has reached `reached` (or after 60 s)."""
+    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text)
+    deadline = time.monotonic() + 60
+    while server.stats().get(stat, 0) < reached and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return proc
+
+
 def batch_run(evalkit, spec: Path, server, *extra: str, code: int = 0) -> tuple[dict, str]:
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch",
                   "--batch-poll", "0.05", "--json", *extra)
@@ -178,12 +191,7 @@ def test_fallback_never_sends_what_a_live_batch_still_holds(evalkit, start_serve
     first, _ = batch_run(evalkit, spec, server, code=1)              # batch A: some requests fail
     failed = first["errors"]
     args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
-    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while server.stats().get("batches_created") != 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc = started(args, tmp_path, data_dir, server, "batches_created", 2)
     proc.send_signal(signal.SIGKILL)              # batch B holds A's failures again, and is still running
     proc.wait()
     res = evalkit(*args, "--batch-fallback", "--json")
@@ -253,12 +261,7 @@ def test_a_batch_created_as_the_run_died_is_adopted_not_created_again(evalkit, s
     spec, key = items_eval(tmp_path, 20)
     server = start_server(key, batch_create_delay=5, **FAST)
     args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
-    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while server.stats().get("batches_created") != 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = started(args, tmp_path, data_dir, server, "batches_created", 1)
     proc.send_signal(signal.SIGKILL)              # the server made the batch; the run never heard its id
     proc.wait()
     log = next((tmp_path / "state").rglob("items/*.jsonl"))
@@ -287,12 +290,7 @@ def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start
     spec, key = items_eval(tmp_path, 30)
     server = start_server(key, batch_rate=0.5, **FAST)    # 60 s for all: still running when listed, even on a busy machine
     args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
-    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while server.stats().get("batch_executed", 0) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = started(args, tmp_path, data_dir, server, "batch_executed", 2, text=True)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
@@ -323,16 +321,12 @@ def test_results_the_provider_deleted_are_errors_not_a_dead_end(evalkit, start_s
     spec, key = items_eval(tmp_path, 12)
     server = start_server(key, batch_rate=3, **FAST)
     args = ["run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05"]
-    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while server.stats().get("batch_executed", 0) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = started(args, tmp_path, data_dir, server, "batch_executed", 1)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
     client = openai.OpenAI(api_key="no-key", base_url=server.url)
     batch_id = client.batches.list().data[0].id
+    deadline = time.monotonic() + 60
     while (b := client.batches.retrieve(batch_id)).status != "completed" and time.monotonic() < deadline:
         time.sleep(0.1)
     client.files.delete(b.output_file_id)          # as the provider does with old result files
@@ -375,12 +369,7 @@ def test_killed_while_grading_reattaches_both_phases(evalkit, start_server, tmp_
     server = start_server(key, default_reply="???", batch_rate=20, **FAST)
     args = ["run", "refusals", "--model", "openai/cand", "--grader-model", "openai/judge", "--base-url", server.url,
             "--batch", "--batch-poll", "0.05", "--log-dir", str(tmp_path / "logs")]
-    env = {k: v for k, v in {**os.environ, **cli_env(tmp_path, data_dir, None)}.items() if v is not None}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while server.stats().get("batches_created") != 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc = started(args, tmp_path, data_dir, server, "batches_created", 2)
     proc.send_signal(signal.SIGKILL)               # the grader's batch exists; no sample is recorded yet
     proc.wait()
     log = next((tmp_path / "logs").rglob("*.jsonl"))

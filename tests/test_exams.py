@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, identifiable, read_jsonl
+from conftest import ROOT, identifiable, read_jsonl, shapes_eval
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 EXAMS = ROOT / "evalkit" / "registry" / "exams"
@@ -369,19 +369,11 @@ def test_items_with_images_vision_and_no_vision(evalkit, start_server, tmp_path)
     import hashlib
 
     (tmp_path / "figure-of-a-triangle.png").write_bytes(PNG_1X1)
-    (tmp_path / "items.jsonl").write_text(json.dumps({
-        "id": "q1", "question": "Which shape is shown?", "choices": ["circle", "triangle"], "answer": "B",
-        "img": "figure-of-a-triangle.png"}) + "\n" + json.dumps({
-        "id": "q2", "question": "Which shape is shown here?", "choices": ["square", "line"], "answer": "A",
-        "img": ["missing.png"]}) + "\n")
-    spec = tmp_path / "shapes.yaml"
-    spec.write_text(yaml.safe_dump({"shapes": {
-        "template": "multiple_choice",
-        "dataset": {"format": "jsonl", "path": "./items.jsonl", "split": "test",
-                    "fields": {"id": "id", "question": "question", "choices": "choices", "answer": "answer",
-                               "images": "img"}},
-        "prompt": {"template": "{question}\n{choices}\nAnswer:"},
-        "scoring": {"method": "letter", "labels": "AB"}}}))
+    spec = shapes_eval(tmp_path, [
+        {"id": "q1", "question": "Which shape is shown?", "choices": ["circle", "triangle"], "answer": "B",
+         "img": "figure-of-a-triangle.png"},
+        {"id": "q2", "question": "Which shape is shown here?", "choices": ["square", "line"], "answer": "A",
+         "img": ["missing.png"]}])
     server = start_server([], default_reply="B")
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url)
     assert res.returncode == 2 and "items.jsonl:2: image 'missing.png' not found" in res.stderr

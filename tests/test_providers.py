@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, shapes_eval
 
 CAPITALS = ROOT / "data" / "examples" / "capitals.yaml"   # five questions, a system message, seed 0
 
@@ -301,18 +301,8 @@ def image_eval(tmp_path: Path) -> Path:
     png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                         "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e22ae3960000000049454e44ae426082")
     (tmp_path / "shape.png").write_bytes(png)
-    (tmp_path / "items.jsonl").write_text("".join(json.dumps(
-        {"id": f"q{i}", "question": f"Which shape is shown ({i})?", "choices": ["circle", "square"], "answer": "A",
-         "img": "shape.png"}) + "\n" for i in (1, 2)))
-    spec = tmp_path / "shapes.yaml"
-    spec.write_text(yaml.safe_dump({"shapes": {
-        "template": "multiple_choice",
-        "dataset": {"format": "jsonl", "path": "./items.jsonl", "split": "test",
-                    "fields": {"id": "id", "question": "question", "choices": "choices", "answer": "answer",
-                               "images": "img"}},
-        "prompt": {"template": "{question}\n{choices}\nAnswer:"},
-        "scoring": {"method": "letter", "labels": "AB"}}}))
-    return spec
+    return shapes_eval(tmp_path, [{"id": f"q{i}", "question": f"Which shape is shown ({i})?",
+                                   "choices": ["circle", "square"], "answer": "A", "img": "shape.png"} for i in (1, 2)])
 
 
 @pytest.mark.parametrize("name", ["groq", "deepseek", "fireworks", "gemini"])
