@@ -388,7 +388,7 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
                       all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens)) if pricer.known else None,
         seed=opts.seed, notes=part.notes, duration_s=round(duration, 3),
         backend={**backend.describe(), **({"replicas": stats.replicas} if stats.replicas else {})} or None,
-        grader=grading.summary(results) if grading else None, log=log, batches=getattr(stats, "batches", None))
+        grader=grading.summary(results) if grading else None, log=log, batches=stats.batches)
 
 
 @dataclass

@@ -98,6 +98,7 @@ class RunStats:
     stopped: str | None = None
     peak_limit: int = 0
     replicas: list | None = None     # with several: each replica's counts
+    batches: dict | None = None      # with --batch: the batches created, reattached and their counts
     started: float = field(default_factory=time.monotonic)
 
 
