@@ -203,7 +203,7 @@ class Server:
     async def route(self, method: str, path: str, headers: dict, body: bytes) -> Reply:
         batch_reply = await self.batch_api.route(method, path, headers, body)
         if batch_reply is not None:
-            return batch_reply
+            return Reply(*batch_reply)
         path = path.split("?", 1)[0]
         if method == "GET" and path.endswith("/requests"):
             return Reply(200, json.dumps(list(self.received)).encode())

@@ -97,10 +97,8 @@ class BatchAPI:
         self.submitted: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
 
-    async def route(self, method: str, path: str, headers: dict, body: bytes):
-        """The reply to a Batch API request, or None when `path` is not one."""
-        from .testserver import Reply
-
+    async def route(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, bytes, dict] | None:
+        """The reply to a Batch API request as (status, body, headers), or None when `path` is not one."""
         parts = urlsplit(path)
         segs = [s for s in parts.path.split("/") if s][1:]          # after "v1"
         if not segs or segs[0] not in ("files", "batches"):
@@ -110,10 +108,10 @@ class BatchAPI:
         else:
             reply = await self.batches_route(method, segs[1:], parse_qs(parts.query), body)
         if reply is None:
-            return Reply(404, _error(f"no such route: {method} {parts.path}", "invalid_request_error"))
+            return 404, _error(f"no such route: {method} {parts.path}", "invalid_request_error"), {}
         status, payload = reply
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return Reply(status, data, {"content-type": "application/octet-stream"} if isinstance(payload, bytes) else {})
+        return status, data, {"content-type": "application/octet-stream"} if isinstance(payload, bytes) else {}
 
     # ------------------------------------------------------------------ files
 

@@ -402,6 +402,21 @@ def test_costs_and_max_cost_use_batch_prices(evalkit, start_server, tmp_path):
     assert s["cost_usd"]["this_run"] == pytest.approx((u["prompt_tokens"] * 0.075 + u["completion_tokens"] * 0.30) / 1e6)
 
 
+def test_batch_lines_are_spelled_the_way_the_preset_spells_requests(evalkit, start_server, tmp_path):
+    """A batch line carries the same body a single request would: Mistral's seed field is renamed."""
+    spec, key = items_eval(tmp_path, 3)
+    server = start_server(key, **FAST)
+    res = evalkit("run", str(spec), "--model", "mistral/m", "--base-url", server.url, "--batch", "--batch-poll",
+                  "0.05", "--json", env={"MISTRAL_API_KEY": "test-key-for-mistral"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.splitlines()[0])["metrics"]["accuracy"]["value"] == 1.0
+    [create] = posts(server, "/batches")
+    with urllib.request.urlopen(f"{server.url}/files/{create['body']['input_file_id']}/content") as fh:
+        bodies = [json.loads(line)["body"] for line in fh.read().splitlines()]
+    assert len(bodies) == 3
+    assert all(b["random_seed"] == 0 and "seed" not in b and b["model"] == "m" for b in bodies)
+
+
 def test_providers_without_a_batch_api_say_so_in_one_line(evalkit, tmp_path):
     spec, _ = items_eval(tmp_path, 3)
     msg = one_line_error(evalkit("run", str(spec), "--model", "anthropic/claude-sonnet-4", "--batch"))

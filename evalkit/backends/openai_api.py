@@ -38,12 +38,12 @@ from __future__ import annotations
 import email.utils
 import functools
 import json
-import math
 import time
-from dataclasses import dataclass, field
 
 from ..costs import Pricer
 from .base import Backend, Completion, FatalError, Request, SampleError, TransientError, note_activity, note_sent
+from .openai_batch import OpenAIBatches
+from .openai_wire import Wire, parse_completion, short_error, top_logprobs, wire_body
 
 openai = httpx = None  # the client modules, imported by the first backend that sends a request
 
@@ -108,7 +108,7 @@ class OpenAIBackend(Backend):
         try:
             return await _read_capped(http, self.max_reply_bytes)
         except (httpx.TransportError, httpx.StreamError) as exc:
-            raise TransientError(f"the connection dropped while the reply was read: {_short(exc)}") from None
+            raise TransientError(f"the connection dropped while the reply was read: {short_error(exc)}") from None
         finally:
             await http.aclose()
 
@@ -120,7 +120,7 @@ class OpenAIBackend(Backend):
                 return parse_completion(await _read_capped(http, self.max_reply_bytes), self.endpoint, request)
             return await read_stream(http, self.max_reply_bytes, self.endpoint, request)
         except (httpx.TransportError, httpx.StreamError) as exc:
-            raise TransientError(f"the connection dropped while the reply was read: {_short(exc)}") from None
+            raise TransientError(f"the connection dropped while the reply was read: {short_error(exc)}") from None
         finally:
             await http.aclose()
 
@@ -153,8 +153,6 @@ class OpenAIBackend(Backend):
         return out
 
     def batch_api(self):
-        from .openai_batch import OpenAIBatches
-
         return OpenAIBatches(self)
 
     async def aclose(self) -> None:
@@ -162,7 +160,7 @@ class OpenAIBackend(Backend):
             await self._client.close()
 
 
-OPTION_TOP_LOGPROBS = 20   # the most alternatives OpenAI returns per position
+
 STREAM_MIN_TOKENS = 32     # replies of at most this many tokens are asked whole (see the module docstring)
 
 
@@ -170,22 +168,6 @@ def streamable(request: Request) -> bool:
     """Whether streaming the reply gives anything (see the module docstring)."""
     short = request.sampling.max_tokens is not None and request.sampling.max_tokens <= STREAM_MIN_TOKENS
     return request.options is None and not short
-
-
-@dataclass(frozen=True)
-class Wire:
-    """How a preset's endpoint spells a request: renamed fields, fields it does not get (it
-    ignores them), and the most alternatives per position it returns."""
-
-    renames: dict = field(default_factory=dict)
-    unsent: frozenset = frozenset()
-    max_top_logprobs: int = OPTION_TOP_LOGPROBS
-
-    @classmethod
-    def for_preset(cls, preset) -> "Wire":
-        caps = preset.capabilities
-        return cls(renames=dict(preset.renames), unsent=frozenset() if caps.seed else frozenset({"seed"}),
-                   max_top_logprobs=min(caps.max_top_logprobs or OPTION_TOP_LOGPROBS, OPTION_TOP_LOGPROBS))
 
 
 async def _read_capped(http, limit: int) -> bytes:
@@ -284,7 +266,7 @@ class _Chunks:
             obj = json.loads(event)
             if isinstance(obj, dict) and "error" in obj:
                 raise TransientError(f"{self.endpoint} reported an error mid-stream: "
-                                     f"{_short(Exception(str(obj['error'])))}")
+                                     f"{short_error(Exception(str(obj['error'])))}")
             choices = obj.get("choices") or []
             if isinstance(obj.get("usage"), dict):
                 self.usage = obj["usage"]
@@ -293,7 +275,7 @@ class _Chunks:
                     self._choice(choice)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             snippet = event[:80].decode("utf-8", "replace")
-            raise TransientError(f"malformed stream event from {self.endpoint} ({_short(exc)}): {snippet!r}",
+            raise TransientError(f"malformed stream event from {self.endpoint} ({short_error(exc)}): {snippet!r}",
                                  malformed=True) from None
 
     def _choice(self, choice: dict) -> None:
@@ -321,7 +303,7 @@ class _Chunks:
         wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
         return Completion(text=_joined(self.parts), finish_reason=self.finish,
                           usage={k: self.usage[k] for k in ("prompt_tokens", "completion_tokens") if k in self.usage},
-                          top_logprobs=_top_logprobs({"logprobs": {"content": self.positions}}) if wants_logprobs
+                          top_logprobs=top_logprobs({"logprobs": {"content": self.positions}}) if wants_logprobs
                           else None)
 
 
@@ -335,81 +317,12 @@ def _joined(parts: list[str]) -> str:
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-def parse_completion(raw: bytes, endpoint: str, request: Request) -> Completion:
-    """A chat-completions body as evalkit's Completion. A body that is not a completion is worth a
-    retry (a proxy's error page); a completion without content is this sample's error."""
-    try:
-        body = json.loads(raw)
-        choice = body["choices"][0]
-        text = choice["message"]["content"]
-        if text is not None and not isinstance(text, str):
-            raise TypeError("message.content is not a string")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        snippet = raw[:80].decode("utf-8", "replace")
-        raise TransientError(f"malformed response from {endpoint} ({_short(exc)}): {snippet!r}", malformed=True) from None
-    if text is None:
-        raise SampleError("the reply has no content (message.content is null)")
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
-    return Completion(text=text, finish_reason=choice.get("finish_reason"),
-                      usage={k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage},
-                      top_logprobs=_top_logprobs(choice) if wants_logprobs else None)
-
-
 def _connection_error(exc, endpoint: str) -> TransientError:
     """A refused or unresolvable connection (nothing listens there) apart from one that dropped."""
     cause = exc.__cause__ or exc
     if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return TransientError(f"cannot connect to {endpoint}: {_short(cause)}", connect=True)
-    return TransientError(f"the connection to {endpoint} dropped before a reply: {_short(cause)}")
-
-
-def wire_body(model: str, request: Request, wire: Wire = Wire()) -> dict:
-    """evalkit's request as an OpenAI chat-completions body (None values and the fields the
-    endpoint does not get left out, the others under the names it uses)."""
-    s = request.sampling
-    body = {"model": model, "messages": [_wire_message(m) for m in request.messages],
-            "temperature": s.temperature, "max_tokens": s.max_tokens, "top_p": s.top_p,
-            "stop": list(s.stop) or None, "seed": s.seed}
-    if request.options is not None:             # one token, and its alternatives are the answer
-        body.update({"max_tokens": 1, "logprobs": True, "top_logprobs": wire.max_top_logprobs})
-    elif s.top_logprobs:
-        body.update({"logprobs": True, "top_logprobs": min(s.top_logprobs, wire.max_top_logprobs)})
-    return {wire.renames.get(k, k): v for k, v in body.items() if v is not None and k not in wire.unsent}
-
-
-def _wire_message(message: dict) -> dict:
-    content = message["content"]
-    if isinstance(content, list):
-        content = [{"type": "image_url", "image_url": {"url": f"data:{p['media_type']};base64,{p['data']}"}}
-                   if p.get("type") == "image" else p for p in content]
-    return {**message, "content": content}
-
-
-def _top_logprobs(choice: dict, positions: int = 3) -> list | None:
-    """The top alternatives of the first few generated tokens, as [[[token, logprob], ...], ...];
-    whatever in the server's reply is not a token with a finite log-probability is left out."""
-    lp = choice.get("logprobs")
-    content = lp.get("content") if isinstance(lp, dict) else None
-    out = []
-    for pos in content[:positions] if isinstance(content, list) else []:
-        if not isinstance(pos, dict):
-            continue
-        alts = [[str(a.get("token", "")), float(a["logprob"])] for a in pos.get("top_logprobs") or []
-                if isinstance(a, dict) and _finite(a.get("logprob"))]
-        if not alts and _finite(pos.get("logprob")):
-            alts = [[str(pos.get("token", "")), float(pos["logprob"])]]
-        out.append(alts)
-    return out or None
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+        return TransientError(f"cannot connect to {endpoint}: {short_error(cause)}", connect=True)
+    return TransientError(f"the connection to {endpoint} dropped before a reply: {short_error(cause)}")
 
 
 def retry_after_seconds(headers) -> float | None:
@@ -447,7 +360,7 @@ def _duration(value: str | None) -> float | None:
 
 def _classify_status(exc, endpoint: str, model: str, key_hint: str = "OPENAI_API_KEY") -> Exception:
     status = exc.status_code
-    detail = _short(exc.message if hasattr(exc, "message") else exc)
+    detail = short_error(exc.message if hasattr(exc, "message") else exc)
     if status in (401, 403):
         return FatalError(f"HTTP {status} from {endpoint}: not authorised ({detail}); check {key_hint}")
     if status == 404:

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from .base import Completion, FatalError, Request, SampleError, TransientError, vet_completion
-from .openai_api import OpenAIBackend, parse_completion, wire_body
+from .openai_wire import parse_completion, short_error, wire_body
+
+if TYPE_CHECKING:                # the backend hands itself over; importing it here would be a cycle
+    from .openai_api import OpenAIBackend
 
 CHAT_URL = "/v1/chat/completions"
 MAX_REQUESTS = 50_000            # OpenAI's limits per batch input file
@@ -83,7 +86,7 @@ class OpenAIBatches:
         return self._client
 
     def line(self, custom_id: str, request: Request) -> bytes:
-        body = wire_body(self.backend.name, request)
+        body = wire_body(self.backend.name, request, self.backend.wire)
         return json.dumps({"custom_id": custom_id, "method": "POST", "url": CHAT_URL, "body": body},
                           ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -240,5 +243,4 @@ def _status_error(exc, endpoint: str) -> Exception:
 
 
 def _short(exc) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200].rstrip(".")
+    return short_error(exc).rstrip(".")
