@@ -90,6 +90,9 @@ def test_prefix_reuse_keeps_option_probabilities(evalkit, model_cache, tmp_path)
     for o, p in zip(on, off):     # per subject: the 5-shot prefix ran once, not four times
         assert o["on"] and o["reused_tokens"] > o["computed_tokens"]
         assert o["computed_tokens"] < p["computed_tokens"] / 2
+    first, later = reused[0]["backend"], reused[1]["backend"]     # one load serves both evals of the run
+    assert first["load_seconds"] > 0 and "loaded" not in first
+    assert later["load_seconds"] == 0.0 and later["loaded"] == "for an earlier eval of this run"
     assert all(s["backend"]["prefix_reuse"]["evicted"] > 0 for s in tight)
     assert all(s["backend"]["prefix_reuse"]["kept_mb"] <= 12 for s in tight)
 

@@ -103,6 +103,7 @@ class LocalBackend(Backend):
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._load_lock: asyncio.Lock | None = None
+        self._described: dict[str, int] | None = None   # the counters as of the previous summary
 
     def _load(self) -> None:
         from .loading import load
@@ -146,16 +147,24 @@ class LocalBackend(Backend):
         return self.max_batch
 
     def describe(self) -> dict:
-        out = {"prompt_format": self.prompt_format, "load_seconds": self.load_seconds, "loaded_from": self.loaded_from,
-               "batch": self.max_batch}
+        """What this model did for one eval's summary. The evals of one run share the loaded model:
+        the first summary reports the load, later ones say it was loaded earlier, and the token
+        counters of each summary cover the work done since the previous one."""
+        earlier = self._described is not None
+        out = {"prompt_format": self.prompt_format, "load_seconds": 0.0 if earlier else self.load_seconds,
+               "loaded_from": self.loaded_from, "batch": self.max_batch}
+        if earlier:
+            out["loaded"] = "for an earlier eval of this run"
         if self._engine is not None:
             e = self._engine
+            now = {**e.stats, "evicted": e.prefixes.evicted if e.prefixes is not None else 0}
+            since = {k: v - (self._described or {}).get(k, 0) for k, v in now.items()}
+            self._described = now
             kept = e.prefixes.total if e.prefixes is not None else 0
             out["batch_tokens"] = {k: t.budget for k, t in self._tuners.items()}
             out["prefix_reuse"] = {"on": e.prefixes is not None, "budget_mb": round(self.prefix_bytes / (1 << 20), 1),
                                    "kept_mb": round(kept / (1 << 20), 1),
-                                   "evicted": e.prefixes.evicted if e.prefixes is not None else 0,
-                                   **({"off_because": e.disabled_reason} if e.disabled_reason else {}), **e.stats}
+                                   **({"off_because": e.disabled_reason} if e.disabled_reason else {}), **since}
         return out
 
     # ------------------------------------------------------------------ prompts
