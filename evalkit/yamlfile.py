@@ -173,11 +173,38 @@ def error_text(err: dict) -> str:
     return err["msg"].removeprefix("Value error, ")
 
 
+_PARSED: dict[tuple, YamlDoc | SpecError] = {}     # definition files read so far, by path and stat
+_PARSED_MAX = 512
+
+
+def _parsed(path: Path, lenient: bool) -> YamlDoc:
+    """`load_yaml(path)`, parsed once per process while the file is unchanged (same size and
+    modification time): providers and price tables are looked up for every eval of a run, and a
+    run of the whole OpenAI Evals registry spent a fifth of its time parsing them again."""
+    try:
+        st = Path(path).stat()
+        key = (str(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, lenient)
+    except OSError:
+        return load_yaml(path, lenient=lenient)     # says what is wrong with the path
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        try:
+            _PARSED[key] = load_yaml(path, lenient=lenient)
+        except SpecError as exc:
+            _PARSED[key] = exc
+    found = _PARSED[key]
+    if isinstance(found, SpecError):
+        raise SpecError(list(found.problems))
+    return found
+
+
 def load_definitions(path: Path, model: type[BaseModel], kind: str, lenient: bool = False) -> tuple[dict, list[str]]:
     """A YAML file mapping names to definitions of `model` (exams, graders): the valid ones by name,
-    and one `file:line: name.field: message` per problem. Each gets `name` and `source_file`."""
+    and one `file:line: name.field: message` per problem. Each gets `name` and `source_file`. The
+    parsed file is shared between calls (see `_parsed`); it is only read here, never changed."""
     try:
-        doc = load_yaml(path, lenient=lenient)
+        doc = _parsed(path, lenient)
     except SpecError as exc:
         return {}, exc.problems
     if not isinstance(doc.data, dict):

@@ -96,7 +96,8 @@ def key_for(oai_registry: Path, inv: dict, data_dir: Path) -> tuple[list[dict], 
     and first ideal; and the conversations that different samples want different replies for."""
     entries = {}
     for f in (oai_registry / "evals").rglob("*.yaml"):
-        entries.update({k: v for k, v in (yaml.safe_load(f.read_text()) or {}).items() if isinstance(v, dict)})
+        entries.update({k: v for k, v in (yaml.load(f.read_text(), Loader=yaml.CSafeLoader) or {}).items()
+                        if isinstance(v, dict)})
     wanted: dict[str, set] = collections.defaultdict(set)
     per_eval: dict[str, dict] = {}
     key = []
@@ -216,7 +217,8 @@ def test_every_model_graded_registry_eval_runs(evalkit, start_server, oai_regist
         specs.update(yaml.safe_load(f.read_text()))
     entries = {}
     for f in (oai_registry / "evals").rglob("*.yaml"):
-        entries.update({k: v for k, v in (yaml.safe_load(f.read_text()) or {}).items() if isinstance(v, dict)})
+        entries.update({k: v for k, v in (yaml.load(f.read_text(), Loader=yaml.CSafeLoader) or {}).items()
+                        if isinstance(v, dict)})
     server = start_server([{"model": "judge", "match": "\"", "reply": "Y"}], default_reply="Some reply.")  # any grader prompt quotes its choices
     res = evalkit("run", "--registry", str(oai_registry), *names, "--model", "openai/m", "--grader-model",
                   "openai/judge", "--base-url", server.url, "--limit", "2", "--json", "--quiet",
