@@ -421,6 +421,9 @@ def test_providers_without_a_batch_api_say_so_in_one_line(evalkit, tmp_path):
     spec, _ = items_eval(tmp_path, 3)
     msg = one_line_error(evalkit("run", str(spec), "--model", "anthropic/claude-sonnet-4", "--batch"))
     assert "Message Batches are not supported" in msg and "OpenAI-compatible endpoint" in msg
+    msg = one_line_error(evalkit("run", str(spec), "--model", "azure/dep", "--base-url", "http://127.0.0.1:9",
+                                 "--batch", env={"AZURE_OPENAI_API_KEY": "azure-key-for-tests"}))
+    assert "--batch: azure/dep has no Batch API in evalkit" in msg
     msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--batch-size", "5"))
     assert "--batch-size applies to --batch runs only" in msg
     msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1",

@@ -153,7 +153,9 @@ class OpenAIBackend(Backend):
         return out
 
     def batch_api(self):
-        return OpenAIBatches(self)
+        """The Batch API at this endpoint. Azure's (global-batch deployments, its own URL scheme) is
+        not spoken: None, and `--batch` is refused before anything is sent."""
+        return None if self.connection.kind == "azure" else OpenAIBatches(self)
 
     async def aclose(self) -> None:
         if self._client is not None:
