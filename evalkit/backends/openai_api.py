@@ -42,7 +42,7 @@ import time
 
 from ..costs import Pricer
 from .base import Backend, Completion, FatalError, Request, SampleError, TransientError, note_activity, note_sent
-from .openai_batch import OpenAIBatches
+from .openai_batch import BatchTarget, OpenAIBatches
 from .openai_wire import Wire, parse_completion, short_error, top_logprobs, wire_body
 
 openai = httpx = None  # the client modules, imported by the first backend that sends a request
@@ -155,7 +155,11 @@ class OpenAIBackend(Backend):
     def batch_api(self):
         """The Batch API at this endpoint. Azure's (global-batch deployments, its own URL scheme) is
         not spoken: None, and `--batch` is refused before anything is sent."""
-        return None if self.connection.kind == "azure" else OpenAIBatches(self)
+        if self.connection.kind == "azure":
+            return None
+        key, timeout, _ = self._settings
+        return OpenAIBatches(BatchTarget(self.endpoint, self.model, self.name, self.wire, key, timeout,
+                                         self.max_reply_bytes))
 
     async def aclose(self) -> None:
         if self._client is not None:

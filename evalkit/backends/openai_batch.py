@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import AsyncIterator
 
 from .base import Completion, FatalError, Request, SampleError, TransientError, vet_completion
-from .openai_wire import parse_completion, short_error, wire_body
-
-if TYPE_CHECKING:                # the backend hands itself over; importing it here would be a cycle
-    from .openai_api import OpenAIBackend
+from .openai_wire import Wire, parse_completion, short_error, wire_body
 
 CHAT_URL = "/v1/chat/completions"
 MAX_REQUESTS = 50_000            # OpenAI's limits per batch input file
@@ -66,27 +63,40 @@ class LineResult:
     error: str | None
 
 
+@dataclass(frozen=True)
+class BatchTarget:
+    """Where one model's batches go and how its request lines are spelled (from its backend)."""
+
+    endpoint: str
+    model: str           # provider/name, for messages
+    name: str            # the model as the server knows it
+    wire: Wire
+    key: str = field(repr=False)   # never printed
+    timeout: float = 120.0
+    max_reply_bytes: int = 2 * 2**20
+
+
 class OpenAIBatches:
     """Batch API calls for one OpenAI-compatible endpoint and model."""
 
     max_requests, max_bytes = MAX_REQUESTS, MAX_BYTES
 
-    def __init__(self, backend: OpenAIBackend):
-        self.backend, self.endpoint, self.model = backend, backend.endpoint, backend.model
-        self.max_line_bytes = backend.max_reply_bytes + 4096
+    def __init__(self, target: "BatchTarget"):
+        self.target, self.endpoint, self.model = target, target.endpoint, target.model
+        self.max_line_bytes = target.max_reply_bytes + 4096
         self._client = None
 
     def client(self):
         if self._client is None:
             import openai
 
-            key, timeout, _ = self.backend._settings
+            key, timeout = self.target.key, self.target.timeout
             self._client = openai.AsyncOpenAI(api_key=key, base_url=self.endpoint, max_retries=3,
                                               timeout=max(timeout, 300.0))
         return self._client
 
     def line(self, custom_id: str, request: Request) -> bytes:
-        body = wire_body(self.backend.name, request, self.backend.wire)
+        body = wire_body(self.target.name, request, self.target.wire)
         return json.dumps({"custom_id": custom_id, "method": "POST", "url": CHAT_URL, "body": body},
                           ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
