@@ -226,7 +226,7 @@ class Server:
         if a.error_rate and self.rng.random() < a.error_rate:
             self.stats["errors"] += 1
             self.failed_at[prompt_id] = now
-            return Reply(a.error_status, _error("injected failure", "test_error"), {"retry-after": f"{a.retry_after:g}"})
+            return Reply(a.error_status, _error("injected failure", "test_error"), {"retry-after": a.retry_after})
         if a.malformed:
             return Reply(200, b"<html>this is not a completion</html>")
         kind = self.draw_fault()
@@ -235,7 +235,7 @@ class Server:
         self.stats["errors"] += 1
         if kind in ("429", "500"):
             self.failed_at[prompt_id] = now
-            return Reply(int(kind), _error("injected failure", "test_error"), {"retry-after": f"{a.retry_after:g}"})
+            return Reply(int(kind), _error("injected failure", "test_error"), {"retry-after": a.retry_after})
         if kind == "html":
             return Reply(200, b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>")
         if kind == "echo":
@@ -425,7 +425,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stall-seconds", type=float, default=30.0, help="how long a `stall` fault stalls")
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--error-status", type=int, default=429)
-    p.add_argument("--retry-after", type=float, default=1)
+    p.add_argument("--retry-after", default="1", help="the Retry-After header, as sent (a hostile value too)")
     p.add_argument("--status", type=int, default=0, help="answer every request with this HTTP status")
     p.add_argument("--fail-after", type=int, default=0, help="with --status: serve this many completions first")
     p.add_argument("--malformed", action="store_true")

@@ -116,6 +116,17 @@ def test_retry_after_is_capped(evalkit, start_server, tmp_path):
     assert all("asked to retry after 100,000,000s, more than --max-retry-after 600s" in r["error"] for r in samples(s))
 
 
+@pytest.mark.parametrize("header", ["garbage", "nan", "Mon, 99 Foo 2026 99:99:99 GMT", "-3"])
+def test_a_retry_after_that_is_no_wait_is_backoff(evalkit, start_server, tmp_path, header):
+    """429s whose Retry-After is not a number of seconds: the runner backs off by itself, retries,
+    and every sample ends as an error naming the 429, never an internal error."""
+    spec, key = quiz(tmp_path, 3)
+    server = start_server(key, error_rate=1.0, error_status=429, retry_after=header)
+    s = run_json(evalkit, str(spec), "--model", "openai/m", "--base-url", server.url, "--max-retries", "1", code=1)
+    assert s["errors"] == 3 and server.stats()["requests"] == 6
+    assert all(r["error"].startswith("gave up after 2 attempts: HTTP 429") for r in samples(s)), samples(s)
+
+
 def test_a_huge_reply_is_an_error_and_stays_out_of_log_and_cache(evalkit, start_server, tmp_path):
     spec, key = quiz(tmp_path, 6)
     server = start_server(key, fault="huge=1.0", huge_bytes=3_000_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -54,6 +55,13 @@ def test_retry_after_header_forms():
     assert 28 <= retry_after_seconds({"retry-after": future}) <= 31
     assert retry_after_seconds({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "250ms"}) == 90.0
     assert retry_after_seconds({}) is None
+    # what a hostile server may send: nothing that is not a number of seconds becomes a wait
+    assert retry_after_seconds({"retry-after": "nan"}) is None
+    assert retry_after_seconds({"x-ratelimit-reset-requests": "nan", "x-ratelimit-reset-tokens": "2s"}) == 2.0
+    assert retry_after_seconds({"x-ratelimit-reset-tokens": "nan"}) is None
+    assert retry_after_seconds({"retry-after": "garbage"}) is None
+    assert retry_after_seconds({"retry-after": "Mon, 99 Foo 2026 99:99:99 GMT", "x-ratelimit-reset-tokens": "3s"}) == 3.0
+    assert retry_after_seconds({"retry-after": "-5"}) == 0.0 and retry_after_seconds({"retry-after": "inf"}) == math.inf
 
 
 def test_give_up_after_the_bound_is_an_error_not_a_wrong_answer(evalkit, start_server):

@@ -38,6 +38,7 @@ from __future__ import annotations
 import email.utils
 import functools
 import json
+import math
 import time
 
 from ..costs import Pricer
@@ -332,17 +333,22 @@ def _connection_error(exc, endpoint: str) -> TransientError:
 
 
 def retry_after_seconds(headers) -> float | None:
-    """The wait a server asked for: Retry-After (seconds or HTTP date) or x-ratelimit-reset-*."""
+    """The wait a server asked for: Retry-After (seconds or HTTP date) or x-ratelimit-reset-*.
+    A value that is not a number of seconds ("nan") is no request at all; an infinite one stays
+    infinite, so the runner ends the sample as asking more than --max-retry-after."""
     value = headers.get("retry-after")
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
+            return None if math.isnan(seconds) else max(0.0, seconds)
         except ValueError:
-            when = email.utils.parsedate_to_datetime(value) if value else None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
+            pass
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (ValueError, TypeError, IndexError, OverflowError):
+            pass                   # neither seconds nor a date: the reset headers may still say
     waits = [_duration(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
-    waits = [w for w in waits if w is not None]
+    waits = [max(0.0, w) for w in waits if w is not None and not math.isnan(w)]
     return max(waits) if waits else None
 
 
