@@ -169,9 +169,10 @@ def test_missing_model_is_a_clear_error(evalkit, tmp_path):
     assert res.returncode == 2 and "no such model file or folder" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_bad_prefix_budget_is_one_line(evalkit):
+@pytest.mark.parametrize("budget", ["lots", "-1", "nan", "inf", "1e400"])
+def test_bad_prefix_budget_is_one_line(evalkit, budget):
     res = evalkit("run", "mmlu", "--model", "local/gemma-3-270m", "--limit", "1",
-                  env={"EVALKIT_LOCAL_PREFIX_MB": "lots"})
+                  env={"EVALKIT_LOCAL_PREFIX_MB": budget})
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [
-        "evalkit: error: EVALKIT_LOCAL_PREFIX_MB='lots': expected a number of megabytes (0 turns prefix reuse off)"]
+        f"evalkit: error: EVALKIT_LOCAL_PREFIX_MB={budget!r}: expected a number of megabytes (0 turns prefix reuse off)"]

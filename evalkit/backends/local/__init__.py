@@ -75,7 +75,7 @@ def prefix_budget() -> int:
         mb = float(raw)
     except ValueError:
         mb = -1
-    if mb < 0:
+    if not 0 <= mb < float("inf"):              # NaN and infinity too
         raise FatalError(f"EVALKIT_LOCAL_PREFIX_MB={raw!r}: expected a number of megabytes (0 turns prefix reuse off)")
     return int(mb * (1 << 20))
 
