@@ -135,6 +135,27 @@ def test_generation_reuses_the_prefix_and_stops_at_a_stop_string(evalkit, model_
     assert early >= 3                  # this model asks itself another question within 24 tokens
 
 
+def test_a_prompt_past_the_context_is_that_samples_error(evalkit, model_cache, tmp_path):
+    """A hostile dataset line longer than the model's context (32,768 tokens for Gemma 3 270M)
+    fails alone, before it reaches the model; the other samples are answered."""
+    rows = [{"question": "What is the capital of France?", "answer": "Paris"},
+            {"question": "word " * 40_000 + "What is the capital of Italy?", "answer": "Rome"},
+            {"question": "What is the capital of Spain?", "answer": "Madrid"}]
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "long.yaml").write_text("long:\n  dataset: {format: jsonl, path: ./long.jsonl}\n"
+                                        "  generation: {max_tokens: 4}\n  scoring: {method: includes}\n")
+    res = evalkit("run", str(tmp_path / "long.yaml"), "--model", "local/gemma-3-270m", "--json", "--no-cache",
+                  "--log-dir", str(tmp_path / "logs"), env={**OFFLINE, "EVALKIT_CACHE_DIR": str(model_cache)})
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    s = json.loads(res.stdout)
+    assert s["n"] == 3 and s["scored"] == 2 and s["errors"] == 1 and s["incomplete"]
+    recs = samples([s])
+    assert recs["long/2"]["score"] is None and recs["long/2"]["error"] == (
+        "the prompt is 40,008 tokens and 4 more may be generated; the model takes 32,768 in all (its context "
+        "length) (local/gemma-3-270m)")
+    assert all(recs[k]["completion"] and recs[k].get("error") is None for k in ("long/1", "long/3"))
+
+
 def test_local_model_says_what_it_does_and_logs_model_time_apart(evalkit, model_cache, tmp_path):
     """Loading (with a line every EVALKIT_PROGRESS_SECONDS while it lasts), then progress lines
     whose in-flight figure is the backend's own (one batch: 64); a sample's model time is the batch

@@ -42,6 +42,10 @@ in log-probability on 5-shot MMLU prompts longer than Gemma's 512-token sliding 
 - **Prompts.** The tokenizer's chat template when it has one; otherwise a plain format: the system
   message, a blank line, the user message (several turns become "User: ... / Assistant: ..." ending
   in "Assistant:"). Which one was used is in the run summary (`backend.prompt_format`).
+- **Context.** A request whose prompt plus what it may generate (`max_tokens`, default 32) does
+  not fit the model's context length (`max_position_embeddings`) is that sample's error before it
+  reaches the model: past the trained positions the answer means nothing, and a hostile 40,000-token
+  dataset line would otherwise take the machine's memory.
 - **Log-probabilities.** A request that answers by option probability (`Request.options`) is one
   forward pass: the next token's top 50 alternatives come back (and the most likely as the text).
   Generation requests asking for `top_logprobs` get the first generated token's alternatives.
@@ -185,6 +189,9 @@ class LocalBackend(Backend):
         ids = self._tok(self._render(request.messages), add_special_tokens=True)["input_ids"]
         if not ids:
             raise SampleError("the prompt is empty after tokenisation")
+        too_long = self._engine.too_long(len(ids), request)
+        if too_long:
+            raise SampleError(f"{too_long} ({self.model})")
         fut = asyncio.get_running_loop().create_future()
         kind = ("options",) if request.options is not None else ("generate", request.sampling)
         self._pending.append(Item(kind, list(ids), (request, fut)))

@@ -42,6 +42,17 @@ class Engine:
         self.eos = {int(e) for e in eos + [tok.eos_token_id] if e is not None}
         self.stats = {"computed_tokens": 0, "reused_tokens": 0, "padding_tokens": 0}
         self.disabled_reason: str | None = None
+        config = getattr(lm.config, "text_config", None) or lm.config
+        self.context_length: int | None = getattr(config, "max_position_embeddings", None)
+
+    def too_long(self, prompt_tokens: int, request) -> str | None:
+        """Why a request does not fit the model's context (its prompt plus what it may generate),
+        or None. Past the trained positions the answer means nothing, and memory runs out."""
+        new = 0 if request.options is not None else request.sampling.max_tokens or DEFAULT_MAX_TOKENS
+        if not self.context_length or prompt_tokens + new <= self.context_length:
+            return None
+        more = f" and {new:,} more may be generated" if new else ""
+        return f"the prompt is {prompt_tokens:,} tokens{more}; the model takes {self.context_length:,} in all (its context length)"
 
     # ------------------------------------------------------------------ the forward pass
     def forward(self, prefix: KV | None, plen: int, prompts: list[list[int]]):
