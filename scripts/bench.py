@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource  # noqa: F401  (used by the wrapper's text)
+import resource
 import statistics
 import subprocess
 import sys
@@ -119,8 +119,6 @@ class Server:
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds of the command, and its result with `cpu`: the CPU seconds it used (user and
     system), a figure a loaded machine disturbs far less than wall time."""
-    import resource
-
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},

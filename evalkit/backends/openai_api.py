@@ -167,7 +167,6 @@ class OpenAIBackend(Backend):
             await self._client.close()
 
 
-
 STREAM_MIN_TOKENS = 32     # replies of at most this many tokens are asked whole (see the module docstring)
 
 

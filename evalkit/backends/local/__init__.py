@@ -57,10 +57,14 @@ import asyncio
 import dataclasses
 import os
 import time
+from typing import TYPE_CHECKING
 
 from ..base import Backend, Capabilities, Completion, FatalError, Request, SampleError
 from .loading import resolve
 from .schedule import TOP_K, BudgetTuner, Item, plan
+
+if TYPE_CHECKING:                 # the engine imports torch: loaded with the model, not here
+    from .engine import Engine
 
 # torch is imported when a model is opened, never by importing this package: `evalkit providers`
 # and `list` work without the local extra, and OMP_WAIT_POLICY is set before torch reads it.
