@@ -190,6 +190,18 @@ def test_missing_model_is_a_clear_error(evalkit, tmp_path):
     assert res.returncode == 2 and "no such model file or folder" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize("content", [b"not a model at all" * 1000, b"GGUF\x03\x00\x00\x00cut short"])
+def test_a_malformed_gguf_is_one_line_naming_the_file(evalkit, tmp_path, content):
+    model = tmp_path / "hostile.gguf"
+    model.write_bytes(content)
+    res = evalkit("run", "mmlu.anatomy", "--model", f"local/{model}", "--limit", "1", "--log-dir", str(tmp_path / "logs"),
+                  env={**OFFLINE, "EVALKIT_CACHE_DIR": str(tmp_path / "cache")})
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "internal error" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"evalkit: error: mmlu.anatomy: local/{model}: cannot read {model} as a GGUF model ("), last
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))        # nothing half-converted is kept
+
+
 @pytest.mark.parametrize("budget", ["lots", "-1", "nan", "inf", "1e400"])
 def test_bad_prefix_budget_is_one_line(evalkit, budget):
     res = evalkit("run", "mmlu", "--model", "local/gemma-3-270m", "--limit", "1",

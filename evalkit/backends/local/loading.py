@@ -78,7 +78,11 @@ def load(name: str, source: Path) -> Loaded:
         if (folder / "model.safetensors").is_file():
             loaded_from = f"converted cache {folder}"
         else:
-            _convert(source, folder)
+            try:
+                _convert(source, folder)
+            except Exception as exc:  # a malformed or unsupported file: whatever the GGUF reader raised
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise FatalError(f"local/{name}: cannot read {source} as a GGUF model ({detail[:300]})") from None
             loaded_from = f"GGUF {source} (converted and cached)"
     try:
         tok = AutoTokenizer.from_pretrained(folder)
