@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, fake_key
 
 PLUGIN = {
     "pyproject.toml": """\
@@ -209,12 +209,13 @@ def test_the_readme_ci_example_works_as_written(venv, tmp_path, start_server, da
     assert steps["install"].startswith('pip install "evalkit @ git+https://')
     assert "--log-file" in steps["Evaluate"] and steps["Gate on the baseline"].startswith("evalkit compare ")
     good = start_server([], default_reply="B")
+    ci_key = fake_key("sk-")
 
     def job(server, name: str, step: str) -> subprocess.CompletedProcess:
         work = tmp_path / name
         work.mkdir(exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EVALKIT_", "PYTHON", "VIRTUAL_ENV", "OPENAI_"))}
-        env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", OPENAI_API_KEY="sk-ci-secret", OPENAI_BASE_URL=server.url,
+        env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", OPENAI_API_KEY=ci_key, OPENAI_BASE_URL=server.url,
                    EVALKIT_DATA_DIR=str(data_dir), EVALKIT_CACHE_DIR=str(work / ".cache"), HOME=str(work))
         return subprocess.run(["bash", "-eo", "pipefail", "-c", step], cwd=work, env=env, capture_output=True,
                               text=True, timeout=900)
@@ -231,5 +232,15 @@ def test_the_readme_ci_example_works_as_written(venv, tmp_path, start_server, da
         assert ran.returncode == 0, (name, ran.stderr[-2000:])
         res = job(server, name, steps["Gate on the baseline"])
         assert res.returncode == gate, (name, res.stdout, res.stderr)
-        assert "Traceback" not in res.stderr and "sk-ci-secret" not in (tmp_path / name / "runs" / "mmlu.jsonl").read_text()
+        assert "Traceback" not in res.stderr and ci_key not in (tmp_path / name / "runs" / "mmlu.jsonl").read_text()
     assert json.loads((tmp_path / "baseline" / "summary.json").read_text())["requests"]["resumed_samples"] == 2000
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run's command is the README's test block, character for character."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("The test command", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0].strip()
+    ci = ROOT / ".ci" / "run"
+    commands = [line for line in ci.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert commands[-1] == block == "scripts/test"
+    assert os.access(ci, os.X_OK)
