@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import urllib.request
@@ -147,6 +148,11 @@ def identifiable(needles: list[str], texts: list[str]) -> set[str]:
         for found in {n for _, n in auto.iter(t)}:
             counts[found] = counts.get(found, 0) + 1
     return {n for n in needles if counts.get(n) == 1}
+
+
+def fake_key(prefix: str = "sk-proj-") -> str:
+    """A key-shaped value made fresh for each test run: no line of the tests holds one."""
+    return prefix + secrets.token_hex(16)
 
 
 def one_line_error(res, code: int = 2) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli_env, one_line_error, read_jsonl
+from conftest import ROOT, cli_env, fake_key, one_line_error, read_jsonl
 
 FAST = {"batch_validate": 0.05, "batch_finalize": 0.05, "batch_step": 0.02}
 
@@ -407,7 +407,7 @@ def test_batch_lines_are_spelled_the_way_the_preset_spells_requests(evalkit, sta
     spec, key = items_eval(tmp_path, 3)
     server = start_server(key, **FAST)
     res = evalkit("run", str(spec), "--model", "mistral/m", "--base-url", server.url, "--batch", "--batch-poll",
-                  "0.05", "--json", env={"MISTRAL_API_KEY": "test-key-for-mistral"})
+                  "0.05", "--json", env={"MISTRAL_API_KEY": fake_key("")})
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout.splitlines()[0])["metrics"]["accuracy"]["value"] == 1.0
     [create] = posts(server, "/batches")
@@ -422,7 +422,7 @@ def test_providers_without_a_batch_api_say_so_in_one_line(evalkit, tmp_path):
     msg = one_line_error(evalkit("run", str(spec), "--model", "anthropic/claude-sonnet-4", "--batch"))
     assert "Message Batches are not supported" in msg and "OpenAI-compatible endpoint" in msg
     msg = one_line_error(evalkit("run", str(spec), "--model", "azure/dep", "--base-url", "http://127.0.0.1:9",
-                                 "--batch", env={"AZURE_OPENAI_API_KEY": "azure-key-for-tests"}))
+                                 "--batch", env={"AZURE_OPENAI_API_KEY": fake_key("")}))
     assert "--batch: azure/dep has no Batch API in evalkit" in msg
     msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--batch-size", "5"))
     assert "--batch-size applies to --batch runs only" in msg

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, shapes_eval
+from conftest import ROOT, fake_key, shapes_eval
 
 CAPITALS = ROOT / "data" / "examples" / "capitals.yaml"   # five questions, a system message, seed 0
 
@@ -71,7 +71,7 @@ def test_every_preset_is_tested():
 def test_preset_request_path_key_model_and_parameters(evalkit, start_server, name):
     server = start_server([{"match": "capital of France", "reply": "Paris"}])
     key_var, seed_field = EXPECTED[name]
-    secret = f"test-key-for-{name}-0123456789"
+    secret = fake_key(f"test-{name}-")
     env = clean_env(**({key_var: secret} if key_var else {}))
     base = server.url.removesuffix("/v1") if name == "azure" else server.url
     res = evalkit("run", str(CAPITALS), "--model", f"{name}/my-model", "--base-url", base, "--json", env=env)
@@ -102,24 +102,25 @@ def test_preset_request_path_key_model_and_parameters(evalkit, start_server, nam
 
 def test_azure_reads_its_endpoint_and_api_version_variables(evalkit, start_server):
     server = start_server([], default_reply="Paris")
-    env = clean_env(AZURE_OPENAI_API_KEY="azure-secret-value-42", AZURE_OPENAI_ENDPOINT=server.url.removesuffix("/v1"),
+    secret = fake_key("")
+    env = clean_env(AZURE_OPENAI_API_KEY=secret, AZURE_OPENAI_ENDPOINT=server.url.removesuffix("/v1"),
                     OPENAI_API_VERSION="2025-01-01-preview")
     res = evalkit("run", str(CAPITALS), "--model", "azure/gpt4o-prod", "--limit", "1", "--json", env=env)
     assert res.returncode == 0, res.stderr
     (req,) = completions(server)
     assert req["path"] == "/openai/deployments/gpt4o-prod/chat/completions?api-version=2025-01-01-preview"
-    assert req["headers"]["api-key"] == "azure-secret-value-42"
+    assert req["headers"]["api-key"] == secret
     msg = one_line_error(evalkit("run", str(CAPITALS), "--model", "azure/gpt4o-prod",
                                  env=clean_env(AZURE_OPENAI_API_KEY="x" * 12)))
     assert "AZURE_OPENAI_ENDPOINT is not set" in msg
 
 
 def test_gemini_falls_back_to_google_api_key(evalkit, start_server):
-    server = start_server([], default_reply="Paris")
+    server, secret = start_server([], default_reply="Paris"), fake_key("")
     res = evalkit("run", str(CAPITALS), "--model", "gemini/gemini-2.5-flash", "--base-url", server.url, "--limit", "1",
-                  env=clean_env(GOOGLE_API_KEY="google-key-0123456789"))
+                  env=clean_env(GOOGLE_API_KEY=secret))
     assert res.returncode == 0, res.stderr
-    assert completions(server)[0]["headers"]["authorization"] == "Bearer google-key-0123456789"
+    assert completions(server)[0]["headers"]["authorization"] == f"Bearer {secret}"
 
 
 @pytest.mark.parametrize("name", HOSTED + ["openai", "azure"])
@@ -130,12 +131,12 @@ def test_missing_key_is_one_line_naming_the_variable(evalkit, name):
 
 
 def test_a_refused_key_names_the_providers_variable(evalkit, start_server):
-    server = start_server([], status=401)
+    server, wrong = start_server([], status=401), fake_key("")
     res = evalkit("run", str(CAPITALS), "--model", "mistral/m", "--base-url", server.url,
-                  env=clean_env(MISTRAL_API_KEY="wrong-key-0123456789"))
+                  env=clean_env(MISTRAL_API_KEY=wrong))
     assert res.returncode == 2, res.stderr
     assert "not authorised" in res.stderr and "check MISTRAL_API_KEY" in res.stderr and "OPENAI_API_KEY" not in res.stderr
-    assert "wrong-key-0123456789" not in res.stderr + res.stdout
+    assert wrong not in res.stderr + res.stdout
 
 
 def test_local_servers_need_no_key(evalkit, start_server):
@@ -181,14 +182,15 @@ def test_user_registry_adds_a_provider_and_its_refusals(evalkit, start_server, t
         "docs": "https://acme.example/docs", "renames": {"max_tokens": "max_new_tokens"},
         "capabilities": {"max_top_logprobs": 5, "seed": True, "system_messages": False, "images": False}}}))
     server = start_server([], default_reply="Paris")
-    env = clean_env(EVALKIT_REGISTRY=str(reg), ACME_TOKEN="acme-secret-123456")
+    token = fake_key("acme-")
+    env = clean_env(EVALKIT_REGISTRY=str(reg), ACME_TOKEN=token)
     msg = one_line_error(evalkit("run", str(CAPITALS), "--model", "acme/m1", "--base-url", server.url, env=env))
     assert "acme/m1 takes no system message" in msg and completions(server) == []
     res = evalkit("run", "mmlu.anatomy", "--model", "acme/m1", "--base-url", server.url, "--limit", "1",
                   "--answer-by", "logprob", env=env)
     assert res.returncode == 0, res.stderr
     (req,) = completions(server)
-    assert req["headers"]["authorization"] == "Bearer acme-secret-123456"
+    assert req["headers"]["authorization"] == f"Bearer {token}"
     assert req["body"]["max_new_tokens"] == 1 and "max_tokens" not in req["body"] and req["body"]["top_logprobs"] == 5
     msg = one_line_error(evalkit("run", str(CAPITALS), "--model", "acme/m1", env=clean_env(EVALKIT_REGISTRY=str(reg))))
     assert "ACME_TOKEN is not set" in msg

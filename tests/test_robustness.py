@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_line_error, read_jsonl
+from conftest import fake_key, one_line_error, read_jsonl
 
 QUIZ = """\
 quiz:
@@ -282,7 +282,7 @@ def test_a_reset_connection_is_not_reported_as_a_dead_server(evalkit, start_serv
 
 def test_an_echoed_key_never_reaches_log_or_terminal(evalkit, start_server, tmp_path):
     spec, key = quiz(tmp_path, 3)
-    secret = "sk-proj-" + "THISISNOTAREALKEY0123456789abcdef"
+    secret = fake_key()
     server = start_server(key, fault="echo=1.0")
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--json",
                   env={"OPENAI_API_KEY": secret})
