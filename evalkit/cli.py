@@ -445,6 +445,7 @@ def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, al
     parameters checked, overlaps refused, gaps reported; metrics identical to an unsharded run."""
     from .formats import merge_text, summary_text
     from .merge import merge_logs
+    from .session import error_limit
 
     threshold = error_threshold(fail_on_error)
     if log_file is not None and log_dir is not None:
@@ -460,7 +461,7 @@ def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, al
             problems.append(f"{m.eval}: {len(m.gaps)} gap(s); the merged log is incomplete (run the missing shards "
                             "and merge again, or pass --allow-gaps)")
         s = m.summary
-        if s.errors > (threshold if threshold >= 1 or threshold == 0 else threshold * s.n):
+        if s.errors > error_limit(threshold, s.n):
             problems.append(f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
                             f"{threshold:g}; rerun the shards that hold them, then merge again")
     for p in problems:

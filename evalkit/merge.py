@@ -42,7 +42,7 @@ from .errors import EvalkitError
 from .logs import LogContents, dumps, log_path, read_log
 from .providers import pricer_for
 from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
-from .shards import MAX_SHARDS, Shard, shard_of
+from .shards import MAX_SHARDS, Shard, shard_of, unit_id
 
 # header fields that make up a run's identity, named when two shards' run keys differ
 _IDENTITY = ("eval", "model", "spec", "endpoint", "sampling", "options", "seed", "limit", "excluded", "grader")
@@ -62,7 +62,7 @@ class ShardLog:
     summary: dict | None
 
     def units(self, sample_id: str) -> list[str]:
-        return [sample_id] if self.per_item == 1 else [f"{sample_id}#{j}" for j in range(self.per_item)]
+        return [unit_id(sample_id, j, self.per_item) for j in range(self.per_item)]
 
 
 @dataclass

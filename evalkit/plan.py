@@ -24,7 +24,7 @@ from .datasets import load_samples
 from .sample import Sample
 from .errors import EvalkitError
 from .prompts import FewShotPool, build_messages
-from .shards import Shard, ShardPart, take
+from .shards import Shard, ShardPart, take, unit_id
 from .spec import EvalSpec
 
 MAX_ID_FILE_BYTES = 64 * 1024 * 1024
@@ -195,7 +195,7 @@ class RunPlan:
         n = self.per_item
         for s in self.samples:
             for j in range(n):
-                yield s, j, s.id if n == 1 else f"{s.id}#{j}"
+                yield s, j, unit_id(s.id, j, n)
 
     def request(self, sample: Sample, j: int, uid: str) -> Request:
         shots = self.pool.choose(self.spec, sample, self.opts.seed) if self.pool else []

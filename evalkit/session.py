@@ -184,6 +184,11 @@ def _run_one(target, req: RunRequest, opts: RunOptions, echo, registry) -> str |
     return verdict(s, req.fail_on_error, opts)
 
 
+def error_limit(threshold: float, n: int) -> float:
+    """How many errors --fail-on-error allows among n samples: a count (0 or >= 1) or a fraction."""
+    return threshold if threshold >= 1 or threshold == 0 else threshold * n
+
+
 def verdict(s: Summary, threshold: float, opts: RunOptions) -> str | None:
     """Why a finished run cannot be trusted, or None."""
     if s.status == "interrupted":
@@ -193,8 +198,7 @@ def verdict(s: Summary, threshold: float, opts: RunOptions) -> str | None:
                 "scored; raise the limit and rerun to resume)")
     if s.n and s.scored == 0:
         return f"{s.eval}: no sample was scored ({s.errors} errors; see the log: {s.log})"
-    limit = threshold if threshold >= 1 or threshold == 0 else threshold * s.n
-    if s.errors > limit:
+    if s.errors > error_limit(threshold, s.n):
         return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
                 f"{threshold:g}; rerun the same command to retry them")
     return None

@@ -28,6 +28,11 @@ MAX_SHARDS = 100_000
 _FORM = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{1,9})\s*")
 
 
+def unit_id(sample_id: str, j: int, per_item: int) -> str:
+    """The id of completion j of a sample (the sample's own id when it gets one completion)."""
+    return sample_id if per_item == 1 else f"{sample_id}#{j}"
+
+
 @dataclass(frozen=True)
 class Shard:
     index: int          # 1-based
