@@ -319,8 +319,8 @@ class BatchGrader:
     """The `grader` service of model-graded scorers in a batch run: each `complete` waits until
     the grader phase has submitted every pending grader request and the verdicts are back."""
 
-    def __init__(self, spec, api, cache=None, pricer=None):
-        self.spec, self.api, self.cache, self.pricer = spec, api, cache, pricer
+    def __init__(self, spec, api, pricer=None):
+        self.spec, self.api, self.pricer = spec, api, pricer
         self.pending: dict[str, tuple[Request, list[asyncio.Future]]] = {}
         self.cost = 0.0
         self.cached = 0
@@ -399,7 +399,7 @@ class BatchRun:
         unanswered, entries = list(retry_sync), []
         async for entry, got in self.model.results(items, tidy=True):
             for cid, r in got.items():
-                out = self._outcome(r, self.pricer)
+                out = self._outcome(r)
                 out.cache_key = self.keys.get(cid)
                 if out.error is not None and self.fallback is not None:
                     unanswered.append(items[cid])
@@ -440,12 +440,9 @@ class BatchRun:
                 self._spawn(sink, req, Outcome(hit, None, 0, 0.0, cached=True, cost=0.0, cache_key=key), None)
         return left
 
-    def _outcome(self, r, pricer) -> Outcome:
-        cost = None
-        if r.completion is not None and pricer is not None and pricer.known:
-            u = r.completion.usage
-            cost = pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
-            self.stats.spent += cost
+    def _outcome(self, r) -> Outcome:
+        cost = self.pricer.cost_of(r.completion) if self.pricer is not None else None
+        self.stats.spent += cost or 0.0
         return Outcome(r.completion, r.error, 1, 0.0, cost=cost)
 
     def _spawn(self, sink, req: Request, out: Outcome, entry: Entry | None) -> None:
@@ -528,9 +525,7 @@ class BatchRun:
 
     def _grader_cost(self, r) -> None:
         p = self.grader.pricer
-        if r.completion is not None and p is not None and p.known:
-            u = r.completion.usage
-            self.grader.cost += p.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+        self.grader.cost += (p.cost_of(r.completion) if p is not None else None) or 0.0
 
 
 # ----------------------------------------------------------------------------- `evalkit batches LOG`

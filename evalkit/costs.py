@@ -100,6 +100,13 @@ class Pricer:
             return None
         return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / 1e6
 
+    def cost_of(self, completion) -> float | None:
+        """Dollars for one completion's usage; None without a completion or a known price."""
+        if completion is None or not self.known:
+            return None
+        u = completion.usage
+        return self.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+
 
 class TokenCounter:
     def __init__(self, model: str):

@@ -220,8 +220,9 @@ async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results
     try:
         return await batches.run([plan.request(s, j, uid) for s, j, uid in todo], recorder)
     finally:
-        for api in {id(a): a for a in (batches.api, grader.api if grader else None) if a}.values():
-            await api.aclose()
+        await batches.api.aclose()
+        if grader is not None:
+            await grader.api.aclose()
         await backend.aclose()
         if grading is not None:
             await grading.aclose()
@@ -240,7 +241,7 @@ async def _batch_grader(plan: RunPlan, grading: "Grading", cache, services: dict
         services["grader"] = grading.open(cache, plan.opts)
         await grading.channel.backend.open(_status(plan))
         return None
-    grader = BatchGrader(grading.spec, api, cache, pricer_for(grading.model, "batch"))
+    grader = BatchGrader(grading.spec, api, pricer_for(grading.model, "batch"))
     services["grader"] = grader
     return grader
 

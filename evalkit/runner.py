@@ -145,9 +145,8 @@ class Channel:
         cost = None
         try:
             out = await _attempt(self.router, req, self.opts, self.stats)
-            if out.completion is not None and self.pricer is not None and self.pricer.known:
-                u = out.completion.usage
-                cost = out.cost = self.pricer.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+            if self.pricer is not None:
+                cost = out.cost = self.pricer.cost_of(out.completion)
             return out
         finally:
             self.budget.settle(reserved, cost)

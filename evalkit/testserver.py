@@ -64,7 +64,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from .testserver_batch import BatchAPI, add_arguments as add_batch_arguments
+from .testserver_batch import BatchAPI, add_arguments as add_batch_arguments, error_body
 
 FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall")
 
@@ -136,6 +136,7 @@ class Server:
         self.by_model: dict[str, Policy] = {}     # answer keys that apply to one model only
         self.rng = random.Random(args.seed)
         self.faults = _fault_table(args.fault)
+        self._fault: str | None = None           # the fault `failure` drew for the request being answered
         self.stats = Counter()
         self.hits: Counter = Counter()
         self.failed_at: dict[int, float] = {}    # prompt hash -> when an error was injected for it
@@ -193,7 +194,7 @@ class Server:
     async def compute(self, headers: dict, body: bytes) -> Reply:
         if self.args.latency:
             await asyncio.sleep(self.args.latency)
-        reply = self.failure(body, headers) or self.completion(json.loads(body))
+        reply = self.failure(body, headers) or self.completion(json.loads(body), self._fault)
         if reply.events is None and self.args.token_interval:
             await asyncio.sleep(self.args.token_interval * reply.tokens)
         if reply.fault == "stall" and reply.events is None:
@@ -212,21 +213,21 @@ class Server:
                                           "retry_gaps": [round(g, 4) for g in self.retry_gaps[:1000]]}).encode())
         if method == "GET" and path.endswith("/models"):
             return Reply(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
-        return Reply(404, _error("not found", "invalid_request_error"))
+        return Reply(404, error_body("not found", "invalid_request_error"))
 
     def failure(self, body: bytes, headers: dict) -> Reply | None:
         """A forced status, an injected error or a fault for this request, or None."""
         a = self.args
         if a.status and self.stats["completions"] >= a.fail_after:
             self.stats["errors"] += 1
-            return Reply(a.status, _error(f"forced status {a.status}", "test_error"))
+            return Reply(a.status, error_body(f"forced status {a.status}", "test_error"))
         prompt_id, now = hash(body), time.monotonic()
         if prompt_id in self.failed_at:
             self.retry_gaps.append(now - self.failed_at.pop(prompt_id))
         if a.error_rate and self.rng.random() < a.error_rate:
             self.stats["errors"] += 1
             self.failed_at[prompt_id] = now
-            return Reply(a.error_status, _error("injected failure", "test_error"), {"retry-after": a.retry_after})
+            return Reply(a.error_status, error_body("injected failure", "test_error"), {"retry-after": a.retry_after})
         if a.malformed:
             return Reply(200, b"<html>this is not a completion</html>")
         kind = self.draw_fault()
@@ -235,11 +236,11 @@ class Server:
         self.stats["errors"] += 1
         if kind in ("429", "500"):
             self.failed_at[prompt_id] = now
-            return Reply(int(kind), _error("injected failure", "test_error"), {"retry-after": a.retry_after})
+            return Reply(int(kind), error_body("injected failure", "test_error"), {"retry-after": a.retry_after})
         if kind == "html":
             return Reply(200, b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>")
         if kind == "echo":
-            return Reply(400, _error(f"bad request; headers were {json.dumps(headers)}", "invalid_request_error"))
+            return Reply(400, error_body(f"bad request; headers were {json.dumps(headers)}", "invalid_request_error"))
         return Reply(200, b"", fault="reset")
 
     def draw_fault(self) -> str | None:
@@ -253,8 +254,8 @@ class Server:
                     break
         return self._fault
 
-    def completion(self, req: dict) -> Reply:
-        fault = getattr(self, "_fault", None)
+    def completion(self, req: dict, fault: str | None = None) -> Reply:
+        """The reply to one chat-completions body, shaped by `fault` (drawn by `failure`)."""
         policy = self.by_model.get(req.get("model"), self.policy)
         messages = req.get("messages") or []
         reply, needle = policy.reply(self._asked(messages), messages)
@@ -406,10 +407,6 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
-
-
-def _error(message: str, kind: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

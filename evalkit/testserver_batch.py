@@ -108,7 +108,7 @@ class BatchAPI:
         else:
             reply = await self.batches_route(method, segs[1:], parse_qs(parts.query), body)
         if reply is None:
-            return 404, _error(f"no such route: {method} {parts.path}", "invalid_request_error"), {}
+            return 404, error_body(f"no such route: {method} {parts.path}", "invalid_request_error"), {}
         status, payload = reply
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         return status, data, {"content-type": "application/octet-stream"} if isinstance(payload, bytes) else {}
@@ -120,7 +120,7 @@ class BatchAPI:
             return self.upload(headers.get("content-type", ""), body)
         f = self.files.get(segs[0]) if segs else None
         if f is None or method not in ("GET", "DELETE"):
-            return (404, _error("No such File object", "invalid_request_error")) if segs else None
+            return (404, error_body("No such File object", "invalid_request_error")) if segs else None
         if method == "DELETE" and len(segs) == 1:
             del self.files[f.id]
             return 200, {"id": f.id, "object": "file", "deleted": True}
@@ -132,9 +132,9 @@ class BatchAPI:
         parts = parse_multipart(content_type, body)
         purpose = parts.get("purpose", (None, b""))[1].decode("utf-8", "replace")
         if "file" not in parts:
-            return 400, _error("'file' is a required property", "invalid_request_error")
+            return 400, error_body("'file' is a required property", "invalid_request_error")
         if purpose != "batch":
-            return 400, _error(f"purpose {purpose!r}: this server takes purpose=batch only", "invalid_request_error")
+            return 400, error_body(f"purpose {purpose!r}: this server takes purpose=batch only", "invalid_request_error")
         f = StoredFile(f"file-{next(self.ids):06d}", parts["file"][0] or "upload.jsonl", purpose, parts["file"][1],
                        int(time.time()))
         self.files[f.id] = f
@@ -155,7 +155,7 @@ class BatchAPI:
             return self.listing(query) if method == "GET" else None
         b = self.batches.get(segs[0])
         if b is None:
-            return 404, _error(f"No batch found with id '{segs[0]}'.", "invalid_request_error")
+            return 404, error_body(f"No batch found with id '{segs[0]}'.", "invalid_request_error")
         if method == "GET" and len(segs) == 1:
             return 200, b.as_dict()
         if method == "POST" and segs[1:] == ["cancel"]:
@@ -165,9 +165,9 @@ class BatchAPI:
     async def create(self, req: dict):
         f = self.files.get(req.get("input_file_id") or "")
         if f is None or f.purpose != "batch":
-            return 400, _error(f"Invalid input_file_id {req.get('input_file_id')!r}", "invalid_request_error")
+            return 400, error_body(f"Invalid input_file_id {req.get('input_file_id')!r}", "invalid_request_error")
         if req.get("endpoint") != CHAT or req.get("completion_window") != "24h":
-            return 400, _error("endpoint must be /v1/chat/completions and completion_window 24h", "invalid_request_error")
+            return 400, error_body("endpoint must be /v1/chat/completions and completion_window 24h", "invalid_request_error")
         b = SimBatch(f"batch_{next(self.ids):06d}", f.id, CHAT, req.get("metadata"), time.time(), self.args.batch_window)
         self.batches[b.id] = b
         ids = [_custom_id(line) for line in f.data.splitlines() if line.strip()]
@@ -195,7 +195,7 @@ class BatchAPI:
 
     def cancel(self, b: SimBatch):
         if b.status in TERMINAL:
-            return 409, _error(f"Cannot cancel a batch with status '{b.status}'.", "invalid_request_error")
+            return 409, error_body(f"Cannot cancel a batch with status '{b.status}'.", "invalid_request_error")
         b.cancel_requested = True
         if b.status != "cancelling":
             b.status = "cancelling"
@@ -239,9 +239,8 @@ class BatchAPI:
         if self.args.batch_fail_rate and self.server.rng.random() < self.args.batch_fail_rate:
             err.append(_line({"id": f"batch_req_{n}", "custom_id": line["custom_id"], "error": None,
                               "response": {"status_code": 500, "request_id": f"req_{n}",
-                                           "body": json.loads(_error("injected batch failure", "server_error"))}}))
+                                           "body": json.loads(error_body("injected batch failure", "server_error"))}}))
             return False
-        self.server._fault = None
         reply = self.server.completion(line["body"])
         out.append(_line({"id": f"batch_req_{n}", "custom_id": line["custom_id"], "error": None,
                           "response": {"status_code": reply.status, "request_id": f"req_{n}",
@@ -339,7 +338,8 @@ def _problem(code: str, message: str, line: int | None = None) -> dict:
     return {"code": code, "message": message, "param": None, "line": line}
 
 
-def _error(message: str, kind: str) -> bytes:
+def error_body(message: str, kind: str) -> bytes:
+    """An OpenAI-style error body."""
     return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
 
 

@@ -157,8 +157,9 @@ def test_partial_failures_are_sample_errors_resubmitted_alone(evalkit, start_ser
 def _rerun(evalkit, spec, server) -> dict:
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05",
                   "--json")
-    assert res.returncode in (0, 1), res.stderr
-    return json.loads(res.stdout.splitlines()[0])
+    s = json.loads(res.stdout.splitlines()[0])
+    assert res.returncode == (1 if s["errors"] else 0), res.stderr          # errors left: a run CI must not trust
+    return s
 
 
 def test_expired_requests_are_errors_then_sent_one_by_one_with_fallback(evalkit, start_server, tmp_path):
