@@ -177,6 +177,24 @@ RUN_OPTIONS = [
                  help="A larger reply body ends that sample with an error."),
     click.option("--temperature", type=Finite(0, 2), help="Override the spec's temperature."),
     click.option("--max-tokens", type=click.IntRange(1, 10_000_000), help="Override the spec's max_tokens."),
+    click.option("--reasoning-effort", type=click.Choice(["none", "minimal", "low", "medium", "high", "xhigh", "max"]),
+                 help="How hard a reasoning model thinks, sent in its provider's own field (reasoning_effort, "
+                      "Anthropic's thinking budget, OpenRouter's reasoning, chat_template_kwargs, ...); refused "
+                      "where the model has no such control. `evalkit providers --json` shows each spelling."),
+    click.option("--max-reasoning-tokens", type=click.IntRange(0, 10_000_000), metavar="N",
+                 help="Tokens a reasoning model may think on top of the eval's answer budget (default by "
+                      "effort: 16,384; low 4,096, high 32,768). The limit sent is max_tokens + N."),
+    click.option("--extra-body", metavar="JSON",
+                 help="A JSON object merged into every request body, for fields evalkit does not model "
+                      "(part of the run's identity and cache key)."),
+    click.option("--log-reasoning", is_flag=True,
+                 help="Keep the thinking's text in the log (its length is always kept; off for size)."),
+    click.option("--think-tags", multiple=True, metavar="OPEN,CLOSE",
+                 help="Inline thinking tags to take out of replies before scoring (repeat; default <think>, "
+                      "<thinking>, <reasoning>, <seed:think>, Kimi's; 'none' turns it off)."),
+    click.option("--retry-truncated", is_flag=True,
+                 help="On resume, send again the samples the token limit cut off (e.g. after raising "
+                      "--max-reasoning-tokens); otherwise they stay truncated."),
     click.option("--shots", type=click.IntRange(0, 1000), help="Override the number of few-shot examples."),
     click.option("--samples", type=click.IntRange(1, 1000), help="Completions per item (for pass@k)."),
     click.option("--cot/--no-cot", default=None,
@@ -241,6 +259,7 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
 
     check_log_dir(kw.get("log_dir"))
     endpoints(kw)
+    reasoning_flags(kw)
     if kw.get("shard") is not None:
         kw["shard"] = parse_shard(kw["shard"])
     request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
@@ -262,6 +281,25 @@ def endpoints(kw: dict) -> None:
         _fail(str(exc))
     kw["base_url"], kw["replicas"] = (urls[0] if urls else None), tuple(urls[1:])
     kw["stream"] = not kw.pop("no_stream")
+
+
+def reasoning_flags(kw: dict) -> None:
+    """--extra-body as a checked JSON object, --think-tags as tag pairs (each bad value one line)."""
+    from .backends.thinking import parse_tags
+    from .spec import check_extra_body
+
+    raw = kw.get("extra_body")
+    if raw is not None:
+        try:
+            kw["extra_body"] = check_extra_body(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            _fail(f"--extra-body: not JSON ({exc.msg} at character {exc.pos})")
+        except (ValueError, RecursionError) as exc:
+            _fail(f"--extra-body: {exc}")
+    try:
+        kw["think_tags"] = parse_tags(kw["think_tags"]) if kw.get("think_tags") else None
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def check_log_dir(path: Path | None) -> None:

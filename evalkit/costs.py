@@ -33,7 +33,8 @@ SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)")
 
 class ModelPrice(Strict):
     input: float = Field(ge=0, le=10_000)      # USD per million prompt tokens
-    output: float = Field(ge=0, le=10_000)     # USD per million completion tokens
+    output: float = Field(ge=0, le=10_000)     # USD per million completion tokens (reasoning included)
+    cached_input: float | None = Field(None, ge=0, le=10_000)   # per million prompt tokens read from cache
 
 
 class PriceTable(Strict):
@@ -81,6 +82,7 @@ class Pricer:
     source: str | None = None      # the URL the prices were recorded from
     recorded: str | None = None    # when
     tier: str = "standard"         # or "batch"
+    cached_per_m: float | None = None   # cached prompt tokens (None: priced as any prompt token)
 
     @classmethod
     def from_table(cls, model: str, table: str | None, tier: str = "standard") -> "Pricer":
@@ -89,23 +91,28 @@ class Pricer:
         price = found.price_of(model.partition("/")[2] or model) if found else None
         if price is None:
             return cls(model, None, None, tier=tier)
-        return cls(model, price.input, price.output, found.url, found.recorded, tier)
+        return cls(model, price.input, price.output, found.url, found.recorded, tier, price.cached_input)
 
     @property
     def known(self) -> bool:
         return self.input_per_m is not None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float | None:
+        """Dollars for these tokens: cached prompt tokens at the cached rate (where the table has
+        one), the rest of the prompt at the input rate, the completion (its reasoning included:
+        servers count it in completion_tokens) at the output rate."""
         if not self.known:
             return None
-        return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / 1e6
+        cached = min(cached_tokens, prompt_tokens) if self.cached_per_m is not None else 0
+        return ((prompt_tokens - cached) * self.input_per_m + cached * (self.cached_per_m or 0.0)
+                + completion_tokens * self.output_per_m) / 1e6
 
     def cost_of(self, completion) -> float | None:
         """Dollars for one completion's usage; None without a completion or a known price."""
         if completion is None or not self.known:
             return None
         u = completion.usage
-        return self.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0))
+        return self.cost(u.get("prompt_tokens", 0), u.get("completion_tokens", 0), u.get("cached_tokens", 0))
 
 
 class TokenCounter:

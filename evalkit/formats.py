@@ -82,10 +82,18 @@ def plan_text(p: dict) -> str:
              f"  samples {p['samples']:,}  prompt tokens {p['prompt_tokens']:,} ({p['tokenizer']})",
              f"  completion tokens at most {p['max_completion_tokens']:,}" if p["max_completion_tokens"] else
              "  completion tokens: no max_tokens set, no upper bound"]
+    budget = p.get("reasoning_budget_per_sample") or 0
+    if budget:
+        lines.append(f"  of which reasoning at most {budget:,} per sample (how much it will think cannot be known "
+                     f"before the run: answers alone are {p['max_answer_tokens']:,} tokens at most)")
     if p["prices"]:
         pr = p["prices"]
         worst = f"${cost['worst_case']:,.4f}" if cost["worst_case"] is not None else "unbounded"
-        lines.append(f"  estimated cost: prompts ${cost['prompt']:,.4f}, worst case with full completions {worst}")
+        if budget and cost.get("no_reasoning") is not None:
+            lines.append(f"  estimated cost: prompts ${cost['prompt']:,.4f}; full answers without reasoning "
+                         f"${cost['no_reasoning']:,.4f} to {worst} with the whole reasoning budget")
+        else:
+            lines.append(f"  estimated cost: prompts ${cost['prompt']:,.4f}, worst case with full completions {worst}")
         tier = " (Batch API)" if pr.get("tier") == "batch" else ""
         lines.append(f"  prices ${pr['input_per_million']}/${pr['output_per_million']} per 1M tokens{tier} "
                      f"(recorded {pr['recorded']} from {pr['source']})")

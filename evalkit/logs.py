@@ -69,7 +69,7 @@ class LoggedRun:
     """A run's log opened for writing: the lock, what an earlier run of the same command left
     (`done`: results by id, errors excluded; `complete`), and `record` / `finish`."""
 
-    def __init__(self, path: Path, header: dict, fresh: bool = False):
+    def __init__(self, path: Path, header: dict, fresh: bool = False, keep_truncated: bool = True):
         self.path = Path(path)
         self._secrets = env_secrets()
         try:
@@ -86,6 +86,7 @@ class LoggedRun:
         if fresh:
             self._fh.truncate(0)
         self.batches: list[dict] = []       # the log's "batch" lines, in order (evalkit.batch reads them)
+        self.keep_truncated = keep_truncated   # a truncated reply is kept on resume unless asked otherwise
         self.done, self.complete = self._load(header["run_key"])
         if self._fh.tell() == 0:
             self._write(header)
@@ -105,7 +106,7 @@ class LoggedRun:
                 raise EvalkitError(f"{self.path}: belongs to another run (header differs); pass --fresh to overwrite it")
             if kind == "sample":
                 result = _sample(rec, self.path, lineno, slim=True)
-                if result.error:
+                if result.error and not (result.truncated and self.keep_truncated):
                     done.pop(result.id, None)     # an error line supersedes: the sample is tried again
                 else:
                     done[result.id] = result

@@ -330,7 +330,7 @@ def _cost(model: str, costs: list[dict], usage, batch: bool) -> Cost:
     sum where the price table does not know it."""
     pricer = pricer_for(model, "batch" if batch else "standard")
     if pricer.known:
-        whole = pricer.cost(usage.prompt_tokens, usage.completion_tokens)
+        whole = pricer.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
     else:
         parts = [c.get("all_samples") for c in costs]
         whole = round(sum(map(_num, parts)), 10) if all(_is_number(x) for x in parts) else None

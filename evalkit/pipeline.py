@@ -37,6 +37,7 @@ from .plan import RunOptions, RunPlan, make_plan, worst_case_tokens
 from .providers import endpoint_of, pricer_for
 from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
 from .runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, run_requests
+from .backends.thinking import DEFAULT_TAGS, Separated, separate
 from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
 
@@ -91,7 +92,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
     if opts.fresh:
         _keep_live_batches(path)
-    run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh)
+    run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh, keep_truncated=not opts.retry_truncated)
     try:
         if not opts.batch and run.batches:
             _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done])
@@ -132,6 +133,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
     return {"type": "header", "run_key": plan.run_key, "eval": plan.spec.name, "model": opts.model,
             "endpoint": backend.endpoint, **({"replicas": list(opts.replicas)} if opts.replicas else {}),
             "sampling": plan.sampling.as_dict(), "options": plan.options,
+            **({"wire": backend.wire_notes()} if backend.wire_notes() else {}),
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
@@ -270,11 +272,23 @@ async def _open(backend: Backend, say, every: float) -> None:
     task.result()
 
 
+def wire_for(model: str):
+    """How requests to "provider/name" are spelled, without connecting (dry runs need no key);
+    the plain wire for anything that is not a preset."""
+    from .backends.openai_wire import Wire
+    from .providers import registry_providers
+
+    provider, _, name = model.partition("/")
+    preset = registry_providers().get(provider)
+    return Wire.for_preset(preset, name) if preset is not None else Wire()
+
+
 def _cost_estimate(plan: RunPlan, pricer: Pricer):
     if not pricer.known:
         raise EvalkitError(f"--max-cost: no price is known for {plan.opts.model} (the registry records none for it; "
                            "see `evalkit providers`)")
-    counter, worst = TokenCounter(plan.opts.model), worst_case_tokens(plan.spec)
+    counter = TokenCounter(plan.opts.model)
+    worst = worst_case_tokens(plan.spec) + wire_for(plan.opts.model).budget(plan.sampling)
     return lambda req: pricer.cost(counter.count_messages(req.messages), worst)
 
 
@@ -287,10 +301,23 @@ def check_capabilities(plan: RunPlan, backend: Backend) -> None:
     if plan.sampling.top_logprobs and not caps.logprobs:
         raise EvalkitError(f"{plan.spec.name}: {name} returns no log-probabilities, which this run asks for "
                            "(--logprobs, or a scorer that needs them)")
+    _check_reasoning(plan, caps, name)
     if plan.spec.prompt.system and not caps.system_messages:
         raise EvalkitError(f"{plan.spec.name}: {name} takes no system message, and the eval has one (prompt.system)")
     if plan.spec.prompt.vision and "images" in plan.spec.dataset.fields and not caps.images:
         raise EvalkitError(f"{plan.spec.name}: {name} reads no images; pass --no-vision to send IMAGE: tags instead")
+
+
+def _check_reasoning(plan: RunPlan, caps, name: str) -> None:
+    """--reasoning-effort where the model has that control; no explicit flag the model refuses."""
+    effort = plan.sampling.reasoning_effort
+    if effort is not None and effort not in caps.effort_levels:
+        takes = f"it takes {', '.join(caps.effort_levels)}" if caps.effort_levels else \
+            "its provider documents no such control for it (see `evalkit providers --json`; --extra-body sends any field)"
+        raise EvalkitError(f"{plan.spec.name}: --reasoning-effort {effort}: {name} has no such level: {takes}")
+    if plan.opts.temperature is not None and "temperature" in caps.refused:
+        raise EvalkitError(f"{plan.spec.name}: --temperature: {name} refuses any temperature but its default, "
+                           "so evalkit does not send one; leave the flag out")
 
 
 class Recorder:
@@ -304,10 +331,11 @@ class Recorder:
 
     async def __call__(self, req: Request, out: Outcome) -> bool:
         smp = self.samples[req.key]
-        result = self._result(req, out, smp)
-        if out.error is None:
+        reply = self._answer(out)
+        result = self._result(req, out, smp, reply)
+        if result.error is None:
             try:
-                self._fill(result, await self._score(ScoreInput(smp, out.completion, req.messages,
+                self._fill(result, await self._score(ScoreInput(smp, reply.completion, req.messages,
                                                                 self.plan.spec.scoring, self.services)))
             except MissingLogprobs as exc:
                 self._no_logprobs(exc)
@@ -335,7 +363,14 @@ class Recorder:
                 return await asyncio.to_thread(self.scorer.run, inp)
         return self.scorer.run(inp)
 
-    def _result(self, req: Request, out: Outcome, smp: Sample) -> SampleResult:
+    def _answer(self, out: Outcome) -> Separated | None:
+        """The reply's answer apart from its thinking: what the scorer and the log's `completion` see."""
+        if out.completion is None:
+            return None
+        tags = self.plan.opts.think_tags
+        return separate(out.completion, DEFAULT_TAGS if tags is None else tags)
+
+    def _result(self, req: Request, out: Outcome, smp: Sample, reply: Separated | None) -> SampleResult:
         plan = self.plan
         model = _model_seconds(out)
         r = SampleResult(id=req.key, group=smp.group, target=smp.answer if plan.spec.scoring.method != "code" else None,
@@ -344,10 +379,16 @@ class Recorder:
                          messages=req.messages if plan.opts.log_prompts else None, attempts=out.attempts,
                          model_s=round(model, 4), queue_s=round(out.queue_s + out.latency - model, 4), cached=out.cached,
                          cost_usd=out.cost, error=out.error)
-        if out.completion is not None:
-            fields = out.completion.to_fields()
+        if reply is not None:
+            fields = reply.completion.to_fields()
             r.completion, r.finish_reason, r.usage = fields["completion"], fields["finish_reason"], fields["usage"]
-            r.top_logprobs = fields.get("top_logprobs")
+            r.top_logprobs, r.raw_completion = fields.get("top_logprobs"), reply.raw
+            thinking = reply.completion.reasoning
+            if thinking is not None:
+                r.reasoning_chars = len(thinking)
+                r.reasoning = thinking if plan.opts.log_reasoning else None
+            if reply.truncated and r.error is None:
+                r.error, r.truncated = reply.truncated, True
         return r
 
     @staticmethod
@@ -380,13 +421,14 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
     return Summary(
         eval=spec.name, model=opts.model, endpoint=backend.endpoint, status=status, incomplete=status != "complete",
         primary_metric=spec.metrics[0], excluded=len(plan.identity.get("exclude", ())), n=n, scored=part.scored,
-        errors=part.errors, unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
+        errors=part.errors, truncated=sum(1 for r in results if r.truncated), unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
         groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
         calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
         requests=Requests(sent=stats.sent, retries=stats.retries, rate_limited=stats.rate_limited,
                           cached=stats.cached, resumed_samples=resumed, peak_concurrency=stats.peak_limit),
         cost_usd=Cost(this_run=round(stats.spent, 10),
-                      all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens)) if pricer.known else None,
+                      all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens,
+                                              usage.cached_tokens)) if pricer.known else None,
         seed=opts.seed, notes=part.notes, duration_s=round(duration, 3),
         backend={**backend.describe(), **({"replicas": stats.replicas} if stats.replicas else {})} or None,
         grader=grading.summary(results) if grading else None, log=log, batches=stats.batches)
@@ -443,13 +485,19 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
     prompt_tokens = sum(counter.count_messages(plan.request(s, j, uid).messages) for s, j, uid in plan.units())
     units = len(plan.samples) * plan.per_item
     max_out = plan.spec.generation.max_tokens
+    budget = wire_for(opts.model).budget(plan.sampling) if max_out else 0
     pricer = pricer_for(opts.model, "batch" if opts.batch else "standard")   # the provider's own table
+    most = units * (max_out + budget) if max_out else None
     return {
         "eval": plan.spec.name, "model": opts.model, "endpoint": endpoint_of(opts.model, opts.base_url),
         "samples": units, "prompt_tokens": prompt_tokens,
-        "tokenizer": counter.name, "max_completion_tokens": units * max_out if max_out else None,
+        "tokenizer": counter.name, "max_completion_tokens": most, "max_answer_tokens": units * max_out if max_out else None,
+        "reasoning_budget_per_sample": budget,
+        "unknown": ["how many tokens the model spends reasoning (between none and the budget)"] * bool(budget)
+                   + ["which prompt tokens the provider's cache serves (all priced as uncached)"],
         "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
-                               "worst_case": pricer.cost(prompt_tokens, units * max_out) if max_out else None},
+                               "no_reasoning": pricer.cost(prompt_tokens, units * max_out) if max_out else None,
+                               "worst_case": pricer.cost(prompt_tokens, most) if max_out else None},
         "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
                     "tier": pricer.tier, "source": pricer.source, "recorded": pricer.recorded} if pricer.known else None),
     }

@@ -69,6 +69,12 @@ class RunOptions:
     batch_size: int | None = None       # requests per batch (default: the provider's limit)
     batch_fallback: bool = False        # what batches leave unanswered goes through the per-request API
     shard: Shard | None = None          # run only this slice of the samples (evalkit.shards)
+    reasoning_effort: str | None = None     # ask the model to think this hard (its provider's spelling)
+    max_reasoning_tokens: int | None = None  # the thinking budget on top of the answer's max_tokens
+    extra_body: dict | None = None      # fields merged into every request body (after the spec's)
+    log_reasoning: bool = False         # keep the thinking's text in the log (its length is always kept)
+    think_tags: tuple | None = None     # inline thinking tags, (open, close) pairs (None: the defaults)
+    retry_truncated: bool = False       # a resumed run sends again the samples the limit cut off
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
@@ -211,17 +217,41 @@ def make_plan(spec: EvalSpec, opts: RunOptions, endpoint: str, extra_identity: d
     gen = spec.generation
     sampling = Sampling(temperature=gen.temperature, max_tokens=None if options else gen.max_tokens,
                         top_p=gen.top_p, stop=tuple(gen.stop or ()), seed=opts.seed if gen.send_seed else None,
-                        top_logprobs=top)
+                        top_logprobs=top, reasoning_effort=opts.reasoning_effort,
+                        max_reasoning_tokens=opts.max_reasoning_tokens, extra_body=extra_body(gen.extra_body, opts))
     plan = RunPlan(spec, opts, select_samples(spec, opts), sampling, options, fewshot_pool(spec))
-    plan.identity = {"spec": spec.model_dump(exclude={"source_file", "description"}, mode="json"),
-                     "model": opts.model, "endpoint": endpoint, "sampling": sampling.as_dict(), "options": options,
-                     "limit": opts.limit, "seed": opts.seed, **(extra_identity or {})}
+    # The reasoning budget is left out of the identity: a resumed run with a larger one keeps what
+    # was answered and (with --retry-truncated) sends again only what the limit cut off.
+    kept = {k: v for k, v in sampling.as_dict().items() if k != "max_reasoning_tokens"}
+    plan.identity = {"spec": _spec_identity(spec), "model": opts.model, "endpoint": endpoint, "sampling": kept,
+                     "options": options, "limit": opts.limit, "seed": opts.seed, **(extra_identity or {})}
+    if opts.think_tags is not None:     # how replies are read: a different answer is a different run
+        plan.identity["think_tags"] = [list(pair) for pair in opts.think_tags]
     if opts.exclude is not None:
         plan.identity["exclude"] = sorted(excluded_ids(opts.exclude))
     if opts.shard is not None:          # only a sharded run's key changes: unsharded logs resume as before
         plan.samples, plan.part = take(plan.samples, opts.shard)
         plan.identity["shard"] = str(opts.shard)
     return plan
+
+
+def extra_body(spec_fields: dict | None, opts: RunOptions) -> str | None:
+    """The spec's `generation.extra_body`, then `--extra-body` over it, as canonical JSON text."""
+    from .backends.openai_wire import merge_into
+
+    if not spec_fields and not opts.extra_body:
+        return None
+    merged = merge_into(json.loads(json.dumps(spec_fields or {})), opts.extra_body or {})
+    return json.dumps(merged, sort_keys=True, separators=(",", ":"))
+
+
+def _spec_identity(spec: EvalSpec) -> dict:
+    """The spec as it names a run; fields added later are left out while unset, so a run that
+    uses none of them keeps the identity (and the log) it had."""
+    out = spec.model_dump(exclude={"source_file", "description"}, mode="json")
+    if out["generation"].get("extra_body") is None:
+        out["generation"].pop("extra_body", None)
+    return out
 
 
 def worst_case_tokens(spec: EvalSpec) -> int:

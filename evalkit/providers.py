@@ -6,6 +6,13 @@ by name), read into a typed `Provider`. The one OpenAI-compatible backend serves
 this module only decides how to reach the endpoint (`connection`) and what it can do
 (`Provider.capabilities`), so a new OpenAI-compatible provider is a few lines of YAML.
 
+Models differ within a provider: a preset's `models:` rules say, per name pattern, which models
+reason (and so get a reasoning budget on top of the eval's answer budget), how the token limit
+is spelled (`max_completion_tokens` for OpenAI's reasoning models), which request fields they
+refuse (never sent; the summary says so), whether they return log-probabilities, and how effort
+is asked for (each level's JSON fragment). The first matching rule applies; a user's
+providers.yaml entry holding only `models:` puts its rules before the preset's own.
+
 Where a request goes, in order: `--base-url`, the preset's URL variable (OPENAI_BASE_URL,
 AZURE_OPENAI_ENDPOINT), the preset's documented default. The key is the first of the preset's
 key variables that is set. A hosted provider's own URL without its key is one line naming the
@@ -15,6 +22,7 @@ variable, before anything is sent; a local server, or any URL the user chose, ge
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +38,8 @@ from .yamlfile import Strict, load_definitions
 
 CLAIMS = ("endpoint", "logprobs", "seed", "system_messages", "images")
 WIRE_FIELDS = {"model", "messages", "temperature", "max_tokens", "top_p", "stop", "seed", "logprobs", "top_logprobs"}
+REFUSABLE = ("temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs")
+EFFORT_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 PLACEHOLDER_KEY = "no-key"
 
 
@@ -51,6 +61,38 @@ class Caps(Strict):
         return Capabilities(max_top_logprobs=self.max_top_logprobs, seed=self.seed,
                             system_messages=self.system_messages, images=self.images,
                             option_probs=self.max_top_logprobs is not None)
+
+
+class ModelRule(Strict):
+    """What the models whose names match one of `match` (shell patterns such as `gpt-5*`) do
+    differently from their provider's defaults. The first rule that matches a model applies."""
+
+    match: list[str] = Field(min_length=1)
+    reasoning: bool = False            # thinks before answering: the limit sent adds a reasoning budget
+    token_limit: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    refuses: list[Literal["temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs"]] = \
+        Field(default_factory=list)    # fields the endpoint answers 400 to for these models: never sent
+    logprobs: bool = True              # false: these models return no log-probabilities
+    # How effort is asked for: each level's JSON fragment, merged into the request body. A string
+    # "{budget}" inside it becomes the reasoning budget in tokens (an int).
+    effort: dict[Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"], dict] = \
+        Field(default_factory=dict)
+    source: Source
+    thinking_refuses: list[Literal["temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs"]] = \
+        Field(default_factory=list)    # further fields refused while thinking is asked for (an effort but none)
+    notes: list[str] = Field(default_factory=list)
+
+    def matches(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.match)
+
+
+class ModelsPatch(Strict):
+    """An entry of a user's providers.yaml that holds only `models:`: rules put before the
+    preset's own (so they win), without restating the preset."""
+
+    name: str = ""
+    models: list[ModelRule] = Field(min_length=1)
+    source_file: str | None = None
 
 
 class AzureSettings(Strict):
@@ -76,8 +118,13 @@ class Provider(Strict):
     capabilities: Caps
     sources: dict[Literal["endpoint", "logprobs", "seed", "system_messages", "images"], Source] = \
         Field(default_factory=dict)
+    models: list[ModelRule] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     source_file: str | None = None
+
+    def rule_for(self, model: str) -> ModelRule | None:
+        """The first model rule matching `model` (None: the provider's defaults apply)."""
+        return next((r for r in self.models if r.matches(model)), None)
 
     @model_validator(mode="after")
     def _coherent(self) -> "Provider":
@@ -120,11 +167,25 @@ def registry_providers() -> dict[str, Provider]:
     for root in [package_registry(), *user_registries()]:
         path = Path(root) / "providers.yaml"
         if path.is_file():
-            defs, problems = load_definitions(path, Provider, "provider")
+            defs, problems = _provider_file(path, found)
             if problems:
                 raise SpecError(problems)
             found.update(defs)
     return found
+
+
+def _provider_file(path: Path, known: dict[str, Provider]) -> tuple[dict, list[str]]:
+    """One providers.yaml: whole presets, and `models:`-only patches of presets read before."""
+    patches, problems = load_definitions(path, ModelsPatch, "provider", only=lambda body: set(body) == {"models"})
+    presets, more = load_definitions(path, Provider, "provider", only=lambda body: set(body) != {"models"})
+    for name, patch in patches.items():
+        base = presets.get(name) or known.get(name)
+        if base is None:
+            problems.append(f"{path}: {name}: a `models:`-only entry adds rules to a provider, and there is "
+                            f"no provider {name!r} (known: {', '.join(sorted(known)) or 'none'})")
+            continue
+        presets[name] = base.model_copy(update={"models": [*patch.models, *base.models]})
+    return presets, problems + more
 
 
 def base_url_of(p: Provider, base_url: str | None = None) -> str:

@@ -35,7 +35,11 @@ class SampleResult:
     cached: bool = False
     cost_usd: float | None = None
     error: str | None = None
-    completion: str | None = None
+    completion: str | None = None           # the answer the scorer read (thinking taken out)
+    raw_completion: str | None = None       # the reply as it came, when thinking was taken out of it
+    reasoning_chars: int | None = None      # the thinking's length (always), ...
+    reasoning: str | None = None            # ... and its text (with --log-reasoning)
+    truncated: bool | None = None           # the token limit cut it off: no answer (error says how)
     finish_reason: str | None = None
     usage: dict | None = None
     top_logprobs: list | None = None
@@ -71,7 +75,7 @@ class SampleResult:
 
 _ALL = tuple(f.name for f in fields(SampleResult))
 _SLIM = ("id", "group", "target", "sample_id", "error", "usage", "parsed", "score", "extras", "option_probs",
-         "missing_mass")
+         "missing_mass", "truncated")
 
 
 class _Model(BaseModel):
@@ -88,6 +92,8 @@ class Stat(_Model):
 class Usage(_Model):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = Field(0, description="of the completion tokens, those spent thinking (as servers report)")
+    cached_tokens: int = Field(0, description="of the prompt tokens, those read from the provider's prompt cache")
     invalid: int = Field(0, description="replies whose usage counts were missing, negative or absurd (not summed)")
 
 
@@ -126,6 +132,8 @@ class Summary(_Model):
     n: int = Field(description="samples (completions, with n per item) the run covers")
     scored: int
     errors: int
+    truncated: int = Field(0, description="of the errors, replies the token limit cut off before a whole answer "
+                                          "(raise --max-reasoning-tokens; rerun with --retry-truncated)")
     unparsed: int
     metrics: dict[str, Stat]
     groups: dict[str, Stat] | None = None
@@ -209,5 +217,7 @@ def total_usage(results: list[SampleResult]) -> Usage:
         d = r.usage or {}
         u.prompt_tokens += d.get("prompt_tokens", 0)
         u.completion_tokens += d.get("completion_tokens", 0)
+        u.reasoning_tokens += d.get("reasoning_tokens", 0)
+        u.cached_tokens += d.get("cached_tokens", 0)
         u.invalid += d.get("invalid", 0)
     return u

@@ -25,7 +25,7 @@ import difflib
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from .errors import SpecError
 from .scoring import ScorerOptions, scorers
@@ -37,6 +37,26 @@ TEMPLATES: dict[str, dict] = {
     "code": {"scoring": {"method": "code"}},
     "model_graded": {"scoring": {"method": "graded"}},
 }
+
+
+# Request fields evalkit itself owns: an extra body may not replace them (it would change what
+# is asked, or how the reply is read, behind the run's back).
+OWNED_FIELDS = ("model", "messages", "stream", "stream_options", "n")
+
+
+def check_extra_body(value) -> dict:
+    """An extra request body as given: a JSON object of at most 64 KiB that leaves evalkit's own
+    fields alone; a ValueError says what is wrong."""
+    import json
+
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object ({{...}}), not {type(value).__name__}")
+    owned = sorted(set(value) & set(OWNED_FIELDS))
+    if owned:
+        raise ValueError(f"{', '.join(owned)}: evalkit sets these itself")
+    if len(json.dumps(value)) > 65536:
+        raise ValueError("larger than 64 KiB")
+    return value
 
 
 class FewShot(Strict):
@@ -88,6 +108,15 @@ class GenerationSpec(Strict):
     stop: list[str] | None = None
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     send_seed: bool = Field(True, description="send the run's seed with each request (false: as OpenAI Evals does)")
+    extra_body: dict | None = Field(None, description="fields merged into every request body, for what evalkit "
+                                                      "does not model (as --extra-body; the flag's win)")
+
+    @field_validator("extra_body")
+    @classmethod
+    def _plain_body(cls, value):
+        if value is not None:
+            check_extra_body(value)
+        return value
 
 
 class EvalSpec(Strict):

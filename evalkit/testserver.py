@@ -45,6 +45,10 @@ Retry-After). `GET /requests` returns the last 1,000 requests as received (metho
 query, headers, JSON body, arrival time `t` in monotonic seconds), so a test can check exactly
 what a client sent, and when.
 
+As a reasoning endpoint (`--reasoning-strict`, `--think-tokens`, `--think-in`, `--cached-tokens`):
+OpenAI's refusals of `max_tokens` and temperature, thinking that grows with the effort asked for
+and is cut by the limit, reasoning and cached token counts; see `evalkit.testserver_reasoning`.
+
 The OpenAI Batch API (`/v1/files`, `/v1/batches`) answers from the same key, on a compressed
 clock with its own faults: see `evalkit.testserver_batch` and the `--batch-*` flags.
 """
@@ -64,6 +68,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from . import testserver_reasoning as reasoning
 from .testserver_batch import BatchAPI, add_arguments as add_batch_arguments, error_body
 
 FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall")
@@ -256,6 +261,10 @@ class Server:
 
     def completion(self, req: dict, fault: str | None = None) -> Reply:
         """The reply to one chat-completions body, shaped by `fault` (drawn by `failure`)."""
+        refused = reasoning.refusal(req, self.args)
+        if refused is not None:
+            self.stats["refused"] += 1
+            return Reply(*refused)
         policy = self.by_model.get(req.get("model"), self.policy)
         messages = req.get("messages") or []
         reply, needle = policy.reply(self._asked(messages), messages)
@@ -271,7 +280,12 @@ class Server:
         if req.get("logprobs") and not self.args.no_logprobs:
             choice["logprobs"] = _logprobs(policy, needle, reply, int(req.get("top_logprobs") or 0))
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1,
+                 **reasoning.cached(prompt_tokens, self.args)}
+        if self.args.think_tokens and fault != "null":
+            message, extra, choice["finish_reason"] = reasoning.think(_tokens(reply), req, self.args)
+            choice["message"].update(message)
+            usage.update(extra)
         if fault == "badusage":
             usage = {"prompt_tokens": -5, "completion_tokens": 10**15}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -311,6 +325,9 @@ def _stream_events(out: dict, req: dict, null: bool) -> list[bytes]:
         return b"data: " + json.dumps({**head, "choices": [c]}).encode() + b"\n\n"
 
     events = [chunk({"role": "assistant", "content": None if null else ""})]
+    for name in ("reasoning", "reasoning_content"):      # thinking streams before the answer
+        if choice["message"].get(name):
+            events += [chunk({name: tok}) for tok in _tokens(choice["message"][name])]
     if not null:
         for i, tok in enumerate(_tokens(choice["message"]["content"])):
             events.append(chunk({"content": tok}, extra={"logprobs": choice["logprobs"]} if i == 0 and
@@ -431,6 +448,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--huge-bytes", type=int, default=10_000_000)
     p.add_argument("--no-logprobs", action="store_true", help="ignore requests for logprobs, as some servers do")
     p.add_argument("--seed", type=int, default=0)
+    reasoning.add_arguments(p)
     add_batch_arguments(p)
     return p.parse_args(argv)
 

@@ -199,10 +199,12 @@ def _parsed(path: Path, lenient: bool) -> YamlDoc:
     return found
 
 
-def load_definitions(path: Path, model: type[BaseModel], kind: str, lenient: bool = False) -> tuple[dict, list[str]]:
+def load_definitions(path: Path, model: type[BaseModel], kind: str, lenient: bool = False,
+                     only=None) -> tuple[dict, list[str]]:
     """A YAML file mapping names to definitions of `model` (exams, graders): the valid ones by name,
     and one `file:line: name.field: message` per problem. Each gets `name` and `source_file`. The
-    parsed file is shared between calls (see `_parsed`); it is only read here, never changed."""
+    parsed file is shared between calls (see `_parsed`); it is only read here, never changed.
+    `only(body)`, when given, picks the definitions this call reads (a file of two kinds)."""
     try:
         doc = _parsed(path, lenient)
     except SpecError as exc:
@@ -211,6 +213,8 @@ def load_definitions(path: Path, model: type[BaseModel], kind: str, lenient: boo
         return {}, [f"{path}:1: a {kind} file is a mapping from {kind} name to definition"]
     found, problems = {}, []
     for name, body in doc.data.items():
+        if only is not None and isinstance(body, dict) and not only(body):
+            continue
         if not isinstance(body, dict):
             problems.append(f"{path}:{doc.line((name,))}: {name}: a {kind} definition must be a mapping")
             continue

@@ -50,9 +50,21 @@ class Sampling:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     top_logprobs: int = 0          # > 0: that many alternatives for each of the first generated tokens
+    reasoning_effort: str | None = None      # none/minimal/low/medium/high/xhigh/max, in the provider's spelling
+    max_reasoning_tokens: int | None = None  # the thinking budget on top of max_tokens (None: the default)
+    extra_body: str | None = None            # a JSON object (canonical text) merged into the request body
 
     def as_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """Every field; the reasoning ones only when set, so the identity of a run that uses none
+        of them is what it was before they existed (its log still resumes)."""
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        for k in LATER_FIELDS:
+            if out[k] is None:
+                del out[k]
+        return out
+
+
+LATER_FIELDS = ("reasoning_effort", "max_reasoning_tokens", "extra_body")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +83,34 @@ class Request:
 class Completion:
     text: str
     finish_reason: str | None = None
-    usage: dict = field(default_factory=dict)      # prompt_tokens, completion_tokens (non-negative ints)
+    # prompt_tokens, completion_tokens, and where the server says: reasoning_tokens (part of the
+    # completion's), cached_tokens (part of the prompt's); non-negative ints
+    usage: dict = field(default_factory=dict)
     # For each of the first few generated positions, its top alternatives as [[token, logprob], ...].
     top_logprobs: list | None = None
     # Seconds the model itself worked on this request, when the backend knows it better than the
     # runner's clock (a local model: the batch that answered it, not the wait for earlier batches).
     # Not part of the serialisation: a cached or resumed reply took no model time.
     model_s: float | None = field(default=None, compare=False)
+    # The thinking the server sent beside the content (`message.reasoning`), never scored.
+    reasoning: str | None = None
 
     def to_fields(self) -> dict:
         """The one serialisation, shared by cache values and run-log lines."""
         out = {"completion": self.text, "finish_reason": self.finish_reason, "usage": self.usage}
         if self.top_logprobs is not None:
             out["top_logprobs"] = self.top_logprobs
+        if self.reasoning is not None:
+            out["reasoning"] = self.reasoning
         return out
 
     @classmethod
     def from_fields(cls, data: dict) -> "Completion":
         top = data.get("top_logprobs")
+        reasoning = data.get("reasoning")
         return cls(text=data["completion"], finish_reason=data.get("finish_reason"), usage=data.get("usage") or {},
-                   top_logprobs=[[list(alt) for alt in pos] for pos in top] if top is not None else None)
+                   top_logprobs=[[list(alt) for alt in pos] for pos in top] if top is not None else None,
+                   reasoning=reasoning if isinstance(reasoning, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +122,8 @@ class Capabilities:
     system_messages: bool = True
     images: bool = True
     option_probs: bool = True      # can answer by option probability (needs log-probabilities)
+    effort_levels: tuple[str, ...] = ()   # the --reasoning-effort levels it takes (none: no such control)
+    refused: tuple[str, ...] = ()         # request fields the model refuses (not sent)
 
     @property
     def logprobs(self) -> bool:
@@ -119,7 +141,7 @@ def vet_completion(c: Completion) -> Completion:
     usage = {k: v for k, v in c.usage.items() if type(v) is int and 0 <= v <= MAX_TOKENS_PER_REPLY}
     if len(usage) == len(c.usage):
         return c
-    return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs, c.model_s)
+    return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs, c.model_s, c.reasoning)
 
 
 @dataclass(slots=True)
@@ -207,6 +229,11 @@ class Backend:
 
     def describe(self) -> dict:
         """Facts about the backend worth keeping in the run summary (e.g. how a local model loaded)."""
+        return {}
+
+    def wire_notes(self) -> dict:
+        """How requests to this model differ from the plain request (fields renamed, refused,
+        the token limit's name, the model rule that applied), for the log's header; {} if not."""
         return {}
 
     def pricer(self) -> Pricer:

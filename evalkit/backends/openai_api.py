@@ -35,6 +35,7 @@ ignores `stream` and answers with one JSON body is read as one.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import functools
 import json
@@ -42,9 +43,10 @@ import math
 import time
 
 from ..costs import Pricer
-from .base import Backend, Completion, FatalError, Request, SampleError, TransientError, note_activity, note_sent
+from .base import Backend, Capabilities, Completion, FatalError, Request, SampleError, TransientError, note_activity, note_sent
 from .openai_batch import BatchTarget, OpenAIBatches
-from .openai_wire import Wire, parse_completion, short_error, top_logprobs, wire_body
+from .openai_wire import REASONING_FIELDS, Wire, parse_completion, read_usage, reasoning_of, short_error, \
+    top_logprobs, wire_body
 
 openai = httpx = None  # the client modules, imported by the first backend that sends a request
 
@@ -60,8 +62,8 @@ class OpenAIBackend(Backend):
         self.model = f"{self.preset.name}/{name}"
         self.connection = connection(self.preset, name, base_url, api_key)
         self.endpoint = self.connection.endpoint
-        self.capabilities = self.preset.capabilities.capabilities()
-        self.wire = Wire.for_preset(self.preset)
+        self.wire = Wire.for_preset(self.preset, name)
+        self.capabilities = model_capabilities(self.preset, name, self.wire)
         self.key_hint = self.preset.key_hint()
         self._settings = (self.connection.key, timeout, max_connections)
         self.max_reply_bytes = max_reply_bytes
@@ -98,7 +100,7 @@ class OpenAIBackend(Backend):
             self._connect()
         body = wire_body(self.name, request, self.wire)
         note_sent()
-        if self.streaming and streamable(request):
+        if self.streaming and streamable(request, self.wire.budget(request.sampling)):
             return await self._stream(body, request)
         raw = await self._post(body)
         return parse_completion(raw, self.endpoint, request)
@@ -144,9 +146,20 @@ class OpenAIBackend(Backend):
 
     def describe(self) -> dict:
         """The provider, and what evalkit withholds or renames for it (kept in the run summary)."""
-        out: dict = {"provider": self.preset.name}
+        return {"provider": self.preset.name, **self.wire_notes()}
+
+    def wire_notes(self) -> dict:
+        out: dict = {}
         if "seed" in self.wire.unsent:
             out["seed"] = f"not sent: {self.preset.name} ignores or lacks it (see `evalkit providers`)"
+        if self.wire.rule:
+            out["model_rule"] = {"match": self.wire.rule, "reasoning": self.wire.reasoning,
+                                 "token_limit": self.wire.token_limit}
+        if self.wire.refused:
+            out["not_sent"] = {f: f"{self.name} refuses it ({self.preset.name} model rule {self.wire.rule})"
+                               for f in sorted(self.wire.refused)}
+        if self.wire.thinking_refused:
+            out["not_sent_while_thinking"] = sorted(self.wire.thinking_refused)
         if self.wire.renames:
             out["renamed"] = dict(self.wire.renames)
         if self.connection.api_version:
@@ -167,12 +180,26 @@ class OpenAIBackend(Backend):
             await self._client.close()
 
 
+def model_capabilities(preset, name: str, wire: Wire) -> Capabilities:
+    """The preset's capabilities as its model rule for `name` changes them."""
+    caps = preset.capabilities.capabilities()
+    rule = preset.rule_for(name)
+    if rule is None:
+        return caps
+    logprobs = caps.max_top_logprobs if rule.logprobs and not ({"logprobs", "top_logprobs"} & wire.refused) else None
+    return dataclasses.replace(caps, max_top_logprobs=logprobs, option_probs=logprobs is not None,
+                               seed=caps.seed and "seed" not in wire.refused,
+                               effort_levels=tuple(rule.effort), refused=tuple(sorted(wire.refused)))
+
+
 STREAM_MIN_TOKENS = 32     # replies of at most this many tokens are asked whole (see the module docstring)
 
 
-def streamable(request: Request) -> bool:
-    """Whether streaming the reply gives anything (see the module docstring)."""
-    short = request.sampling.max_tokens is not None and request.sampling.max_tokens <= STREAM_MIN_TOKENS
+def streamable(request: Request, reasoning_budget: int = 0) -> bool:
+    """Whether streaming the reply gives anything (see the module docstring); a reply that may
+    think first is long whatever its answer's budget."""
+    limit = request.sampling.max_tokens
+    short = limit is not None and limit + reasoning_budget <= STREAM_MIN_TOKENS
     return request.options is None and not short
 
 
@@ -265,6 +292,7 @@ class _Chunks:
         self.finish = None
         self.usage: dict = {}
         self.positions: list = []
+        self.thinking: dict[str, list[str]] = {}   # reasoning field -> its streamed parts
         self.had_text = False
 
     def add(self, event: bytes) -> None:
@@ -290,27 +318,33 @@ class _Chunks:
         if text is not None:
             if not isinstance(text, str):
                 raise TypeError("delta.content is not a string")
-            self.parts.append(text)
-            self.had_text = self.had_text or bool(text)
-            self.size += len(text.encode("utf-8", "surrogatepass"))
-            if self.size > self.limit:
-                raise SampleError(f"the reply is larger than --max-reply-bytes {self.limit:,}")
+            self._grow(self.parts, text)
+        for name in REASONING_FIELDS:      # thinking is progress too, and counts towards the size cap
+            if isinstance(delta.get(name), str):
+                self._grow(self.thinking.setdefault(name, []), delta[name])
         if choice.get("finish_reason"):
             self.finish = choice["finish_reason"]
         lp = choice.get("logprobs")
         if isinstance(lp, dict) and isinstance(lp.get("content"), list) and len(self.positions) < 3:
             self.positions.extend(lp["content"][: 3 - len(self.positions)])
 
+    def _grow(self, parts: list[str], text: str) -> None:
+        parts.append(text)
+        self.had_text = self.had_text or bool(text)
+        self.size += len(text.encode("utf-8", "surrogatepass"))
+        if self.size > self.limit:
+            raise SampleError(f"the reply is larger than --max-reply-bytes {self.limit:,}")
+
     def completion(self, request: Request, done: bool) -> Completion:
         if not done and self.finish is None:
             raise TransientError(f"the stream from {self.endpoint} ended before the reply was complete")
-        if not self.parts:
+        reasoning = reasoning_of({name: _joined(parts) for name, parts in self.thinking.items()})
+        if not self.parts and reasoning is None and self.finish != "length":
             raise SampleError("the reply has no content (message.content is null)")
         wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
-        return Completion(text=_joined(self.parts), finish_reason=self.finish,
-                          usage={k: self.usage[k] for k in ("prompt_tokens", "completion_tokens") if k in self.usage},
+        return Completion(text=_joined(self.parts), finish_reason=self.finish, usage=read_usage(self.usage),
                           top_logprobs=top_logprobs({"logprobs": {"content": self.positions}}) if wants_logprobs
-                          else None)
+                          else None, reasoning=reasoning)
 
 
 def _joined(parts: list[str]) -> str:
