@@ -72,11 +72,25 @@ def summary_from_log(log: LogContents) -> Summary:
     return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
                    endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
                    incomplete=True, primary_metric=metrics[0], n=partial.get("n") or len(results), scored=part.scored,
-                   errors=part.errors, unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
+                   errors=part.errors, truncated=sum(1 for r in results if r.truncated), unparsed=part.unparsed,
+                   metrics={k: Stat(**v) for k, v in part.metrics.items()},
                    groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
                    calibration=Calibration(**part.calibration) if part.calibration else None,
                    usage=total_usage(results), cost_usd=Cost(this_run=cost, all_samples=cost) if cost else None,
                    seed=log.header.get("seed", 0), notes=part.notes, log=str(log.path))
+
+
+def _thinking(s: Summary) -> str | None:
+    """A sentence on how a run's model thought (reasoning and cached tokens, truncated replies)."""
+    u = s.usage
+    if not (u.reasoning_tokens or s.truncated or u.cached_tokens):
+        return None
+    parts = [f"{u.reasoning_tokens:,} of {u.completion_tokens:,} completion tokens were reasoning (never scored)"]
+    if s.truncated:
+        parts.append(f"{s.truncated} replies truncated by the token limit (no answer; raise --max-reasoning-tokens)")
+    if u.cached_tokens:
+        parts.append(f"{u.cached_tokens:,} of {u.prompt_tokens:,} prompt tokens came from the provider's cache")
+    return f"Thinking of {s.model}: " + "; ".join(parts) + "."
 
 
 def _fmt(x, digits: int = 4) -> str:
@@ -208,7 +222,7 @@ class Section:
     name: str
     metric: str
     rows: list[tuple[str, bool, list[str]]]           # (model, incomplete?, [metric, n, errors, unparsed, cost])
-    calibration: list[str]
+    calibration: list[str]                             # sentences under the table: calibration, thinking
     group_header: list[str]
     group_rows: list[tuple[str, list[str]]]            # (group, one cell per model; "–" where absent)
 
@@ -222,6 +236,7 @@ def _sections(runs: list[Run]) -> list[Section]:
         calibration = [f"Calibration of {r.model}: ECE {cal.ece:.4f} over {cal.points} option probabilities "
                        "(10 equal-width bins)." for r in group
                        if (cal := r.summary.calibration) and cal.ece is not None]
+        calibration += [s for r in group if (s := _thinking(r.summary))]
         names = sorted({g for r in group for g in (r.summary.groups or {})})
         group_rows = []
         for g in names:
