@@ -102,12 +102,13 @@ def provider_rows() -> list[dict]:
                  "logprobs": local.logprobs, "max_top_logprobs": local.max_top_logprobs, "seed": local.seed,
                  "system_messages": local.system_messages, "images": local.images, "renames": {}, "prices": None,
                  "price_note": "none - runs on this machine", "docs": None,
-                 "notes": ["Offline: a folder, a .gguf file or gemma-3-270m; no server, no key."], "sources": {}})
+                 "notes": ["Offline: a folder, a .gguf file or gemma-3-270m; no server, no key."], "models": [],
+                 "sources": {}})
     rows += [{"name": name, "kind": "plug-in", "title": f"installed plug-in {target}", "base_url": None,
               "base_url_env": None, "key_env": [], "key_required": None, "logprobs": None, "max_top_logprobs": None,
               "seed": None, "system_messages": None, "images": None, "renames": {}, "prices": None,
               "price_note": "the plug-in's own", "docs": None, "notes": ["Its capabilities are the plug-in's own."],
-              "sources": {}}
+              "models": [], "sources": {}}
              for name, target in plugins().items() if name not in {r["name"] for r in rows}]
     return rows
 
@@ -120,7 +121,7 @@ def _preset_row(p, tables: dict) -> dict:
             "max_top_logprobs": caps.max_top_logprobs, "seed": caps.seed, "system_messages": caps.system_messages,
             "images": caps.images, "renames": dict(p.renames), "prices": _prices(p, tables),
             "price_note": p.price_note or ("" if p.prices else "not recorded"), "docs": p.docs,
-            "notes": list(p.notes),
+            "notes": list(p.notes), "models": [r.model_dump(mode="json") for r in p.models],
             "sources": {claim: {"url": s.url, "checked": s.checked.isoformat(), "says": s.says}
                         for claim, s in p.sources.items()}}
 

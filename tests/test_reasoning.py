@@ -296,3 +296,27 @@ def test_a_log_from_before_reasoning_fields_still_reads(evalkit, tmp_path):
     assert res.returncode == 0, res.stderr
     res = evalkit("compare", str(log), str(log), "--json")
     assert res.returncode == 0, res.stderr
+
+
+def test_a_users_providers_file_adds_model_rules(evalkit, start_server, tmp_path):
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "providers.yaml").write_text(
+        "openai:\n  models:\n    - match: [my-reasoner*]\n      reasoning: true\n"
+        "      token_limit: max_completion_tokens\n      refuses: [temperature]\n"
+        "      effort: {high: {reasoning_effort: high}}\n"
+        "      source: {url: https://example.org/ours, checked: 2026-12-07}\n")
+    env = {"EVALKIT_REGISTRY": str(reg)}
+    rows = [json.loads(x) for x in evalkit("providers", "--json", env=env).stdout.splitlines()]
+    openai = next(r for r in rows if r["name"] == "openai")
+    assert [m["match"] for m in openai["models"]] == [["my-reasoner*"], ["gpt-5*", "o1*", "o3*", "o4*"]]
+    server = start_server([{"match": "capital of France", "reply": "Paris"}], reasoning_strict=True)
+    res = evalkit("run", str(CAPITALS), "--model", "openai/my-reasoner-1", "--base-url", server.url,
+                  "--reasoning-effort", "high", "--max-reasoning-tokens", "100", "--json", "--quiet", env=env)
+    assert res.returncode == 0, res.stderr
+    assert all(b["max_completion_tokens"] == 116 and "temperature" not in b and b["reasoning_effort"] == "high"
+               for b in bodies(server))
+    (reg / "providers.yaml").write_text("nosuch:\n  models:\n    - match: ['*']\n"
+                                        "      source: {url: https://example.org/x, checked: 2026-12-07}\n")
+    line = one_line_error(evalkit("providers", env=env), code=2)
+    assert "nosuch" in line and "no provider 'nosuch'" in line

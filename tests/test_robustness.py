@@ -270,7 +270,8 @@ def test_absurd_usage_is_not_summed(evalkit, start_server, tmp_path):
     spec, key = quiz(tmp_path, 4)
     server = start_server(key, fault="badusage=1.0")
     s = run_json(evalkit, str(spec), "--model", "openai/m", "--base-url", server.url)
-    assert s["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "invalid": 4}
+    assert s["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cached_tokens": 0,
+                          "invalid": 4}
 
 
 def test_a_reset_connection_is_not_reported_as_a_dead_server(evalkit, start_server, tmp_path):
