@@ -28,12 +28,16 @@ def summary_text(s: Summary) -> str:
     main = s.metrics[name]
     headline = (f"{s.eval}  {s.model}  {name} {fmt(main.value)} (95% CI {fmt(main.ci95[0])}-{fmt(main.ci95[1])})"
                 + "".join(f"  {k} {fmt(v.value)}" for k, v in s.metrics.items() if k != name and not k.startswith("macro_"))
-                + f"  n={main.n}/{s.n}  errors={s.errors}  unparsed={s.unparsed}" + status_note(s))
+                + f"  n={main.n}/{s.n}  errors={s.errors}" + (f" (truncated {s.truncated})" if s.truncated else "")
+                + f"  unparsed={s.unparsed}" + status_note(s))
     lines = [headline] + _macro_and_groups(s) + _calibration_and_grader(s)
     req, u = s.requests, s.usage
     cost = f"  cost ${s.cost_usd.this_run:,.4f}" if s.cost_usd else ""
+    thought = f" ({u.reasoning_tokens} reasoning)" if u.reasoning_tokens else ""
+    cached = f" ({u.cached_tokens} cached)" if u.cached_tokens else ""
     lines.append(f"  requests sent {req.sent} (retries {req.retries}, from cache {req.cached}, resumed samples "
-                 f"{req.resumed_samples})  tokens {u.prompt_tokens}+{u.completion_tokens}{cost}  {s.duration_s:.1f}s")
+                 f"{req.resumed_samples})  tokens {u.prompt_tokens}{cached}+{u.completion_tokens}{thought}{cost}  "
+                 f"{s.duration_s:.1f}s")
     if s.batches:
         b = s.batches
         lines.append(f"  batches: {len(b['created'])} created, {len(b['reattached'])} reattached; {b['submitted']:,} "

@@ -314,7 +314,8 @@ def _summary(shards: list[ShardLog], results: list[SampleResult], out: Path, gap
     return Summary(
         eval=h["eval"], model=h["model"], endpoint=h.get("endpoint"), status=status, incomplete=status != "complete",
         primary_metric=metrics[0], excluded=(h.get("excluded") or {}).get("count", 0), n=n, scored=part.scored,
-        errors=part.errors, unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
+        errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+        metrics={k: Stat(**v) for k, v in part.metrics.items()},
         groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
         calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
         requests=_requests(summaries),

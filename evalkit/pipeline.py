@@ -421,7 +421,8 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
     return Summary(
         eval=spec.name, model=opts.model, endpoint=backend.endpoint, status=status, incomplete=status != "complete",
         primary_metric=spec.metrics[0], excluded=len(plan.identity.get("exclude", ())), n=n, scored=part.scored,
-        errors=part.errors, truncated=sum(1 for r in results if r.truncated), unparsed=part.unparsed, metrics={k: Stat(**v) for k, v in part.metrics.items()},
+        errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+        metrics={k: Stat(**v) for k, v in part.metrics.items()},
         groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
         calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
         requests=Requests(sent=stats.sent, retries=stats.retries, rate_limited=stats.rate_limited,
@@ -467,7 +468,10 @@ class Grading:
                                                   sampling=Sampling(temperature=0.0, max_tokens=self.spec.max_tokens)))
         if out is None or out.error:
             raise ScoringError(f"grader: {out.error if out else 'stopped by --max-cost'}")
-        return out.completion.text
+        reply = separate(out.completion)         # a reasoning grader's thinking is not its verdict
+        if reply.truncated:
+            raise ScoringError(f"grader: {reply.truncated}")
+        return reply.completion.text
 
     def summary(self, results: list[SampleResult]) -> dict:
         return {**self.identity, "invalid": sum(1 for r in results if r.error is None and r.parsed is False),

@@ -72,7 +72,7 @@ def summary_from_log(log: LogContents) -> Summary:
     return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
                    endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
                    incomplete=True, primary_metric=metrics[0], n=partial.get("n") or len(results), scored=part.scored,
-                   errors=part.errors, truncated=sum(1 for r in results if r.truncated), unparsed=part.unparsed,
+                   errors=part.errors, **part.truncation(), unparsed=part.unparsed,
                    metrics={k: Stat(**v) for k, v in part.metrics.items()},
                    groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
                    calibration=Calibration(**part.calibration) if part.calibration else None,

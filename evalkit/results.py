@@ -134,6 +134,7 @@ class Summary(_Model):
     errors: int
     truncated: int = Field(0, description="of the errors, replies the token limit cut off before a whole answer "
                                           "(raise --max-reasoning-tokens; rerun with --retry-truncated)")
+    truncated_ids: list[str] | None = Field(None, description="the first 100 truncated samples' ids")
     unparsed: int
     metrics: dict[str, Stat]
     groups: dict[str, Stat] | None = None
@@ -162,6 +163,11 @@ class MetricPart:
     errors: int
     unparsed: int
     notes: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)   # ids of the replies the token limit cut off
+
+    def truncation(self) -> dict:
+        """The summary's truncated count and (the first 100) ids."""
+        return {"truncated": len(self.truncated), "truncated_ids": self.truncated[:100] or None}
 
 
 def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int, seed: int) -> MetricPart:
@@ -186,7 +192,8 @@ def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int
     if probs:
         cal = calibrate([(p, t) for p, t, _ in probs])
         cal["mean_missing_mass"] = round(sum(m for *_, m in probs) / len(probs), 6)
-    return MetricPart(out, groups, cal, len(done), errors, sum(1 for r in done if r.parsed is False), notes)
+    return MetricPart(out, groups, cal, len(done), errors, sum(1 for r in done if r.parsed is False), notes,
+                      [r.id for r in results if r.truncated])
 
 
 def _other_metrics(done: list[SampleResult], metrics: list[str]) -> list[str]:

@@ -190,6 +190,7 @@ def test_cut_off_replies_are_truncated_not_answers_and_resume_on_request(evalkit
     assert res.returncode == 1
     assert (s["errors"], s["truncated"], s["scored"]) == (6, 6, 0)
     assert "6 of them truncated by the token limit" in res.stderr
+    assert sorted(s["truncated_ids"]) == sorted(r["id"] for r in read_jsonl(s["log"]) if r.get("type") == "sample")
     log = read_jsonl(s["log"])
     samples = [r for r in log if r.get("type") == "sample"]
     assert all(r["truncated"] and r["error"].startswith("truncated: the limit cut the reply, used all 82 tokens, "
@@ -320,3 +321,22 @@ def test_a_users_providers_file_adds_model_rules(evalkit, start_server, tmp_path
                                         "      source: {url: https://example.org/x, checked: 2026-12-07}\n")
     line = one_line_error(evalkit("providers", env=env), code=2)
     assert "nosuch" in line and "no provider 'nosuch'" in line
+
+
+def test_truncated_replies_survive_shards_merge_and_report(evalkit, start_server, data_dir, tmp_path):
+    answers, _ = mmlu_key(data_dir)
+    server = start_server(answers, think_tokens=100, think_in="reasoning", think_text=THINK)
+    logs = []
+    for shard in ("1/2", "2/2"):
+        res, s = run_mmlu(evalkit, server, tmp_path, "openai/qwen3", "--max-tokens", "20", "--shard", shard,
+                          "--max-reasoning-tokens", "10", limit="8")
+        assert res.returncode == 1 and s["truncated"] == s["n"] > 0
+        logs.append(s["log"])
+    res = evalkit("merge", *logs, "--log-dir", str(tmp_path / "merged"), "--json")
+    merged = json.loads(res.stdout)
+    assert (merged["truncated"], merged["errors"], merged["n"]) == (8, 8, 8), res.stderr
+    report = evalkit("report", *logs)
+    assert report.returncode == 0 and "replies truncated by the token limit" in report.stdout
+    text = evalkit("run", "mmlu.anatomy", "--model", "openai/qwen3", "--base-url", server.url, "--limit", "8",
+                   "--max-tokens", "20", "--max-reasoning-tokens", "10", "--log-dir", str(tmp_path / "logs"))
+    assert "errors=8 (truncated 8)" in text.stdout and "(240 reasoning)" in text.stdout
