@@ -499,8 +499,9 @@ def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, al
             problems.append(f"{m.eval}: {len(m.gaps)} gap(s); the merged log is incomplete (run the missing shards "
                             "and merge again, or pass --allow-gaps)")
         s = m.summary
-        if s.errors > error_limit(threshold, s.n):
-            problems.append(f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
+        if s.errors + s.truncated > error_limit(threshold, s.n):
+            cut = f" and {s.truncated} were truncated by the token limit" if s.truncated else ""
+            problems.append(f"{s.eval}: {s.errors} of {s.n} samples ended in errors{cut}, more than --fail-on-error "
                             f"{threshold:g}; rerun the shards that hold them, then merge again")
     for p in problems:
         click.echo(f"evalkit: {p}", err=True)

@@ -28,7 +28,7 @@ def summary_text(s: Summary) -> str:
     main = s.metrics[name]
     headline = (f"{s.eval}  {s.model}  {name} {fmt(main.value)} (95% CI {fmt(main.ci95[0])}-{fmt(main.ci95[1])})"
                 + "".join(f"  {k} {fmt(v.value)}" for k, v in s.metrics.items() if k != name and not k.startswith("macro_"))
-                + f"  n={main.n}/{s.n}  errors={s.errors}" + (f" (truncated {s.truncated})" if s.truncated else "")
+                + f"  n={main.n}/{s.n}  errors={s.errors}" + (f"  truncated={s.truncated}" if s.truncated else "")
                 + f"  unparsed={s.unparsed}" + status_note(s))
     lines = [headline] + _macro_and_groups(s) + _calibration_and_grader(s)
     req, u = s.requests, s.usage

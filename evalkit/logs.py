@@ -106,7 +106,7 @@ class LoggedRun:
                 raise EvalkitError(f"{self.path}: belongs to another run (header differs); pass --fresh to overwrite it")
             if kind == "sample":
                 result = _sample(rec, self.path, lineno, slim=True)
-                if result.error and not (result.truncated and self.keep_truncated):
+                if result.error or (result.truncated and not self.keep_truncated):
                     done.pop(result.id, None)     # an error line supersedes: the sample is tried again
                 else:
                     done[result.id] = result

@@ -333,7 +333,7 @@ class Recorder:
         smp = self.samples[req.key]
         reply = self._answer(out)
         result = self._result(req, out, smp, reply)
-        if result.error is None:
+        if result.error is None and result.truncated is None:
             try:
                 self._fill(result, await self._score(ScoreInput(smp, reply.completion, req.messages,
                                                                 self.plan.spec.scoring, self.services)))
@@ -388,7 +388,7 @@ class Recorder:
                 r.reasoning_chars = len(thinking)
                 r.reasoning = thinking if plan.opts.log_reasoning else None
             if reply.truncated and r.error is None:
-                r.error, r.truncated = reply.truncated, True
+                r.truncated, r.score = reply.truncated, 0.0   # no answer was given: wrong, and said so
         return r
 
     @staticmethod

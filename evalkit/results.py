@@ -39,7 +39,7 @@ class SampleResult:
     raw_completion: str | None = None       # the reply as it came, when thinking was taken out of it
     reasoning_chars: int | None = None      # the thinking's length (always), ...
     reasoning: str | None = None            # ... and its text (with --log-reasoning)
-    truncated: bool | None = None           # the token limit cut it off: no answer (error says how)
+    truncated: str | None = None            # why the token limit left no whole answer: scored 0, never read
     finish_reason: str | None = None
     usage: dict | None = None
     top_logprobs: list | None = None
@@ -132,8 +132,9 @@ class Summary(_Model):
     n: int = Field(description="samples (completions, with n per item) the run covers")
     scored: int
     errors: int
-    truncated: int = Field(0, description="of the errors, replies the token limit cut off before a whole answer "
-                                          "(raise --max-reasoning-tokens; rerun with --retry-truncated)")
+    truncated: int = Field(0, description="replies the token limit cut off before a whole answer, scored 0 and "
+                                          "counted against --fail-on-error (raise --max-reasoning-tokens; rerun "
+                                          "with --retry-truncated)")
     truncated_ids: list[str] | None = Field(None, description="the first 100 truncated samples' ids")
     unparsed: int
     metrics: dict[str, Stat]

@@ -197,13 +197,14 @@ def verdict(s: Summary, threshold: float, opts: RunOptions) -> str | None:
         return (f"{s.eval}: stopped before exceeding --max-cost {opts.max_cost} USD ({s.scored}/{s.n} samples "
                 "scored; raise the limit and rerun to resume)")
     if s.n and s.scored == 0:
-        cut = f", {s.truncated} of them truncated by the token limit" if s.truncated else ""
-        return f"{s.eval}: no sample was scored ({s.errors} errors{cut}; see the log: {s.log})"
-    if s.errors > error_limit(threshold, s.n):
-        cut = (f" ({s.truncated} of them truncated by the token limit: raise --max-reasoning-tokens or --max-tokens "
-               "and pass --retry-truncated)") if s.truncated else ""
-        return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors{cut}, more than --fail-on-error "
-                f"{threshold:g}; rerun the same command to retry them")
+        return f"{s.eval}: no sample was scored ({s.errors} errors; see the log: {s.log})"
+    if s.errors + s.truncated > error_limit(threshold, s.n):
+        if not s.truncated:
+            return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
+                    f"{threshold:g}; rerun the same command to retry them")
+        return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors and {s.truncated} were truncated by the "
+                f"token limit (scored 0: no answer), more than --fail-on-error {threshold:g}; raise "
+                "--max-reasoning-tokens (or --max-tokens) and rerun with --retry-truncated")
     return None
 
 

@@ -188,12 +188,13 @@ def test_cut_off_replies_are_truncated_not_answers_and_resume_on_request(evalkit
     server = start_server(answers, reasoning_strict=True, think_tokens=100, think_text=THINK)
     res, s = run_mmlu(evalkit, server, tmp_path, "openai/gpt-5-mini", "--max-reasoning-tokens", "50", limit="6")
     assert res.returncode == 1
-    assert (s["errors"], s["truncated"], s["scored"]) == (6, 6, 0)
-    assert "6 of them truncated by the token limit" in res.stderr
+    assert (s["errors"], s["truncated"], s["scored"]) == (0, 6, 6) and s["metrics"]["accuracy"]["value"] == 0.0
+    assert "6 were truncated by the token limit (scored 0: no answer)" in res.stderr
     assert sorted(s["truncated_ids"]) == sorted(r["id"] for r in read_jsonl(s["log"]) if r.get("type") == "sample")
     log = read_jsonl(s["log"])
     samples = [r for r in log if r.get("type") == "sample"]
-    assert all(r["truncated"] and r["error"].startswith("truncated: the limit cut the reply, used all 82 tokens, "
+    assert all(r["score"] == 0.0 and "error" not in r and "extracted" not in r and
+               r["truncated"].startswith("truncated: the limit cut the reply, used all 82 tokens, "
                                                         "82 of them reasoning; raise --max-reasoning-tokens") for r in samples)
     # a rerun keeps them truncated (nothing sent) ...
     before = len(bodies(server))
@@ -204,6 +205,7 @@ def test_cut_off_replies_are_truncated_not_answers_and_resume_on_request(evalkit
                        "--retry-truncated", limit="6")
     assert res.returncode == 0, res.stderr
     assert s2["log"] == s["log"] and (s2["truncated"], s2["errors"], s2["scored"]) == (0, 0, 6)
+    assert s2["requests"]["resumed_samples"] == 0
     assert len(bodies(server)) == before + 6
     assert scored(read_jsonl(s2["log"])) == {k: expected.get(k, 0.0) for k in scored(read_jsonl(s2["log"]))}
 
@@ -213,9 +215,10 @@ def test_an_unclosed_think_block_is_truncated(evalkit, start_server, data_dir, t
     server = start_server(answers, think_tokens=100, think_in="inline", think_text=THINK)
     res, s = run_mmlu(evalkit, server, tmp_path, "openai/qwen3", "--max-tokens", "60", "--fail-on-error", "10",
                       limit="4")
-    assert res.returncode == 1 and (s["truncated"], s["scored"]) == (4, 0)
+    assert res.returncode == 0 and (s["truncated"], s["scored"], s["errors"]) == (4, 4, 0)   # allowed: 10
+    assert s["metrics"]["accuracy"]["value"] == 0.0
     samples = [r for r in read_jsonl(s["log"]) if r.get("type") == "sample"]
-    assert all(r["error"].startswith("truncated: the thinking never closed (<think> without its closing tag)")
+    assert all(r["truncated"].startswith("truncated: the thinking never closed (<think> without its closing tag)")
                for r in samples)
     assert all(r["raw_completion"].startswith("<think>") and r["completion"] == "" for r in samples)
 
@@ -330,13 +333,14 @@ def test_truncated_replies_survive_shards_merge_and_report(evalkit, start_server
     for shard in ("1/2", "2/2"):
         res, s = run_mmlu(evalkit, server, tmp_path, "openai/qwen3", "--max-tokens", "20", "--shard", shard,
                           "--max-reasoning-tokens", "10", limit="8")
-        assert res.returncode == 1 and s["truncated"] == s["n"] > 0
+        assert res.returncode == 1 and s["truncated"] == s["n"] > 0 and s["errors"] == 0
         logs.append(s["log"])
     res = evalkit("merge", *logs, "--log-dir", str(tmp_path / "merged"), "--json")
     merged = json.loads(res.stdout)
-    assert (merged["truncated"], merged["errors"], merged["n"]) == (8, 8, 8), res.stderr
+    assert (merged["truncated"], merged["errors"], merged["n"]) == (8, 0, 8), res.stderr
+    assert res.returncode == 1 and "8 were truncated by the token limit" in res.stderr
     report = evalkit("report", *logs)
     assert report.returncode == 0 and "replies truncated by the token limit" in report.stdout
     text = evalkit("run", "mmlu.anatomy", "--model", "openai/qwen3", "--base-url", server.url, "--limit", "8",
                    "--max-tokens", "20", "--max-reasoning-tokens", "10", "--log-dir", str(tmp_path / "logs"))
-    assert "errors=8 (truncated 8)" in text.stdout and "(240 reasoning)" in text.stdout
+    assert "errors=0  truncated=8" in text.stdout and "(240 reasoning)" in text.stdout
