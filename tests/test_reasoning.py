@@ -344,3 +344,23 @@ def test_truncated_replies_survive_shards_merge_and_report(evalkit, start_server
     text = evalkit("run", "mmlu.anatomy", "--model", "openai/qwen3", "--base-url", server.url, "--limit", "8",
                    "--max-tokens", "20", "--max-reasoning-tokens", "10", "--log-dir", str(tmp_path / "logs"))
     assert "errors=0  truncated=8" in text.stdout and "(240 reasoning)" in text.stdout
+
+
+def test_a_spec_sets_extra_body_and_the_flag_wins(evalkit, start_server, tmp_path):
+    import shutil
+
+    shutil.copy(CAPITALS.parent / "capitals.jsonl", tmp_path / "capitals.jsonl")
+    text = CAPITALS.read_text().replace("generation: {temperature: 0, max_tokens: 16}",
+                                        "generation: {temperature: 0, max_tokens: 16, extra_body: {top_k: 3, "
+                                        "chat_template_kwargs: {enable_thinking: true}}}")
+    spec = tmp_path / "capitals.yaml"
+    spec.write_text(text)
+    server = start_server([{"match": "capital of France", "reply": "Paris"}])
+    res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--quiet",
+                  "--extra-body", '{"chat_template_kwargs": {"enable_thinking": false}}')
+    assert res.returncode == 0, res.stderr
+    assert all(b["top_k"] == 3 and b["chat_template_kwargs"] == {"enable_thinking": False} for b in bodies(server))
+    spec.write_text(text.replace("extra_body: {top_k: 3,", "extra_body: {messages: [], top_k: 3,"))
+    res = evalkit("validate", str(spec))
+    assert res.returncode == 1 and f"{spec}:" in res.stdout + res.stderr and "messages: evalkit sets these itself" \
+        in res.stdout + res.stderr
