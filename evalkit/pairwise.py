@@ -36,6 +36,7 @@ from .places import cache_dir, default_log_dir
 from .plan import RunOptions, make_plan
 from .results import SampleResult, Stat, Summary, score_metrics
 from .runner import Channel, Outcome, RunStats, run_requests
+from .backends.thinking import separate
 from .scoring.graded import prompt_text
 from .spec import EvalSpec
 
@@ -120,14 +121,15 @@ class _Judging:
         a_first = self.order[req.key]
         r = SampleResult(id=req.key, attempts=out.attempts, model_s=round(out.latency, 4), queue_s=round(out.queue_s, 4),
                          cached=out.cached, error=out.error)
+        verdict = separate(out.completion).completion.text if out.error is None else ""   # not the judge's thinking
         if out.error is None:
-            choice = parse_choice(out.completion.text, self.grader.eval_type or "classify", self.grader.choices)
+            choice = parse_choice(verdict, self.grader.eval_type or "classify", self.grader.choices)
             winner = None if choice is None else "tie" if choice == "tie" else "A" if (choice == "1") == a_first else "B"
             r.extracted, r.parsed = choice, choice is not None
             r.score = None if winner is None else {"A": 1.0, "B": 0.0, "tie": 0.5}[winner]
             r.extras = {"first_chosen": float(choice == "1")} if choice in ("1", "2") else None
             r.grader = {"first": "A" if a_first else "B", "winner": winner, "messages": req.messages,
-                        "reply": out.completion.text}
+                        "reply": verdict}
         return r
 
     def execute(self, run: LoggedRun) -> PairwiseSummary:

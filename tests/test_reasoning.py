@@ -364,3 +364,19 @@ def test_a_spec_sets_extra_body_and_the_flag_wins(evalkit, start_server, tmp_pat
     res = evalkit("validate", str(spec))
     assert res.returncode == 1 and f"{spec}:" in res.stdout + res.stderr and "messages: evalkit sets these itself" \
         in res.stdout + res.stderr
+
+
+def test_a_thinking_grader_is_judged_by_its_verdict(evalkit, start_server, tmp_path):
+    from test_graders import CLASS_OF, INVALID, PROMPTS, refusal_key
+
+    server = start_server(refusal_key(), default_reply="???", think_tokens=12, think_in="inline",
+                          think_text="C is the class, surely C.")
+    res = evalkit("run", "refusals", "--model", "openai/cand", "--grader-model", "openai/judge", "--base-url",
+                  server.url, "--json", "--quiet", "--log-dir", str(tmp_path / "logs"))
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)
+    valid = [p for p in PROMPTS if p["id"] not in INVALID]
+    for c in "ABCD":
+        want = sum(CLASS_OF[p["id"]] == c for p in valid) / 24
+        assert s["metrics"][f"choice/{c}"]["value"] == pytest.approx(want, abs=1e-6)
+    assert s["grader"]["invalid"] == 3
