@@ -74,8 +74,8 @@ def test_canonical_pass_wrong_fail_hostile_contained(evalkit, start_server, data
     # the CPU limit, or on a machine so busy the loop gets less CPU than that, the wall-clock one
     assert verdicts["loop forever"].startswith(("timeout: CPU time limit", "timeout: still running after"))
     assert verdicts["10 GB"].startswith("limit: MemoryError")
-    # Its parent is the sandbox's first process, which SIGKILL from inside cannot kill.
-    assert verdicts["kill the parent"].startswith("failed: AssertionError")
+    # Its parent is the checker, which it can kill: the run then ends with no verdict, a failure.
+    assert verdicts["kill the parent"].startswith("killed: signal 9 (SIGKILL)")
 
 
 def test_sandbox_limits_directly():
@@ -120,3 +120,66 @@ def test_several_samples_per_problem(evalkit, start_server, data_dir):
     assert s["metrics"]["pass@5"]["value"] == pytest.approx(2 / 164, abs=1e-6)
     assert "pass@10" not in s["metrics"]                      # needs 10 samples per problem
     assert any("pass@10 not computed" in n for n in s["notes"])
+
+
+# Every process holds what it can: resident memory up to its address-space limit, then memfd and
+# SysV shared memory (not counted in the address space: refused), then the parent fills /tmp.
+HOLD = r'''
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def hold():
+    kept, extra = [], 0
+    try:
+        while True:
+            kept.append(b"\1" * (4 << 20))
+    except MemoryError:
+        pass
+    for _ in range(25):
+        try:
+            fd = os.memfd_create("m")
+            os.write(fd, b"\1" * (4 << 20))
+            extra += 4 << 20
+        except (OSError, MemoryError):
+            break
+    shm = libc.shmget(0, 64 << 20, 0o1600)
+    if shm >= 0 and libc.shmat(shm, None, 0) not in (None, -1):
+        ctypes.memset(libc.shmat(shm, None, 0), 1, 64 << 20)
+        extra += 64 << 20
+    pages = int(open("/proc/self/statm").read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") + extra, kept
+r, w = os.pipe()
+children = []
+while True:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        held, _ = hold()
+        os.write(w, held.to_bytes(8, "big"))
+        os.read(r, 1)
+        os._exit(0)
+    children.append(pid)
+total = sum(int.from_bytes(os.read(r, 8), "big") for _ in children)
+n = 0
+try:
+    while True:
+        open(f"/tmp/f{n}", "wb").write(b"\1" * (1 << 20))
+        n += 1
+except OSError:
+    pass
+total += sum(os.path.getsize(f"/tmp/{f}") for f in os.listdir("/tmp"))
+mine, _ = hold()
+raise RuntimeError(f"held {total + mine} in {len(children) + 1} processes")
+'''
+
+
+def test_memory_bound_holds():
+    from evalkit.sandbox import memory_bound
+
+    limits = Limits(memory_mb=64, processes=6, disk_mb=16, file_mb=8, wall_seconds=60)
+    out = run_python(HOLD, limits=limits)
+    assert out.status == "failed" and out.detail.startswith("RuntimeError: held "), out.detail
+    held = int(out.detail.split()[2])
+    # at most the bound; and at least half of it, so the measurement did fill what it could
+    assert memory_bound(limits) / 2 < held <= memory_bound(limits), (held, memory_bound(limits))
