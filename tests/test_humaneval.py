@@ -122,32 +122,35 @@ def test_several_samples_per_problem(evalkit, start_server, data_dir):
     assert any("pass@10 not computed" in n for n in s["notes"])
 
 
-# Every process holds what it can: resident memory up to its address-space limit, then memfd and
-# SysV shared memory (not counted in the address space: refused), then the parent fills /tmp.
+# Every process holds what it can: memfd and SysV shared memory (not counted in the address
+# space: refused), then resident memory up to its address-space limit; the parent fills /tmp too.
 HOLD = r'''
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
 def hold():
-    kept, extra = [], 0
+    kept, extra, chunk = [], 0, b"\1" * (4 << 20)
+    for _ in range(25):
+        try:
+            fd = os.memfd_create("m")
+            os.write(fd, chunk)
+            extra += 4 << 20
+        except OSError:
+            break
+    shm = libc.shmget(0, 64 << 20, 0o1600)
+    at = libc.shmat(shm, None, 0) if shm >= 0 else None
+    if at not in (None, 2 ** 64 - 1):
+        ctypes.memset(at, 1, 64 << 20)
+        extra += 64 << 20
     try:
         while True:
             kept.append(b"\1" * (4 << 20))
     except MemoryError:
         pass
-    for _ in range(25):
-        try:
-            fd = os.memfd_create("m")
-            os.write(fd, b"\1" * (4 << 20))
-            extra += 4 << 20
-        except (OSError, MemoryError):
-            break
-    shm = libc.shmget(0, 64 << 20, 0o1600)
-    if shm >= 0 and libc.shmat(shm, None, 0) not in (None, -1):
-        ctypes.memset(libc.shmat(shm, None, 0), 1, 64 << 20)
-        extra += 64 << 20
     pages = int(open("/proc/self/statm").read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") + extra, kept
 r, w = os.pipe()
+wait, _ = os.pipe()
 children = []
 while True:
     try:
@@ -157,7 +160,7 @@ while True:
     if pid == 0:
         held, _ = hold()
         os.write(w, held.to_bytes(8, "big"))
-        os.read(r, 1)
+        os.read(wait, 1)
         os._exit(0)
     children.append(pid)
 total = sum(int.from_bytes(os.read(r, 8), "big") for _ in children)
