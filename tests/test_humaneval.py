@@ -11,7 +11,7 @@ import pytest
 from conftest import read_jsonl
 
 from evalkit.metrics import pass_at_k
-from evalkit.sandbox import Limits, run_python
+from evalkit.sandbox import Limits, RunResult, run_python
 
 # These tests look for sandbox processes and folders machine-wide: one worker runs them all.
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -94,6 +94,24 @@ def test_sandbox_limits_directly():
     assert (test_fails.status, test_fails.detail) == ("failed", "AssertionError: f() is 2 (test line 1)")
     raises = run_python("def f():\n    return 1 / 0", "assert f() == 1")
     assert raises.detail == "ZeroDivisionError: division by zero (solution line 2, during the test)"
+
+
+CHECK = "def check(candidate):\n    assert candidate(2) == 3\n    assert candidate(0) == 1\n\ncheck(f)\n"
+
+
+def test_the_checker_process_directly():
+    def run(body, test=CHECK):
+        return run_python("def f(x):\n" + body, test, prelude="def f(x):\n    pass\n", entry="f")
+    assert run("    return x + 1\n") == RunResult(True, "passed", "")
+    assert run("    return 1 / x + 2.5\n").detail == "ZeroDivisionError: division by zero (solution line 2, during the test)"
+    same = run("    class A:\n        __eq__ = lambda s, o: True\n    return A()\n")
+    assert (same.status, same.detail) == ("failed", "the entry point returned a value of type A, not plain data "
+                                                   "(solution, during the test)")
+    assert run("    return x + 2\n").detail == "AssertionError (test line 2)"
+    # a function cannot cross: the test falls back to the program's process, and says so
+    callable_arg = "def check(candidate):\n    assert candidate(lambda v: v) == 3\n\ncheck(f)\n"
+    assert run("    return x(3)\n", callable_arg) == RunResult(True, "passed", "in-process")
+    assert run("    return x(4)\n", callable_arg).detail == "AssertionError (test line 2)"
 
 
 def test_pass_at_k_estimator():
