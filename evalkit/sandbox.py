@@ -4,7 +4,8 @@ The boundary is bubblewrap (`bwrap`), not Python: each program runs in new user,
 IPC, UTS, cgroup and mount namespaces, as an unprivileged user, with every capability dropped,
 no new privileges, and no further user namespaces. Its file system is an empty read-only root
 holding only /usr (with the /bin, /lib... links), the interpreter's prefix (read-only), a private
-/proc of its own PID namespace, a minimal read-only /dev, and a writable /tmp that is a tmpfs of
+/proc of its own PID namespace (its /proc/keys and /proc/key-users unreadable: the keyrings'
+listings are not namespaced), a minimal read-only /dev, and a writable /tmp that is a tmpfs of
 bounded size: nothing of the host is writable and nothing of it lands on the host's disk. The
 environment is empty and the only descriptors are the driver's pipes. `--die-with-parent` and a
 new session tie everything to evalkit: when evalkit dies, even by `kill -9`, the sandbox's first
@@ -192,7 +193,8 @@ def _bwrap_options(bwrap: str, roots: list[str]) -> list[str]:
     for root in roots:
         if root != "/usr" and not root.startswith("/usr/"):
             options += ["--ro-bind", root, root]
-    options += ["--proc", "/proc", "--dir", "/dev"]
+    options += ["--proc", "/proc", "--ro-bind", "/dev/null", "/proc/keys", "--ro-bind", "/dev/null", "/proc/key-users",
+                "--dir", "/dev"]          # the keyrings' listings are not namespaced: other sandboxes' would show
     for device in ("null", "zero", "random", "urandom"):
         options += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
     for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
@@ -215,12 +217,9 @@ class _ArgCmp(ctypes.Structure):
     _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
 
 
-def _seccomp() -> tuple[bytes, int]:
-    """(BPF program, keyctl's number), made by libseccomp for this machine's architecture (other
-    architectures' system calls kill the caller: libseccomp's default for a foreign ABI)."""
-    path = ctypes.util.find_library("seccomp")
+def _libseccomp() -> ctypes.CDLL:
     try:
-        lib = ctypes.CDLL(path or "libseccomp.so.2")
+        lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2")
     except OSError:
         raise SandboxUnavailable("the sandbox's seccomp filter needs libseccomp (apt-get install libseccomp2), "
                                  "which is not installed: install it, or " + UNSAFE_HINT) from None
@@ -231,6 +230,13 @@ def _seccomp() -> tuple[bytes, int]:
     lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    return lib
+
+
+def _seccomp() -> tuple[bytes, int]:
+    """(BPF program, keyctl's number), made by libseccomp for this machine's architecture (other
+    architectures' system calls kill the caller: libseccomp's default for a foreign ABI)."""
+    lib = _libseccomp()
     ctx = lib.seccomp_init(_ALLOW)
     try:
         rules = [(name, ()) for name in REFUSED]
@@ -242,20 +248,25 @@ def _seccomp() -> tuple[bytes, int]:
             args = (_ArgCmp * max(1, len(cmps)))(*(_ArgCmp(*c) for c in cmps))
             if lib.seccomp_rule_add_array(ctx, _EPERM, number, len(cmps), args) != 0:
                 raise SandboxUnavailable(f"libseccomp refused the rule for {name}: " + UNSAFE_HINT)
-        read_end, write_end = os.pipe()
-        try:
-            if lib.seccomp_export_bpf(ctx, write_end) != 0:
-                raise SandboxUnavailable("libseccomp could not export the filter: " + UNSAFE_HINT)
-            os.close(write_end)
-            write_end = -1
-            program = os.read(read_end, 1 << 16)
-        finally:
-            os.close(read_end)
-            if write_end >= 0:
-                os.close(write_end)
+        program = _export(lib, ctx)
     finally:
         lib.seccomp_release(ctx)
     return program, max(0, lib.seccomp_syscall_resolve_name(b"keyctl"))
+
+
+def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
+    """The filter as BPF, through a pipe (a few hundred bytes: it fits the pipe's buffer)."""
+    read_end, write_end = os.pipe()
+    try:
+        if lib.seccomp_export_bpf(ctx, write_end) != 0:
+            raise SandboxUnavailable("libseccomp could not export the filter: " + UNSAFE_HINT)
+        os.close(write_end)
+        write_end = -1
+        return os.read(read_end, 1 << 16)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
 
 
 # ------------------------------------------------------------------ root: run bubblewrap as nobody

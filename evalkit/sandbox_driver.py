@@ -104,13 +104,13 @@ def _send(fd, value, _dumps=marshal.dumps, _write=os.write):
 def _recv(fd, _read=os.read, _loads=marshal.loads):
     """The next message, or None at the end of the pipe (or on a garbled or oversized one)."""
     def exactly(n):
-        b = b""
+        b = bytearray()
         while _len(b) < n:
             c = _read(fd, min(n - _len(b), 1 << 20))
             if not c:
                 return None
             b += c
-        return b
+        return bytes(b)
     head = exactly(4)
     size = int.from_bytes(head, "big") if head else _CAP + 1
     body = exactly(size) if size <= _CAP else None
@@ -200,6 +200,7 @@ def _proxy(down, up, pending):
     import builtins
 
     def candidate(*args, **kwargs):
+        pending.clear()                    # what an earlier call raised (and the test caught) is over
         try:
             _send(down, ("call", args, kwargs))
         except ValueError:
