@@ -10,7 +10,10 @@
 3. The 164 HumanEval canonical solutions through the real scorer (prompt + body, test, check),
    one per core, against the same programs run by a bare interpreter one per core; and the
    sandboxed run one at a time.
-4. redact() over a megabyte of text.
+4. The cost of the out-of-process test: the same 164, one per core, with the test in the
+   program's process (as before issue 22) and in the checker's (the scorer's way), interleaved
+   in rounds; the ratio per problem. Goal: at most 1.5x.
+5. redact() over a megabyte of text.
 
 Figures vary with the machine's load: both sides of each comparison run interleaved in the same
 process, so they share it.
@@ -37,6 +40,7 @@ from evalkit.sandbox import _interpreter, require_isolation, run_python  # noqa:
 from evalkit.scoring.code import build_program, score_code  # noqa: E402
 
 GOAL_MS = 60.0
+GOAL_RATIO = 1.5
 
 
 def bare(program: str = "pass") -> bool:
@@ -87,6 +91,25 @@ def humaneval(data_dir: Path, workers: int) -> dict[str, float]:
     return out
 
 
+def out_of_process(data_dir: Path, workers: int, rounds: int = 3) -> tuple[float, float]:
+    """Seconds per HumanEval problem (median of `rounds`), (test in-process, test in the checker)."""
+    with gzip.open(data_dir / "humaneval" / "HumanEval.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    jobs = [(r["prompt"] + r["canonical_solution"], f"{r['test']}\n\ncheck({r['entry_point']})\n",
+             r["prompt"] + "    pass\n", r["entry_point"]) for r in rows]
+    inproc = lambda j: run_python(j[0], j[1])                                     # noqa: E731
+    checker = lambda j: run_python(j[0], j[1], prelude=j[2], entry=j[3])          # noqa: E731
+    per = {inproc: [], checker: []}
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in range(rounds):
+            for fn in (inproc, checker):
+                start = time.perf_counter()
+                results = list(pool.map(fn, jobs))
+                per[fn].append((time.perf_counter() - start) / len(jobs))
+                assert all(r.passed for r in results), "a canonical solution failed"
+    return statistics.median(per[inproc]), statistics.median(per[checker])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=40, help="start-up measurements per side")
@@ -108,6 +131,11 @@ def main() -> None:
         print(f"\n{'164 HumanEval canonical solutions':40} {'wall':>9} {'per program':>12}")
         for name, secs in humaneval(data, workers).items():
             print(f"{name:40} {secs:8.2f}s {secs / 164 * 1000:10.1f}ms")
+        inproc, checker = out_of_process(data, workers)
+        ratio = checker / inproc
+        print(f"\n{'the test, per HumanEval problem (median)':40} {'in-process':>10} {'checker':>9} {'ratio':>7}  goal")
+        print(f"{f'{workers} at a time, 3 rounds':40} {inproc * 1000:8.1f}ms {checker * 1000:7.1f}ms {ratio:6.2f}x  "
+              f"<= {GOAL_RATIO}x {'ok' if ratio <= GOAL_RATIO else 'MISSED'}")
     text = ("The quick brown fox jumps over the lazy dog; ask-me sk-x hf_y Bearer z. " * 14000)[:1_000_000]
     start = time.perf_counter()
     redact(text, ["not-in-the-text-1234"])

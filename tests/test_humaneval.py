@@ -11,7 +11,7 @@ import pytest
 from conftest import read_jsonl
 
 from evalkit.metrics import pass_at_k
-from evalkit.sandbox import Limits, run_python
+from evalkit.sandbox import Limits, RunResult, run_python
 
 # These tests look for sandbox processes and folders machine-wide: one worker runs them all.
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -74,8 +74,8 @@ def test_canonical_pass_wrong_fail_hostile_contained(evalkit, start_server, data
     # the CPU limit, or on a machine so busy the loop gets less CPU than that, the wall-clock one
     assert verdicts["loop forever"].startswith(("timeout: CPU time limit", "timeout: still running after"))
     assert verdicts["10 GB"].startswith("limit: MemoryError")
-    # Its parent is the sandbox's first process, which SIGKILL from inside cannot kill.
-    assert verdicts["kill the parent"].startswith("failed: AssertionError")
+    # Its parent is the checker, which it can kill: the run then ends with no verdict, a failure.
+    assert verdicts["kill the parent"].startswith("killed: signal 9 (SIGKILL)")
 
 
 def test_sandbox_limits_directly():
@@ -94,6 +94,24 @@ def test_sandbox_limits_directly():
     assert (test_fails.status, test_fails.detail) == ("failed", "AssertionError: f() is 2 (test line 1)")
     raises = run_python("def f():\n    return 1 / 0", "assert f() == 1")
     assert raises.detail == "ZeroDivisionError: division by zero (solution line 2, during the test)"
+
+
+CHECK = "def check(candidate):\n    assert candidate(2) == 3\n    assert candidate(0) == 1\n\ncheck(f)\n"
+
+
+def test_the_checker_process_directly():
+    def run(body, test=CHECK):
+        return run_python("def f(x):\n" + body, test, prelude="def f(x):\n    pass\n", entry="f")
+    assert run("    return x + 1\n") == RunResult(True, "passed", "")
+    assert run("    return 1 / x + 2.5\n").detail == "ZeroDivisionError: division by zero (solution line 2, during the test)"
+    same = run("    class A:\n        __eq__ = lambda s, o: True\n    return A()\n")
+    assert (same.status, same.detail) == ("failed", "the entry point returned a value of type A, not plain data "
+                                                   "(solution, during the test)")
+    assert run("    return x + 2\n").detail == "AssertionError (test line 2)"
+    # a function cannot cross: the test falls back to the program's process, and says so
+    callable_arg = "def check(candidate):\n    assert candidate(lambda v: v) == 3\n\ncheck(f)\n"
+    assert run("    return x(3)\n", callable_arg) == RunResult(True, "passed", "in-process")
+    assert run("    return x(4)\n", callable_arg).detail == "AssertionError (test line 2)"
 
 
 def test_pass_at_k_estimator():
@@ -120,3 +138,69 @@ def test_several_samples_per_problem(evalkit, start_server, data_dir):
     assert s["metrics"]["pass@5"]["value"] == pytest.approx(2 / 164, abs=1e-6)
     assert "pass@10" not in s["metrics"]                      # needs 10 samples per problem
     assert any("pass@10 not computed" in n for n in s["notes"])
+
+
+# Every process holds what it can: memfd and SysV shared memory (not counted in the address
+# space: refused), then resident memory up to its address-space limit; the parent fills /tmp too.
+HOLD = r'''
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+def hold():
+    kept, extra, chunk = [], 0, b"\1" * (4 << 20)
+    for _ in range(25):
+        try:
+            fd = os.memfd_create("m")
+            os.write(fd, chunk)
+            extra += 4 << 20
+        except OSError:
+            break
+    shm = libc.shmget(0, 64 << 20, 0o1600)
+    at = libc.shmat(shm, None, 0) if shm >= 0 else None
+    if at not in (None, 2 ** 64 - 1):
+        ctypes.memset(at, 1, 64 << 20)
+        extra += 64 << 20
+    try:
+        while True:
+            kept.append(b"\1" * (4 << 20))
+    except MemoryError:
+        pass
+    pages = int(open("/proc/self/statm").read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") + extra, kept
+r, w = os.pipe()
+wait, _ = os.pipe()
+children = []
+while True:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        held, _ = hold()
+        os.write(w, held.to_bytes(8, "big"))
+        os.read(wait, 1)
+        os._exit(0)
+    children.append(pid)
+total = sum(int.from_bytes(os.read(r, 8), "big") for _ in children)
+n = 0
+try:
+    while True:
+        open(f"/tmp/f{n}", "wb").write(b"\1" * (1 << 20))
+        n += 1
+except OSError:
+    pass
+total += sum(os.path.getsize(f"/tmp/{f}") for f in os.listdir("/tmp"))
+mine, _ = hold()
+raise RuntimeError(f"held {total + mine} in {len(children) + 1} processes")
+'''
+
+
+def test_memory_bound_holds():
+    from evalkit.sandbox import memory_bound
+
+    limits = Limits(memory_mb=64, processes=6, disk_mb=16, file_mb=8, wall_seconds=60)
+    out = run_python(HOLD, limits=limits)
+    assert out.status == "failed" and out.detail.startswith("RuntimeError: held "), out.detail
+    held = int(out.detail.split()[2])
+    # at most the bound; and at least half of it, so the measurement did fill what it could
+    assert memory_bound(limits) / 2 < held <= memory_bound(limits), (held, memory_bound(limits))

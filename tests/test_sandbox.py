@@ -89,14 +89,15 @@ ATTACKS = {
     # /proc and dir_fd
     "/proc environ": ("import os\nseen = {{p: open(f'/proc/{{p}}/environ', 'rb').read() for p in os.listdir('/proc') "
                       "if p.isdigit()}}\nraise RuntimeError(f'pids={{sorted(seen)}} ppid={{os.getppid()}} {{seen}}')\n",
-                      "failed: RuntimeError: pids=['1', '2'] ppid=1 {'1': b'', '2': b'PWD=/tmp\\x00'}"),
+                      # pid 2 is the checker: non-dumpable, so not even its environ can be read
+                      "failed: PermissionError: [Errno 13] Permission denied: '/proc/2/environ'"),
     "/proc/1": ("import os\nraise RuntimeError(repr(sorted(os.listdir('/proc/1/root'))) + ' ' + os.readlink('/proc/1/exe'))\n",
                 "failed: RuntimeError: ['bin', 'dev', 'etc', "),
     "dir_fd": ("import os\nroot = os.open('/', os.O_RDONLY)\nos.open('{out_rel}/dirfd', os.O_WRONLY | os.O_CREAT, dir_fd=root)\n",
                "failed: FileNotFoundError"),
-    # stdin, stdout, stderr, the verdict pipe and the listing's own: nothing of the parent
+    # stdin, stdout, stderr, the two pipes to the checker and the listing's own: no verdict pipe
     "descriptors": ("import os\nraise RuntimeError(repr(dict(os.environ)) + repr(len(os.listdir('/proc/self/fd'))))\n",
-                    "failed: RuntimeError: {}5"),
+                    "failed: RuntimeError: {}6"),
     # sockets to the host
     "tcp to host": ("import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'x')\n",
                     "failed: ConnectionRefusedError"),
@@ -118,19 +119,18 @@ ATTACKS = {
     # the verdict pipe keeps the number it has in evalkit, which grows with evalkit's open files
     "fake verdict": ("import os, sys\nprint('passed')\nprint('EVALKIT-VERDICT 0\\npassed', file=sys.stderr)\n"
                      "for fd in range(3, 1 << 14):\n    try:\n        os.write(fd, b'EVALKIT-VERDICT 0\\npassed\\n')\n"
-                     "    except OSError:\n        pass\n", "failed: the program wrote a false verdict"),
+                     "    except OSError:\n        pass\n", "failed: the program broke the test's channel"),
     "exit hooks": ("import os, sys, threading\nsys.excepthook = lambda *a: os._exit(0)\n"
                    "threading.excepthook = lambda *a: os._exit(0)\n", TEST_FAILED),
     "trace hook": ("import os, sys\ndef tracer(frame, event, arg):\n    if event == 'exception':\n        os._exit(0)\n"
-                   "    return tracer\nsys.settrace(tracer)\n", "exited: status 0 before the test finished"),
-    "trace left set": ("import sys\nsys.settrace(lambda *a: None)\n", "failed: the program left a trace or profile "
-                       "function set"),   # with a correct solution
+                   "    return tracer\nsys.settrace(tracer)\n", TEST_FAILED),     # the test's frames are elsewhere
     # odd signals
     "signal 40": ("import signal\nsignal.raise_signal(40)\n", "killed: signal 40 (SIGRTMIN+6)"),
     "SIGSEGV": ("import ctypes\nctypes.string_at(0)\n", "killed: signal 11 (SIGSEGV)"),
     # output floods, files where the harness expected none, the program's own folder removed
     "flood": ("import os, sys\nfor _ in range(2000):\n    os.write(1, bytes(1 << 20))\nwhile True:\n"
-              "    sys.stderr.write('x' * 65536)\n", "failed: BrokenPipeError"),
+              "    sys.stderr.write('x' * 65536)\n",     # evalkit drains stderr to the end, keeping its tail
+              re.compile(r"timeout: (CPU time limit of 10 s|still running after 30 s \(wall clock\))")),
     "fifo and self-removal": ("import os\nos.mkfifo('/tmp/stderr')\nos.mkfifo('verdict')\nos.chdir('/')\n"
                               "for n in os.listdir('/tmp'):\n    os.remove('/tmp/' + n)\n", TEST_FAILED),
     # a key-like string made at run time (so not in the reply itself) must not reach the log
@@ -145,10 +145,15 @@ CORRECT = {
                      "\nif __name__ == '__main__':\n    unittest.main()\n",
     "leaves a sleeper": "\n\nimport os\nos.system('nohup sleep {mark} >/dev/null 2>&1 &')\n",
     "prints a lot": "\n\nfor _ in range(3000):\n    print('x' * 1000)\n",
+    "2 MB on stderr": "\n\nimport sys\nfor _ in range(2000):\n    sys.stderr.write('y' * 1000 + '\\n')\n",
+    "7 threads": "\n\nimport threading, time\nthreads = [threading.Thread(target=time.sleep, args=(0.2,)) for _ in range(7)]\n"
+                 "for t in threads:\n    t.start()\nfor t in threads:\n    t.join()\n",
+    # out of process, a trace function of the program's sees none of the test's frames
+    "leaves a trace function": "\n\nimport sys\nsys.settrace(lambda *a: None)\n",
 }
 
 
-WITH_CORRECT = {"trace left set"}      # attacks wrapped around a correct solution
+WITH_CORRECT: set[str] = set()      # attacks wrapped around a correct solution
 
 
 def reply_for(name: str, r: dict, ctx: dict) -> str:
@@ -288,8 +293,11 @@ def test_canonical_solutions_pass_in_every_shape(evalkit, start_server, data_dir
 
 def test_refuses_without_isolation_unless_unsafe_exec(evalkit, evalkit_process, start_server, data_dir, tmp_path):
     rows = problems(data_dir)
-    steal = ("```python\nimport os\nfound = [v for p in (os.getppid(), os.getpid()) for v in open(f'/proc/{p}/environ', "
-             "'rb').read().split(b'\\0') if v.startswith(b'OPENAI_API_KEY=')]\nraise RuntimeError(repr(found))\n```")
+    steal = ("```python\nimport os\nfound, pid = [], os.getpid()\nfor _ in range(4):\n    try:\n"
+             "        found += [v for v in open(f'/proc/{pid}/environ', 'rb').read().split(b'\\0') "
+             "if v.startswith(b'OPENAI_API_KEY=')]\n    except OSError:\n        pass\n"
+             "    pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+             "raise RuntimeError(repr(found))\n```")      # evalkit is an ancestor of the program
     server = start_server([{"match": rows[0]["prompt"], "reply": steal}], default_reply="no code")
     no_bwrap = {"PATH": str(tmp_path / "empty-path")}
     res = evalkit("run", "humaneval", "--model", "openai/m", "--base-url", server.url, env=no_bwrap)

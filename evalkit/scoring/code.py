@@ -13,11 +13,15 @@ HumanEval canonical solutions do, in each shape):
   before its docstring) are the reply's business: a reply that repeats the prompt keeps them;
 - the body only: appended to the prompt; a body whose first line is not indented (a frequent
   way of writing one) is indented as a whole.
-The test is the item's `test` followed by `check(<entry point>)`, run by the sandbox's driver after
-the program in the same globals, under the module name `solution`: `if __name__ == "__main__":`
-blocks do not run, exits and exceptions are failures. The extracted field in the log is the
-sandbox's verdict: `passed`, or the status and its reason (`failed: AssertionError (test line
-12)`, `timeout: ...`, `killed: ...`, `exited: ...`, `limit: MemoryError ...`).
+The program runs under the module name `solution` (`if __name__ == "__main__":` blocks do not
+run; exits and exceptions are failures). The test is the item's `test` followed by
+`check(<entry point>)`, run by the sandbox's checker in a process of its own, after the prompt
+(with a `pass` body: its helpers, e.g. HumanEval/32's `poly`, are the task's, not the reply's),
+calling the program's entry point with plain data (see sandbox_driver.py). The extracted field in
+the log is the sandbox's verdict: `passed` (`passed (in-process)` when the test had to run in the
+program's process), or the status and its reason (`failed: AssertionError (test line 12)`,
+`timeout: ...`, `killed: ...`, `exited: ...`, `limit: MemoryError ...`). A sandbox that could not
+start is the sample's error (a rerun tries it again), never a score.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Literal
 
 from ..sample import Sample
 from ..sandbox import Limits, require_isolation, run_python
-from . import Score, ScoreInput, ScorerOptions, scorer
+from . import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 _DEFINES = re.compile(r"^[ \t]*+(?:async[ \t]+def|def|class|import|from)\s", re.M)   # linear in blank runs
@@ -66,8 +70,16 @@ def build_program(sample: Sample, code: str) -> tuple[str, str]:
 
 def score_code(completion: str, sample: Sample, limits: Limits = Limits(), unsafe_exec: bool = False) -> Score:
     code = extract_code(completion, sample.fields.get("entry_point"))
-    result = run_python(*build_program(sample, code), limits=limits, unsafe_exec=unsafe_exec)
-    verdict = result.status if result.passed else f"{result.status}: {result.detail}"
+    prompt, entry = sample.fields["prompt"], sample.fields["entry_point"]
+    prelude = (prompt if prompt.endswith("\n") else prompt + "\n") + "    pass\n"   # the prompt's helpers, trusted
+    result = run_python(*build_program(sample, code), limits=limits, unsafe_exec=unsafe_exec, prelude=prelude,
+                        entry=entry)
+    if result.status == "error":          # the sandbox never ran the program: this sample's error, tried again
+        raise ScoringError(f"sandbox: {result.detail}")
+    if result.passed:
+        verdict = f"passed ({result.detail})" if result.detail else "passed"
+    else:
+        verdict = f"{result.status}: {result.detail}"
     return Score(1.0 if result.passed else 0.0, verdict[:300])
 
 
