@@ -20,8 +20,11 @@ an answer). Workers pull one request at a time, so memory does not grow with the
 no byte of a whole one) for that long abandons it, so a server that hangs is noticed in seconds
 while a slow one that keeps producing tokens is not cut off. `timeout`: a generous total
 deadline (connecting and every byte of the reply), so a server that trickles one byte every few
-seconds cannot hang a run either. An abandoned request may still be computed by the server, so
-it is not re-sent into the same queue at once: its retry waits about as long as it had waited
+seconds cannot hang a run either. A request waiting in the server's queue gets no byte until
+the ones before it are done: while those make progress it is not idle (evalkit.replicas: a
+queue is not a dead server), so a one-slot server is never timed out on the queue the limiter
+built. An abandoned request may still be computed by the server, so it is not re-sent into the
+same queue at once: its retry waits about as long as it had waited
 (uniform 0.5-1 x the attempt's time), and the limiter counts the timeout as congestion. An
 outcome records the model's time and the time spent waiting for a free slot apart.
 
@@ -201,12 +204,14 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
     loop = asyncio.get_running_loop()
     failure: Exception | None = None
     activity = Activity(time.monotonic())
+    queued = None
     try:
         remote = replica.backend.remote
         async with asyncio.timeout(opts.timeout if remote else None) as total:
             async with asyncio.timeout(opts.idle_timeout if remote else None) as idle:
                 if remote:
-                    activity.on_progress = lambda: idle.reschedule(loop.time() + opts.idle_timeout)
+                    queued = replica.begin(lambda: idle.expired() or idle.reschedule(loop.time() + opts.idle_timeout))
+                    activity.on_progress = lambda: (queued.push(), replica.progress(queued))
                 token = ACTIVITY.set(activity)
                 try:
                     completion = vet_completion(await replica.backend.complete(req))
@@ -225,6 +230,8 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
         failure = SampleError(f"the backend failed on this request: {type(exc).__name__}: {str(exc)[:200]}")
     finally:
         done = time.monotonic()
+        if queued is not None:
+            replica.end(queued, replied=not (isinstance(failure, TransientError) and (failure.timed_out or failure.connect)))
         router.release(replica, failure, (activity.first_token or done) - activity.started)
     if failure is not None:
         return failure, None
@@ -357,8 +364,9 @@ def progress_every() -> float:
 
 
 class Progress:
-    """done/total, rate, ETA, errors, retries and requests in flight on stderr: redrawn in place on
-    a terminal, a full line every `progress_every()` seconds otherwise (CI logs), nothing with --quiet."""
+    """done/total, rate, ETA, errors, retries and requests in flight on stderr (and when the limit
+    last backed off, and why): redrawn in place on a terminal, a full line every `progress_every()`
+    seconds otherwise (CI logs), nothing with --quiet."""
 
     def __init__(self, stats: RunStats, label: str, quiet: bool, router: Router):
         self.stats, self.label, self.router = stats, label, router
@@ -367,6 +375,7 @@ class Progress:
         self.every = 0.2 if self.tty else progress_every()
         self._last = time.monotonic()
         self.printed = False
+        self._noted = -float("inf")     # the last backoff the line said (see Limiter.backoff)
 
     async def tick(self) -> None:
         """Update on the clock too: a local model on a busy CPU may take a minute per batch."""
@@ -389,5 +398,9 @@ class Progress:
                 f"cached {s.cached} in-flight {self.router.in_flight}/{self.router.limit}")
         if len(self.router.replicas) > 1:
             line += f" replicas up {self.router.up()}/{len(self.router.replicas)}"
+        backoff = self.router.backoff_since(self._noted if not self.tty else now - 5)
+        if backoff and not final:
+            line += f" ({backoff})"
+            self._noted = now
         sys.stderr.write(f"\r{line}   " + ("\n" if final else "") if self.tty else line + "\n")
         sys.stderr.flush()
