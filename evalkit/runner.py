@@ -13,8 +13,9 @@ an answer). Workers pull one request at a time, so memory does not grow with the
 - A sample that exhausts its retries, or gets a `SampleError` (other 4xx, a reply with no
   content), becomes an outcome with `error` set: recorded, counted, never scored as wrong.
 - `FatalError` (bad key, unknown model) stops the run. So do failures before anything has
-  succeeded that say the endpoint is wrong: a refused connection, or three replies that are not
-  chat completions (a web page at --base-url).
+  succeeded that say the endpoint is wrong: a refused connection, three replies that are not
+  chat completions (a web page at --base-url), or the same refusal (a 4xx other than 408/429,
+  e.g. a model the server does not serve) of the first `REFUSALS_TO_STOP` requests.
 
 **Time.** Each attempt has two clocks. `idle_timeout`: no progress (no token of a streamed reply,
 no byte of a whole one) for that long abandons it, so a server that hangs is noticed in seconds
@@ -51,11 +52,12 @@ import random
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
-from .backends.base import (ACTIVITY, Activity, Backend, Completion, FatalError, Request, SampleError, TransientError,
-                            vet_completion)
+from .backends.base import (ACTIVITY, Activity, Backend, Completion, FatalError, RefusedError, Request, SampleError,
+                            TransientError, vet_completion)
 from .errors import EvalkitError
 from .limiter import Budget, LimiterOptions
 from .replicas import Replica, Router
@@ -100,6 +102,7 @@ class RunStats:
     spent: float = 0.0
     stopped: str | None = None
     peak_limit: int = 0
+    refusals: Counter = field(default_factory=Counter)   # 4xx reasons while nothing succeeded
     replicas: list | None = None     # with several: each replica's counts
     batches: dict | None = None      # with --batch: the batches created, reattached and their counts
     started: float = field(default_factory=time.monotonic)
@@ -243,6 +246,7 @@ def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: Ru
                 spent: float) -> float | str:
     """Seconds to wait before the next attempt, or the error that ends the sample."""
     if isinstance(failure, SampleError):
+        _refused(failure, stats)
         return failure.reason
     if stats.ok == 0 and ((failure.connect and router.unreachable()) or (failure.malformed and stats.malformed >= 2)):
         stats.stopped = "fatal"
@@ -261,6 +265,21 @@ def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: Ru
     if failure.timed_out:           # the server may still be computing it: let its queue drain first
         return min(opts.max_retry_after, spent * random.uniform(0.5, 1.0))
     return random.uniform(0, min(opts.backoff_cap, opts.backoff_base * 2 ** (attempt - 1)))
+
+
+REFUSALS_TO_STOP = 3
+
+
+def _refused(failure: SampleError, stats: RunStats) -> None:
+    """The same refusal of the run's first requests, none answered: the run is wrong (a model the
+    server does not serve), not its samples, and sending the rest would only repeat it."""
+    if not isinstance(failure, RefusedError) or stats.ok:
+        return
+    stats.refusals[failure.reason] += 1
+    if stats.refusals[failure.reason] >= REFUSALS_TO_STOP:
+        stats.stopped = "fatal"
+        raise FatalError(f"{failure.reason} (the server refused the first {REFUSALS_TO_STOP} requests alike, "
+                         "and answered none)")
 
 
 Sink = Callable[[Request, Outcome], Awaitable[bool] | bool]

@@ -286,11 +286,12 @@ def test_an_echoed_key_never_reaches_log_or_terminal(evalkit, start_server, tmp_
     server = start_server(key, fault="echo=1.0")
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--json",
                   env={"OPENAI_API_KEY": secret})
-    assert res.returncode == 1
+    assert res.returncode == 2                       # three requests refused alike, none answered: stopped
     assert secret in json.dumps(server.requests()[0]["headers"])            # the server did get it ...
     logs = list((tmp_path / "state").rglob("*.jsonl"))
     assert logs and all(secret not in p.read_text() for p in logs)          # ... and echoed it, redacted here
     assert secret not in res.stdout + res.stderr and "[REDACTED]" in logs[0].read_text()
+    assert "HTTP 400: bad request; headers were" in res.stderr and "[REDACTED]" in res.stderr
 
 
 # ----------------------------------------------------------------------------- work thrown away or miscounted
