@@ -39,7 +39,8 @@ reply that broke scoring is asked again on the next run instead of replayed fore
 
 **Stopping.** On Ctrl-C or SIGTERM the run stops sending, waits up to `drain_seconds` for the
 requests in flight, hands their outcomes to the sink, and returns with `stopped="interrupted"`;
-a second signal stops at once. With `max_cost`, a request is only sent within the budget;
+a second signal stops at once (the requests it cancels end quietly), and later ones are ignored
+while the summary is written. With `max_cost`, a request is only sent within the budget;
 otherwise the run finishes what is in flight and reports `stopped="max_cost"`.
 """
 
@@ -329,7 +330,8 @@ async def run_requests(channel: Channel, requests: Iterable[Request], total: int
 async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asyncio.Event, stats: RunStats,
                                    drain: float) -> None:
     """Wait for the workers. The first SIGINT/SIGTERM stops new requests and gives those in flight
-    `drain` seconds; a second stops at once. A worker's error (a fatal one) is raised."""
+    `drain` seconds; a second stops at once; later ones are ignored while the run writes its
+    summary and ends. A worker's error (a fatal one) is raised."""
     loop = asyncio.get_running_loop()
     signals = 0
     hard_stop = asyncio.Event()
@@ -343,8 +345,8 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
             sys.stderr.write("\nevalkit: stopping: waiting for the requests in flight (Ctrl-C again to stop now)\n")
 
     installed = on_signals(loop, on_signal)
+    gathered = asyncio.gather(*workers)
     try:
-        gathered = asyncio.gather(*workers)
         hard = asyncio.ensure_future(hard_stop.wait())
         await asyncio.wait([gathered, hard], return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set() and not gathered.done():
@@ -355,6 +357,16 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+            if signals:            # the run is ending: the summary and the log's last line must not be cut short
+                signal.signal(sig, signal.SIG_IGN)
+        gathered.add_done_callback(_retrieved)   # a hard stop cancels the workers: nobody awaits this any more
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark a future's outcome as seen, so asyncio does not print it as 'never retrieved' (with
+    the traceback of every request cancelled by a second Ctrl-C)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
