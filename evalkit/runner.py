@@ -23,8 +23,8 @@ while a slow one that keeps producing tokens is not cut off. `timeout`: a genero
 deadline (connecting and every byte of the reply), so a server that trickles one byte every few
 seconds cannot hang a run either. A request waiting in the server's queue gets no byte until
 the ones before it are done: while those make progress it is not idle (evalkit.replicas: a
-queue is not a dead server), so a one-slot server is never timed out on the queue the limiter
-built. An abandoned request may still be computed by the server, so it is not re-sent into the
+queue is not a dead server), so a one-slot server is not timed out on the queue the limiter
+built (`--timeout`, also the client's own limit between two bytes, still counts from sending). An abandoned request may still be computed by the server, so it is not re-sent into the
 same queue at once: its retry waits about as long as it had waited
 (uniform 0.5-1 x the attempt's time), and the limiter counts the timeout as congestion. An
 outcome records the model's time and the time spent waiting for a free slot apart.
@@ -61,7 +61,7 @@ from .backends.base import (ACTIVITY, Activity, Backend, Completion, FatalError,
                             TransientError, vet_completion)
 from .errors import EvalkitError
 from .limiter import Budget, LimiterOptions
-from .replicas import Replica, Router
+from .replicas import Attempt, Replica, Router
 
 
 @dataclass
@@ -205,7 +205,6 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
                 stats: RunStats) -> tuple[Exception | None, Completion | None]:
     """One attempt within its deadlines: (failure, completion). A fatal error stops the run."""
     stats.sent += 1
-    loop = asyncio.get_running_loop()
     failure: Exception | None = None
     activity = Activity(time.monotonic())
     queued = None
@@ -214,8 +213,7 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
         async with asyncio.timeout(opts.timeout if remote else None) as total:
             async with asyncio.timeout(opts.idle_timeout if remote else None) as idle:
                 if remote:
-                    queued = replica.begin(lambda: idle.expired() or idle.reschedule(loop.time() + opts.idle_timeout))
-                    activity.on_progress = lambda: (queued.push(), replica.progress(queued))
+                    queued = _in_queue(replica, activity, idle, opts)
                 token = ACTIVITY.set(activity)
                 try:
                     completion = vet_completion(await replica.backend.complete(req))
@@ -241,6 +239,25 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
         return failure, None
     stats.ok += 1
     return None, completion
+
+
+def _in_queue(replica: Replica, activity: Activity, idle: asyncio.Timeout, opts: RunnerOptions) -> Attempt:
+    """The attempt in its replica's queue (evalkit.replicas): a byte of its own, or while it has had
+    none, progress of those queued with it, pushes back its idle deadline. (Not --timeout: the
+    client has the same deadline between two bytes, which the runner cannot move.)"""
+    loop = asyncio.get_running_loop()
+
+    def waited() -> None:
+        if not idle.expired():
+            idle.reschedule(loop.time() + opts.idle_timeout)
+
+    def progressed() -> None:
+        waited()
+        replica.progress(attempt)
+
+    attempt = replica.begin(waited)
+    activity.on_progress = progressed
+    return attempt
 
 
 def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
