@@ -23,12 +23,11 @@ with one) sends nothing to a request until the ones before it are done, so a req
 bytes cannot tell a queue from a hung server. Each replica keeps its attempts in flight: while
 another one makes progress (a byte of its reply, or its end with a reply), an attempt that has
 had no byte of its own is not idle: its `--idle-timeout` starts again (evalkit.runner); but
-only until as
-many replies have ended as could have been ahead of it in the server's queue (those in flight
-when it was sent, plus the limit: requests sent after it may reach the server first). Then only
-its own bytes count. A hung server makes no progress at all, so every attempt is still abandoned
-one `--idle-timeout` after the last byte it sent anyone; `--timeout` bounds each attempt
-whatever happens.
+only until as many replies have ended as could have been ahead of it in the server's queue
+(those in flight when it was sent, plus the limit: requests sent after it may reach the server
+first). Then only its own bytes count. A hung server makes no progress at all, so every attempt
+is still abandoned one `--idle-timeout` after the last byte it sent anyone; `--timeout` bounds
+each attempt whatever happens.
 
 Waiting for a slot happens here: a freed slot is handed straight to the longest waiter (a retry
 goes to the front of the queue: it has already waited out its backoff once, and queueing it
