@@ -10,6 +10,9 @@ finishes); then the session decides the exit code:
   held evals evalkit does not run;
 - 0 otherwise.
 
+A run that ended with errors names the most common one and its count (read back from its log,
+so redacted), in its verdict or, within --fail-on-error, as a warning.
+
 `run_session` yields `Message`s (one line each, with the exit code they imply) for the command
 line to print; results go to `echo` as they come.
 """
