@@ -265,8 +265,10 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
     request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
                          oai_registry=oai_registry.resolve() if oai_registry else None, grades=grades,
                          fail_on_error=error_threshold(fail_on_error))
+    from .redact import env_secrets, redact
+
     for line in run_session(request, echo=click.echo):
-        click.echo(f"evalkit: {line.text}", err=True)
+        click.echo(f"evalkit: {redact(line.text, env_secrets())}", err=True)   # it may quote a server
         if line.exit_code:
             sys.exit(line.exit_code)
 

@@ -13,8 +13,10 @@ TCP Vegas and gradient concurrency limiters:
   `slow_start_gain` (3) to the limit (x4 per round trip), so a server with room for 128 gets 128
   in two round trips. Two replies in a row slower than that end slow start (one may just be a
   long prompt). The first reply only sets the floor (it is fast by definition), so on one slot no
-  more than the first 8 ever queue: at 0.3 s a reply the last waits 2.4 s, at 10 s (llama.cpp on
-  a laptop, 5-shot MMLU) 80 s, within the default --idle-timeout of 120 s.
+  more than the first 8 ever queue: at 10 s a reply (llama.cpp on a laptop, 5-shot MMLU) the last
+  waits 80 s for its first byte, at 30 s 240 s, longer than --idle-timeout; it is not abandoned,
+  the server answering the ones before it meanwhile (evalkit.replicas: a queue is not a dead
+  server).
 - **Then by gradient,** once per window of `limit` replies: gradient = tolerance x base / median
   latency of the window, kept within [0.5, 1]. Below 1 (requests are queueing) the limit is
   multiplied by it, plus one (one request kept waiting, so the server never idles between two);
@@ -24,10 +26,13 @@ TCP Vegas and gradient concurrency limiters:
   so an unbounded slow start would quadruple the limit per round trip straight into the queue
   it left (measured on a 4-slot server: from 7 to 40 in flight). On one slot this settles at 2-3
   requests in flight: the server is never idle, and nobody waits long.
-- **Timeouts are congestion:** a request abandoned at its deadline halves the limit (at most once
+- **Timeouts are congestion:** a request abandoned at its deadline (no byte for --idle-timeout
+  while nothing ahead of it made progress either) halves the limit (at most once
   per `cut_interval`), as sustained rate limiting does: more than `pressure_threshold` of the last
   `pressure_window` replies were 429s. A stray 429 is handled by its own retry after Retry-After;
   halving the window for it too would slow a healthy run for nothing.
+
+Each time the limit goes down, `backoff` says when and why (the progress line shows it).
 
 The shortest latency is kept for the whole run (a base that followed recent latencies would
 creep up with the queue it should detect). `--concurrency N` fixes the limit instead. Waiting for
@@ -80,6 +85,7 @@ class Limiter:
         self.in_flight = 0
         self.peak = 0
         self._last_cut = -math.inf
+        self.backoff: tuple[float, str] | None = None   # when the limit last went down, and why
 
     def room(self) -> bool:
         return self.in_flight < int(self.limit)
@@ -118,6 +124,8 @@ class Limiter:
     def _adjust(self, latency: float) -> None:
         gradient = max(0.5, min(1.0, self.opts.tolerance * self.base / latency)) if latency > 0 else 1.0
         grown = self.limit * gradient + (math.sqrt(self.limit) if gradient == 1.0 else 1.0)
+        if int(grown) < int(self.limit):
+            self._backed_off(max(1.0, grown), f"replies {latency / self.base:.1f}x slower than the fastest: a queue")
         self.limit = max(1.0, min(float(self.max), grown))
         if latency <= 1.1 * self.base:
             self.slow_start, self._slow_replies = True, 0
@@ -126,22 +134,27 @@ class Limiter:
     def timed_out(self) -> None:
         """A request was abandoned at its deadline: the server is overloaded (congestion)."""
         if self.adaptive:
-            self._cut()
+            self._cut(f"a request timed out with {self.in_flight + 1} in flight")
 
     def rate_limited(self) -> None:
         if not self.adaptive:
             return
         self._observe(True)
         if self._recent_429 > self.opts.pressure_threshold * len(self._recent):
-            self._cut()
+            self._cut(f"{self._recent_429} of the last {len(self._recent)} replies were 429s")
 
-    def _cut(self) -> None:
+    def _cut(self, why: str) -> None:
         now = time.monotonic()
         if now - self._last_cut >= self.opts.cut_interval:
             self._last_cut = now
+            if self.limit > 1:
+                self._backed_off(max(1.0, self.limit / 2), why)
             self.limit = max(1.0, self.limit / 2)
             self.slow_start = False
             self._window.clear()
+
+    def _backed_off(self, to: float, why: str) -> None:
+        self.backoff = (time.monotonic(), f"backed off to {int(to)}: {why}")
 
     def _observe(self, limited: bool) -> None:
         if len(self._recent) == self._recent.maxlen:

@@ -18,6 +18,17 @@ there is nowhere else to go, and the runner's retries and backoff handle it.
 added or dropped between runs of the same log: they serve the same model, so which replica
 answered does not change the results. The header lists every replica used.
 
+**A queue is not a dead server.** A server with fewer slots than requests in flight (llama.cpp
+with one) sends nothing to a request until the ones before it are done, so a request's own
+bytes cannot tell a queue from a hung server. Each replica keeps its attempts in flight: while
+another one makes progress (a byte of its reply, or its end with a reply), an attempt that has
+had no byte of its own is not idle: its `--idle-timeout` starts again (evalkit.runner); but
+only until as many replies have ended as could have been ahead of it in the server's queue
+(those in flight when it was sent, plus the limit: requests sent after it may reach the server
+first). Then only its own bytes count. A hung server makes no progress at all, so every attempt
+is still abandoned one `--idle-timeout` after the last byte it sent anyone; `--timeout` bounds
+each attempt whatever happens.
+
 Waiting for a slot happens here: a freed slot is handed straight to the longest waiter (a retry
 goes to the front of the queue: it has already waited out its backoff once, and queueing it
 behind fresh requests would stretch the run's tail), so release never needs to await.
@@ -30,12 +41,22 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .backends.base import Backend, TransientError
 from .limiter import Limiter, LimiterOptions
 
 EJECT_AFTER = 3
 FIRST_COOLDOWN, MAX_COOLDOWN = 1.0, 60.0
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One request in flight on a replica, as the queue in front of it sees it."""
+
+    push: Callable[[], None]     # starts its --idle-timeout again
+    until: int                   # the replica's count of replies after which only its own bytes count
+    answered: bool = False       # a byte of its own reply came: only its own bytes time it now
 
 
 @dataclass(eq=False)
@@ -50,10 +71,36 @@ class Replica:
     ok: int = 0
     connect_failures: int = 0
     ejections: int = 0
+    attempts: set = field(default_factory=set)    # in flight, for the queue (see the module docstring)
+    replied: int = 0                               # attempts the server answered
 
     @property
     def url(self) -> str:
         return self.backend.endpoint
+
+    def begin(self, push: Callable[[], None]) -> Attempt:
+        """An attempt leaves for this replica, behind the ones already in flight."""
+        attempt = Attempt(push, self.replied + len(self.attempts) + int(self.limiter.limit))
+        self.attempts.add(attempt)
+        return attempt
+
+    def progress(self, attempt: Attempt) -> None:
+        """Part of `attempt`'s reply arrived: those queued with it are not idle either."""
+        attempt.answered = True
+        self._push_queued()
+
+    def end(self, attempt: Attempt, replied: bool) -> None:
+        """`attempt` is done; `replied`: the server answered it (a reply or an HTTP error), which
+        is progress for those queued with it. One abandoned at a deadline is not."""
+        self.attempts.discard(attempt)
+        if replied:
+            self.replied += 1
+            self._push_queued()
+
+    def _push_queued(self) -> None:
+        for waiting in self.attempts:
+            if not waiting.answered and self.replied < waiting.until:
+                waiting.push()
 
     def usable(self, now: float) -> bool:
         if self.down_until is None:
@@ -198,6 +245,15 @@ class Router:
     def describe(self) -> list[dict]:
         return [{"url": r.url, "sent": r.sent, "ok": r.ok, "taken_out": r.ejections,
                  "peak_concurrency": r.limiter.peak} for r in self.replicas]
+
+    def backoff_since(self, since: float) -> str | None:
+        """The latest time a limit went down after `since`, and why (with replicas, where)."""
+        latest = max(((r.limiter.backoff, r) for r in self.replicas if r.limiter.backoff and r.limiter.backoff[0] > since),
+                     key=lambda b: b[0][0], default=None)
+        if latest is None:
+            return None
+        (_, why), replica = latest
+        return f"{replica.url} {why}" if len(self.replicas) > 1 else why
 
     def up(self) -> int:
         return sum(r.down_until is None for r in self.replicas)

@@ -13,15 +13,19 @@ an answer). Workers pull one request at a time, so memory does not grow with the
 - A sample that exhausts its retries, or gets a `SampleError` (other 4xx, a reply with no
   content), becomes an outcome with `error` set: recorded, counted, never scored as wrong.
 - `FatalError` (bad key, unknown model) stops the run. So do failures before anything has
-  succeeded that say the endpoint is wrong: a refused connection, or three replies that are not
-  chat completions (a web page at --base-url).
+  succeeded that say the endpoint is wrong: a refused connection, three replies that are not
+  chat completions (a web page at --base-url), or the same refusal (a 4xx other than 408/429,
+  e.g. a model the server does not serve) of the first `REFUSALS_TO_STOP` requests.
 
 **Time.** Each attempt has two clocks. `idle_timeout`: no progress (no token of a streamed reply,
 no byte of a whole one) for that long abandons it, so a server that hangs is noticed in seconds
 while a slow one that keeps producing tokens is not cut off. `timeout`: a generous total
 deadline (connecting and every byte of the reply), so a server that trickles one byte every few
-seconds cannot hang a run either. An abandoned request may still be computed by the server, so
-it is not re-sent into the same queue at once: its retry waits about as long as it had waited
+seconds cannot hang a run either. A request waiting in the server's queue gets no byte until
+the ones before it are done: while those make progress it is not idle (evalkit.replicas: a
+queue is not a dead server), so a one-slot server is not timed out on the queue the limiter
+built (`--timeout`, also the client's own limit between two bytes, still counts from sending). An abandoned request may still be computed by the server, so it is not re-sent into the
+same queue at once: its retry waits about as long as it had waited
 (uniform 0.5-1 x the attempt's time), and the limiter counts the timeout as congestion. An
 outcome records the model's time and the time spent waiting for a free slot apart.
 
@@ -35,7 +39,8 @@ reply that broke scoring is asked again on the next run instead of replayed fore
 
 **Stopping.** On Ctrl-C or SIGTERM the run stops sending, waits up to `drain_seconds` for the
 requests in flight, hands their outcomes to the sink, and returns with `stopped="interrupted"`;
-a second signal stops at once. With `max_cost`, a request is only sent within the budget;
+a second signal stops at once (the requests it cancels end quietly), and later ones are ignored
+while the summary is written. With `max_cost`, a request is only sent within the budget;
 otherwise the run finishes what is in flight and reports `stopped="max_cost"`.
 """
 
@@ -48,14 +53,15 @@ import random
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
-from .backends.base import (ACTIVITY, Activity, Backend, Completion, FatalError, Request, SampleError, TransientError,
-                            vet_completion)
+from .backends.base import (ACTIVITY, Activity, Backend, Completion, FatalError, RefusedError, Request, SampleError,
+                            TransientError, vet_completion)
 from .errors import EvalkitError
 from .limiter import Budget, LimiterOptions
-from .replicas import Replica, Router
+from .replicas import Attempt, Replica, Router
 
 
 @dataclass
@@ -97,6 +103,7 @@ class RunStats:
     spent: float = 0.0
     stopped: str | None = None
     peak_limit: int = 0
+    refusals: Counter = field(default_factory=Counter)   # 4xx reasons while nothing succeeded
     replicas: list | None = None     # with several: each replica's counts
     batches: dict | None = None      # with --batch: the batches created, reattached and their counts
     started: float = field(default_factory=time.monotonic)
@@ -198,15 +205,15 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
                 stats: RunStats) -> tuple[Exception | None, Completion | None]:
     """One attempt within its deadlines: (failure, completion). A fatal error stops the run."""
     stats.sent += 1
-    loop = asyncio.get_running_loop()
     failure: Exception | None = None
     activity = Activity(time.monotonic())
+    queued = None
     try:
         remote = replica.backend.remote
         async with asyncio.timeout(opts.timeout if remote else None) as total:
             async with asyncio.timeout(opts.idle_timeout if remote else None) as idle:
                 if remote:
-                    activity.on_progress = lambda: idle.reschedule(loop.time() + opts.idle_timeout)
+                    queued = _in_queue(replica, activity, idle, opts)
                 token = ACTIVITY.set(activity)
                 try:
                     completion = vet_completion(await replica.backend.complete(req))
@@ -225,6 +232,8 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
         failure = SampleError(f"the backend failed on this request: {type(exc).__name__}: {str(exc)[:200]}")
     finally:
         done = time.monotonic()
+        if queued is not None:
+            replica.end(queued, replied=not (isinstance(failure, TransientError) and (failure.timed_out or failure.connect)))
         router.release(replica, failure, (activity.first_token or done) - activity.started)
     if failure is not None:
         return failure, None
@@ -232,10 +241,30 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
     return None, completion
 
 
+def _in_queue(replica: Replica, activity: Activity, idle: asyncio.Timeout, opts: RunnerOptions) -> Attempt:
+    """The attempt in its replica's queue (evalkit.replicas): a byte of its own, or while it has had
+    none, progress of those queued with it, pushes back its idle deadline. (Not --timeout: the
+    client has the same deadline between two bytes, which the runner cannot move.)"""
+    loop = asyncio.get_running_loop()
+
+    def waited() -> None:
+        if not idle.expired():
+            idle.reschedule(loop.time() + opts.idle_timeout)
+
+    def progressed() -> None:
+        waited()
+        replica.progress(attempt)
+
+    attempt = replica.begin(waited)
+    activity.on_progress = progressed
+    return attempt
+
+
 def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
                 spent: float) -> float | str:
     """Seconds to wait before the next attempt, or the error that ends the sample."""
     if isinstance(failure, SampleError):
+        _refused(failure, stats)
         return failure.reason
     if stats.ok == 0 and ((failure.connect and router.unreachable()) or (failure.malformed and stats.malformed >= 2)):
         stats.stopped = "fatal"
@@ -254,6 +283,21 @@ def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: Ru
     if failure.timed_out:           # the server may still be computing it: let its queue drain first
         return min(opts.max_retry_after, spent * random.uniform(0.5, 1.0))
     return random.uniform(0, min(opts.backoff_cap, opts.backoff_base * 2 ** (attempt - 1)))
+
+
+REFUSALS_TO_STOP = 3
+
+
+def _refused(failure: SampleError, stats: RunStats) -> None:
+    """The same refusal of the run's first requests, none answered: the run is wrong (a model the
+    server does not serve), not its samples, and sending the rest would only repeat it."""
+    if not isinstance(failure, RefusedError) or stats.ok:
+        return
+    stats.refusals[failure.reason] += 1
+    if stats.refusals[failure.reason] >= REFUSALS_TO_STOP:
+        stats.stopped = "fatal"
+        raise FatalError(f"{failure.reason} (the server refused the first {REFUSALS_TO_STOP} requests alike, "
+                         "and answered none)")
 
 
 Sink = Callable[[Request, Outcome], Awaitable[bool] | bool]
@@ -303,7 +347,8 @@ async def run_requests(channel: Channel, requests: Iterable[Request], total: int
 async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asyncio.Event, stats: RunStats,
                                    drain: float) -> None:
     """Wait for the workers. The first SIGINT/SIGTERM stops new requests and gives those in flight
-    `drain` seconds; a second stops at once. A worker's error (a fatal one) is raised."""
+    `drain` seconds; a second stops at once; later ones are ignored while the run writes its
+    summary and ends. A worker's error (a fatal one) is raised."""
     loop = asyncio.get_running_loop()
     signals = 0
     hard_stop = asyncio.Event()
@@ -317,8 +362,8 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
             sys.stderr.write("\nevalkit: stopping: waiting for the requests in flight (Ctrl-C again to stop now)\n")
 
     installed = on_signals(loop, on_signal)
+    gathered = asyncio.gather(*workers)
     try:
-        gathered = asyncio.gather(*workers)
         hard = asyncio.ensure_future(hard_stop.wait())
         await asyncio.wait([gathered, hard], return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set() and not gathered.done():
@@ -329,6 +374,16 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+            if signals:            # the run is ending: the summary and the log's last line must not be cut short
+                signal.signal(sig, signal.SIG_IGN)
+        gathered.add_done_callback(_retrieved)   # a hard stop cancels the workers: nobody awaits this any more
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark a future's outcome as seen, so asyncio does not print it as 'never retrieved' (with
+    the traceback of every request cancelled by a second Ctrl-C)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
@@ -357,8 +412,9 @@ def progress_every() -> float:
 
 
 class Progress:
-    """done/total, rate, ETA, errors, retries and requests in flight on stderr: redrawn in place on
-    a terminal, a full line every `progress_every()` seconds otherwise (CI logs), nothing with --quiet."""
+    """done/total, rate, ETA, errors, retries and requests in flight on stderr (and when the limit
+    last backed off, and why): redrawn in place on a terminal, a full line every `progress_every()`
+    seconds otherwise (CI logs), nothing with --quiet."""
 
     def __init__(self, stats: RunStats, label: str, quiet: bool, router: Router):
         self.stats, self.label, self.router = stats, label, router
@@ -367,6 +423,7 @@ class Progress:
         self.every = 0.2 if self.tty else progress_every()
         self._last = time.monotonic()
         self.printed = False
+        self._noted = -float("inf")     # the last backoff the line said (see Limiter.backoff)
 
     async def tick(self) -> None:
         """Update on the clock too: a local model on a busy CPU may take a minute per batch."""
@@ -389,5 +446,9 @@ class Progress:
                 f"cached {s.cached} in-flight {self.router.in_flight}/{self.router.limit}")
         if len(self.router.replicas) > 1:
             line += f" replicas up {self.router.up()}/{len(self.router.replicas)}"
+        backoff = self.router.backoff_since(self._noted if not self.tty else now - 5)
+        if backoff and not final:
+            line += f" ({backoff})"
+            self._noted = now
         sys.stderr.write(f"\r{line}   " + ("\n" if final else "") if self.tty else line + "\n")
         sys.stderr.flush()

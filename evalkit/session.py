@@ -10,6 +10,9 @@ finishes); then the session decides the exit code:
   held evals evalkit does not run;
 - 0 otherwise.
 
+A run that ended with errors names the most common one and its count (read back from its log,
+so redacted), in its verdict or, within --fail-on-error, as a warning.
+
 `run_session` yields `Message`s (one line each, with the exit code they imply) for the command
 line to print; results go to `echo` as they come.
 """
@@ -17,11 +20,12 @@ line to print; results go to `echo` as they come.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import EvalkitError
+from .errors import EvalkitError, warn
 from .exams import Exam, ExamRegistry
 from .plan import RunOptions
 from .results import Summary
@@ -190,22 +194,41 @@ def error_limit(threshold: float, n: int) -> float:
 
 
 def verdict(s: Summary, threshold: float, opts: RunOptions) -> str | None:
-    """Why a finished run cannot be trusted, or None."""
+    """Why a finished run cannot be trusted, or None. A run with errors names the most common
+    (a warning when there are no more than --fail-on-error allows)."""
     if s.status == "interrupted":
         return "interrupted"
     if s.status.startswith("stopped: max_cost"):
         return (f"{s.eval}: stopped before exceeding --max-cost {opts.max_cost} USD ({s.scored}/{s.n} samples "
                 "scored; raise the limit and rerun to resume)")
+    common = most_common_error(s) if s.errors else ""
     if s.n and s.scored == 0:
-        return f"{s.eval}: no sample was scored ({s.errors} errors; see the log: {s.log})"
+        return f"{s.eval}: no sample was scored ({s.errors} errors{common}; see the log: {s.log})"
     if s.errors + s.truncated > error_limit(threshold, s.n):
         if not s.truncated:
-            return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors, more than --fail-on-error "
+            return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors{common}, more than --fail-on-error "
                     f"{threshold:g}; rerun the same command to retry them")
-        return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors and {s.truncated} were truncated by the "
-                f"token limit (scored 0: no answer), more than --fail-on-error {threshold:g}; raise "
+        return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors{common} and {s.truncated} were truncated by "
+                f"the token limit (scored 0: no answer), more than --fail-on-error {threshold:g}; raise "
                 "--max-reasoning-tokens (or --max-tokens) and rerun with --retry-truncated")
+    if s.errors:
+        warn(f"{s.eval}: {s.errors} of {s.n} samples ended in errors{common}")
     return None
+
+
+def most_common_error(s: Summary) -> str:
+    """'; most common (N): <error>' from the run's log (redacted when it was written), or ''."""
+    from .logs import read_log
+
+    try:
+        counts = Counter(r.error for r in read_log(s.log).samples.values() if r.error)
+    except EvalkitError:
+        return ""
+    if not counts:
+        return ""
+    error, n = counts.most_common(1)[0]
+    line = " ".join(error.split())
+    return f"; most common ({n}): {line if len(line) <= 300 else line[:297] + '...'}"
 
 
 def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, echo, reg) -> str | None:

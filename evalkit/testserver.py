@@ -23,8 +23,13 @@ Faults on demand, as a hostile or broken server would send them:
 - `--latency` seconds per reply; `--slots N` computes at most N replies at a time (the rest wait
   in a queue, as a llama.cpp server with N slots does; a reply whose client has gone is still
   computed, and counted as `abandoned` in /stats); `--token-interval` seconds per reply token
-  (streamed as the tokens come; a non-streamed reply waits for all of them); `--status N` answers every request with HTTP N (after
-  `--fail-after` good ones); `--malformed` answers every request with an HTML page;
+  (streamed as the tokens come; a non-streamed reply waits for all of them); `--status N`
+  answers every request with HTTP N (after `--fail-after` good ones), its body saying
+  `--error-message` the way `--error-shape` servers say it: `openai`, `llamacpp`
+  (`{"error": {"code", "message", "type"}}`), `vllm` (`{"object": "error", "message"}`),
+  `ollama` (`{"error": "<text>"}`), `fastapi` (`{"detail": "<text>"}`), `pydantic` (FastAPI's
+  list of validation errors), `text` or `html`; `--malformed` answers every request with an
+  HTML page;
 - `--error-rate` (of requests, seeded) answered with `--error-status` and `Retry-After: --retry-after`;
 - `--fault KIND=RATE` (repeatable): a seeded share of requests gets KIND, drawn afresh for each
   request (so a retry may succeed): `429` and `500` (with Retry-After), `html` (a 200 whose body is
@@ -225,7 +230,7 @@ class Server:
         a = self.args
         if a.status and self.stats["completions"] >= a.fail_after:
             self.stats["errors"] += 1
-            return Reply(a.status, error_body(f"forced status {a.status}", "test_error"))
+            return forced_error(a.status, a.error_shape, a.error_message or f"forced status {a.status}")
         prompt_id, now = hash(body), time.monotonic()
         if prompt_id in self.failed_at:
             self.retry_gaps.append(now - self.failed_at.pop(prompt_id))
@@ -338,6 +343,28 @@ def _stream_events(out: dict, req: dict, null: bool) -> list[bytes]:
     return events + [b"data: [DONE]\n\n"]
 
 
+ERROR_SHAPES = ("openai", "llamacpp", "vllm", "ollama", "fastapi", "pydantic", "text", "html")
+
+
+def forced_error(status: int, shape: str, message: str) -> Reply:
+    """An error reply saying `message` as one kind of server says it (`--error-shape`)."""
+    bodies = {
+        "openai": {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
+        "llamacpp": {"error": {"code": status, "message": message, "type": "invalid_request_error"}},
+        "vllm": {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": status},
+        "ollama": {"error": message},
+        "fastapi": {"detail": message},
+        "pydantic": {"detail": [{"type": "missing", "loc": ["body", "model"], "msg": message, "input": None}]},
+    }
+    if shape == "text":
+        return Reply(status, message.encode(), {"content-type": "text/plain; charset=utf-8"})
+    if shape == "html":
+        page = (f"<!DOCTYPE html><html><head><title>{status}</title><style>h1 {{ color: red }}</style></head>"
+                f"<body><h1>{message}</h1></body></html>")
+        return Reply(status, page.encode(), {"content-type": "text/html"})
+    return Reply(status, json.dumps(bodies[shape]).encode())
+
+
 def _logprobs(policy: Policy, needle: str | None, reply: str, top_n: int) -> dict:
     """The first token's alternatives: the key's chosen {token: logprob}, else the reply's first
     character with probability 1."""
@@ -442,6 +469,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--retry-after", default="1", help="the Retry-After header, as sent (a hostile value too)")
     p.add_argument("--status", type=int, default=0, help="answer every request with this HTTP status")
     p.add_argument("--fail-after", type=int, default=0, help="with --status: serve this many completions first")
+    p.add_argument("--error-shape", choices=ERROR_SHAPES, default="openai",
+                   help="with --status: the error body as this kind of server sends it")
+    p.add_argument("--error-message", default="", help="with --status: what the error body says")
     p.add_argument("--malformed", action="store_true")
     p.add_argument("--fault", action="append", default=[], metavar="KIND=RATE", help=f"kinds: {', '.join(FAULTS)}")
     p.add_argument("--trickle-interval", type=float, default=2.0)

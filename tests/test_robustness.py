@@ -287,11 +287,12 @@ def test_an_echoed_key_never_reaches_log_or_terminal(evalkit, start_server, tmp_
     server = start_server(key, fault="echo=1.0")
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--json",
                   env={"OPENAI_API_KEY": secret})
-    assert res.returncode == 1
+    assert res.returncode == 2                       # three requests refused alike, none answered: stopped
     assert secret in json.dumps(server.requests()[0]["headers"])            # the server did get it ...
     logs = list((tmp_path / "state").rglob("*.jsonl"))
     assert logs and all(secret not in p.read_text() for p in logs)          # ... and echoed it, redacted here
     assert secret not in res.stdout + res.stderr and "[REDACTED]" in logs[0].read_text()
+    assert "HTTP 400: bad request; headers were" in res.stderr and "[REDACTED]" in res.stderr
 
 
 # ----------------------------------------------------------------------------- work thrown away or miscounted
@@ -318,6 +319,42 @@ def test_ctrl_c_waits_for_the_replies_in_flight(evalkit_process, start_server, t
     resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert server.stats()["requests"] == 200 and json.loads(resumed.stdout)["scored"] == 200
+
+
+def test_ctrl_c_twice_stops_at_once_with_one_line_and_the_log_intact(evalkit, start_server, tmp_path, data_dir):
+    """A second SIGINT while replies are still in flight (0.8 s each): exit 130 at once, the
+    one-line message, no traceback of the requests it cancelled, and a log `report` can read."""
+    spec, key = quiz(tmp_path, 40)
+    server = start_server(key, latency=0.8)
+    env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "EVALKIT_DATA_DIR": str(data_dir)}
+    log = tmp_path / "run.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", "run", str(spec), "--model", "openai/m", "--base-url",
+                             server.url, "--concurrency", "4", "--json", "--log-file", str(log)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while server.stats().get("completions", 0) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    while server.stats()["requests"] <= server.stats()["completions"]:   # until some are in flight again
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - started < 5, err
+    for word in ("Traceback", "never retrieved", "CancelledError"):
+        assert word not in err, err
+    assert err.strip().splitlines()[-1] == "evalkit: interrupted; finished samples are in the log, run the same " \
+                                           "command to resume"
+    s = json.loads(out)
+    assert s["status"] == "interrupted" and 4 <= s["scored"] < 40
+    lines = read_jsonl(log)                                       # every line whole
+    assert lines[-1]["type"] == "summary" and lines[-1]["incomplete"]
+    assert len([r for r in lines if r["type"] == "sample"]) == s["scored"]
+    report = evalkit("report", str(log))
+    assert report.returncode == 0 and f"| openai/m (incomplete) | 1.0000 [1.0000, 1.0000] | {s['scored']}/40 |" \
+        in report.stdout, report.stderr
 
 
 def test_relative_openai_evals_registry_path(evalkit, start_server, tmp_path):

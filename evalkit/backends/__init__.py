@@ -19,8 +19,8 @@ import importlib
 from functools import lru_cache
 
 from ..errors import EvalkitError
-from .base import (Backend, BackendError, Capabilities, Completion, FatalError, Request, SampleError,  # noqa: F401
-                   Sampling, TransientError)
+from .base import (Backend, BackendError, Capabilities, Completion, FatalError, RefusedError,  # noqa: F401
+                   Request, SampleError, Sampling, TransientError)
 
 PROVIDERS = {
     "local": "evalkit.backends.local:LocalBackend",

@@ -21,7 +21,8 @@ cache hit or a resumed run unchanged.
 
 Failures say what kind they are; the runner alone decides what to do about them:
 `TransientError` (retry: rate limit, 5xx, timeout, dropped connection), `SampleError` (this
-request will not succeed as it is: record it), `FatalError` (nothing will succeed: stop).
+request will not succeed as it is: record it; `RefusedError` when the server said so with a
+4xx), `FatalError` (nothing will succeed: stop).
 
 **Progress.** The runner owns time (the total deadline, the inactivity timeout); only a backend
 sees bytes and tokens arrive. A backend calls `note_activity()` whenever part of a reply arrives
@@ -195,6 +196,11 @@ class TransientError(BackendError):
 
 class SampleError(BackendError):
     pass
+
+
+class RefusedError(SampleError):
+    """The server refused the request as it is (an HTTP 4xx other than 408/429): the same request
+    gets the same answer. The same refusal of a run's first requests stops the run (evalkit.runner)."""
 
 
 class FatalError(BackendError):

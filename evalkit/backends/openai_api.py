@@ -40,10 +40,12 @@ import email.utils
 import functools
 import json
 import math
+import re
 import time
 
 from ..costs import Pricer
-from .base import Backend, Capabilities, Completion, FatalError, Request, SampleError, TransientError, note_activity, note_sent
+from .base import (Backend, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, TransientError,
+                   note_activity, note_sent)
 from .openai_batch import BatchTarget, OpenAIBatches
 from .openai_wire import REASONING_FIELDS, Wire, parse_completion, read_usage, reasoning_of, short_error, \
     top_logprobs, wire_body
@@ -404,15 +406,64 @@ def _duration(value: str | None) -> float | None:
 
 
 def _classify_status(exc, endpoint: str, model: str, key_hint: str = "OPENAI_API_KEY") -> Exception:
+    """An HTTP error as the failure kind it is, with the server's own words (`server_words`)."""
     status = exc.status_code
-    detail = short_error(exc.message if hasattr(exc, "message") else exc)
+    detail = server_words(_body_text(exc)) or short_error(exc.message if hasattr(exc, "message") else exc)
     if status in (401, 403):
         return FatalError(f"HTTP {status} from {endpoint}: not authorised ({detail}); check {key_hint}")
     if status == 404:
         return FatalError(f"HTTP 404 from {endpoint}: model {model!r} or endpoint not found ({detail})")
     if status == 429 or status == 408 or status >= 500:
         return TransientError(f"HTTP {status}: {detail}", retry_after_seconds(exc.response.headers), rate_limited=status == 429)
-    return SampleError(f"HTTP {status}: {detail}")
+    return RefusedError(f"HTTP {status}: {detail}")
+
+
+ERROR_BODY_READ, ERROR_WORDS = 65536, 300     # what of an error body is read, and shown
+
+
+def _body_text(exc) -> str:
+    """The start of an error reply's body as text ('' when there is none); the client read it."""
+    try:
+        return exc.response.content[:ERROR_BODY_READ].decode("utf-8", "replace")
+    except Exception:  # a body the client could not read: the status alone says it
+        return ""
+
+
+def server_words(text: str) -> str:
+    """What an error body says, on one line of at most ERROR_WORDS characters, whatever its shape:
+    OpenAI's and llama.cpp's `{"error": {"message": ...}}`, Ollama's `{"error": "..."}`, vLLM's
+    `{"object": "error", "message": ...}`, FastAPI's `{"detail": "..."}` or its list of pydantic
+    errors, plain text, an HTML page (its text). Redacted (a proxy may echo the key); '' for an
+    empty body."""
+    try:
+        said = _said(json.loads(text))
+    except (ValueError, RecursionError):
+        said = text
+    if said is text and text.lstrip().startswith("<"):          # a web page: its text
+        said = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<[^>]*>", " ", said)
+    from ..redact import env_secrets, redact
+
+    line = " ".join("".join(c if c.isprintable() else " " for c in said).split())
+    line = redact(line, env_secrets())            # before it is cut: a cut key would no longer look like one
+    return line if len(line) <= ERROR_WORDS else line[:ERROR_WORDS - 3] + "..."
+
+
+def _said(body) -> str:
+    """The message in a parsed JSON error body (see `server_words`)."""
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message", "msg"):
+            if body.get(key) not in (None, "", [], {}):
+                return _said(body[key])
+    if isinstance(body, list):
+        return "; ".join(_pydantic(e) if isinstance(e, dict) and "msg" in e else _said(e) for e in body[:5])
+    return body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)[:ERROR_BODY_READ]
+
+
+def _pydantic(error: dict) -> str:
+    """One of FastAPI's validation errors: `body.model: Field required`."""
+    loc = error.get("loc")
+    where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
+    return f"{where}: {_said(error['msg'])}" if where else _said(error["msg"])
 
 
 @functools.lru_cache(maxsize=1)
