@@ -301,8 +301,7 @@ class _Chunks:
         try:
             obj = json.loads(event)
             if isinstance(obj, dict) and "error" in obj:
-                raise TransientError(f"{self.endpoint} reported an error mid-stream: "
-                                     f"{short_error(Exception(str(obj['error'])))}")
+                raise TransientError(f"{self.endpoint} reported an error mid-stream: {server_words(json.dumps(obj))}")
             choices = obj.get("choices") or []
             if isinstance(obj.get("usage"), dict):
                 self.usage = obj["usage"]
