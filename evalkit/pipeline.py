@@ -2,7 +2,8 @@
 
     plan      the effective spec, samples and requests (evalkit.plan)
     send      the runner: concurrency, retries, cache, budget (evalkit.runner)
-    score     the spec's scorer on each reply (evalkit.scoring), inline, in a thread or awaiting a grader
+    score     the spec's scorer on each reply cut at the run's stops (evalkit.stops), inline, in a
+              thread or awaiting a grader
     record    one log line per sample (evalkit.logs); only what was written counts
     summarise metrics from the recorded results (evalkit.results) into a typed `Summary`
 
@@ -39,6 +40,7 @@ from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, s
 from .runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, run_requests
 from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
+from .stops import at_stop
 
 
 _kept: ContextVar[dict | None] = ContextVar("evalkit_backends", default=None)
@@ -294,7 +296,8 @@ def check_capabilities(plan: RunPlan, backend: Backend) -> None:
 
 
 class Recorder:
-    """The sink the runner calls with each outcome: score it, write its line, keep its result."""
+    """The sink the runner calls with each outcome: cut the reply at the run's stops (the one place
+    a reply becomes the answer scored), score it, write its line, keep its result."""
 
     def __init__(self, plan: RunPlan, run: LoggedRun, results: dict, samples: dict[str, Sample], services: dict):
         self.plan, self.run, self.results, self.samples, self.services = plan, run, results, samples, services
@@ -304,10 +307,11 @@ class Recorder:
 
     async def __call__(self, req: Request, out: Outcome) -> bool:
         smp = self.samples[req.key]
-        result = self._result(req, out, smp)
+        answer = at_stop(out.completion, req.sampling.stop)     # the reply up to where the asked answer ends
+        result = self._result(req, out, smp, answer)
         if out.error is None:
             try:
-                self._fill(result, await self._score(ScoreInput(smp, out.completion, req.messages,
+                self._fill(result, await self._score(ScoreInput(smp, answer, req.messages,
                                                                 self.plan.spec.scoring, self.services)))
             except MissingLogprobs as exc:
                 self._no_logprobs(exc)
@@ -335,7 +339,7 @@ class Recorder:
                 return await asyncio.to_thread(self.scorer.run, inp)
         return self.scorer.run(inp)
 
-    def _result(self, req: Request, out: Outcome, smp: Sample) -> SampleResult:
+    def _result(self, req: Request, out: Outcome, smp: Sample, answer) -> SampleResult:
         plan = self.plan
         model = _model_seconds(out)
         r = SampleResult(id=req.key, group=smp.group, target=smp.answer if plan.spec.scoring.method != "code" else None,
@@ -344,10 +348,12 @@ class Recorder:
                          messages=req.messages if plan.opts.log_prompts else None, attempts=out.attempts,
                          model_s=round(model, 4), queue_s=round(out.queue_s + out.latency - model, 4), cached=out.cached,
                          cost_usd=out.cost, error=out.error)
-        if out.completion is not None:
-            fields = out.completion.to_fields()
+        if answer is not None:
+            fields = answer.to_fields()
             r.completion, r.finish_reason, r.usage = fields["completion"], fields["finish_reason"], fields["usage"]
             r.top_logprobs = fields.get("top_logprobs")
+            if answer is not out.completion:
+                r.raw_completion = out.completion.text
         return r
 
     @staticmethod

@@ -1,7 +1,8 @@
 """Typed results: one sample's record, and a run's summary (the `--json` contract).
 
 - `SampleResult` is one line of the run log: which sample, what was sent (a hash, or the messages
-  with `--log-prompts`), the completion in its one serialisation (`Completion.to_fields`), the
+  with `--log-prompts`), the completion in its one serialisation (`Completion.to_fields`; its
+  text cut at the run's stops, with the reply as received in `raw_completion` when that differs), the
   score, and how it went (attempts, model seconds, queue seconds, cached, cost) — or the error
   that ended it. `from_record` reads a line back.
 - `Summary` is a pydantic model; its JSON Schema (`evalkit schema`, docs/summary.schema.json) is
@@ -35,7 +36,8 @@ class SampleResult:
     cached: bool = False
     cost_usd: float | None = None
     error: str | None = None
-    completion: str | None = None
+    completion: str | None = None           # the answer: the reply cut at the run's first stop (evalkit.stops)
+    raw_completion: str | None = None       # the reply as the backend returned it, when the cut changed it
     finish_reason: str | None = None
     usage: dict | None = None
     top_logprobs: list | None = None
