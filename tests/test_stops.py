@@ -141,3 +141,67 @@ def test_a_bad_stop_is_one_line(evalkit, tmp_path, args, message):
 def test_a_spec_with_an_empty_stop_fails_validation(evalkit, tmp_path):
     res = evalkit("validate", capitals(tmp_path, "exact", stop=["A:", ""]))
     assert res.returncode != 0 and "generation.stop: an empty stop string" in res.stderr + res.stdout, res.stderr
+
+
+def test_exam_items_are_scored_on_their_first_conclusion(evalkit, start_server, data_dir, tmp_path):
+    """SAT Math (the GPT-4 report's exam prompt): each item answered right, then a Problem 5 the
+    model made up, concluded with a wrong letter; the stop `\\n\\nProblem` keeps the first."""
+    from conftest import identifiable
+
+    rows = [json.loads(line) for line in (data_dir / "agieval" / "v1" / "sat-math.jsonl").read_text().splitlines()]
+    ok = identifiable([r["question"] for r in rows], [x for r in rows for x in [r["question"], *r["options"]]])
+    key = [{"match": r["question"], "reply": f" Working.\nThe answer is therefore [{r['label']}]\n\nProblem 5. What "
+                                             "is 2 + 2?\nChoose from the following options: [A] 3 [B] 5\nExplanation "
+                                             "for Problem 5: Adding. The answer is therefore [B]"}
+           for r in rows if r["question"] in ok]
+    assert len(key) == 220
+    server = start_server(key, default_reply="no idea", tail_after="Problem 4. ")
+    res = evalkit("run", "sat-math", "--model", "openai/m", "--base-url", server.url, "--json", "--quiet",
+                  "--log-dir", str(tmp_path / "logs"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    sec = json.loads(res.stdout)["sections"][0]
+    assert (sec["n"], sec["correct"]) == (220, 220)
+    recs = [r for r in read_jsonl(sec["log"]) if r["type"] == "sample"]
+    assert all(r["completion"].endswith(f"[{r['target']}]") and r["raw_completion"].endswith("therefore [B]")
+               for r in recs)
+    assert {json.dumps(b["stop"]) for b in sent_bodies(server)} == {json.dumps(["\n\nProblem"])}
+
+
+def test_openai_evals_includes_with_a_stop_from_the_command_line(evalkit, start_server, tmp_path):
+    """An OpenAI Evals registry eval (chat prompts: no format to derive a stop from) with `--stop`:
+    the invented turn after the blank line is not read."""
+    reg = tmp_path / "registry"
+    (reg / "evals").mkdir(parents=True)
+    (reg / "data" / "caps").mkdir(parents=True)
+    (reg / "evals" / "caps.yaml").write_text(
+        "caps:\n  id: caps.v0\n  metrics: [accuracy]\ncaps.v0:\n  class: evals.elsuite.basic.includes:Includes\n"
+        "  args:\n    samples_jsonl: caps/samples.jsonl\n", encoding="utf-8")
+    lines = [{"input": [{"role": "user", "content": f"Capital of {c}?"}], "ideal": a}
+             for c, a in (("France", "Paris"), ("Italy", "Rome"))]
+    (reg / "data" / "caps" / "samples.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    server = start_server([{"match": "Capital of France?", "reply": "Lyon\n\nUser: Capital of France?\nParis"},
+                           {"match": "Capital of Italy?", "reply": "Rome\n\nUser: Capital of Spain?\nMadrid"}])
+    common = ["--registry", str(reg), "caps", "--base-url", server.url]
+    [plain] = run_json(evalkit, *common, "--log-dir", str(tmp_path / "a"))
+    [cut] = run_json(evalkit, *common, "--stop", "\\n\\n", "--log-dir", str(tmp_path / "b"))
+    assert plain["metrics"]["accuracy"]["value"] == 1.0                 # France's invented turn counted
+    assert cut["metrics"]["accuracy"]["value"] == 0.5
+    assert [b.get("stop") for b in sent_bodies(server)] == [None, None, ["\n\n"], ["\n\n"]]
+
+
+def test_a_log_from_before_stops_still_reports_and_compares(evalkit, start_server, tmp_path):
+    """A log written before stops existed (no raw_completion, no generation.stop in its header)."""
+    server = start_server(CAPITALS)
+    [s] = run_json(evalkit, capitals(tmp_path, "includes"), "--base-url", server.url, "--log-dir", str(tmp_path / "a"))
+    old = tmp_path / "old.jsonl"
+    lines = read_jsonl(s["log"])
+    lines[0]["spec"]["generation"].pop("stop")
+    lines[0]["sampling"].pop("stop")
+    for r in lines[1:]:
+        if r["type"] == "sample" and "raw_completion" in r:
+            r["completion"] = r.pop("raw_completion")
+    old.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    rep = evalkit("report", str(old), str(s["log"]))
+    assert rep.returncode == 0 and "caps-includes" in rep.stdout, rep.stderr
+    cmp = evalkit("compare", str(old), str(s["log"]), "--json")
+    assert cmp.returncode == 0, cmp.stdout + cmp.stderr         # the same scores: no regression
