@@ -195,6 +195,10 @@ RUN_OPTIONS = [
     click.option("--retry-truncated", is_flag=True,
                  help="On resume, send again the samples the token limit cut off (e.g. after raising "
                       "--max-reasoning-tokens); otherwise they stay truncated."),
+    click.option("--stop", multiple=True, metavar="TEXT",
+                 help="End replies at TEXT (repeatable, at most 4; \\n for a newline), sent with each request and "
+                      "cut on evalkit's side (default: the eval's few-shot separator, e.g. '\\n\\nQuestion:')."),
+    click.option("--no-stop", is_flag=True, help="No stop strings: replies run to max_tokens or the model's end."),
     click.option("--shots", type=click.IntRange(0, 1000), help="Override the number of few-shot examples."),
     click.option("--samples", type=click.IntRange(1, 1000), help="Completions per item (for pass@k)."),
     click.option("--cot/--no-cot", default=None,
@@ -256,10 +260,12 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
     """Run evals (registry names or YAML files), exams, or OpenAI Evals registry evals against a model."""
     from .session import RunRequest, run_session
     from .shards import parse_shard
+    from .stops import from_flags
 
     check_log_dir(kw.get("log_dir"))
     endpoints(kw)
     reasoning_flags(kw)
+    kw["stop"] = from_flags(kw.pop("stop"), kw.pop("no_stop"))
     if kw.get("shard") is not None:
         kw["shard"] = parse_shard(kw["shard"])
     request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,

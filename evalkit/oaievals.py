@@ -46,7 +46,7 @@ CLASSES = {
 
 
 def _generation(params: dict, args: dict) -> dict:
-    gen = {"temperature": params["temperature"], "send_seed": False}
+    gen = {"temperature": params["temperature"], "send_seed": False, "stop": []}    # oaieval sends no stop
     if params.get("max_tokens") == "args":
         gen["max_tokens"] = args.get("max_tokens", params["default"])
     elif "max_tokens" in params:

@@ -2,7 +2,8 @@
 
     plan      the effective spec, samples and requests (evalkit.plan)
     send      the runner: concurrency, retries, cache, budget (evalkit.runner)
-    score     the spec's scorer on each reply (evalkit.scoring), inline, in a thread or awaiting a grader
+    score     the spec's scorer on each reply cut at the run's stops (evalkit.stops), inline, in a
+              thread or awaiting a grader
     record    one log line per sample (evalkit.logs); only what was written counts
     summarise metrics from the recorded results (evalkit.results) into a typed `Summary`
 
@@ -40,6 +41,7 @@ from .runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, r
 from .backends.thinking import DEFAULT_TAGS, Separated, separate
 from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
+from .stops import at_stop
 
 
 _kept: ContextVar[dict | None] = ContextVar("evalkit_backends", default=None)
@@ -321,7 +323,8 @@ def _check_reasoning(plan: RunPlan, caps, name: str) -> None:
 
 
 class Recorder:
-    """The sink the runner calls with each outcome: score it, write its line, keep its result."""
+    """The sink the runner calls with each outcome: cut the reply at the run's stops (the one place
+    a reply becomes the answer scored), score it, write its line, keep its result."""
 
     def __init__(self, plan: RunPlan, run: LoggedRun, results: dict, samples: dict[str, Sample], services: dict):
         self.plan, self.run, self.results, self.samples, self.services = plan, run, results, samples, services
@@ -364,11 +367,16 @@ class Recorder:
         return self.scorer.run(inp)
 
     def _answer(self, out: Outcome) -> Separated | None:
-        """The reply's answer apart from its thinking: what the scorer and the log's `completion` see."""
+        """The reply's answer alone: its thinking taken out, then cut at the run's first stop (what
+        the scorer and the log's `completion` see)."""
         if out.completion is None:
             return None
         tags = self.plan.opts.think_tags
-        return separate(out.completion, DEFAULT_TAGS if tags is None else tags)
+        reply = separate(out.completion, DEFAULT_TAGS if tags is None else tags)
+        answer = at_stop(reply.completion, self.plan.sampling.stop)
+        if answer is reply.completion:
+            return reply
+        return Separated(answer, out.completion.text, reply.truncated)
 
     def _result(self, req: Request, out: Outcome, smp: Sample, reply: Separated | None) -> SampleResult:
         plan = self.plan

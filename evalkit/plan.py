@@ -24,6 +24,7 @@ from .datasets import load_samples
 from .sample import Sample
 from .errors import EvalkitError
 from .prompts import FewShotPool, build_messages
+from . import stops
 from .shards import Shard, ShardPart, take, unit_id
 from .spec import EvalSpec
 
@@ -46,6 +47,7 @@ class RunOptions:
     max_reply_bytes: int = 2 * 1024 * 1024
     temperature: float | None = None
     max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None  # --stop values, () for --no-stop; None: the spec's (evalkit.stops)
     shots: int | None = None
     log_dir: Path | None = None
     log_file: Path | None = None        # the run log at exactly this path (one eval only)
@@ -94,6 +96,7 @@ def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:
         prompt = prompt.model_copy(update={"chain_of_thought": opts.cot})
         if opts.cot and opts.max_tokens is None and (gen.max_tokens or 0) < 1024:
             gen = gen.model_copy(update={"max_tokens": 1024})   # room to reason before the answer
+    gen = gen.model_copy(update={"stop": stops.resolve(gen.stop, prompt, spec.scoring.method, opts.stop)})
     changes = {flag: value for flag, value in (("answer_by", opts.answer_by), ("extract", opts.extract),
                                                ("logprobs", opts.logprobs or None)) if value is not None}
     return spec.model_copy(update={"generation": gen, "prompt": prompt, "scoring": _rescore(spec, changes)})

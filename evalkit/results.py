@@ -1,7 +1,8 @@
 """Typed results: one sample's record, and a run's summary (the `--json` contract).
 
 - `SampleResult` is one line of the run log: which sample, what was sent (a hash, or the messages
-  with `--log-prompts`), the completion in its one serialisation (`Completion.to_fields`), the
+  with `--log-prompts`), the completion in its one serialisation (`Completion.to_fields`; its
+  text cut at the run's stops, with the reply as received in `raw_completion` when that differs), the
   score, and how it went (attempts, model seconds, queue seconds, cached, cost) — or the error
   that ended it. `from_record` reads a line back.
 - `Summary` is a pydantic model; its JSON Schema (`evalkit schema`, docs/summary.schema.json) is
@@ -35,8 +36,8 @@ class SampleResult:
     cached: bool = False
     cost_usd: float | None = None
     error: str | None = None
-    completion: str | None = None           # the answer the scorer read (thinking taken out)
-    raw_completion: str | None = None       # the reply as it came, when thinking was taken out of it
+    completion: str | None = None           # the answer the scorer read: thinking out, cut at the first stop
+    raw_completion: str | None = None       # the reply as the backend returned it, when that changed it
     reasoning_chars: int | None = None      # the thinking's length (always), ...
     reasoning: str | None = None            # ... and its text (with --log-reasoning)
     truncated: str | None = None            # why the token limit left no whole answer: scored 0, never read

@@ -12,6 +12,8 @@ spec and deep-merges this one over it, so MMLU's 57 subjects are one spec with
   registered scorers (evalkit.scoring), so an option of another scorer is refused by `validate`.
 - **`metrics`** must be metrics the scorer emits; the first is the main one. The default is the
   scorer's own list.
+- **`generation.stop`**: where a reply ends; by default the text that starts the next few-shot
+  example, derived from the template (evalkit.stops); `[]` for none.
 - **`group_by`** names any sample field (a loader's own group, e.g. MMLU's `subject`, or any field
   of the record): per-group tables and the macro average use it.
 
@@ -105,7 +107,8 @@ class GenerationSpec(Strict):
     temperature: float | None = Field(0.0, ge=0.0, le=2.0, description="null: the provider's default")
     n: int = Field(1, ge=1, le=1000, description="completions per item (pass@k needs n >= k)")
     max_tokens: int | None = Field(None, ge=1)
-    stop: list[str] | None = None
+    stop: list[str] | None = Field(None, description="stop strings (at most 4); default: derived from the few-shot "
+                                                     "format (evalkit.stops), [] for none")
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     send_seed: bool = Field(True, description="send the run's seed with each request (false: as OpenAI Evals does)")
     extra_body: dict | None = Field(None, description="fields merged into every request body, for what evalkit "
@@ -117,6 +120,14 @@ class GenerationSpec(Strict):
         if value is not None:
             check_extra_body(value)
         return value
+
+
+    @field_validator("stop")
+    @classmethod
+    def _sendable_stops(cls, v: list[str] | None) -> list[str] | None:
+        from .stops import check
+
+        return None if v is None else check(v)
 
 
 class EvalSpec(Strict):

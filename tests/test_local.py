@@ -209,3 +209,26 @@ def test_bad_prefix_budget_is_one_line(evalkit, budget):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [
         f"evalkit: error: EVALKIT_LOCAL_PREFIX_MB={budget!r}: expected a number of megabytes (0 turns prefix reuse off)"]
+
+
+def test_the_converted_folder_serves_the_prompts_local_builds(evalkit, model_cache, tmp_path):
+    """The converted folder carries a chat template (Gemma 3 270M's GGUF has none: evalkit's plain
+    format, marked as such), which turns each logged MMLU prompt into exactly the tokens `local/`
+    ran; `local/` itself still says it uses the plain format. GSM8K generation ends at the derived
+    stop `\\n\\nQuestion:` instead of running to max_tokens."""
+    from transformers import AutoTokenizer
+
+    s = run(evalkit, model_cache, "gsm8k", "--limit", "1", "--shots", "2", "--log-prompts", "--no-cache",
+            "--log-dir", str(tmp_path / "logs"))
+    assert s["backend"]["prompt_format"].startswith("plain")
+    [folder] = [p.parent for p in model_cache.rglob("chat_template.jinja")]
+    template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    assert template.startswith("{#- evalkit plain format: the model has no chat template of its own -#}")
+    tok = AutoTokenizer.from_pretrained(folder)
+    [r] = [r for r in read_jsonl(s["log"]) if r["type"] == "sample"]
+    ids = tok.apply_chat_template(r["messages"], tokenize=True, add_generation_prompt=True)
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    assert len(ids) == r["usage"]["prompt_tokens"] and ids[0] == tok.bos_token_id
+    assert tok.decode(ids[1:]) == r["messages"][-1]["content"]
+    assert r["finish_reason"] == "stop" and r["usage"]["completion_tokens"] < 512, r
+    assert "\n\nQuestion:" not in r["completion"] and "raw_completion" not in r

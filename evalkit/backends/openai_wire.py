@@ -65,7 +65,11 @@ class Wire:
         return self.reasoning or asked
 
     def not_sent(self, sampling) -> frozenset:
-        return self.unsent | self.refused | (self.thinking_refused if self.thinks(sampling) else frozenset())
+        """Fields left out of the body: ignored, refused, refused while thinking, and `stop` for a
+        request that thinks (a stop such as a blank line would end the thinking, not the answer;
+        evalkit cuts the answer at it on its own side)."""
+        thinking = (self.thinking_refused | {"stop"}) if self.thinks(sampling) else frozenset()
+        return self.unsent | self.refused | thinking
 
     def budget(self, sampling) -> int:
         """The reasoning tokens allowed on top of the answer's (0 for a model that does not think)."""

@@ -32,7 +32,7 @@ DEFAULT_TAGS: tuple[tuple[str, str], ...] = (
 @dataclass(frozen=True)
 class Separated:
     completion: Completion        # text: the answer alone; reasoning: all the thinking
-    raw: str | None               # the content as it came, when thinking was taken out of it
+    raw: str | None               # the content as it came, when the answer is not all of it
     truncated: str | None         # why this reply holds no whole answer (see the module docstring)
 
 

