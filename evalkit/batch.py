@@ -530,14 +530,37 @@ class BatchRun:
 
 # ----------------------------------------------------------------------------- `evalkit batches LOG`
 
-def list_batches(lines: list[dict], cancel: bool = False, timeout: float = 120.0) -> list[dict]:
+def list_batches(lines: list[dict], cancel: bool = False, timeout: float = 120.0,
+                 base_url: str | None = None) -> list[dict]:
     """Each batch a run log names, with its state at the provider; `cancel`: cancel the ones
-    still running first (their finished requests are still collected by the next run)."""
+    still running first (their finished requests are still collected by the next run). The
+    provider's key goes only where `base_url` (the command line's) or the preset's default
+    points: a log naming another endpoint is refused before anything is sent."""
     journal = Journal(lines, lambda rec: None)
-    return asyncio.run(_states(list(journal.entries.values()), cancel, timeout))
+    entries = list(journal.entries.values())
+    check_endpoints(entries, base_url)
+    return asyncio.run(_states(entries, cancel, timeout, base_url))
 
 
-async def _states(entries: list[Entry], cancel: bool, timeout: float) -> list[dict]:
+def check_endpoints(entries: list[Entry], base_url: str | None) -> None:
+    """Refuse (one line) a log whose batches are at another endpoint than the one the user names:
+    a crafted log must not send the user's key to a URL of its choosing."""
+    from .errors import EvalkitError
+    from .providers import endpoint_of
+
+    for e in entries:
+        if e.batch_id is None:
+            continue                  # nothing is asked about it
+        expected = endpoint_of(e.model, base_url)
+        if expected is None:
+            raise EvalkitError(f"the log's batches are for {e.model!r}, which is not a provider with a Batch API "
+                               "in evalkit; nothing was sent")
+        if e.endpoint != expected:
+            raise EvalkitError(f"the log's batches are at {e.endpoint}, but {e.model}'s key goes only to {expected}; "
+                               f"nothing was sent (pass --base-url {e.endpoint} if you trust that endpoint)")
+
+
+async def _states(entries: list[Entry], cancel: bool, timeout: float, base_url: str | None) -> list[dict]:
     from .backends import get_backend
     from .backends.openai_batch import Gone
 
@@ -550,19 +573,24 @@ async def _states(entries: list[Entry], cancel: bool, timeout: float) -> list[di
             if e.batch_id is None:
                 row["status"] = "not created (the run stopped while creating it; a rerun adopts or creates it)"
                 continue
-            key = (e.model, e.endpoint)
-            if key not in apis:
-                apis[key] = get_backend(e.model, base_url=e.endpoint, timeout=timeout).batch_api()
+            if e.model not in apis:       # the endpoint is the user's (checked), never the log's
+                apis[e.model] = get_backend(e.model, base_url=base_url, timeout=timeout).batch_api()
+            api = apis[e.model]
+            if api is None:
+                from .errors import EvalkitError
+
+                raise EvalkitError(f"{e.model} has no Batch API in evalkit")
             try:
-                state = await apis[key].retrieve(e.batch_id)
+                state = await api.retrieve(e.batch_id)
             except Gone as exc:
                 row["status"] = f"gone ({exc.reason})"
                 continue
             if cancel and not state.done:
-                state = await apis[key].cancel(e.batch_id)
+                state = await api.cancel(e.batch_id)
                 row["cancelled_now"] = True
             row.update(status=state.status, completed=state.completed, failed=state.failed, total=state.total)
     finally:
         for api in apis.values():
-            await api.aclose()
+            if api is not None:
+                await api.aclose()
     return rows
