@@ -40,3 +40,67 @@ def test_batches_sends_no_key_to_the_endpoint_a_log_names(evalkit, start_server,
     assert json.loads(res.stdout)["status"].startswith("gone")
     (got,) = server.requests()
     assert got["path"] == "/v1/batches/batch_000001" and got["headers"]["authorization"] == f"Bearer {key}"
+
+
+# ----------------------------------------------------------------------------- resume keyed on content
+
+def items(folder: Path, questions: list[str], answers: list[str], where: str = "./items.jsonl") -> None:
+    """A small exact-match eval whose data is at `where` (./ beside the spec, else under the data root)."""
+    data = folder / where.removeprefix("./") if where.startswith("./") else folder / "root" / where
+    data.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(data, [{"id": f"q{i}", "question": q, "answer": a} for i, (q, a) in enumerate(zip(questions, answers))])
+
+
+def run_items(evalkit, spec: Path, server, env=None, code=0) -> tuple[dict, str]:
+    res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--no-cache", "--json", env=env)
+    assert res.returncode == code, res.stderr
+    return json.loads(res.stdout.splitlines()[0]), res.stderr
+
+
+QS = [f"What is the capital of country {i}?" for i in range(6)]
+KEY = [{"match": q, "reply": f"city{i}"} for i, q in enumerate(QS)]
+
+
+def test_edited_questions_and_targets_are_sent_again_not_resumed(evalkit, start_server, tmp_path):
+    server = start_server(KEY)
+    spec = tmp_path / "items.yaml"
+    spec.write_text("items:\n  dataset: {format: jsonl, path: ./items.jsonl}\n  scoring: {method: exact}\n")
+    items(tmp_path, QS, [f"city{i}" for i in range(6)])
+    first, _ = run_items(evalkit, spec, server)
+    assert first["metrics"]["accuracy"]["value"] == 1.0
+    items(tmp_path, [q.replace("capital", "largest river") for q in QS], [f"river{i}" for i in range(6)])
+    again, _ = run_items(evalkit, spec, server)
+    assert again["requests"]["resumed_samples"] == 0 and again["requests"]["sent"] == 6
+    assert again["metrics"]["accuracy"]["value"] == 0.0 and again["log"] != first["log"]
+    fresh, _ = run_items(evalkit, spec, server)                 # and that run resumes as before
+    assert fresh["requests"]["resumed_samples"] == 6 and fresh["requests"]["sent"] == 0
+
+
+def test_another_data_dir_is_another_run(evalkit, start_server, tmp_path):
+    server = start_server(KEY)
+    spec = tmp_path / "items.yaml"
+    spec.write_text("items:\n  dataset: {format: jsonl, path: mine/items.jsonl}\n  scoring: {method: exact}\n")
+    items(tmp_path / "v1", QS, [f"city{i}" for i in range(6)], "mine/items.jsonl")
+    items(tmp_path / "v2", QS, [f"town{i}" for i in range(6)], "mine/items.jsonl")    # the targets changed
+    first, _ = run_items(evalkit, spec, server, env={"EVALKIT_DATA_DIR": str(tmp_path / "v1" / "root")})
+    second, _ = run_items(evalkit, spec, server, env={"EVALKIT_DATA_DIR": str(tmp_path / "v2" / "root")}, code=0)
+    assert first["metrics"]["accuracy"]["value"] == 1.0
+    assert second["metrics"]["accuracy"]["value"] == 0.0 and second["requests"]["resumed_samples"] == 0
+
+
+def test_a_logged_sample_whose_prompt_or_target_differs_is_sent_again(evalkit, start_server, tmp_path):
+    server = start_server(KEY)
+    spec = tmp_path / "items.yaml"
+    spec.write_text("items:\n  dataset: {format: jsonl, path: ./items.jsonl}\n  scoring: {method: exact}\n")
+    items(tmp_path, QS, [f"city{i}" for i in range(6)])
+    first, _ = run_items(evalkit, spec, server)
+    lines = read_jsonl(first["log"])
+    logged = [r for r in lines if r["type"] == "sample"]     # lines made for other prompts and targets
+    logged[0]["messages_sha256"] = logged[1]["messages_sha256"] = "0" * 16
+    logged[2]["target"] = "somewhere else"
+    write_jsonl(Path(first["log"]), [r for r in lines if r["type"] != "summary"])
+    again, err = run_items(evalkit, spec, server)
+    assert again["requests"]["rerun_changed"] == 3 and again["requests"]["resumed_samples"] == 3
+    assert again["requests"]["sent"] == 3 and again["metrics"]["accuracy"]["value"] == 1.0
+    assert "3 logged sample(s) sent again: their prompt or target is not the one this run would send" in err
+
