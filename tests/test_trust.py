@@ -104,3 +104,25 @@ def test_a_logged_sample_whose_prompt_or_target_differs_is_sent_again(evalkit, s
     assert again["requests"]["sent"] == 3 and again["metrics"]["accuracy"]["value"] == 1.0
     assert "3 logged sample(s) sent again: their prompt or target is not the one this run would send" in err
 
+
+# ----------------------------------------------------------------------------- a report that checks its summary
+
+def test_report_recomputes_a_tampered_summary_line_from_the_samples(evalkit, start_server, tmp_path):
+    server = start_server([])                        # every answer wrong: accuracy 0.0
+    spec = tmp_path / "items.yaml"
+    spec.write_text("items:\n  dataset: {format: jsonl, path: ./items.jsonl}\n  scoring: {method: exact}\n")
+    items(tmp_path, QS, [f"city{i}" for i in range(6)])
+    s, _ = run_items(evalkit, spec, server)
+    assert s["metrics"]["accuracy"]["value"] == 0.0
+    lines = read_jsonl(s["log"])
+    lines[-1]["metrics"]["accuracy"] = {"value": 1.0, "ci95": [1.0, 1.0], "n": 6}
+    write_jsonl(Path(s["log"]), lines)
+    res = evalkit("report", s["log"])
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if line.startswith("| openai/m"))
+    assert "0.0000 [" in row and "1.0000" not in row
+    assert "the summary line disagrees with the log's sample lines (accuracy 1.0000 against 0.0000)" in res.stdout
+    assert res.stderr.count("disagrees") == 1 and "Traceback" not in res.stderr
+    write_jsonl(Path(s["log"]), lines[:-1])         # the line dropped: the same command writes a true one
+    clean = evalkit("report", run_items(evalkit, spec, server)[0]["log"])
+    assert "disagrees" not in clean.stdout + clean.stderr
