@@ -126,3 +126,79 @@ def test_report_recomputes_a_tampered_summary_line_from_the_samples(evalkit, sta
     write_jsonl(Path(s["log"]), lines[:-1])         # the line dropped: the same command writes a true one
     clean = evalkit("report", run_items(evalkit, spec, server)[0]["log"])
     assert "disagrees" not in clean.stdout + clean.stderr
+
+
+# ----------------------------------------------------------------------------- streams within their bounds
+
+def quiz_run(evalkit, server, tmp_path, *extra, code=0) -> tuple[dict, dict]:
+    """The 4-question quiz of test_robustness through a stream; (summary, the log's samples by id)."""
+    res = evalkit("run", str(tmp_path / "quiz.yaml"), "--model", "openai/m", "--base-url", server.url, "--no-cache",
+                  "--fresh", "--json", *extra)
+    assert res.returncode == code, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    s = json.loads(res.stdout.splitlines()[0])
+    return s, {r["id"]: r for r in read_jsonl(s["log"]) if r["type"] == "sample"}
+
+
+def streamed(server) -> bool:
+    return all(r["body"].get("stream") for r in server.requests() if r["path"].endswith("/chat/completions"))
+
+
+def test_keepalive_comments_do_not_hold_off_the_idle_timeout(evalkit, start_server, tmp_path):
+    from test_robustness import quiz
+
+    _, key = quiz(tmp_path, 2)
+    server = start_server(key, fault="keepalive=1.0", stall_seconds=40)
+    s, got = quiz_run(evalkit, server, tmp_path, "--idle-timeout", "1.5", "--max-retries", "0", code=1)
+    assert streamed(server) and s["errors"] == 2
+    assert all(r["error"] == "gave up after 1 attempts: no reply for --idle-timeout 1.5s" for r in got.values())
+    assert all(r["model_s"] < 10 for r in got.values())      # not the 40 s the comments went on for
+
+
+def test_one_event_over_many_data_lines_is_within_max_reply_bytes(evalkit, start_server, tmp_path):
+    from test_robustness import quiz
+
+    _, key = quiz(tmp_path, 2)
+    server = start_server(key, fault="bigevent=1.0", huge_bytes=3_000_000)
+    s, got = quiz_run(evalkit, server, tmp_path, code=1)
+    assert streamed(server) and s["errors"] == 2
+    assert all(r["error"] == "one event of the stream is larger than --max-reply-bytes 2,097,152" for r in got.values())
+    small = start_server(key, fault="bigevent=1.0", huge_bytes=100_000)     # within the cap: read as any event
+    s, _ = quiz_run(evalkit, small, tmp_path)
+    assert s["metrics"]["accuracy"]["value"] == 1.0
+
+
+def test_events_without_content_are_counted_and_capped(evalkit, start_server, tmp_path):
+    from test_robustness import quiz
+
+    _, key = quiz(tmp_path, 2)
+    server = start_server(key, fault="emptyevents=1.0", huge_bytes=60_000_000)
+    s, got = quiz_run(evalkit, server, tmp_path, "--max-retries", "0", code=1)
+    assert streamed(server) and s["errors"] == 2
+    assert all(r["error"] == "the stream sent more than --max-reply-bytes 2,097,152 bytes without content "
+               "(comments, keep-alives, empty events)" for r in got.values()), got
+    assert all(r["model_s"] < 10 for r in got.values())
+    few = start_server(key, fault="emptyevents=1.0", huge_bytes=200_000)     # a few: skipped, the reply read
+    s, _ = quiz_run(evalkit, few, tmp_path)
+    assert s["metrics"]["accuracy"]["value"] == 1.0
+
+
+def test_a_whole_reply_without_done_is_kept(evalkit, start_server, tmp_path):
+    from test_robustness import quiz
+
+    _, key = quiz(tmp_path, 3)
+    server = start_server(key, fault="nodone=1.0", stall_seconds=60)
+    s, got = quiz_run(evalkit, server, tmp_path, "--idle-timeout", "20", "--max-retries", "0")
+    assert streamed(server) and s["scored"] == 3 and s["metrics"]["accuracy"]["value"] == 1.0
+    assert all(r["model_s"] < 10 for r in got.values())      # left DONE_GRACE after the usage, not at the timeout
+
+
+def test_two_choices_with_index_0_score_alike_streamed_and_whole(evalkit, start_server, tmp_path):
+    from test_robustness import quiz
+
+    _, key = quiz(tmp_path, 4)
+    server = start_server(key, fault="twochoices=1.0")
+    whole, _ = quiz_run(evalkit, server, tmp_path, "--no-stream")
+    stream, got = quiz_run(evalkit, server, tmp_path)
+    assert whole["metrics"]["accuracy"]["value"] == 1.0
+    assert stream["metrics"]["accuracy"]["value"] == 1.0 and all("not" not in r["completion"] for r in got.values())
