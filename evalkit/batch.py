@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-from .backends.base import FatalError, Request, Sampling, TransientError
+from .backends.base import FatalError, Request, SampleError, Sampling, TransientError
 from .runner import Channel, Outcome, RunStats, on_signals, run_requests
 
 
@@ -277,7 +277,7 @@ class Phase:
         self.say(f"batch {e.batch_id} ({self.phase}): {state.status}, {state.completed:,}/{total:,} completed, "
                  f"{state.failed:,} failed")
 
-    async def _read(self, entry: Entry, state, wanted: dict, got: dict, skipped: list[str]) -> str:
+    async def _read(self, entry: Entry, state, wanted: dict, got: dict, skipped) -> str:
         """Fill `got` from the batch's result files; say why a request without a result has none."""
         from .backends.openai_batch import Gone
 
@@ -288,6 +288,9 @@ class Phase:
                         got.setdefault(r.custom_id, r)
         except Gone as exc:
             return f"the results of batch {state.id} are gone ({exc.reason}); the next run sends it again"
+        except SampleError as exc:           # a file of junk: what it answered before is kept
+            self.say(f"batch {state.id}: {exc.reason}")
+            return f"no result for this request in batch {state.id}: {exc.reason}"
         if state.status == "gone":
             return f"the provider no longer knows batch {state.id}; the next run sends it again"
         if state.status == "failed" and state.errors:
@@ -297,15 +300,15 @@ class Phase:
     async def _collect(self, entry: Entry, state, items: dict[str, Request]) -> dict:
         """The finished batch's results for the requests still wanted; a request without one
         (a failed batch, a result the provider never wrote) gets an error saying so."""
-        from .backends.openai_batch import LineResult
+        from .backends.openai_batch import LineResult, Skipped
 
         wanted = {c: items[c] for c in entry.custom_ids if c in items}
         got: dict[str, LineResult] = {}
-        skipped: list[str] = []
+        skipped = Skipped(self.api.target.max_reply_bytes)
         why = await self._read(entry, state, wanted, got, skipped)
-        if skipped:
-            self.tally.skipped_lines += len(skipped)
-            self.say(f"batch {entry.batch_id}: skipped {len(skipped)} result line(s): {skipped[0]}")
+        if skipped.count:
+            self.tally.skipped_lines += skipped.count
+            self.say(f"batch {entry.batch_id}: skipped {skipped.count} result line(s) (first: {skipped.first})")
         for c in wanted:
             got.setdefault(c, LineResult(c, None, why))
         self.tally.answered += sum(r.error is None for r in got.values())

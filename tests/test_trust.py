@@ -202,3 +202,16 @@ def test_two_choices_with_index_0_score_alike_streamed_and_whole(evalkit, start_
     stream, got = quiz_run(evalkit, server, tmp_path)
     assert whole["metrics"]["accuracy"]["value"] == 1.0
     assert stream["metrics"]["accuracy"]["value"] == 1.0 and all("not" not in r["completion"] for r in got.values())
+
+
+def test_junk_batch_output_lines_are_counted_not_kept_and_capped(evalkit, start_server, tmp_path):
+    from test_batch import FAST, batch_run, items_eval
+
+    spec, key = items_eval(tmp_path, 10)
+    server = start_server(key, batch_junk=12_000_000, **FAST)        # 12 MB of junk after the 10 results
+    s, err = batch_run(evalkit, spec, server)
+    assert s["scored"] == 10 and s["metrics"]["accuracy"]["value"] == 1.0    # what came first is kept
+    skipped = s["batches"]["skipped_result_lines"]
+    assert 0 < skipped <= 2 * 2**20 // 26 + 1                         # read up to --max-reply-bytes of junk, no more
+    assert "bytes of lines that are not results; stopped reading them" in err
+    assert f"skipped {skipped} result line(s) (first: a result line that is not a batch result)" in err
