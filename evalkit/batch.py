@@ -380,7 +380,7 @@ class BatchRun:
         except Interrupted:
             self.stats.stopped = "interrupted"
             self._say("stopped waiting; the batches go on at the provider: rerun the same command to collect "
-                      "them (`evalkit batches LOG` lists them, --cancel cancels them)")
+                      "them (`evalkit batches LOG` lists them, with the run's --base-url; --cancel cancels them)")
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

@@ -91,17 +91,22 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
     if opts.fresh:
-        _keep_live_batches(path)
+        _keep_live_batches(path, opts.base_url)
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh, keep_truncated=not opts.retry_truncated)
     try:
         if not opts.batch and run.batches:
-            _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done])
+            _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done], opts.base_url)
         return _execute(plan, backend, run, grading)
     finally:
         run.close()
 
 
-def _keep_live_batches(path) -> None:
+def _cancel_command(path, base_url: str | None) -> str:
+    """The `evalkit batches` command that cancels a log's batches (at the run's own endpoint)."""
+    return f"evalkit batches {path}{f' --base-url {base_url}' if base_url else ''} --cancel"
+
+
+def _keep_live_batches(path, base_url: str | None) -> None:
     """--fresh would forget batches whose results the log has not recorded yet (running, or done
     and paid for), and send their requests again: refuse, saying how to get out."""
     from .batch import unrecorded
@@ -114,17 +119,17 @@ def _keep_live_batches(path) -> None:
     if live:
         raise EvalkitError(f"--fresh: {path} names {live} batch(es) whose results are not recorded yet (running, "
                            "or finished and paid for): rerun without --fresh to collect them, or cancel them "
-                           f"(`evalkit batches {path} --cancel`) and move the log away")
+                           f"(`{_cancel_command(path, base_url)}`) and move the log away")
 
 
-def _no_live_batches(run: LoggedRun, todo: list[str]) -> None:
+def _no_live_batches(run: LoggedRun, todo: list[str], base_url: str | None) -> None:
     """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
     from .batch import unrecorded
 
     live = unrecorded(run.batches, todo)
     if live:
         raise EvalkitError(f"{run.path} names {live} batch(es) whose results are not recorded yet: rerun with "
-                           f"--batch to collect them (`evalkit batches {run.path} --cancel` first if you will not "
+                           f"--batch to collect them (`{_cancel_command(run.path, base_url)}` first if you will not "
                            "wait), instead of paying for their requests again")
 
 

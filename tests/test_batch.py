@@ -304,8 +304,9 @@ def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start
     assert row["cancelled_now"] and row["status"] == "cancelling"
     msg = one_line_error(evalkit(*args, "--fresh"))                 # would forget what was paid for
     assert "--fresh:" in msg and "1 batch(es) whose results are not recorded yet" in msg
+    assert f"evalkit batches {log} --base-url {server.url} --cancel" in msg     # a command that is not refused
     msg = one_line_error(evalkit(*[a for a in args if a not in ("--batch", "--batch-poll", "0.05")]))
-    assert "rerun with --batch to collect them" in msg                # one by one would pay for them again
+    assert "rerun with --batch to collect them" in msg and f"--base-url {server.url} --cancel" in msg
     s, _ = batch_run(evalkit, spec, server, code=1)
     ran = server.stats()["batch_executed"]
     assert s["scored"] == ran < 30 and s["errors"] == 30 - ran and s["batches"]["reattached"]
