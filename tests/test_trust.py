@@ -42,6 +42,29 @@ def test_batches_sends_no_key_to_the_endpoint_a_log_names(evalkit, start_server,
     assert got["path"] == "/v1/batches/batch_000001" and got["headers"]["authorization"] == f"Bearer {key}"
 
 
+
+def test_a_resumed_batch_run_asks_its_own_endpoint_not_the_one_its_log_names(evalkit, start_server, tmp_path):
+    from test_batch import FAST, batch_run, items_eval
+
+    spec, key = items_eval(tmp_path, 6)
+    server, elsewhere = start_server(key, **FAST), start_server([])
+    first, _ = batch_run(evalkit, spec, server, "--no-cache")
+    lines = read_jsonl(first["log"])            # the log now says its batch is elsewhere, and unrecorded
+    kept = [r for r in lines if r["type"] == "header" or r.get("event") in ("file", "created")]
+    for r in kept:
+        if r.get("event") == "file":
+            r["endpoint"] = elsewhere.url
+    write_jsonl(Path(first["log"]), kept)
+    key, before = fake_key(), len(server.requests())
+    res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--batch", "--batch-poll", "0.05",
+                  "--no-cache", "--json", env={"OPENAI_API_KEY": key})
+    assert res.returncode == 0, res.stderr
+    again = json.loads(res.stdout.splitlines()[0])
+    assert again["scored"] == 6 and again["batches"]["reattached"] and not again["batches"]["created"]
+    assert elsewhere.requests() == []                # reattached where the command line says, with the key
+    assert {r["headers"]["authorization"] for r in server.requests()[before:]} == {f"Bearer {key}"}
+
+
 # ----------------------------------------------------------------------------- resume keyed on content
 
 def items(folder: Path, questions: list[str], answers: list[str], where: str = "./items.jsonl") -> None:
