@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-from .backends.base import FatalError, Request, Sampling, TransientError
+from .backends.base import FatalError, Request, SampleError, Sampling, TransientError
 from .runner import Channel, Outcome, RunStats, on_signals, run_requests
 
 
@@ -277,7 +277,7 @@ class Phase:
         self.say(f"batch {e.batch_id} ({self.phase}): {state.status}, {state.completed:,}/{total:,} completed, "
                  f"{state.failed:,} failed")
 
-    async def _read(self, entry: Entry, state, wanted: dict, got: dict, skipped: list[str]) -> str:
+    async def _read(self, entry: Entry, state, wanted: dict, got: dict, skipped) -> str:
         """Fill `got` from the batch's result files; say why a request without a result has none."""
         from .backends.openai_batch import Gone
 
@@ -288,6 +288,9 @@ class Phase:
                         got.setdefault(r.custom_id, r)
         except Gone as exc:
             return f"the results of batch {state.id} are gone ({exc.reason}); the next run sends it again"
+        except SampleError as exc:           # a file of junk: what it answered before is kept
+            self.say(f"batch {state.id}: {exc.reason}")
+            return f"no result for this request in batch {state.id}: {exc.reason}"
         if state.status == "gone":
             return f"the provider no longer knows batch {state.id}; the next run sends it again"
         if state.status == "failed" and state.errors:
@@ -297,15 +300,15 @@ class Phase:
     async def _collect(self, entry: Entry, state, items: dict[str, Request]) -> dict:
         """The finished batch's results for the requests still wanted; a request without one
         (a failed batch, a result the provider never wrote) gets an error saying so."""
-        from .backends.openai_batch import LineResult
+        from .backends.openai_batch import LineResult, Skipped
 
         wanted = {c: items[c] for c in entry.custom_ids if c in items}
         got: dict[str, LineResult] = {}
-        skipped: list[str] = []
+        skipped = Skipped(self.api.target.max_reply_bytes)
         why = await self._read(entry, state, wanted, got, skipped)
-        if skipped:
-            self.tally.skipped_lines += len(skipped)
-            self.say(f"batch {entry.batch_id}: skipped {len(skipped)} result line(s): {skipped[0]}")
+        if skipped.count:
+            self.tally.skipped_lines += skipped.count
+            self.say(f"batch {entry.batch_id}: skipped {skipped.count} result line(s) (first: {skipped.first})")
         for c in wanted:
             got.setdefault(c, LineResult(c, None, why))
         self.tally.answered += sum(r.error is None for r in got.values())
@@ -377,7 +380,7 @@ class BatchRun:
         except Interrupted:
             self.stats.stopped = "interrupted"
             self._say("stopped waiting; the batches go on at the provider: rerun the same command to collect "
-                      "them (`evalkit batches LOG` lists them, --cancel cancels them)")
+                      "them (`evalkit batches LOG` lists them, with the run's --base-url; --cancel cancels them)")
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -530,14 +533,37 @@ class BatchRun:
 
 # ----------------------------------------------------------------------------- `evalkit batches LOG`
 
-def list_batches(lines: list[dict], cancel: bool = False, timeout: float = 120.0) -> list[dict]:
+def list_batches(lines: list[dict], cancel: bool = False, timeout: float = 120.0,
+                 base_url: str | None = None) -> list[dict]:
     """Each batch a run log names, with its state at the provider; `cancel`: cancel the ones
-    still running first (their finished requests are still collected by the next run)."""
+    still running first (their finished requests are still collected by the next run). The
+    provider's key goes only where `base_url` (the command line's) or the preset's default
+    points: a log naming another endpoint is refused before anything is sent."""
     journal = Journal(lines, lambda rec: None)
-    return asyncio.run(_states(list(journal.entries.values()), cancel, timeout))
+    entries = list(journal.entries.values())
+    check_endpoints(entries, base_url)
+    return asyncio.run(_states(entries, cancel, timeout, base_url))
 
 
-async def _states(entries: list[Entry], cancel: bool, timeout: float) -> list[dict]:
+def check_endpoints(entries: list[Entry], base_url: str | None) -> None:
+    """Refuse (one line) a log whose batches are at another endpoint than the one the user names:
+    a crafted log must not send the user's key to a URL of its choosing."""
+    from .errors import EvalkitError
+    from .providers import endpoint_of
+
+    for e in entries:
+        if e.batch_id is None:
+            continue                  # nothing is asked about it
+        expected = endpoint_of(e.model, base_url)
+        if expected is None:
+            raise EvalkitError(f"the log's batches are for {e.model!r}, which is not a provider with a Batch API "
+                               "in evalkit; nothing was sent")
+        if e.endpoint != expected:
+            raise EvalkitError(f"the log's batches are at {e.endpoint}, but {e.model}'s key goes only to {expected}; "
+                               f"nothing was sent (pass --base-url {e.endpoint} if you trust that endpoint)")
+
+
+async def _states(entries: list[Entry], cancel: bool, timeout: float, base_url: str | None) -> list[dict]:
     from .backends import get_backend
     from .backends.openai_batch import Gone
 
@@ -550,19 +576,24 @@ async def _states(entries: list[Entry], cancel: bool, timeout: float) -> list[di
             if e.batch_id is None:
                 row["status"] = "not created (the run stopped while creating it; a rerun adopts or creates it)"
                 continue
-            key = (e.model, e.endpoint)
-            if key not in apis:
-                apis[key] = get_backend(e.model, base_url=e.endpoint, timeout=timeout).batch_api()
+            if e.model not in apis:       # the endpoint is the user's (checked), never the log's
+                apis[e.model] = get_backend(e.model, base_url=base_url, timeout=timeout).batch_api()
+            api = apis[e.model]
+            if api is None:
+                from .errors import EvalkitError
+
+                raise EvalkitError(f"{e.model} has no Batch API in evalkit")
             try:
-                state = await apis[key].retrieve(e.batch_id)
+                state = await api.retrieve(e.batch_id)
             except Gone as exc:
                 row["status"] = f"gone ({exc.reason})"
                 continue
             if cancel and not state.done:
-                state = await apis[key].cancel(e.batch_id)
+                state = await api.cancel(e.batch_id)
                 row["cancelled_now"] = True
             row.update(status=state.status, completed=state.completed, failed=state.failed, total=state.total)
     finally:
         for api in apis.values():
-            await api.aclose()
+            if api is not None:
+                await api.aclose()
     return rows

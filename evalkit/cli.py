@@ -454,9 +454,14 @@ def compare(base_log: str, new_log: str, max_drop: float, alpha: float, allow_mi
 @cli.command("batches")
 @click.argument("log", type=click.Path(dir_okay=False))
 @click.option("--cancel", is_flag=True, help="Cancel the log's batches that are still running.")
+@click.option("--base-url", metavar="URL",
+              help="The endpoint the batches are at, as given to `run --base-url` (default: the provider's). "
+                   "The key is sent only there: a log naming another endpoint is refused.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per batch.")
-def batches_cmd(log: str, cancel: bool, as_json: bool) -> None:
-    """The provider batches a `run --batch` log names, and their state (--cancel: cancel them)."""
+def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> None:
+    """The provider batches a `run --batch` log names, and their state (--cancel: cancel them).
+    The provider's key goes only to --base-url or the provider's own endpoint, never to one the
+    log names."""
     from .backends.base import BackendError
     from .batch import list_batches
     from .formats import batches_text
@@ -466,7 +471,9 @@ def batches_cmd(log: str, cancel: bool, as_json: bool) -> None:
     if not lines:
         _fail(f"{log}: this run log names no batches (it was not run with --batch)", EXIT_FAILED)
     try:
-        rows = list_batches(lines, cancel=cancel)
+        rows = list_batches(lines, cancel=cancel, base_url=base_url)
+    except EvalkitError as exc:
+        _fail(f"{log}: {exc.message}", EXIT_FAILED)
     except BackendError as exc:
         _fail(f"{log}: {exc.reason}", EXIT_FAILED)
     for row in rows:

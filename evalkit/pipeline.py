@@ -93,17 +93,22 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
     if opts.fresh:
-        _keep_live_batches(path)
+        _keep_live_batches(path, opts.base_url)
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh, keep_truncated=not opts.retry_truncated)
     try:
         if not opts.batch and run.batches:
-            _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done])
+            _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done], opts.base_url)
         return _execute(plan, backend, run, grading)
     finally:
         run.close()
 
 
-def _keep_live_batches(path) -> None:
+def _cancel_command(path, base_url: str | None) -> str:
+    """The `evalkit batches` command that cancels a log's batches (at the run's own endpoint)."""
+    return f"evalkit batches {path}{f' --base-url {base_url}' if base_url else ''} --cancel"
+
+
+def _keep_live_batches(path, base_url: str | None) -> None:
     """--fresh would forget batches whose results the log has not recorded yet (running, or done
     and paid for), and send their requests again: refuse, saying how to get out."""
     from .batch import unrecorded
@@ -116,17 +121,17 @@ def _keep_live_batches(path) -> None:
     if live:
         raise EvalkitError(f"--fresh: {path} names {live} batch(es) whose results are not recorded yet (running, "
                            "or finished and paid for): rerun without --fresh to collect them, or cancel them "
-                           f"(`evalkit batches {path} --cancel`) and move the log away")
+                           f"(`{_cancel_command(path, base_url)}`) and move the log away")
 
 
-def _no_live_batches(run: LoggedRun, todo: list[str]) -> None:
+def _no_live_batches(run: LoggedRun, todo: list[str], base_url: str | None) -> None:
     """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
     from .batch import unrecorded
 
     live = unrecorded(run.batches, todo)
     if live:
         raise EvalkitError(f"{run.path} names {live} batch(es) whose results are not recorded yet: rerun with "
-                           f"--batch to collect them (`evalkit batches {run.path} --cancel` first if you will not "
+                           f"--batch to collect them (`{_cancel_command(run.path, base_url)}` first if you will not "
                            "wait), instead of paying for their requests again")
 
 
@@ -136,7 +141,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             "endpoint": backend.endpoint, **({"replicas": list(opts.replicas)} if opts.replicas else {}),
             "sampling": plan.sampling.as_dict(), "options": plan.options,
             **({"wire": backend.wire_notes()} if backend.wire_notes() else {}),
-            "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"],
+            "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"], "data": plan.identity["data"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
             **({"shard": plan.part.header(plan.unsharded_key)} if plan.part else {}),
@@ -147,8 +152,11 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
 def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading | None") -> Summary:
     started = time.monotonic()
     units = list(plan.units())
-    results = {uid: run.done[uid] for _, _, uid in units if uid in run.done}
+    results, changed = reusable(plan, units, run.done)
     resumed, run.done = len(results), {}
+    if changed:
+        warn(f"{plan.spec.name}: {changed} logged sample(s) sent again: their prompt or target is not the one "
+             f"this run would send (the data, the few-shot examples or the template changed since {run.path})")
     todo = [u for u in units if u[2] not in results]
     stats, status, fatal = RunStats(), "complete", None
     if todo:
@@ -165,11 +173,33 @@ def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading 
     ordered = [results[uid] for _, _, uid in units if uid in results]
     summary = summarise(plan, ordered, len(units), stats, status, resumed, time.monotonic() - started,
                         backend, grading, str(run.path))
+    summary.requests.rerun_changed = changed
     if todo or not run.complete:
         run.finish(summary.model_dump(mode="json"))
     if fatal:
         raise EvalkitError(f"{plan.spec.name}: {fatal} ({summary.scored} finished samples kept in {run.path})")
     return summary
+
+
+def messages_digest(messages: list) -> str:
+    """The prompt hash a log line keeps (`messages_sha256`), by which a resumed run knows it."""
+    return hashlib.sha256(json.dumps(messages).encode()).hexdigest()[:16]
+
+
+def reusable(plan: RunPlan, units: list, done: dict[str, SampleResult]) -> tuple[dict[str, SampleResult], int]:
+    """The logged results a resumed run keeps, and how many it must send again: a result is kept
+    only if its prompt hash and target are those this plan would send now."""
+    kept, changed = {}, 0
+    for smp, j, uid in units:
+        old = done.get(uid)
+        if old is None:
+            continue
+        target = smp.answer if plan.spec.scoring.method != "code" else None
+        if old.target == target and old.messages_sha256 == messages_digest(plan.request(smp, j, uid).messages):
+            kept[uid] = old
+        else:
+            changed += 1
+    return kept, changed
 
 
 async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: dict, todo: list,
@@ -383,7 +413,7 @@ class Recorder:
         model = _model_seconds(out)
         r = SampleResult(id=req.key, group=smp.group, target=smp.answer if plan.spec.scoring.method != "code" else None,
                          sample_id=smp.id if plan.per_item > 1 else None,
-                         messages_sha256=hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()[:16],
+                         messages_sha256=messages_digest(req.messages),
                          messages=req.messages if plan.opts.log_prompts else None, attempts=out.attempts,
                          model_s=round(model, 4), queue_s=round(out.queue_s + out.latency - model, 4), cached=out.cached,
                          cost_usd=out.cost, error=out.error)

@@ -4,7 +4,8 @@
                    -> units (sample x completion j) -> requests (messages, sampling, mode)
 
 Everything that decides a run's results goes into its identity, whose hash names the run log,
-so the same command resumes the same log and a changed one starts another. Nothing here sends
+so the same command resumes the same log and a changed one starts another; the identity holds
+a digest of the selected samples (`data`), so edited data is another run. Nothing here sends
 a request or writes a file.
 """
 
@@ -227,7 +228,8 @@ def make_plan(spec: EvalSpec, opts: RunOptions, endpoint: str, extra_identity: d
     # was answered and (with --retry-truncated) sends again only what the limit cut off.
     kept = {k: v for k, v in sampling.as_dict().items() if k != "max_reasoning_tokens"}
     plan.identity = {"spec": _spec_identity(spec), "model": opts.model, "endpoint": endpoint, "sampling": kept,
-                     "options": options, "limit": opts.limit, "seed": opts.seed, **(extra_identity or {})}
+                     "options": options, "limit": opts.limit, "seed": opts.seed, "data": data_digest(plan.samples),
+                     **(extra_identity or {})}
     if opts.think_tags is not None:     # how replies are read: a different answer is a different run
         plan.identity["think_tags"] = [list(pair) for pair in opts.think_tags]
     if opts.exclude is not None:
@@ -236,6 +238,16 @@ def make_plan(spec: EvalSpec, opts: RunOptions, endpoint: str, extra_identity: d
         plan.samples, plan.part = take(plan.samples, opts.shard)
         plan.identity["shard"] = str(opts.shard)
     return plan
+
+
+def data_digest(samples: list[Sample]) -> str:
+    """A hash of the samples a run selected (ids, questions, options, answers, groups, other
+    fields), in order: edited data, or another version under EVALKIT_DATA_DIR, is another run."""
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(json.dumps([s.id, s.question, s.answer, s.choices, s.group, s.fields], sort_keys=True,
+                            default=repr).encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()[:16]
 
 
 def extra_body(spec_fields: dict | None, opts: RunOptions) -> str | None:

@@ -5,8 +5,10 @@
 For each eval: the main metric with its 95% interval, n, errors, unparsed replies and cost, one
 column per model when several logs of the same eval are given; per-group tables (MMLU subjects,
 sorted); the calibration (ECE) and a reliability diagram where the run recorded option
-probabilities. A log without a final summary (a killed run) is summarised from its samples and
-marked incomplete. HTML embeds its images as data URIs; Markdown writes them beside `--out`.
+probabilities. Every run is recomputed from its sample lines, as `evalkit compare` reads them: a
+summary line whose counts or metric values differ from its samples' is not shown, and the report
+says so (a tampered or stale line). A log without a final summary (a killed run) is summarised
+from its samples and marked incomplete. HTML embeds its images as data URIs; Markdown writes them beside `--out`.
 
 This module only reads logs and renders: it never runs an eval.
 """
@@ -21,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EvalkitError
+from .errors import EvalkitError, warn
 from .exams import fmt_number as _num
 from pydantic import ValidationError
 
@@ -35,6 +37,7 @@ class Run:
     eval: str
     model: str
     summary: Summary
+    disagreement: str | None = None          # what the log's summary line claims that its samples do not
 
     @property
     def metric(self) -> str:
@@ -43,14 +46,43 @@ class Run:
 
 def load_run(path: str) -> Run:
     log = read_log(path)
-    summary = _final_summary(log.summary)
-    if summary is None:
-        summary = summary_from_log(log)
+    summary, disagreement = checked_summary(log)
     model = log.header.get("model", "?")
     if log.header.get("excluded"):
         # a run on the clean subset (contaminated samples left out) sits beside the full run
         model += f" (clean: {log.header['excluded']['count']} excluded)"
-    return Run(str(path), log.header.get("eval", "?"), model, summary)
+    return Run(str(path), log.header.get("eval", "?"), model, summary, disagreement)
+
+
+def checked_summary(log: LogContents) -> tuple[Summary, str | None]:
+    """The run's summary, recomputed from its sample lines as `compare` reads them. The summary
+    line is shown only when its counts and metric values are the samples' (its intervals are the
+    run's own, drawn in the run's sample order); otherwise the samples' numbers, and a sentence
+    (also on stderr) saying what the line claimed."""
+    mine = summary_from_log(log)
+    claimed = _final_summary(log.summary)
+    if claimed is None:
+        return mine, None
+    diffs = _differences(claimed, mine)
+    if not diffs:
+        return claimed, None
+    said = (f"{log.path}: the summary line disagrees with the log's sample lines ({'; '.join(diffs[:3])}); "
+            "this report shows what the samples say")
+    warn(said)
+    return mine.model_copy(update={"status": claimed.status, "incomplete": claimed.incomplete,
+                                   "n": max(claimed.n, mine.scored + mine.errors)}), said
+
+
+def _differences(claimed: Summary, mine: Summary) -> list[str]:
+    """What `claimed` says that differs from `mine`: counts, and each metric's value overall and per group."""
+    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}" for k in ("scored", "errors", "truncated")
+           if getattr(claimed, k) != getattr(mine, k)]
+    for where, a, b in (("", claimed.metrics, mine.metrics), ("group ", claimed.groups or {}, mine.groups or {})):
+        for name in sorted(set(a) | set(b)):
+            x, y = (a[name].value if name in a else None), (b[name].value if name in b else None)
+            if (x is None) != (y is None) or (x is not None and abs(x - y) > 1e-9):
+                out.append(f"{where}{name} {_fmt(x)} against {_fmt(y)}")
+    return out
 
 
 def _final_summary(rec: dict | None) -> Summary | None:
@@ -237,6 +269,7 @@ def _sections(runs: list[Run]) -> list[Section]:
                        "(10 equal-width bins)." for r in group
                        if (cal := r.summary.calibration) and cal.ece is not None]
         calibration += [s for r in group if (s := _thinking(r.summary))]
+        calibration += [f"Warning: {r.disagreement}." for r in group if r.disagreement]
         names = sorted({g for r in group for g in (r.summary.groups or {})})
         group_rows = []
         for g in names:

@@ -75,7 +75,7 @@ class SampleResult:
 
 
 _ALL = tuple(f.name for f in fields(SampleResult))
-_SLIM = ("id", "group", "target", "sample_id", "error", "usage", "parsed", "score", "extras", "option_probs",
+_SLIM = ("id", "group", "target", "sample_id", "messages_sha256", "error", "usage", "parsed", "score", "extras", "option_probs",
          "missing_mass", "truncated")
 
 
@@ -104,6 +104,8 @@ class Requests(_Model):
     rate_limited: int = 0
     cached: int = 0
     resumed_samples: int = 0
+    rerun_changed: int = Field(0, description="logged samples sent again because their prompt or target is not "
+                                              "the one the run sends now (the data or the prompt changed)")
     peak_concurrency: int = 0
 
 

@@ -37,7 +37,12 @@ Faults on demand, as a hostile or broken server would send them:
   connection dropped without a reply), `huge` (a reply padded to `--huge-bytes`), `null`
   (`message.content: null`), `echo` (a 400 whose message repeats the request's headers, key
   included), `badusage` (negative and absurd token counts), `surrogate` (a lone surrogate in the
-  reply text, valid JSON), `stall` (a few bytes, then nothing for `--stall-seconds`).
+  reply text, valid JSON), `stall` (a few bytes, then nothing for `--stall-seconds`), and the
+  hostile streams of `evalkit.testserver_stream`: `keepalive` (SSE comments every 0.5 s and no
+  token for `--stall-seconds`), `bigevent` (one event spread over `--huge-bytes` of `data:` lines),
+  `emptyevents` (`--huge-bytes` of events without content first), `nodone` (a whole reply, then
+  neither `[DONE]` nor the end of the body for `--stall-seconds`), `twochoices` (a second choice
+  that also says `index: 0`, answering otherwise; in whole replies too).
 
 Streaming: a request with `"stream": true` gets server-sent events in chunked encoding, as OpenAI
 sends them: a role chunk, one chunk per token (the first with `logprobs` when asked), a chunk
@@ -74,9 +79,14 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from . import testserver_reasoning as reasoning
+from . import testserver_stream as hostile
 from .testserver_batch import BatchAPI, add_arguments as add_batch_arguments, error_body
 
-FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall")
+FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall",
+          "keepalive", "bigevent", "emptyevents", "nodone", "twochoices")
+SHAPES = ("trickle", "huge", "null", "badusage", "surrogate", "stall",      # faults that shape a completion
+          "keepalive", "bigevent", "emptyevents", "nodone", "twochoices")
+TIMED = ("trickle", "stall", "keepalive", "nodone")                         # ... and how its bytes go out
 
 
 class Policy:
@@ -241,7 +251,7 @@ class Server:
         if a.malformed:
             return Reply(200, b"<html>this is not a completion</html>")
         kind = self.draw_fault()
-        if kind is None or kind in ("trickle", "huge", "null", "badusage", "surrogate", "stall"):
+        if kind is None or kind in SHAPES:
             return None                         # these shape a completion (see `completion`)
         self.stats["errors"] += 1
         if kind in ("429", "500"):
@@ -284,6 +294,9 @@ class Server:
                   "message": {"role": "assistant", "content": None if fault == "null" else reply}}
         if req.get("logprobs") and not self.args.no_logprobs:
             choice["logprobs"] = _logprobs(policy, needle, reply, int(req.get("top_logprobs") or 0))
+        choices = [choice]
+        if fault == "twochoices":               # a second choice that claims index 0 too, answering otherwise
+            choices.append({**choice, "message": {"role": "assistant", "content": "not " + reply}})
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply) // 4 + 1,
                  **reasoning.cached(prompt_tokens, self.args)}
@@ -295,10 +308,11 @@ class Server:
             usage = {"prompt_tokens": -5, "completion_tokens": 10**15}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         out = {"id": f"chatcmpl-test-{self.stats['requests']}", "object": "chat.completion", "created": int(time.time()),
-               "model": req.get("model", "test-model"), "choices": [choice], "usage": usage}
-        shape = fault if fault in ("trickle", "stall") else None
+               "model": req.get("model", "test-model"), "choices": choices, "usage": usage}
+        shape = fault if fault in TIMED else None
         if req.get("stream"):
-            return Reply(200, b"", fault=shape, events=_stream_events(out, req, fault == "null"))
+            return Reply(200, b"", fault=shape, events=hostile.shaped(_stream_events(out, req, fault == "null"),
+                                                                      fault, self.args))
         return Reply(200, json.dumps(out).encode(), fault=shape, tokens=len(_tokens(reply)))
 
     def _asked(self, messages: list) -> str:
@@ -327,7 +341,9 @@ def _stream_events(out: dict, req: dict, null: bool) -> list[bytes]:
 
     def chunk(delta: dict, finish=None, extra: dict | None = None) -> bytes:
         c = {"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}
-        return b"data: " + json.dumps({**head, "choices": [c]}).encode() + b"\n\n"
+        more = [{**c, "delta": {"content": "not " + delta["content"]}}] if len(out["choices"]) > 1 and \
+            delta.get("content") else []
+        return b"data: " + json.dumps({**head, "choices": [c, *more]}).encode() + b"\n\n"
 
     events = [chunk({"role": "assistant", "content": None if null else ""})]
     for name in ("reasoning", "reasoning_content"):      # thinking streams before the answer
@@ -435,6 +451,9 @@ async def _send_events(writer: asyncio.StreamWriter, reply: Reply, args: argpars
     framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in reply.events] + [b"0\r\n\r\n"]
     if reply.fault == "trickle":
         await _trickle(writer, b"".join(framed), args.trickle_interval)
+        return
+    if reply.fault in ("keepalive", "nodone"):
+        await hostile.send_slowly(writer, framed, reply.fault, args)
         return
     for i, frame in enumerate(framed):
         writer.write(frame)

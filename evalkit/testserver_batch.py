@@ -23,7 +23,8 @@ harness that must survive it, with timing compressed so tests run in seconds:
 - `--batch-create-delay` seconds between creating the first batch and replying (a client killed
   in that window has a batch it never heard of); `--batch-lies`: output files drop their last result and
   gain a line that is not JSON, a result for a request nobody sent and a second answer to the
-  first request.
+  first request; `--batch-junk BYTES`: output files end with that many bytes of lines that are
+  not results.
 
 `/stats` counts `batch_files`, `batches_created`, `batch_lines` (requests submitted in created
 batches) and `batch_unique` (distinct custom ids among them), so a test can prove that no
@@ -250,6 +251,9 @@ class BatchAPI:
     def finish(self, b: SimBatch, out: list, err: list, rest: list, status: str) -> None:
         if self.args.batch_lies and out:
             out = self.lie(out)
+        if self.args.batch_junk and out:        # junk lines after the results
+            junk = b"<html>not a result</html>\n"
+            out = out + [junk * (self.args.batch_junk // len(junk))]
         b.output_file_id = self.store(f"{b.id}_output.jsonl", out) if out else None
         b.error_file_id = self.store(f"{b.id}_error.jsonl", err + rest) if err or rest else None
         b.completed, b.failed = len(out), len(err) + len(rest)
@@ -354,5 +358,7 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-max-bytes", type=int, default=200_000_000)
     p.add_argument("--batch-lies", action="store_true",
                    help="output files drop a result, add garbage, a stranger's result and a duplicate")
+    p.add_argument("--batch-junk", type=int, default=0, metavar="BYTES",
+                   help="output files end with this many bytes of lines that are not results")
     p.add_argument("--batch-create-delay", type=float, default=0.0,
                    help="seconds between creating the first batch and replying")

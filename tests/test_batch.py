@@ -297,21 +297,22 @@ def test_batches_command_lists_and_cancels_and_the_rerun_collects(evalkit, start
     assert proc.returncode == 130, stderr
     assert "the batches go on at the provider" in stderr and "Traceback" not in stderr
     log = str(next((tmp_path / "state").rglob("items/*.jsonl")))
-    res = evalkit("batches", log)
+    res = evalkit("batches", log, "--base-url", server.url)
     assert res.returncode == 0 and "in_progress" in res.stdout and "results not yet recorded" in res.stdout
-    res = evalkit("batches", log, "--cancel", "--json")
+    res = evalkit("batches", log, "--base-url", server.url, "--cancel", "--json")
     row = json.loads(res.stdout)
     assert row["cancelled_now"] and row["status"] == "cancelling"
     msg = one_line_error(evalkit(*args, "--fresh"))                 # would forget what was paid for
     assert "--fresh:" in msg and "1 batch(es) whose results are not recorded yet" in msg
+    assert f"evalkit batches {log} --base-url {server.url} --cancel" in msg     # a command that is not refused
     msg = one_line_error(evalkit(*[a for a in args if a not in ("--batch", "--batch-poll", "0.05")]))
-    assert "rerun with --batch to collect them" in msg                # one by one would pay for them again
+    assert "rerun with --batch to collect them" in msg and f"--base-url {server.url} --cancel" in msg
     s, _ = batch_run(evalkit, spec, server, code=1)
     ran = server.stats()["batch_executed"]
     assert s["scored"] == ran < 30 and s["errors"] == 30 - ran and s["batches"]["reattached"]
     cancelled = [r for r in log_lines(s, "sample") if r.get("error")]
     assert all(r["error"] == "batch request cancelled before it ran" for r in cancelled)
-    res = evalkit("batches", log)
+    res = evalkit("batches", log, "--base-url", server.url)
     assert "cancelled" in res.stdout and "results recorded" in res.stdout
     assert one_line_error(evalkit("batches", str(tmp_path / "items.jsonl")), 2)   # not a run log
 

@@ -23,9 +23,13 @@ server is timed by the gap between tokens, not by the length of its reply, and t
 arrival measures the server's queue. A streamed reply keeps everything a whole one has: the text
 (a UTF-16 surrogate pair split over two events is joined; a lone one survives as in a whole
 reply), `finish_reason`, usage, the first positions' top log-probabilities, the
-`--max-reply-bytes` cap (on the text, and on one event; the stream as a whole may be
-`STREAM_OVERHEAD` times larger, each token being wrapped in a JSON chunk), and no content at all
-is this sample's error. Not streamed: answers by option probability (one token and its
+`--max-reply-bytes` cap (on the text, on each event however many `data:` lines it spans, and on
+the bytes that carry no content: comments, keep-alives, empty events; the stream as a whole may
+be `STREAM_OVERHEAD` times larger, each token being wrapped in a JSON chunk), and no content at
+all is this sample's error. Only an event that carries content (text, thinking, finish_reason,
+usage) pushes `--idle-timeout` back: keep-alive comments do not. A reply whose finish_reason and
+usage came is whole: a server that then never sends `[DONE]` is left after `DONE_GRACE`. Of each
+chunk's choices, the first with index 0 is read, as in a whole reply. Not streamed: answers by option probability (one token and its
 alternatives: nothing to stream); short replies (`max_tokens` at most `STREAM_MIN_TOKENS`, e.g.
 a multiple-choice letter), whose whole reply comes within a few tokens of the first, so the
 stream would only cost CPU at both ends (measured: a tenth more client CPU over 1,000 requests);
@@ -221,24 +225,52 @@ async def _read_capped(http, limit: int) -> bytes:
 
 async def read_stream(http, limit: int, endpoint: str, request: Request) -> Completion:
     """A server-sent-events reply as evalkit's Completion (see the module docstring). `limit` caps
-    the reply's text, and one event; the stream as a whole may carry `STREAM_OVERHEAD` times more
-    (each token comes wrapped in a JSON chunk of its own)."""
-    events, chunks, size, done = _EventReader(limit), _Chunks(endpoint, limit), 0, False
+    the reply's text, each event, and the bytes that carry no content (comments, empty events);
+    the stream as a whole may carry `STREAM_OVERHEAD` times more (each token comes wrapped in a
+    JSON chunk of its own). Only an event that carries content is progress for --idle-timeout."""
+    events, chunks, size, junk = _EventReader(limit), _Chunks(endpoint, limit), 0, 0
     body = http.aiter_bytes()
-    async for data in body:
+    while (data := await _next_part(body, chunks.ended)) is not None:
         size += len(data)
         if size > limit * STREAM_OVERHEAD:
             raise SampleError(f"the streamed reply is larger than {STREAM_OVERHEAD} x --max-reply-bytes {limit:,}")
-        for event in events.feed(data):
+        progress = False
+        for event, raw in events.feed(data):
             if event == b"[DONE]":
-                done = True
+                chunks.done = True
                 break
-            chunks.add(event)
-        note_activity(token=chunks.had_text)
-        if done:
+            if chunks.add(event):
+                progress = True
+            else:
+                junk += raw
+        junk, events.other = junk + events.other, 0
+        if junk > limit:
+            raise SampleError(f"the stream sent more than --max-reply-bytes {limit:,} bytes without content "
+                              "(comments, keep-alives, empty events)")
+        if progress:
+            note_activity(token=chunks.had_text)
+        if chunks.done:
             await _drain(body)
             break
-    return chunks.completion(request, done=done)
+    return chunks.completion(request, done=chunks.done)
+
+
+DONE_GRACE = 1.0     # seconds to wait for [DONE] once finish_reason and usage have come
+
+
+async def _next_part(body, ended: bool) -> bytes | None:
+    """The next bytes of the body (None at its end). Once the reply is whole (finish_reason and
+    usage came), a server that never sends [DONE] nor ends the body is left after `DONE_GRACE`."""
+    import asyncio
+
+    try:
+        if not ended:
+            return await anext(body)
+        return await asyncio.wait_for(anext(body), DONE_GRACE)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        return None
 
 
 async def _drain(body, grace: float = 1.0, most: int = 65536) -> None:
@@ -259,13 +291,16 @@ STREAM_OVERHEAD = 64
 
 
 class _EventReader:
-    """Server-sent events from bytes as they arrive: the `data` of each complete event (comments
-    and other fields ignored)."""
+    """Server-sent events from bytes as they arrive: (data, bytes on the wire) of each complete
+    event. Comments and blank lines outside an event are counted in `other`, never kept; an event
+    or a line larger than `limit` is this sample's error."""
 
     def __init__(self, limit: int):
         self.pending, self.data, self.limit = b"", [], limit
+        self.size = 0          # the wire bytes of the event being read
+        self.other = 0         # wire bytes of comments and stray blank lines since the caller last looked
 
-    def feed(self, chunk: bytes) -> list[bytes]:
+    def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         if b"\n" not in chunk:
             self.pending += chunk
             if len(self.pending) > self.limit:
@@ -274,19 +309,28 @@ class _EventReader:
         *lines, self.pending = (self.pending + chunk).split(b"\n")
         out = []
         for line in lines:
-            line = line.rstrip(b"\r")
+            wire, line = len(line) + 1, line.rstrip(b"\r")
             if not line:
                 if self.data:
-                    out.append(b"\n".join(self.data))
-                    self.data = []
-            elif line.startswith(b"data:"):
-                self.data.append(line[6:] if line[5:6] == b" " else line[5:])
+                    out.append((b"\n".join(self.data), self.size + wire))
+                    self.data, self.size = [], 0
+                else:
+                    self.other += wire
+            elif line.startswith(b":"):
+                self.other += wire
+            else:
+                self.size += wire
+                if self.size > self.limit:
+                    raise SampleError(f"one event of the stream is larger than --max-reply-bytes {self.limit:,}")
+                if line.startswith(b"data:"):
+                    self.data.append(line[6:] if line[5:6] == b" " else line[5:])
         return out
 
 
 class _Chunks:
     """The chat-completion chunks of one stream, put together: text, finish_reason, usage and the
-    first positions' log-probabilities."""
+    first positions' log-probabilities. Of a chunk's choices only the first with index 0 is read
+    (as in a whole reply)."""
 
     def __init__(self, endpoint: str, limit: int):
         self.endpoint, self.limit, self.size = endpoint, limit, 0
@@ -296,26 +340,35 @@ class _Chunks:
         self.positions: list = []
         self.thinking: dict[str, list[str]] = {}   # reasoning field -> its streamed parts
         self.had_text = False
+        self.done = False                          # [DONE] came
 
-    def add(self, event: bytes) -> None:
+    @property
+    def ended(self) -> bool:
+        """finish_reason and usage have come: the reply is whole, [DONE] or not."""
+        return self.finish is not None and bool(self.usage)
+
+    def add(self, event: bytes) -> bool:
+        """Read one event; True if it carried content (text, thinking, finish_reason, usage, logprobs)."""
         try:
             obj = json.loads(event)
             if isinstance(obj, dict) and "error" in obj:
                 raise TransientError(f"{self.endpoint} reported an error mid-stream: {server_words(json.dumps(obj))}")
             choices = obj.get("choices") or []
+            content = False
             if isinstance(obj.get("usage"), dict):
-                self.usage = obj["usage"]
+                self.usage, content = obj["usage"], True
             for choice in choices:
                 if choice.get("index", 0) == 0:
-                    self._choice(choice)
+                    return self._choice(choice) or content
+            return content
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             snippet = event[:80].decode("utf-8", "replace")
             raise TransientError(f"malformed stream event from {self.endpoint} ({short_error(exc)}): {snippet!r}",
                                  malformed=True) from None
 
-    def _choice(self, choice: dict) -> None:
+    def _choice(self, choice: dict) -> bool:
         delta = choice.get("delta") or {}
-        text = delta.get("content")
+        text, grown = delta.get("content"), self.size
         if text is not None:
             if not isinstance(text, str):
                 raise TypeError("delta.content is not a string")
@@ -323,11 +376,14 @@ class _Chunks:
         for name in REASONING_FIELDS:      # thinking is progress too, and counts towards the size cap
             if isinstance(delta.get(name), str):
                 self._grow(self.thinking.setdefault(name, []), delta[name])
+        content = self.size > grown
         if choice.get("finish_reason"):
-            self.finish = choice["finish_reason"]
+            self.finish, content = choice["finish_reason"], True
         lp = choice.get("logprobs")
         if isinstance(lp, dict) and isinstance(lp.get("content"), list) and len(self.positions) < 3:
             self.positions.extend(lp["content"][: 3 - len(self.positions)])
+            content = True
+        return content
 
     def _grow(self, parts: list[str], text: str) -> None:
         parts.append(text)

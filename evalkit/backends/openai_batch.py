@@ -12,8 +12,10 @@ call fails without an answer, the batches are listed first; the one made on that
 server did create it) is adopted instead of making a second.
 
 Everything a server returns is untrusted: a result line that is not JSON, names no request of the
-batch, or comes twice is skipped and counted (the first answer for a request wins); a result line
-larger than the reply cap fails that request only.
+batch, or comes twice is skipped and counted, never kept (the first answer for a request wins);
+a result line larger than the reply cap fails that request only. More than `--max-reply-bytes`
+of such lines, or a file larger than its requests' results can be, is read no further: the
+requests it has not answered yet get an error saying so.
 """
 
 from __future__ import annotations
@@ -143,34 +145,42 @@ class OpenAIBatches:
         return _state(await self._call(self.client().batches.cancel, batch_id))
 
     async def results(self, file_id: str, wanted: dict[str, Request], batch: set[str],
-                      skipped: list[str]) -> AsyncIterator[LineResult]:
+                      skipped: "Skipped") -> AsyncIterator[LineResult]:
         """Each result line of an output or error file for a request in `wanted` (custom id ->
         request), the first line per id only. Results for the batch's other requests (already
-        recorded) are passed over; anything else the file holds is noted in `skipped`."""
+        recorded) are passed over; anything else the file holds is counted in `skipped`."""
         seen: set[str] = set()
-        async for raw in self._lines(file_id, skipped):
+        async for raw in self._lines(file_id, skipped, len(batch)):
             got = _parse_line(raw, batch, seen, skipped)
             if got is not None:
                 seen.add(got[0])
                 if got[0] in wanted:
                     yield _result(got[0], got[1], wanted[got[0]], self.endpoint)
 
-    async def _lines(self, file_id: str, skipped: list[str]) -> AsyncIterator[bytes]:
-        """The file's lines, streamed; a line over `max_line_bytes` is reported as such instead."""
+    async def _lines(self, file_id: str, skipped: "Skipped", requests: int) -> AsyncIterator[bytes]:
+        """The file's lines, streamed; a line over `max_line_bytes` is counted as such instead. A
+        file larger than its requests' lines can be is read no further (`SampleError`)."""
         import openai
 
+        most, size = requests * self.max_line_bytes + skipped.limit, 0
         try:
             async with self.client().files.with_streaming_response.content(file_id) as resp:
                 buf, too_long = b"", False
                 async for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > most:
+                        raise SampleError(f"result file {file_id} is larger than its {requests:,} results can be; "
+                                          "stopped reading it")
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
                     for ln in lines:
                         if too_long:
                             too_long = False
-                            skipped.append("a result line larger than --max-reply-bytes")
+                            skipped.add("a result line larger than --max-reply-bytes", 0)
                         elif ln.strip():
                             yield ln
+                        else:
+                            skipped.add(None, len(ln) + 1)
                     if len(buf) > self.max_line_bytes:
                         buf, too_long = b"", True
                 if buf.strip() and not too_long:
@@ -205,18 +215,35 @@ def _state(b) -> BatchState:
                       counts.failed if counts else 0, errors)
 
 
-def _parse_line(raw: bytes, batch: set[str], seen: set, skipped: list[str]) -> tuple[str, dict] | None:
+class Skipped:
+    """The lines of a batch's result files that are not results wanted: counted (with the first
+    reason), never kept. More than `limit` bytes of them is no provider's file: `SampleError`."""
+
+    def __init__(self, limit: int):
+        self.limit, self.count, self.bytes, self.first = limit, 0, 0, None
+
+    def add(self, reason: str | None, size: int) -> None:
+        """One skipped line (`reason` None: a blank one, whose bytes count but which is no line)."""
+        self.count += reason is not None
+        self.bytes += size
+        self.first = self.first or reason
+        if self.bytes > self.limit:
+            raise SampleError(f"the result files hold more than --max-reply-bytes {self.limit:,} bytes of lines that "
+                              "are not results; stopped reading them")
+
+
+def _parse_line(raw: bytes, batch: set[str], seen: set, skipped: Skipped) -> tuple[str, dict] | None:
     try:
         rec = json.loads(raw)
         cid = rec["custom_id"]
     except (ValueError, TypeError, KeyError):
-        skipped.append("a result line that is not a batch result")
+        skipped.add("a result line that is not a batch result", len(raw) + 1)
         return None
     if not isinstance(cid, str) or cid not in batch:
-        skipped.append(f"a result for a request not in this batch ({str(cid)[:40]!r})")
+        skipped.add(f"a result for a request not in this batch ({str(cid)[:40]!r})", len(raw) + 1)
         return None
     if cid in seen:
-        skipped.append(f"a second result for {cid}")
+        skipped.add(f"a second result for {cid}", len(raw) + 1)
         return None
     return cid, rec
 

@@ -85,11 +85,11 @@ def parse_completion(raw: bytes, endpoint: str, request: Request) -> Completion:
     retry (a proxy's error page); a completion without content is this sample's error."""
     try:
         body = json.loads(raw)
-        choice = body["choices"][0]
+        choice = first_choice(body["choices"])
         text = choice["message"]["content"]
         if text is not None and not isinstance(text, str):
             raise TypeError("message.content is not a string")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         snippet = raw[:80].decode("utf-8", "replace")
         raise TransientError(f"malformed response from {endpoint} ({short_error(exc)}): {snippet!r}", malformed=True) from None
     reasoning = reasoning_of(choice["message"])
@@ -101,6 +101,15 @@ def parse_completion(raw: bytes, endpoint: str, request: Request) -> Completion:
     wants_logprobs = request.options is not None or request.sampling.top_logprobs > 0
     return Completion(text=text, finish_reason=finish, usage=read_usage(body.get("usage")),
                       top_logprobs=top_logprobs(choice) if wants_logprobs else None, reasoning=reasoning)
+
+
+def first_choice(choices: list) -> dict:
+    """The choice a reply is read from: the first whose index is 0 (a choice without an index
+    counts as 0), in whole and streamed replies alike; IndexError if there is none."""
+    for choice in choices:
+        if choice.get("index", 0) == 0:
+            return choice
+    raise IndexError("no choice with index 0")
 
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")   # vLLM and Ollama; DeepSeek and older vLLM
