@@ -434,7 +434,7 @@ class BatchRun:
             return items
         left = {}
         for cid, req in items.items():
-            key = self.keys[cid] = cache_key(self.api.endpoint, self.api.model, req)
+            key = self.keys[cid] = cache_key(self.api.endpoint, self.api.model, req, self.api.wire_identity())
             hit = self.cache.get(key)
             if hit is None:
                 left[cid] = req

@@ -26,9 +26,12 @@ from .backends.base import Completion, Request
 FLUSH_EVERY = 200
 
 
-def cache_key(endpoint: str, model: str, request: Request) -> str:
+def cache_key(endpoint: str, model: str, request: Request, wire: dict | None = None) -> str:
+    """The key of a reply: where it came from, the model, the request, and how the model's rule
+    spells it on the wire (`wire`, when one applies: a changed rule is a different request)."""
     parts = urlsplit(endpoint)
-    payload = {"host": f"{parts.scheme}://{parts.netloc}", "model": model, **request.identity()}
+    payload = {"host": f"{parts.scheme}://{parts.netloc}", "model": model, **request.identity(),
+               **({"wire": wire} if wire else {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()   # ASCII: any text hashes
 
 

@@ -66,7 +66,10 @@ def compare_logs(base_path: str, new_path: str, max_drop: float = 0.0, alpha: fl
         # scored in one log only (in the other it is missing or ended in an error), and errors per log
         "unpaired": {"base_only": len(set(base) - set(new)), "new_only": len(set(new) - set(base)),
                      "errors": {"base": sum(1 for r in base_s.values() if r.error),
-                                "new": sum(1 for r in new_s.values() if r.error)}},
+                                "new": sum(1 for r in new_s.values() if r.error)},
+                     # scored 0 because the token limit cut them off (see `evalkit.backends.thinking`)
+                     "truncated": {"base": sum(1 for r in base_s.values() if r.truncated),
+                                   "new": sum(1 for r in new_s.values() if r.truncated)}},
         "overall": overall, "groups": per_group,
         "flipped": {"worse": worse[:list_flips], "better": better[:list_flips],
                     "worse_count": len(worse), "better_count": len(better)},

@@ -111,7 +111,10 @@ def compare_text(r: dict) -> str:
     lines = [f"{r['eval']} {r['metric']}: {r['base']['model']} {fmt(o['base'])} -> {r['new']['model']} {fmt(o['new'])}  "
              f"diff {o['diff']:+.4f} (95% CI {fmt(o['ci95'][0])} to {fmt(o['ci95'][1])}, p={o['p_value']:.4g}, {o['test']})",
              f"  paired {r['paired']} samples; unpaired: {u['base_only']} scored only in base, {u['new_only']} only "
-             f"in new (errors: {u['errors']['base']} in base, {u['errors']['new']} in new)",
+             f"in new (errors: {u['errors']['base']} in base, {u['errors']['new']} in new)"
+             + (f"; truncated by the token limit (scored 0): {u['truncated']['base']} in base, "
+                f"{u['truncated']['new']} in new" if u.get("truncated", {}).get("base") or
+                u.get("truncated", {}).get("new") else ""),
              f"  flipped: {f['worse_count']} worse, {f['better_count']} better"
              + (f"; worse: {', '.join(f['worse'][:10])}" + (" ..." if f["worse_count"] > 10 else "") if f["worse"] else "")]
     lines += [f"  group {k}: {v['diff']:+.4f} (p={v['p_value']:.4g}, n={v['n']})" for k, v in r["groups"].items()
@@ -254,7 +257,25 @@ def providers_text(rows: list[dict]) -> str:
                  "no: --logprobs and --answer-by logprob are refused. seed no: the seed is not sent. images no: "
                  "items with images need --no-vision. prices: the day the provider's price table was recorded. "
                  "Sources, notes and why a price is not recorded: evalkit providers --json.")
+    rules = [(r["name"], m) for r in rows for m in r.get("models") or []]
+    if rules:
+        lines += ["", "Model rules (the first match applies; sources in --json):"]
+        lines += [f"  {name}/{', '.join(m['match'])}: {_rule_text(m)}" for name, m in rules]
     return "\n".join(lines)
+
+
+def _rule_text(m: dict) -> str:
+    parts = ["reasons (limit = answer + reasoning budget)"] if m["reasoning"] else []
+    if m["token_limit"] != "max_tokens":
+        parts.append(f"limit sent as {m['token_limit']}")
+    if m["refuses"]:
+        parts.append(f"not sent: {', '.join(m['refuses'])}")
+    if m["thinking_refuses"]:
+        parts.append(f"not sent while thinking: {', '.join(m['thinking_refuses'])}")
+    if not m["logprobs"]:
+        parts.append("no log-probabilities")
+    parts.append(f"--reasoning-effort {'/'.join(m['effort'])}" if m["effort"] else "no effort control")
+    return "; ".join(parts)
 
 
 def batches_text(row: dict) -> str:

@@ -87,6 +87,7 @@ class LoggedRun:
             self._fh.truncate(0)
         self.batches: list[dict] = []       # the log's "batch" lines, in order (evalkit.batch reads them)
         self.keep_truncated = keep_truncated   # a truncated reply is kept on resume unless asked otherwise
+        self.previous_header: dict | None = None   # the header an earlier run of this command wrote
         self.done, self.complete = self._load(header["run_key"])
         if self._fh.tell() == 0:
             self._write(header)
@@ -104,6 +105,8 @@ class LoggedRun:
             kind = rec.get("type")
             if lineno == 1 and (kind != "header" or rec.get("run_key") != run_key):
                 raise EvalkitError(f"{self.path}: belongs to another run (header differs); pass --fresh to overwrite it")
+            if lineno == 1:
+                self.previous_header = rec
             if kind == "sample":
                 result = _sample(rec, self.path, lineno, slim=True)
                 if result.error or (result.truncated and not self.keep_truncated):

@@ -92,6 +92,9 @@ class _Judging:
         self.samples = {s.id: s for s in self.plan.samples}
         self.replies = {i: (sa[i].completion or "", sb[i].completion or "") for i in self.samples
                         if i in sa and i in sb and sa[i].error is None and sb[i].error is None}
+        # A reply the token limit cut off is no answer: it loses its pair without a judge (both: a tie)
+        self.cut = {i: ("A" if sa[i].truncated else "") + ("B" if sb[i].truncated else "") for i in self.replies
+                    if sa[i].truncated or sb[i].truncated}
         self.skipped = len(self.samples) - len(self.replies)
         self.order = balanced_order(list(self.replies), opts.seed)
         identity = {"eval": spec.name, "a": opts.model, "b": versus, "grader": model,
@@ -132,8 +135,19 @@ class _Judging:
                         "reply": verdict}
         return r
 
+    def forfeit(self, i: str) -> SampleResult:
+        """The judgement of a pair with a truncated reply: the other wins; both cut, a tie."""
+        cut = self.cut[i]
+        winner = "tie" if cut == "AB" else ("B" if cut == "A" else "A")
+        return SampleResult(id=i, extracted="truncated", parsed=True, score={"A": 1.0, "B": 0.0, "tie": 0.5}[winner],
+                            grader={"winner": winner, "truncated": cut, "judged": False})
+
     def execute(self, run: LoggedRun) -> PairwiseSummary:
         results = {i: r for i, r in run.done.items() if i in self.replies}
+        for i in self.cut:
+            if i not in results:
+                results[i] = self.forfeit(i)
+                run.record(results[i])
         todo = [i for i in self.replies if i not in results]
         stats, status = RunStats(), "complete"
         if todo:
@@ -175,7 +189,9 @@ class _Judging:
         return PairwiseSummary(
             eval=self.plan.spec.name, model=self.opts.model, versus=self.versus, status=status if status != "complete"
             or complete else "errors", incomplete=not complete, primary_metric="win_rate", n=len(self.replies),
-            scored=part.scored, errors=part.errors, unparsed=part.unparsed,
+            scored=part.scored, errors=part.errors, unparsed=part.unparsed, truncated=len(self.cut),
+            notes=[f"{len(self.cut)} pairs held a reply the token limit cut off: it lost without a judge "
+                   "(both cut: a tie)"] if self.cut else [],
             metrics={"win_rate": Stat(**part.metrics["win_rate"])},
             grader={"model": self.model, "spec": self.grader.name},
             wins=sum(r.score == 1.0 for r in valid), losses=sum(r.score == 0.0 for r in valid),

@@ -90,17 +90,36 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     if opts.replicas and not backend.remote:
         raise EvalkitError(f"--base-url: {opts.model} runs in this process; replicas are for remote endpoints")
     grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
-    plan = make_plan(spec, opts, backend.endpoint, {"grader": grading.identity} if grading else None)
+    extra = {**({"grader": grading.identity} if grading else {}),
+             **({"wire": backend.wire_identity()} if backend.wire_identity() else {})}
+    plan = make_plan(spec, opts, backend.endpoint, extra or None)
     path = opts.log_file or log_path(opts.log_dir or default_log_dir(), plan.spec.name, opts.model, plan.run_key)
     if opts.fresh:
         _keep_live_batches(path, opts.base_url)
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh, keep_truncated=not opts.retry_truncated)
     try:
+        _same_budget(run, backend.reasoning_budget(plan.sampling))
         if not opts.batch and run.batches:
             _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done], opts.base_url)
         return _execute(plan, backend, run, grading)
     finally:
         run.close()
+
+
+def _same_budget(run: LoggedRun, budget: int) -> None:
+    """A resumed log's answers hold for this run's reasoning budget: a smaller one than they were
+    made with is another run (an answer may have needed more); a larger one keeps them, and the
+    truncated ones are sent again with --retry-truncated."""
+    before = (run.previous_header or {}).get("reasoning_budget", 0)
+    if not run.done or before == budget:
+        return
+    if budget < before:
+        raise EvalkitError(f"{run.path}: its {len(run.done)} samples were answered with a reasoning budget of "
+                           f"{before:,} tokens and this command allows {budget:,}; a smaller budget is another run: "
+                           "pass --fresh, or another --log-dir")
+    truncated = sum(1 for r in run.done.values() if r.truncated)
+    warn(f"{run.path}: resuming {len(run.done)} samples answered with a reasoning budget of {before:,} tokens "
+         f"(now {budget:,}); {truncated} truncated ones are sent again only with --retry-truncated")
 
 
 def _cancel_command(path, base_url: str | None) -> str:
@@ -141,6 +160,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             "endpoint": backend.endpoint, **({"replicas": list(opts.replicas)} if opts.replicas else {}),
             "sampling": plan.sampling.as_dict(), "options": plan.options,
             **({"wire": backend.wire_notes()} if backend.wire_notes() else {}),
+            **({"reasoning_budget": budget} if (budget := backend.reasoning_budget(plan.sampling)) else {}),
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"], "data": plan.identity["data"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
@@ -333,23 +353,25 @@ def check_capabilities(plan: RunPlan, backend: Backend) -> None:
     if plan.sampling.top_logprobs and not caps.logprobs:
         raise EvalkitError(f"{plan.spec.name}: {name} returns no log-probabilities, which this run asks for "
                            "(--logprobs, or a scorer that needs them)")
-    _check_reasoning(plan, caps, name)
+    _check_reasoning(plan, caps, name, backend.not_sent(plan.sampling))
     if plan.spec.prompt.system and not caps.system_messages:
         raise EvalkitError(f"{plan.spec.name}: {name} takes no system message, and the eval has one (prompt.system)")
     if plan.spec.prompt.vision and "images" in plan.spec.dataset.fields and not caps.images:
         raise EvalkitError(f"{plan.spec.name}: {name} reads no images; pass --no-vision to send IMAGE: tags instead")
 
 
-def _check_reasoning(plan: RunPlan, caps, name: str) -> None:
+def _check_reasoning(plan: RunPlan, caps, name: str, not_sent: frozenset) -> None:
     """--reasoning-effort where the model has that control; no explicit flag the model refuses."""
     effort = plan.sampling.reasoning_effort
     if effort is not None and effort not in caps.effort_levels:
         takes = f"it takes {', '.join(caps.effort_levels)}" if caps.effort_levels else \
             "its provider documents no such control for it (see `evalkit providers --json`; --extra-body sends any field)"
         raise EvalkitError(f"{plan.spec.name}: --reasoning-effort {effort}: {name} has no such level: {takes}")
-    if plan.opts.temperature is not None and "temperature" in caps.refused:
-        raise EvalkitError(f"{plan.spec.name}: --temperature: {name} refuses any temperature but its default, "
-                           "so evalkit does not send one; leave the flag out")
+    if plan.opts.temperature is not None and "temperature" in not_sent:
+        why = "refuses any temperature but its default" if "temperature" in caps.refused else \
+            "takes no temperature while it thinks (--reasoning-effort none turns thinking off)"
+        raise EvalkitError(f"{plan.spec.name}: --temperature: {name} {why}, so evalkit does not send one; "
+                           "leave the flag out")
 
 
 class Recorder:
@@ -404,9 +426,9 @@ class Recorder:
         tags = self.plan.opts.think_tags
         reply = separate(out.completion, DEFAULT_TAGS if tags is None else tags)
         answer = at_stop(reply.completion, self.plan.sampling.stop)
-        if answer is reply.completion:
-            return reply
-        return Separated(answer, out.completion.text, reply.truncated)
+        # The raw reply is kept when it differs from the answer, its thinking only with --log-reasoning
+        raw = out.completion.text if self.plan.opts.log_reasoning or reply.raw is None else reply.completion.text
+        return Separated(answer, raw if raw != answer.text else None, reply.truncated)
 
     def _result(self, req: Request, out: Outcome, smp: Sample, reply: Separated | None) -> SampleResult:
         plan = self.plan
@@ -499,6 +521,7 @@ class Grading:
     def open(self, cache, opts: RunOptions) -> "Grading":
         backend = connect(self.model, self.base_url, opts, None, flag="--grader-model: ")
         self.channel = Channel(backend, runner_options(opts, quiet=True), cache=cache, pricer=backend.pricer())
+        self.think_tags = DEFAULT_TAGS if opts.think_tags is None else opts.think_tags
         return self
 
     async def complete(self, messages: list[dict]) -> str:
@@ -506,7 +529,7 @@ class Grading:
                                                   sampling=Sampling(temperature=0.0, max_tokens=self.spec.max_tokens)))
         if out is None or out.error:
             raise ScoringError(f"grader: {out.error if out else 'stopped by --max-cost'}")
-        reply = separate(out.completion)         # a reasoning grader's thinking is not its verdict
+        reply = separate(out.completion, self.think_tags)   # a reasoning grader's thinking is not its verdict
         if reply.truncated:
             raise ScoringError(f"grader: {reply.truncated}")
         return reply.completion.text

@@ -130,7 +130,8 @@ class Channel:
         would break the budget. `remember=False` leaves the cache write to `remember()`."""
         from .cache import cache_key
 
-        key = cache_key(self.backend.endpoint, self.backend.model, req) if self.cache is not None else None
+        key = cache_key(self.backend.endpoint, self.backend.model, req, self.backend.wire_identity()) \
+            if self.cache is not None else None
         hit = self.cache.get(key) if key is not None else None
         if hit is not None:
             self.stats.cached += 1

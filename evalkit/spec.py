@@ -56,7 +56,14 @@ def check_extra_body(value) -> dict:
     owned = sorted(set(value) & set(OWNED_FIELDS))
     if owned:
         raise ValueError(f"{', '.join(owned)}: evalkit sets these itself")
-    if len(json.dumps(value)) > 65536:
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:       # (a ValueError too: first)
+        raise ValueError("holds a lone surrogate (\\ud800-\\udfff), which no server can read") from None
+    except ValueError:
+        raise ValueError("holds NaN or an infinite number, which JSON has no spelling for") from None
+    if len(text) > 65536:
         raise ValueError("larger than 64 KiB")
     return value
 

@@ -15,7 +15,8 @@
 - The limit (`max_completion_tokens`, else `max_tokens`) cuts the reply where it runs out, as a
   real model does: in the thinking (no answer; inline, a `<think>` that never closes) or in the
   answer, with `finish_reason: "length"`.
-- `--cached-tokens N` reports up to N prompt tokens as cached (`prompt_tokens_details.cached_tokens`).
+- `--cached-tokens N` reports up to N prompt tokens as cached (`prompt_tokens_details.cached_tokens`);
+  `--usage-lies` reports 9,000,000 of each, more than the reply's own totals.
 
 Streams carry the same: the thinking as `delta.reasoning` / `delta.reasoning_content` chunks (or
 inline in `delta.content`) before the answer's. The Batch API answers with the same bodies.
@@ -38,6 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--think-text", default="Hmm. Answer: A. The answer is 123456789. Let me check that again.",
                    help="the thinking, repeated to --think-tokens")
     p.add_argument("--cached-tokens", type=int, default=0, help="report up to N prompt tokens as cached")
+    p.add_argument("--usage-lies", action="store_true",
+                   help="report 9,000,000 reasoning and cached tokens, more than the completion and prompt hold")
 
 
 def refusal(req: dict, args) -> tuple[int, bytes] | None:
@@ -93,5 +96,8 @@ def think(reply_tokens: list[str], req: dict, args) -> tuple[dict, dict, str]:
 
 
 def cached(prompt_tokens: int, args) -> dict:
+    if args.usage_lies:
+        return {"prompt_tokens_details": {"cached_tokens": 9_000_000},
+                "completion_tokens_details": {"reasoning_tokens": 9_000_000}}
     return {"prompt_tokens_details": {"cached_tokens": min(args.cached_tokens, prompt_tokens)}} \
         if args.cached_tokens else {}

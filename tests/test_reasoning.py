@@ -220,7 +220,7 @@ def test_an_unclosed_think_block_is_truncated(evalkit, start_server, data_dir, t
     samples = [r for r in read_jsonl(s["log"]) if r.get("type") == "sample"]
     assert all(r["truncated"].startswith("truncated: the thinking never closed (<think> without its closing tag)")
                for r in samples)
-    assert all(r["raw_completion"].startswith("<think>") and r["completion"] == "" for r in samples)
+    assert all("raw_completion" not in r and r["completion"] == "" and r["reasoning_chars"] > 0 for r in samples)
 
 
 def test_usage_cost_and_dry_run_match_hand_computation(evalkit, start_server, data_dir, tmp_path):
@@ -380,3 +380,104 @@ def test_a_thinking_grader_is_judged_by_its_verdict(evalkit, start_server, tmp_p
         want = sum(CLASS_OF[p["id"]] == c for p in valid) / 24
         assert s["metrics"][f"choice/{c}"]["value"] == pytest.approx(want, abs=1e-6)
     assert s["grader"]["invalid"] == 3
+
+
+@pytest.mark.parametrize("wrap", ["<think>The tag <think> opens it.</think> Answer: A.</think>\n{r}",
+                                  "<thinking>a <think>b</thinking> Answer: A.</think>\n{r}",
+                                  "<THINK>Answer: A</Think>\n{r}", "Answer: A.</think>\n\n{r}"])
+def test_nested_interleaved_and_capitalised_tags_never_leak(evalkit, start_server, data_dir, tmp_path, wrap):
+    answers, expected = mmlu_key(data_dir)
+    server = start_server([{**a, "reply": wrap.format(r=a["reply"])} for a in answers])
+    res, s = run_mmlu(evalkit, server, tmp_path, "openai/qwen3", limit="12")
+    assert res.returncode == 0, res.stderr
+    got = scored(read_jsonl(s["log"]))
+    assert got == {k: expected.get(k, 0.0) for k in got} and len(got) == 12
+
+
+def test_thinking_stays_out_of_the_log_without_log_reasoning(evalkit, start_server, data_dir, tmp_path):
+    answers, _ = mmlu_key(data_dir)
+    server = start_server(answers, think_tokens=40, think_in="inline", think_text="SECRETTHOUGHT")
+    res, s = run_mmlu(evalkit, server, tmp_path, "openai/qwen3", "--max-tokens", "64", limit="4")
+    assert res.returncode == 0, res.stderr
+    assert "SECRETTHOUGHT" not in Path(s["log"]).read_text()
+    samples = [r for r in read_jsonl(s["log"]) if r.get("type") == "sample"]
+    assert all(r["reasoning_chars"] > 0 and "reasoning" not in r for r in samples)
+
+
+def test_usage_parts_larger_than_their_whole_are_not_believed(evalkit, start_server, data_dir, tmp_path):
+    answers, _ = mmlu_key(data_dir)
+    server = start_server(answers, usage_lies=True)
+    res, s = run_mmlu(evalkit, server, tmp_path, "openai/gpt-4o-mini", limit="4")
+    assert res.returncode == 0, res.stderr
+    u = s["usage"]
+    assert (u["reasoning_tokens"], u["cached_tokens"], u["invalid"]) == (0, 0, 4)
+    samples = [r for r in read_jsonl(s["log"]) if r.get("type") == "sample"]
+    cost = sum((r["usage"]["prompt_tokens"] * 0.15 + r["usage"]["completion_tokens"] * 0.60) / 1e6 for r in samples)
+    assert s["cost_usd"]["all_samples"] == pytest.approx(cost, rel=1e-9)
+
+
+def test_extra_body_without_a_json_spelling_is_one_line(evalkit, tmp_path):
+    for bad, says in [('{"a": NaN}', "NaN or an infinite number"), ('{"a": 1e999}', "NaN or an infinite number"),
+                      ('{"a": "\\ud800"}', "lone surrogate")]:
+        line = one_line_error(evalkit("run", str(CAPITALS), "--model", "openai/m", "--extra-body", bad, "--dry-run"))
+        assert says in line, line
+
+
+def test_a_smaller_reasoning_budget_is_another_run(evalkit, start_server, data_dir, tmp_path):
+    answers, _ = mmlu_key(data_dir)
+    server = start_server(answers, reasoning_strict=True, think_tokens=100, think_text=THINK)
+    res, s = run_mmlu(evalkit, server, tmp_path, "openai/gpt-5-mini", "--max-reasoning-tokens", "1000", limit="4")
+    assert res.returncode == 0 and s["metrics"]["accuracy"]["value"] is not None, res.stderr
+    sent = len(bodies(server))
+    res, _ = run_mmlu(evalkit, server, tmp_path, "openai/gpt-5-mini", "--max-reasoning-tokens", "50", limit="4")
+    line = one_line_error(res)
+    assert "reasoning budget of 1,000 tokens and this command allows 50" in line
+    assert len(bodies(server)) == sent
+
+
+def test_a_changed_model_rule_is_not_answered_from_the_cache_or_the_log(evalkit, start_server, data_dir, tmp_path):
+    answers, expected = mmlu_key(data_dir)
+    server = start_server(answers, think_tokens=100, think_text=THINK)
+    res, s = run_mmlu(evalkit, server, tmp_path, "openai/my-reasoner", limit="4")
+    assert s["truncated"] == 4                       # no rule: no reasoning budget, all cut off
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "providers.yaml").write_text("openai:\n  models:\n    - match: [my-reasoner]\n      reasoning: true\n"
+                                        "      source: {url: https://example.org/ours, checked: 2026-12-07}\n")
+    res = evalkit("run", "mmlu.anatomy", "--model", "openai/my-reasoner", "--base-url", server.url, "--limit", "4",
+                  "--json", "--quiet", "--log-dir", str(tmp_path / "logs"), env={"EVALKIT_REGISTRY": str(reg)})
+    s2 = json.loads(res.stdout)
+    assert res.returncode == 0, res.stderr
+    assert (s2["requests"]["sent"], s2["requests"]["cached"], s2["truncated"]) == (4, 0, 0)
+    assert s2["log"] != s["log"]
+
+
+def test_temperature_while_thinking_is_refused_and_kept_when_thinking_is_off(evalkit, start_server):
+    server = start_server([{"match": "capital of France", "reply": "Paris"}])
+    env = clean_env(ANTHROPIC_API_KEY=fake_key("test-anthropic-"), DEEPSEEK_API_KEY=fake_key("test-deepseek-"))
+    base = ["run", str(CAPITALS), "--base-url", server.url, "--quiet"]
+    line = one_line_error(evalkit(*base, "--model", "anthropic/claude-x", "--reasoning-effort", "high",
+                                  "--temperature", "0.3", env=env))
+    assert "takes no temperature while it thinks" in line
+    res = evalkit(*base, "--model", "deepseek/deepseek-chat", "--reasoning-effort", "none", "--temperature", "0.3",
+                  env=env)
+    assert res.returncode == 0, res.stderr
+    assert all(b["temperature"] == 0.3 and b["max_tokens"] == 16 and b["thinking"] == {"type": "disabled"}
+               for b in bodies(server))
+
+
+def test_a_truncated_reply_loses_its_pair_without_a_judge(evalkit, start_server, tmp_path):
+    from test_graders import PROMPTS
+
+    key = []
+    for p in PROMPTS:
+        key.append({"model": "alpha", "match": p["prompt"], "reply": f"A thorough answer <think>but wait {p['id']}"})
+        key.append({"model": "beta", "match": p["prompt"], "reply": f"BETA-{p['id']} answer"})
+    server = start_server(key, default_reply="1")          # the judge would pick the first shown
+    res = evalkit("run", "refusals", "--model", "openai/alpha", "--versus", "openai/beta", "--grader-model",
+                  "openai/judge", "--base-url", server.url, "--json", "--quiet", "--log-dir", str(tmp_path / "logs"),
+                  "--fail-on-error", "100")
+    s = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (s["wins"], s["losses"], s["truncated"]) == (0, 24, 24) and s["metrics"]["win_rate"]["value"] == 0.0
+    judged = [r for r in read_jsonl(s["logs"]["pairwise"]) if r["type"] == "sample"]
+    assert len(judged) == 24 and all(r["grader"] == {"winner": "B", "truncated": "A", "judged": False} for r in judged)

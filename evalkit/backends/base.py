@@ -136,10 +136,14 @@ MAX_TOKENS_PER_REPLY = 10_000_000    # usage counts above this are not believed
 
 def vet_completion(c: Completion) -> Completion:
     """A completion as evalkit stores it, whatever the server sent: usage counts that are
-    non-negative integers below `MAX_TOKENS_PER_REPLY` (others are dropped and marked `invalid`).
+    non-negative integers below `MAX_TOKENS_PER_REPLY`, reasoning within the completion's and cached
+    within the prompt's (others are dropped and marked `invalid`).
     The text is kept exactly, a lone surrogate included: the log and the cache write it as a JSON
     escape, and whatever cannot use it (the sandbox writing a program) fails that sample only."""
     usage = {k: v for k, v in c.usage.items() if type(v) is int and 0 <= v <= MAX_TOKENS_PER_REPLY}
+    for part, whole in (("reasoning_tokens", "completion_tokens"), ("cached_tokens", "prompt_tokens")):
+        if part in usage and usage[part] > usage.get(whole, -1):    # a part larger than its whole: not believed
+            del usage[part]
     if len(usage) == len(c.usage):
         return c
     return Completion(c.text, c.finish_reason, {**usage, "invalid": 1}, c.top_logprobs, c.model_s, c.reasoning)
@@ -236,6 +240,19 @@ class Backend:
     def describe(self) -> dict:
         """Facts about the backend worth keeping in the run summary (e.g. how a local model loaded)."""
         return {}
+
+    def wire_identity(self) -> dict | None:
+        """How this model's requests are spelled beyond the `Request` itself, for cache keys and
+        the run's identity (None: nothing beyond it)."""
+        return None
+
+    def reasoning_budget(self, sampling: Sampling) -> int:
+        """The tokens a request may think on top of its answer's max_tokens (0: none)."""
+        return 0
+
+    def not_sent(self, sampling: Sampling) -> frozenset:
+        """The request fields this model does not get for `sampling` (refused or ignored)."""
+        return frozenset()
 
     def wire_notes(self) -> dict:
         """How requests to this model differ from the plain request (fields renamed, refused,

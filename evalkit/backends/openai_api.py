@@ -154,6 +154,15 @@ class OpenAIBackend(Backend):
         """The provider, and what evalkit withholds or renames for it (kept in the run summary)."""
         return {"provider": self.preset.name, **self.wire_notes()}
 
+    def wire_identity(self) -> dict | None:
+        return self.wire.identity()
+
+    def reasoning_budget(self, sampling) -> int:
+        return self.wire.budget(sampling)
+
+    def not_sent(self, sampling) -> frozenset:
+        return self.wire.not_sent(sampling)
+
     def wire_notes(self) -> dict:
         out: dict = {}
         if "seed" in self.wire.unsent:

@@ -88,6 +88,10 @@ class OpenAIBatches:
         self.max_line_bytes = target.max_reply_bytes + 4096
         self._client = None
 
+    def wire_identity(self) -> dict | None:
+        """How the model's rule spells its request lines (part of their cache keys)."""
+        return self.target.wire.identity()
+
     def client(self):
         if self._client is None:
             import openai

@@ -58,11 +58,20 @@ class Wire:
                    token_limit=rule.token_limit, reasoning=rule.reasoning, effort=dict(rule.effort),
                    rule=", ".join(rule.match))
 
+    def identity(self) -> dict | None:
+        """What a model rule changes in the bodies sent, for cache keys and run identities (None for
+        the plain wire, so runs and cached replies of models without a rule keep their keys)."""
+        if self.rule is None:
+            return None
+        return {"rule": self.rule, "refused": sorted(self.refused), "thinking_refused": sorted(self.thinking_refused),
+                "token_limit": self.token_limit, "reasoning": self.reasoning, "effort": self.effort}
+
     def thinks(self, sampling) -> bool:
-        """Whether a request spends tokens thinking: a reasoning model, or thinking asked for (an
-        effort, or a reasoning budget)."""
-        asked = sampling.reasoning_effort not in (None, "none") or sampling.max_reasoning_tokens is not None
-        return self.reasoning or asked
+        """Whether a request thinks: a reasoning model, or an effort asked for; never with effort
+        "none" (which turns thinking off)."""
+        if sampling.reasoning_effort == "none":
+            return False
+        return self.reasoning or sampling.reasoning_effort is not None
 
     def not_sent(self, sampling) -> frozenset:
         """Fields left out of the body: ignored, refused, refused while thinking, and `stop` for a
@@ -72,8 +81,9 @@ class Wire:
         return self.unsent | self.refused | thinking
 
     def budget(self, sampling) -> int:
-        """The reasoning tokens allowed on top of the answer's (0 for a model that does not think)."""
-        if sampling.max_reasoning_tokens is not None:
+        """The reasoning tokens allowed on top of the answer's: --max-reasoning-tokens as given (a
+        model evalkit does not know to think may), else the effort's default where it thinks, else 0."""
+        if sampling.max_reasoning_tokens is not None and sampling.reasoning_effort != "none":
             return sampling.max_reasoning_tokens
         if not self.thinks(sampling):
             return 0
@@ -119,7 +129,7 @@ def reasoning_of(message: dict) -> str | None:
     """The thinking a server put beside the content (a string field; anything else is ignored)."""
     parts = [message.get(f) for f in REASONING_FIELDS if isinstance(message, dict)]
     texts = [p for p in parts if isinstance(p, str) and p]
-    return texts[0] if texts else None
+    return "\n".join(dict.fromkeys(texts)) if texts else None
 
 
 def read_usage(usage) -> dict:

@@ -46,49 +46,75 @@ def separate(c: Completion, tags: tuple[tuple[str, str], ...] = DEFAULT_TAGS) ->
 
 
 def split_inline(text: str, tags) -> tuple[str, str | None, str | None]:
-    """(answer, inline thinking or None, the tag left open or None)."""
+    """(answer, inline thinking or None, the tag left open or None). Tags match in any case; a
+    block holds nested blocks of its own tag; a closing tag anywhere in what is left (its opening
+    one in the template, or a stray one after a block) makes everything before it thinking."""
     if not tags:
         return text, None, None
-    thoughts, answer, rest = [], [], text
-    lead = _leading_close(rest, tags)
-    if lead is not None:                     # the opening tag was in the prompt
-        cut, close = lead
-        thoughts.append(rest[:cut])
-        rest = rest[cut + len(close):]
+    low = text.lower()
+    tags = [(o.lower(), c.lower()) for o, c in tags]
+    thoughts, answer, at = [], [], 0
     while True:
-        found = _first_open(rest, tags)
+        found = _first_open(low, tags, at)
         if found is None:
-            answer.append(rest)
+            answer.append((at, len(text)))
             break
-        at, opening, closing = found
-        answer.append(rest[:at])
-        end = rest.find(closing, at + len(opening))
+        start, opening, closing = found
+        answer.append((at, start))
+        end = _matching_close(low, opening, closing, start + len(opening))
         if end < 0:
-            thoughts.append(rest[at + len(opening):])
-            return "".join(answer).strip(), "\n".join(thoughts).strip(), opening
-        thoughts.append(rest[at + len(opening):end])
-        rest = rest[end + len(closing):]
+            thoughts.append(text[start + len(opening):])
+            return _joined(text, answer), "\n".join(t.strip() for t in thoughts), text[start:start + len(opening)]
+        thoughts.append(text[start + len(opening):end])
+        at = end + len(closing)
+    rest = _joined(text, answer)
+    close = _last_close(rest.lower(), tags)
+    if close is not None:                # thinking whose opening tag is not in the reply
+        where, tag = close
+        thoughts.append(rest[:where])
+        rest = rest[where + len(tag):].strip()
     if not thoughts:
         return text, None, None
-    return "".join(answer).strip(), "\n".join(t.strip() for t in thoughts), None
+    return rest, "\n".join(t.strip() for t in thoughts if t.strip()), None
 
 
-def _first_open(text: str, tags):
+def _joined(text: str, spans) -> str:
+    """The answer's parts around the blocks, one a line."""
+    return "\n".join(part for a, b in spans if (part := text[a:b].strip()))
+
+
+def _first_open(low: str, tags, at: int):
     best = None
     for opening, closing in tags:
-        at = text.find(opening)
-        if at >= 0 and (best is None or at < best[0]):
-            best = (at, opening, closing)
+        i = low.find(opening, at)
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, opening, closing)
     return best
 
 
-def _leading_close(text: str, tags):
-    """A closing tag with no opening before it: (where, the tag), the earliest such."""
+def _matching_close(low: str, opening: str, closing: str, at: int) -> int:
+    """Where the block opened before `at` closes, counting nested blocks of the same tag; -1: never."""
+    depth = 1
+    while True:
+        close = low.find(closing, at)
+        if close < 0:
+            return -1
+        nested = low.find(opening, at)
+        if 0 <= nested < close:
+            depth, at = depth + 1, nested + len(opening)
+            continue
+        depth, at = depth - 1, close + len(closing)
+        if depth == 0:
+            return close
+
+
+def _last_close(low: str, tags):
+    """The last closing tag in `low`: (where, the tag), or None."""
     best = None
-    for opening, closing in tags:
-        at = text.find(closing)
-        if at >= 0 and opening not in text[:at] and (best is None or at < best[0]):
-            best = (at, closing)
+    for _, closing in tags:
+        i = low.rfind(closing)
+        if i >= 0 and (best is None or i > best[0]):
+            best = (i, closing)
     return best
 
 
