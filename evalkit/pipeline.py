@@ -38,7 +38,7 @@ from .plan import RunOptions, RunPlan, make_plan, worst_case_tokens
 from .providers import endpoint_of, pricer_for
 from .results import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
 from .runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, run_requests
-from .backends.thinking import DEFAULT_TAGS, Separated, separate
+from .backends.thinking import Separated, separate
 from .scoring import MissingLogprobs, ScoreInput, ScoringError
 from .spec import EvalSpec
 from .stops import at_stop
@@ -214,8 +214,7 @@ def reusable(plan: RunPlan, units: list, done: dict[str, SampleResult]) -> tuple
         old = done.get(uid)
         if old is None:
             continue
-        target = smp.answer if plan.spec.scoring.method != "code" else None
-        if old.target == target and old.messages_sha256 == messages_digest(plan.request(smp, j, uid).messages):
+        if old.target == plan.target_of(smp) and old.messages_sha256 == messages_digest(plan.request(smp, j, uid).messages):
             kept[uid] = old
         else:
             changed += 1
@@ -227,7 +226,7 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     opts = plan.opts
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = backend.pricer()
-    estimate = _cost_estimate(plan, pricer) if opts.max_cost is not None else None
+    estimate = _cost_estimate(plan, pricer, backend) if opts.max_cost is not None else None
     every = progress_every()
     replicas = [connect(opts.model, url, opts, opts.concurrency) for url in opts.replicas]
     for each in (backend, *replicas):
@@ -263,7 +262,7 @@ async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results
     opts = plan.opts
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = pricer_for(opts.model, "batch")
-    budget = Budget(opts.max_cost, _cost_estimate(plan, pricer) if opts.max_cost is not None else None)
+    budget = Budget(opts.max_cost, _cost_estimate(plan, pricer, backend) if opts.max_cost is not None else None)
     services = {"unsafe_exec": opts.unsafe_exec}
     grader = await _batch_grader(plan, grading, cache, services) if grading is not None else None
     fallback = Channel(backend, runner_options(opts), cache=None, pricer=backend.pricer()) if opts.batch_fallback else None
@@ -335,12 +334,12 @@ def wire_for(model: str):
     return Wire.for_preset(preset, name) if preset is not None else Wire()
 
 
-def _cost_estimate(plan: RunPlan, pricer: Pricer):
+def _cost_estimate(plan: RunPlan, pricer: Pricer, backend: Backend):
     if not pricer.known:
         raise EvalkitError(f"--max-cost: no price is known for {plan.opts.model} (the registry records none for it; "
                            "see `evalkit providers`)")
     counter = TokenCounter(plan.opts.model)
-    worst = worst_case_tokens(plan.spec) + wire_for(plan.opts.model).budget(plan.sampling)
+    worst = worst_case_tokens(plan.spec) + backend.reasoning_budget(plan.sampling)
     return lambda req: pricer.cost(counter.count_messages(req.messages), worst)
 
 
@@ -423,8 +422,7 @@ class Recorder:
         the scorer and the log's `completion` see)."""
         if out.completion is None:
             return None
-        tags = self.plan.opts.think_tags
-        reply = separate(out.completion, DEFAULT_TAGS if tags is None else tags)
+        reply = separate(out.completion, self.plan.opts.think_tags)
         answer = at_stop(reply.completion, self.plan.sampling.stop)
         # The raw reply is kept when it differs from the answer, its thinking only with --log-reasoning
         raw = out.completion.text if self.plan.opts.log_reasoning or reply.raw is None else reply.completion.text
@@ -433,7 +431,7 @@ class Recorder:
     def _result(self, req: Request, out: Outcome, smp: Sample, reply: Separated | None) -> SampleResult:
         plan = self.plan
         model = _model_seconds(out)
-        r = SampleResult(id=req.key, group=smp.group, target=smp.answer if plan.spec.scoring.method != "code" else None,
+        r = SampleResult(id=req.key, group=smp.group, target=plan.target_of(smp),
                          sample_id=smp.id if plan.per_item > 1 else None,
                          messages_sha256=messages_digest(req.messages),
                          messages=req.messages if plan.opts.log_prompts else None, attempts=out.attempts,
@@ -521,7 +519,7 @@ class Grading:
     def open(self, cache, opts: RunOptions) -> "Grading":
         backend = connect(self.model, self.base_url, opts, None, flag="--grader-model: ")
         self.channel = Channel(backend, runner_options(opts, quiet=True), cache=cache, pricer=backend.pricer())
-        self.think_tags = DEFAULT_TAGS if opts.think_tags is None else opts.think_tags
+        self.think_tags = opts.think_tags
         return self
 
     async def complete(self, messages: list[dict]) -> str:

@@ -186,6 +186,10 @@ class RunPlan:
     identity: dict = field(default_factory=dict)
     part: ShardPart | None = None             # with --shard: what this shard took from the whole selection
 
+    def target_of(self, sample: Sample) -> str | None:
+        """What a sample's log line records as its target (code evals: none, the tests are the target)."""
+        return sample.answer if self.spec.scoring.method != "code" else None
+
     @property
     def per_item(self) -> int:
         return self.spec.generation.n

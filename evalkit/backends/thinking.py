@@ -36,9 +36,9 @@ class Separated:
     truncated: str | None         # why this reply holds no whole answer (see the module docstring)
 
 
-def separate(c: Completion, tags: tuple[tuple[str, str], ...] = DEFAULT_TAGS) -> Separated:
-    """The answer and the thinking of `c` (see the module docstring)."""
-    answer, inline, unclosed = split_inline(c.text, tags)
+def separate(c: Completion, tags: tuple[tuple[str, str], ...] | None = None) -> Separated:
+    """The answer and the thinking of `c` (see the module docstring); `tags` None: DEFAULT_TAGS."""
+    answer, inline, unclosed = split_inline(c.text, DEFAULT_TAGS if tags is None else tags)
     thinking = "\n".join(t for t in (c.reasoning, inline) if t) or None
     raw = c.text if inline is not None or unclosed else None
     out = dataclasses.replace(c, text=answer, reasoning=thinking)
