@@ -1,4 +1,4 @@
-"""Write the README's provider table from evalkit/registry/providers.yaml.
+"""Write the README's provider table from registry/providers.yaml.
 
     python scripts/providers_table.py           rewrite the table between the README's markers
     python scripts/providers_table.py --check   exit 1 if the README's table is out of date
@@ -19,7 +19,7 @@ START, END = "<!-- providers table: scripts/providers_table.py -->", "<!-- end o
 
 
 def table() -> str:
-    from evalkit.catalog import provider_rows
+    from evalkit.cli.catalog import provider_rows
 
     def mark(value) -> str:
         return "?" if value is None else ("yes" if value else "no")

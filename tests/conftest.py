@@ -103,7 +103,7 @@ def evalkit(tmp_path, data_dir):
     entry point start a real process instead (`evalkit_process`)."""
     from click.testing import CliRunner
 
-    from evalkit.cli import cli
+    from evalkit.cli.main import cli
 
     def run(*args: str, env: dict | None = None, timeout: float = 900) -> Result:
         with contextlib.chdir(tmp_path):

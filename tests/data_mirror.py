@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CATALOGUE = ROOT / "evalkit" / "registry" / "datasets.yaml"
+CATALOGUE = ROOT / "registry" / "datasets.yaml"
 # The few-shot file upstream has four more columns; evalkit drops them (their licenses are not permissive).
 DROPPED = ["logiqa-en", "logiqa-zh", "jec-qa-kd", "jec-qa-ca"]
 

@@ -111,7 +111,7 @@ def test_batch_size_beyond_the_servers_limit_fails_the_batch_not_the_run(evalkit
 def test_batch_files_are_cut_within_the_byte_limit():
     from evalkit.backends import get_backend
     from evalkit.backends.base import Request
-    from evalkit.batch import BatchOptions, Journal, Phase
+    from evalkit.send.batch import BatchOptions, Journal, Phase
 
     api = get_backend("openai/m", base_url="http://127.0.0.1:9/v1").batch_api()
     api.max_bytes = 2_000
@@ -341,7 +341,7 @@ def test_results_the_provider_deleted_are_errors_not_a_dead_end(evalkit, start_s
 
 # ----------------------------------------------------------------------------- grader, prices, providers
 
-PROMPTS = [json.loads(line) for line in (ROOT / "evalkit" / "registry" / "evals" / "refusals.jsonl").read_text().splitlines()]
+PROMPTS = [json.loads(line) for line in (ROOT / "registry" / "evals" / "refusals.jsonl").read_text().splitlines()]
 
 
 def test_model_graded_eval_batches_the_grader_as_a_second_phase(evalkit, start_server, tmp_path):

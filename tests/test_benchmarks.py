@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import identifiable, read_jsonl
-from evalkit.datasets import load_samples
-from evalkit.registry import Registry
+from evalkit.datasets.load import load_samples
+from evalkit.specs.registry import Registry
 
 DEFAULT = "???"
 

@@ -6,7 +6,7 @@ import csv
 import gzip
 import json
 
-from evalkit.contamination import normalize
+from evalkit.analysis.contamination import normalize
 
 
 def anatomy(data_dir):
@@ -97,7 +97,7 @@ def test_bad_corpus_paths(evalkit, tmp_path):
 def test_both_matching_engines_agree(monkeypatch, tmp_path):
     import sys
 
-    from evalkit.contamination import scan_corpus
+    from evalkit.analysis.contamination import scan_corpus
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("Alpha beta, GAMMA!\ndelta epsilon zeta\n" * 1000 + "omega psi\n")

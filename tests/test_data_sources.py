@@ -21,7 +21,7 @@ import yaml
 from conftest import read_jsonl
 from data_mirror import Mirror, drop_fixture, mmmlu_fixture
 
-CAT = yaml.safe_load((Path(__file__).resolve().parent.parent / "evalkit/registry/datasets.yaml").read_text())
+CAT = yaml.safe_load((Path(__file__).resolve().parent.parent / "registry/datasets.yaml").read_text())
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import yaml
 from conftest import ROOT, identifiable, read_jsonl, shapes_eval
 
 REFERENCE = ROOT.parent / "shared" / "reference"
-EXAMS = ROOT / "evalkit" / "registry" / "exams"
+EXAMS = ROOT / "registry" / "exams"
 
 
 def table1() -> dict[str, dict]:
@@ -33,7 +33,7 @@ def percentile(evalkit, exam: str, *args: str) -> dict:
 
 def convert(exam: str, score: float) -> dict:
     """The library API (one process for many conversions; the CLI is checked on the same values below)."""
-    from evalkit.exams import ExamRegistry, convert_given
+    from evalkit.exams.tables import ExamRegistry, convert_given
 
     return convert_given(ExamRegistry.default().get(exam), score, {})
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from conftest import ROOT, read_jsonl
-from evalkit.graders import GraderRegistry, parse_choice
+from evalkit.specs.graders import GraderRegistry, parse_choice
 
-PROMPTS = [json.loads(line) for line in (ROOT / "evalkit" / "registry" / "evals" / "refusals.jsonl").read_text().splitlines()]
+PROMPTS = [json.loads(line) for line in (ROOT / "registry" / "evals" / "refusals.jsonl").read_text().splitlines()]
 
 
 # ----------------------------------------------------------------------------- parsing grader replies
@@ -107,9 +107,9 @@ def test_grader_failure_is_a_sample_error_not_a_score(evalkit, start_server, tmp
 
 def test_unknown_grader_is_one_line(evalkit, tmp_path):
     spec = tmp_path / "g.yaml"
-    spec.write_text((ROOT / "evalkit" / "registry" / "evals" / "refusals.yaml").read_text()
+    spec.write_text((ROOT / "registry" / "evals" / "refusals.yaml").read_text()
                     .replace("grader: refusal", "grader: nosuch")
-                    .replace("./refusals.jsonl", str(ROOT / "evalkit" / "registry" / "evals" / "refusals.jsonl")))
+                    .replace("./refusals.jsonl", str(ROOT / "registry" / "evals" / "refusals.jsonl")))
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1")
     assert res.returncode == 2 and "unknown grader 'nosuch'" in res.stderr and len(res.stderr.splitlines()) == 1
 

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import read_jsonl
 
-from evalkit.metrics import pass_at_k
-from evalkit.sandbox import Limits, RunResult, run_python
+from evalkit.results.metrics import pass_at_k
+from evalkit.scoring.sandbox import Limits, RunResult, run_python
 
 # These tests look for sandbox processes and folders machine-wide: one worker runs them all.
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -196,7 +196,7 @@ raise RuntimeError(f"held {total + mine} in {len(children) + 1} processes")
 
 
 def test_memory_bound_holds():
-    from evalkit.sandbox import memory_bound
+    from evalkit.scoring.sandbox import memory_bound
 
     limits = Limits(memory_mb=64, processes=6, disk_mb=16, file_mb=8, wall_seconds=60)
     out = run_python(HOLD, limits=limits)

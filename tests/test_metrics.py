@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from evalkit.metrics import summarize
+from evalkit.results.metrics import summarize
 
 
 def test_macro_interval_covers_the_true_macro_mean_about_95_percent():

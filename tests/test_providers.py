@@ -63,7 +63,7 @@ def completions(server) -> list[dict]:
 
 
 def test_every_preset_is_tested():
-    shipped = yaml.safe_load((ROOT / "evalkit" / "registry" / "providers.yaml").read_text(encoding="utf-8"))
+    shipped = yaml.safe_load((ROOT / "registry" / "providers.yaml").read_text(encoding="utf-8"))
     assert set(shipped) == set(EXPECTED)
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import read_jsonl
 from evalkit.backends.openai_api import retry_after_seconds
-from evalkit.limiter import Limiter
-from evalkit.runner import RunnerOptions
+from evalkit.send.limiter import Limiter
+from evalkit.send.runner import RunnerOptions
 
 
 def anatomy_key(data_dir: Path, right: bool = True) -> list[dict]:

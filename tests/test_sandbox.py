@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from evalkit.sandbox import BOOTSTRAP
+from evalkit.scoring.sandbox import BOOTSTRAP
 
 # These tests look for sandbox processes and folders machine-wide: one worker runs them all.
 pytestmark = pytest.mark.xdist_group("sandbox")

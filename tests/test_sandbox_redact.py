@@ -1,10 +1,10 @@
-"""evalkit.redact: key-like strings out of stored text (the sandbox's verdicts, later logs and errors)."""
+"""evalkit.core.redact: key-like strings out of stored text (the sandbox's verdicts, later logs and errors)."""
 
 from __future__ import annotations
 
 import pytest
 
-from evalkit.redact import MARK, redact
+from evalkit.core.redact import MARK, redact
 
 KEYS = {
     "openai": "sk-" + "aB3" * 16,

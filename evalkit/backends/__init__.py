@@ -3,7 +3,7 @@
 `get_backend("provider/name")` resolves the provider lazily, in this order:
 
 1. evalkit's own in-process backends below (`local/`);
-2. the provider presets of `evalkit/registry/providers.yaml` (and EVALKIT_REGISTRY folders):
+2. the provider presets of `registry/providers.yaml` (and EVALKIT_REGISTRY folders):
    `openai/`, `anthropic/`, `azure/`, `vllm/`, ... all served by the one OpenAI-compatible
    backend, configured by their entry (URL, key variable, capabilities);
 3. any installed package's entry point in the group `evalkit.backends` (name = provider, value =
@@ -18,9 +18,8 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 
-from ..errors import EvalkitError
-from .base import (Backend, BackendError, Capabilities, Completion, FatalError, RefusedError,  # noqa: F401
-                   Request, SampleError, Sampling, TransientError)
+from evalkit.core.errors import EvalkitError
+from evalkit.backends.base import Backend, BackendError, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
 
 PROVIDERS = {
     "local": "evalkit.backends.local:LocalBackend",
@@ -39,7 +38,7 @@ def plugins() -> dict[str, str]:
 def providers() -> dict[str, str]:
     """Every provider name -> "module:Class" that serves it (presets: the OpenAI-compatible
     backend); evalkit's own come first, so a plug-in cannot replace one."""
-    from ..providers import registry_providers
+    from evalkit.backends.presets import registry_providers
 
     presets = {name: PRESET_BACKEND for name in registry_providers() if name not in PROVIDERS}
     return {**plugins(), **presets, **PROVIDERS}
@@ -55,7 +54,7 @@ def get_backend(model: str, **options) -> Backend:
                            "(`evalkit providers` lists them)")
     module, _, cls = known[provider].partition(":")
     if known[provider] == PRESET_BACKEND and provider not in PROVIDERS:
-        from ..providers import registry_providers
+        from evalkit.backends.presets import registry_providers
 
         options["preset"] = registry_providers()[provider]
     return getattr(importlib.import_module(module), cls)(name, **options)

@@ -40,7 +40,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from ..costs import Pricer
+from evalkit.backends.costs import Pricer
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,7 @@ class SampleError(BackendError):
 
 class RefusedError(SampleError):
     """The server refused the request as it is (an HTTP 4xx other than 408/429): the same request
-    gets the same answer. The same refusal of a run's first requests stops the run (evalkit.runner)."""
+    gets the same answer. The same refusal of a run's first requests stops the run (evalkit.send.runner)."""
 
 
 class FatalError(BackendError):
@@ -264,5 +264,5 @@ class Backend:
         return Pricer(self.model, None, None)
 
     def batch_api(self):
-        """The provider's Batch API for this model (see `evalkit.batch`), or None if it has none."""
+        """The provider's Batch API for this model (see `evalkit.send.batch`), or None if it has none."""
         return None

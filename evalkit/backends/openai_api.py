@@ -3,7 +3,7 @@
 Uses the official `openai.AsyncOpenAI` client (`AsyncAzureOpenAI` for Azure, which puts the
 deployment and `api-version` in the URL and the key in an `api-key` header) with its own retries
 switched off: the runner owns retries, so a rate limit is never retried twice over. Which URL,
-key variable and capabilities apply comes from the provider's preset (`evalkit.providers`,
+key variable and capabilities apply comes from the provider's preset (`evalkit.backends.presets`,
 `registry/providers.yaml`): `openai/` reads `--base-url`, else `OPENAI_BASE_URL`, else OpenAI,
 and the key from `OPENAI_API_KEY` (a local server needs none). A preset may rename request
 fields (Mistral's `random_seed`) and withhold what its endpoint ignores (`seed`), which
@@ -47,12 +47,10 @@ import math
 import re
 import time
 
-from ..costs import Pricer
-from .base import (Backend, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, TransientError,
-                   note_activity, note_sent)
-from .openai_batch import BatchTarget, OpenAIBatches
-from .openai_wire import REASONING_FIELDS, Wire, parse_completion, read_usage, reasoning_of, short_error, \
-    top_logprobs, wire_body
+from evalkit.backends.costs import Pricer
+from evalkit.backends.base import Backend, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, TransientError, note_activity, note_sent
+from evalkit.backends.openai_batch import BatchTarget, OpenAIBatches
+from evalkit.backends.openai_wire import REASONING_FIELDS, Wire, parse_completion, read_usage, reasoning_of, short_error, top_logprobs, wire_body
 
 openai = httpx = None  # the client modules, imported by the first backend that sends a request
 
@@ -61,7 +59,7 @@ class OpenAIBackend(Backend):
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, max_connections: int = 100, max_reply_bytes: int = 2 * 2**20,
                  preset=None, **_):
-        from ..providers import connection, registry_providers
+        from evalkit.backends.presets import connection, registry_providers
 
         self.preset = preset or registry_providers()["openai"]
         self.name = name
@@ -505,7 +503,7 @@ def server_words(text: str) -> str:
         said = text
     if said is text and text.lstrip().startswith("<"):          # a web page: its text
         said = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<[^>]*>", " ", said)
-    from ..redact import env_secrets, redact
+    from evalkit.core.redact import env_secrets, redact
 
     line = " ".join("".join(c if c.isprintable() else " " for c in said).split())
     line = redact(line, env_secrets())            # before it is cut: a cut key would no longer look like one

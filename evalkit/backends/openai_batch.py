@@ -1,6 +1,6 @@
 """The OpenAI Batch API's wire side: request lines, files, batches and their result lines.
 
-`evalkit.batch` decides what goes into which batch and when; this module only speaks the
+`evalkit.send.batch` decides what goes into which batch and when; this module only speaks the
 protocol, through the official `openai` client: a JSONL file of `{"custom_id", "method": "POST",
 "url": "/v1/chat/completions", "body"}` lines uploaded with `purpose=batch`, a batch created on
 it with a 24 h completion window, polled, cancelled, listed, and its output and error files read
@@ -24,8 +24,8 @@ import json
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-from .base import Completion, FatalError, Request, SampleError, TransientError, vet_completion
-from .openai_wire import Wire, parse_completion, short_error, wire_body
+from evalkit.backends.base import Completion, FatalError, Request, SampleError, TransientError, vet_completion
+from evalkit.backends.openai_wire import Wire, parse_completion, short_error, wire_body
 
 CHAT_URL = "/v1/chat/completions"
 MAX_REQUESTS = 50_000            # OpenAI's limits per batch input file

@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .base import Completion, Request, SampleError, TransientError
+from evalkit.backends.base import Completion, Request, SampleError, TransientError
 
 OPTION_TOP_LOGPROBS = 20   # the most alternatives OpenAI returns per position
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .base import Completion
+from evalkit.backends.base import Completion
 
 # (opening, closing) tags the common open models write: DeepSeek-R1, Qwen3, QwQ, gpt-oss through
 # some templates, Seed-OSS, Kimi; `--think-tags` replaces the list.

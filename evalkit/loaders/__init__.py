@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-from ..errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 
 
 @lru_cache(maxsize=1)

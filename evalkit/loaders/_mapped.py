@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import EvalkitError
-from ..sample import Sample, short_intern
+from evalkit.core.errors import EvalkitError
+from evalkit.datasets.sample import Sample, short_intern
 
 NO_FIELDS: dict = {}  # shared by every sample without extra fields; never mutated
 

@@ -21,9 +21,9 @@ import csv
 import re
 from pathlib import Path
 
-from ..sample import Sample, short_intern
-from ..errors import EvalkitError, warn
-from .jsonl import records
+from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.errors import EvalkitError, warn
+from evalkit.loaders.jsonl import records
 
 GROUP = "task"   # samples are grouped by this field (a spec's group_by may name it)
 

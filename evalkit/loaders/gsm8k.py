@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..sample import Sample
-from ..errors import EvalkitError
-from . import split_file
-from .jsonl import records
+from evalkit.datasets.sample import Sample
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders import split_file
+from evalkit.loaders.jsonl import records
 
 _CALC = re.compile(r"<<[^>]*>>")
 

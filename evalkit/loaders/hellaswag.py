@@ -13,9 +13,9 @@ from __future__ import annotations
 import bz2
 from pathlib import Path
 
-from ..sample import Sample
-from ..errors import EvalkitError
-from . import data_file
+from evalkit.datasets.sample import Sample
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders import data_file
 
 GROUP = "activity"   # samples are grouped by this field (a spec's group_by may name it)
 

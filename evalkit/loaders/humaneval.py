@@ -10,9 +10,9 @@ import gzip
 import json
 from pathlib import Path
 
-from ..sample import Sample
-from ..errors import EvalkitError
-from . import data_file
+from evalkit.datasets.sample import Sample
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders import data_file
 
 FILE = "HumanEval.jsonl.gz"
 

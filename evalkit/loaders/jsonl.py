@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import EvalkitError
-from . import split_file, text_lines
-from ._mapped import samples_from_records
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders import split_file, text_lines
+from evalkit.loaders._mapped import samples_from_records
 
 
 def records(path: Path):

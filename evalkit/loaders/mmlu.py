@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..sample import Sample, short_intern
-from ..errors import EvalkitError
+from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.errors import EvalkitError
 
 GROUP = "subject"   # samples are grouped by this field (a spec's group_by may name it)
 

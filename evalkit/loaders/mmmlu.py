@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..sample import Sample, short_intern
-from ..errors import EvalkitError
+from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.errors import EvalkitError
 
 COLUMNS = ("Question", "A", "B", "C", "D", "Answer", "Subject")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..sample import Sample
-from ..errors import EvalkitError
-from .jsonl import records
+from evalkit.datasets.sample import Sample
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders.jsonl import records
 
 
 def _chat(value, path: Path, lineno: int, key: str) -> list[dict]:

@@ -14,9 +14,9 @@ import json
 import random
 from pathlib import Path
 
-from ..sample import Sample
-from ..errors import EvalkitError
-from . import data_file
+from evalkit.datasets.sample import Sample
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders import data_file
 
 FILE = "mc_task.json"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..sample import Sample
-from ..errors import EvalkitError
-from .jsonl import records
+from evalkit.datasets.sample import Sample
+from evalkit.core.errors import EvalkitError
+from evalkit.loaders.jsonl import records
 
 
 def load(spec, root: Path, split: str) -> list[Sample]:

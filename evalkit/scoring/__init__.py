@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
 from pydantic import Field
 
-from ..yamlfile import Strict
+from evalkit.core.yamlfile import Strict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..backends.base import Completion
-    from ..sample import Sample
+    from evalkit.backends.base import Completion
+    from evalkit.datasets.sample import Sample
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,16 @@ def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = (
     return register
 
 
+_NOT_SCORERS = {"sandbox", "sandbox_driver", "text"}  # this folder's helpers, not scorer modules
+
+
 @lru_cache(maxsize=1)
 def scorers() -> dict[str, Scorer]:
     """Every scorer: this package's modules, then plug-ins' (entry-point group `evalkit.scorers`)."""
     from importlib.metadata import entry_points
 
     for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if not mod.name.startswith("_"):
+        if not mod.name.startswith("_") and mod.name not in _NOT_SCORERS:
             importlib.import_module(f"{__name__}.{mod.name}")
     for ep in entry_points(group="evalkit.scorers"):
         importlib.import_module(ep.value.partition(":")[0])

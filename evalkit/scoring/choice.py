@@ -26,10 +26,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..sample import Sample
-from . import MissingLogprobs, Score, ScoreInput, ScorerOptions, scorer
-from .match import ExtractOption
-from .text import extract_answer
+from evalkit.datasets.sample import Sample
+from evalkit.scoring import MissingLogprobs, Score, ScoreInput, ScorerOptions, scorer
+from evalkit.scoring.match import ExtractOption
+from evalkit.scoring.text import extract_answer
 
 
 @lru_cache(maxsize=64)

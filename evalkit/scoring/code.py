@@ -30,9 +30,9 @@ import re
 import textwrap
 from typing import Literal
 
-from ..sample import Sample
-from ..sandbox import Limits, require_isolation, run_python
-from . import Score, ScoreInput, ScorerOptions, ScoringError, scorer
+from evalkit.datasets.sample import Sample
+from evalkit.scoring.sandbox import Limits, require_isolation, run_python
+from evalkit.scoring import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 _DEFINES = re.compile(r"^[ \t]*+(?:async[ \t]+def|def|class|import|from)\s", re.M)   # linear in blank runs

@@ -24,8 +24,8 @@ import string
 
 from typing import Literal
 
-from . import Score, ScoreInput, ScorerOptions, scorer
-from .text import answer_after_marker
+from evalkit.scoring import Score, ScoreInput, ScorerOptions, scorer
+from evalkit.scoring.text import answer_after_marker
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

@@ -1,4 +1,4 @@
-"""Model-graded scoring: a grader model classifies the reply against a rubric (evalkit.graders).
+"""Model-graded scoring: a grader model classifies the reply against a rubric (evalkit.specs.graders).
 
 The score is the chosen class's `choice_scores` value (None when the grader defines no scores:
 the eval then reports only the rate of each class). Every graded sample also gets the one-hot
@@ -17,9 +17,9 @@ from typing import Awaitable, Callable, Literal, Protocol
 
 from pydantic import Field
 
-from ..sample import Sample
-from ..graders import GraderSpec, parse_choice
-from . import Score, ScoreInput, ScorerOptions, scorer
+from evalkit.datasets.sample import Sample
+from evalkit.specs.graders import GraderSpec, parse_choice
+from evalkit.scoring import Score, ScoreInput, ScorerOptions, scorer
 
 
 class GradedOptions(ScorerOptions):

@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from . import Score, ScoreInput, ScorerOptions, scorer
-from .text import extract_answer, fold_whitespace, parse_number, squad_normalize
+from evalkit.scoring import Score, ScoreInput, ScorerOptions, scorer
+from evalkit.scoring.text import extract_answer, fold_whitespace, parse_number, squad_normalize
 
 
 class ExtractOption(ScorerOptions):

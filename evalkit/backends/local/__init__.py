@@ -62,12 +62,12 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from ..base import Backend, Capabilities, Completion, FatalError, Request, SampleError
-from .loading import PLAIN_MARK, resolve
-from .schedule import TOP_K, BudgetTuner, Item, plan
+from evalkit.backends.base import Backend, Capabilities, Completion, FatalError, Request, SampleError
+from evalkit.backends.local.loading import PLAIN_MARK, resolve
+from evalkit.backends.local.schedule import TOP_K, BudgetTuner, Item, plan
 
 if TYPE_CHECKING:                 # the engine imports torch: loaded with the model, not here
-    from .engine import Engine
+    from evalkit.backends.local.engine import Engine
 
 # torch is imported when a model is opened, never by importing this package: `evalkit providers`
 # and `list` work without the local extra, and OMP_WAIT_POLICY is set before torch reads it.
@@ -117,12 +117,12 @@ class LocalBackend(Backend):
         self._described: dict[str, int] | None = None   # the counters as of the previous summary
 
     def _load(self) -> None:
-        from .loading import load
+        from evalkit.backends.local.loading import load
 
         started = time.monotonic()
         loaded = load(self.name, self.source)
         self._tok, self.loaded_from = loaded.tok, loaded.loaded_from
-        from .engine import Engine
+        from evalkit.backends.local.engine import Engine
 
         self._engine = Engine(loaded.lm, loaded.tok, self.prefix_bytes)
         start = GPU_BUDGET if loaded.lm.device.type == "cuda" else CPU_BUDGET
@@ -137,7 +137,7 @@ class LocalBackend(Backend):
         to float32 on first use: minutes on a busy machine; later loads take seconds)."""
         if self._engine is not None:
             return
-        from .loading import cache_folder
+        from evalkit.backends.local.loading import cache_folder
 
         fresh = self.source.suffix == ".gguf" and not (cache_folder(self.source) / "model.safetensors").is_file()
         say(f"converting {self.source.name} to float32 (first use, cached for next time; this can take minutes)"

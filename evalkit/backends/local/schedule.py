@@ -46,7 +46,7 @@ def plan(pending: list[Item], cached: Callable[[list[int]], int] | None, budget:
     same = [r for r in pending[1:] if r.kind == anchor.kind]
     if cached is None:
         return Plan([anchor] + _by_length(anchor, same, 0, budget, max_batch), 0)
-    from .prefix import common_length      # torch: only once a model runs
+    from evalkit.backends.local.prefix import common_length      # torch: only once a model runs
 
     shared = {id(r): common_length(anchor.ids, r.ids) for r in same}
     related = sorted((n for n in shared.values() if n >= MIN_SHARED), reverse=True)
@@ -68,7 +68,7 @@ def _alone(items: list[Item]) -> set[int]:
     """The items sharing fewer than MIN_SHARED leading ids with every other one (found between
     neighbours in sorted order, where the longest shared prefixes sit side by side)."""
     ordered = sorted(items, key=lambda r: r.ids)
-    from .prefix import common_length
+    from evalkit.backends.local.prefix import common_length
 
     near = [common_length(a.ids, b.ids) >= MIN_SHARED for a, b in zip(ordered, ordered[1:])]
     return {id(r) for i, r in enumerate(ordered)

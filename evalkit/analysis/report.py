@@ -1,0 +1,363 @@
+"""Run logs -> a report: Markdown, or one self-contained HTML file (no network needed to view it).
+
+    evalkit report LOG [LOG ...] [--format md|html] [--out FILE]
+
+For each eval: the main metric with its 95% interval, n, errors, unparsed replies and cost, one
+column per model when several logs of the same eval are given; per-group tables (MMLU subjects,
+sorted); the calibration (ECE) and a reliability diagram where the run recorded option
+probabilities. Every run is recomputed from its sample lines, as `evalkit compare` reads them: a
+summary line whose counts or metric values differ from its samples' is not shown, and the report
+says so (a tampered or stale line). A log without a final summary (a killed run) is summarised
+from its samples and marked incomplete. HTML embeds its images as data URIs; Markdown writes them beside `--out`.
+
+This module only reads logs and renders: it never runs an eval.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalkit.core.errors import EvalkitError, warn
+from evalkit.exams.tables import fmt_number as _num
+from pydantic import ValidationError
+
+from evalkit.results.runlog import LogContents, read_log
+from evalkit.results.records import Calibration, Cost, Stat, Summary, score_metrics, total_usage
+
+
+@dataclass
+class Run:
+    path: str
+    eval: str
+    model: str
+    summary: Summary
+    disagreement: str | None = None          # what the log's summary line claims that its samples do not
+
+    @property
+    def metric(self) -> str:
+        return self.summary.primary_metric
+
+
+def load_run(path: str) -> Run:
+    log = read_log(path)
+    summary, disagreement = checked_summary(log)
+    model = log.header.get("model", "?")
+    if log.header.get("excluded"):
+        # a run on the clean subset (contaminated samples left out) sits beside the full run
+        model += f" (clean: {log.header['excluded']['count']} excluded)"
+    return Run(str(path), log.header.get("eval", "?"), model, summary, disagreement)
+
+
+def checked_summary(log: LogContents) -> tuple[Summary, str | None]:
+    """The run's summary, recomputed from its sample lines as `compare` reads them. The summary
+    line is shown only when its counts and metric values are the samples' (its intervals are the
+    run's own, drawn in the run's sample order); otherwise the samples' numbers, and a sentence
+    (also on stderr) saying what the line claimed."""
+    mine = summary_from_log(log)
+    claimed = _final_summary(log.summary)
+    if claimed is None:
+        return mine, None
+    diffs = _differences(claimed, mine)
+    if not diffs:
+        return claimed, None
+    said = (f"{log.path}: the summary line disagrees with the log's sample lines ({'; '.join(diffs[:3])}); "
+            "this report shows what the samples say")
+    warn(said)
+    return mine.model_copy(update={"status": claimed.status, "incomplete": claimed.incomplete,
+                                   "n": max(claimed.n, mine.scored + mine.errors)}), said
+
+
+def _differences(claimed: Summary, mine: Summary) -> list[str]:
+    """What `claimed` says that differs from `mine`: counts, and each metric's value overall and per group."""
+    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}" for k in ("scored", "errors", "truncated")
+           if getattr(claimed, k) != getattr(mine, k)]
+    for where, a, b in (("", claimed.metrics, mine.metrics), ("group ", claimed.groups or {}, mine.groups or {})):
+        for name in sorted(set(a) | set(b)):
+            x, y = (a[name].value if name in a else None), (b[name].value if name in b else None)
+            if (x is None) != (y is None) or (x is not None and abs(x - y) > 1e-9):
+                out.append(f"{where}{name} {_fmt(x)} against {_fmt(y)}")
+    return out
+
+
+def _final_summary(rec: dict | None) -> Summary | None:
+    if rec is None or rec.get("incomplete"):
+        return None
+    try:
+        return Summary.model_validate({k: v for k, v in rec.items() if k in Summary.model_fields})
+    except ValidationError:
+        return None          # a summary of an older evalkit: recomputed from the samples instead
+
+
+def summary_from_log(log: LogContents) -> Summary:
+    """A killed run's summary, from the samples it logged, through the same code as a live run."""
+    spec, partial = log.header.get("spec") or {}, log.summary or {}
+    metrics = spec.get("metrics") or ["accuracy"]
+    results = list(log.samples.values())
+    part = score_metrics(results, metrics, (spec.get("generation") or {}).get("n", 1), log.header.get("seed", 0))
+    cost = sum(r.cost_usd or 0.0 for r in results)
+    return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
+                   endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
+                   incomplete=True, primary_metric=metrics[0], n=partial.get("n") or len(results), scored=part.scored,
+                   errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+                   metrics={k: Stat(**v) for k, v in part.metrics.items()},
+                   groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
+                   calibration=Calibration(**part.calibration) if part.calibration else None,
+                   usage=total_usage(results), cost_usd=Cost(this_run=cost, all_samples=cost) if cost else None,
+                   seed=log.header.get("seed", 0), notes=part.notes, log=str(log.path))
+
+
+def _thinking(s: Summary) -> str | None:
+    """A sentence on how a run's model thought (reasoning and cached tokens, truncated replies)."""
+    u = s.usage
+    if not (u.reasoning_tokens or s.truncated or u.cached_tokens):
+        return None
+    parts = [f"{u.reasoning_tokens:,} of {u.completion_tokens:,} completion tokens were reasoning (never scored)"]
+    if s.truncated:
+        parts.append(f"{s.truncated} replies truncated by the token limit (no answer; raise --max-reasoning-tokens)")
+    if u.cached_tokens:
+        parts.append(f"{u.cached_tokens:,} of {u.prompt_tokens:,} prompt tokens came from the provider's cache")
+    return f"Thinking of {s.model}: " + "; ".join(parts) + "."
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _cell(run: Run) -> str:
+    m = run.summary.metrics.get(run.metric)
+    lo, hi = m.ci95 if m else (None, None)
+    return f"{_fmt(m.value if m else None)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _cost(run: Run) -> str:
+    c = run.summary.cost_usd
+    return f"${c.all_samples:.4f}" if c and c.all_samples is not None else "–"
+
+
+def reliability_png(cal: dict, title: str) -> bytes:
+    """A reliability diagram: accuracy per confidence bin against the diagonal, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = [b for b in cal["bins"] if b["count"]]
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=100)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#888", linewidth=1, label="perfect calibration")
+    ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.095,
+           color="#3b6ea5", alpha=0.85, label="accuracy in bin")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#c0392b", markersize=4,
+            label="mean confidence")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("P(answer) from log-probabilities")
+    ax.set_ylabel("P(correct)")
+    ax.set_title(f"{title}\nECE = {cal['ece']:.3f}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _by_eval(runs: list[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.eval, []).append(r)
+    return out
+
+
+def load_exam(path: str) -> dict | None:
+    """An exam result (`<log dir>/exams/<exam>/<model>.json`), or None if `path` is a run log."""
+    if not str(path).endswith(".json"):
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvalkitError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise EvalkitError(f"{path}: not an exam result ({exc})") from None
+    if not isinstance(data, dict) or data.get("type") != "exam":
+        raise EvalkitError(f"{path}: not an exam result (no \"type\": \"exam\")")
+    return data
+
+
+def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
+    if not paths:
+        raise EvalkitError("report: give at least one run log or exam result")
+    exams = [e for e in (load_exam(p) for p in paths) if e is not None]
+    runs = [load_run(p) for p in paths if not str(p).endswith(".json")]
+    images: list[tuple[str, bytes]] = []
+    table = exam_rows(exams)
+    if any(row["lower_bound"] is not None for row in table):
+        images.append(("Exam percentiles (lower bound of each range)", percentile_chart_png(table)))
+    for r in runs:
+        cal = r.summary.calibration
+        if cal and cal.ece is not None:
+            images.append((f"{r.eval} · {r.model}", reliability_png(cal.model_dump(), f"{r.eval} · {r.model}")))
+    if fmt == "html":
+        return _html(runs, images, table)
+    return _markdown(runs, images, out, table)
+
+
+def exam_rows(exams: list[dict]) -> list[dict]:
+    """Table 1 of the GPT-4 report, for these results: score / max and the percentile as printed."""
+    rows = []
+    for e in exams:
+        scale, pct = e["scale"], e.get("percentile")
+        lo, hi = e.get("scaled_ci95") or (None, None)
+        top = scale["max"]
+        score = f"{_num(e['scaled'])} / {_num(top)}" if scale["unit"].startswith(("scaled", "points")) else _num(e["scaled"])
+        if scale["unit"] == "percent correct":
+            score = f"{_num(e['scaled'])}%"
+        rows.append({"exam": e.get("title") or e["exam"], "model": e.get("model") or "?", "score": score,
+                     "percentile": pct["text"] if pct else "–",
+                     "ci": f"{_num(lo)}-{_num(hi)}" if lo is not None else "–",
+                     "lower_bound": (0.0 if pct["below"] else pct["low"]) if pct else None,
+                     "incomplete": bool(e.get("incomplete"))})
+    return rows
+
+
+def percentile_chart_png(rows: list[dict]) -> bytes:
+    """Figure 4 of the GPT-4 report: each exam's percentile lower bound, ordered."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((r["lower_bound"], f"{r['exam']} · {r['model']}") for r in rows if r["lower_bound"] is not None)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(pts) + 1.2), dpi=110)
+    ax.barh([label for _, label in pts], [v for v, _ in pts], color="#4a78b5")
+    for i, (v, _) in enumerate(pts):
+        ax.text(v + 1, i, f"{v:g}", va="center", fontsize=8)
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("estimated percentile lower bound among human test takers")
+    ax.set_title("Exam results (lower end of each percentile range)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@dataclass
+class Section:
+    """One eval's content, computed once; the Markdown and HTML renderers only format it."""
+
+    name: str
+    metric: str
+    rows: list[tuple[str, bool, list[str]]]           # (model, incomplete?, [metric, n, errors, unparsed, cost])
+    calibration: list[str]                             # sentences under the table: calibration, thinking
+    group_header: list[str]
+    group_rows: list[tuple[str, list[str]]]            # (group, one cell per model; "–" where absent)
+
+
+def _sections(runs: list[Run]) -> list[Section]:
+    out = []
+    for name, group in _by_eval(runs).items():
+        rows = [(r.model, r.summary.incomplete,
+                 [_cell(r), f"{r.summary.scored}/{r.summary.n}", str(r.summary.errors), str(r.summary.unparsed),
+                  _cost(r)]) for r in group]
+        calibration = [f"Calibration of {r.model}: ECE {cal.ece:.4f} over {cal.points} option probabilities "
+                       "(10 equal-width bins)." for r in group
+                       if (cal := r.summary.calibration) and cal.ece is not None]
+        calibration += [s for r in group if (s := _thinking(r.summary))]
+        calibration += [f"Warning: {r.disagreement}." for r in group if r.disagreement]
+        names = sorted({g for r in group for g in (r.summary.groups or {})})
+        group_rows = []
+        for g in names:
+            cells = []
+            for r in group:
+                m = (r.summary.groups or {}).get(g)
+                cells.append(f"{_fmt(m.value)} (n={m.n})" if m else "–")
+            group_rows.append((g, cells))
+        out.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows))
+    return out
+
+
+def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None, exams: list[dict]) -> str:
+    lines = ["# evalkit report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run log(s)"
+             f"{f' and {len(exams)} exam result(s)' if exams else ''}.", ""]
+    if exams:
+        lines += ["## Exams", "", "| exam | model | score | percentile | score 95% CI |", "|---|---|---|---|---|"]
+        lines += [f"| {r['exam']}{' (incomplete)' if r['incomplete'] else ''} | {r['model']} | {r['score']} | "
+                  f"{r['percentile']} | {r['ci']} |" for r in exams]
+        lines.append("")
+    for sec in _sections(runs):
+        lines += [f"## {sec.name}", "", f"| model | {sec.metric} [95% CI] | n | errors | unparsed | cost |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {model}{' (incomplete)' if incomplete else ''} | " + " | ".join(cells) + " |"
+                  for model, incomplete, cells in sec.rows]
+        lines.append("")
+        for sentence in sec.calibration:
+            lines += [sentence, ""]
+        if sec.group_rows:
+            lines += ["| group | " + " | ".join(sec.group_header) + " |", "|---|" + "---|" * len(sec.group_header)]
+            lines += [f"| {g} | " + " | ".join(cells) + " |" for g, cells in sec.group_rows]
+            lines.append("")
+    if images:
+        if out is None:
+            lines.append("_Figures are written beside the report with `--out FILE`._")
+        else:
+            folder = out.with_name(out.stem + "_files")
+            folder.mkdir(parents=True, exist_ok=True)
+            lines += ["## Figures", ""]
+            for i, (title, png) in enumerate(images):
+                (folder / f"figure_{i}.png").write_bytes(png)
+                lines.append(f"![{title}]({folder.name}/figure_{i}.png)")
+            lines.append("")
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+color:#1d2430;padding:0 1rem}h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #d8dde6;padding-bottom:.3rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d8dde6;padding:.3rem .6rem;
+text-align:left}th{background:#f1f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.incomplete{color:#b03a2e;font-weight:600}.muted{color:#6b7480}figure{display:inline-block;margin:.5rem}
+"""
+
+
+def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict]) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>evalkit report</title>",
+             f"<style>{CSS}</style></head><body><h1>evalkit report</h1>",
+             f"<p class='muted'>Generated {e(time.strftime('%Y-%m-%d %H:%M'))} from {len(runs)} run log(s)"
+             f"{f' and {len(exams)} exam result(s)' if exams else ''}.</p>"]
+    if exams:
+        parts.append("<h2>Exams</h2><table class='exams'><thead><tr><th>exam</th><th>model</th><th>score</th>"
+                     "<th>percentile</th><th>score 95% CI</th></tr></thead><tbody>")
+        for r in exams:
+            flag = " <span class='incomplete'>incomplete</span>" if r["incomplete"] else ""
+            parts.append(f"<tr><td>{e(r['exam'])}{flag}</td><td>{e(r['model'])}</td><td class='num'>{e(r['score'])}</td>"
+                         f"<td>{e(r['percentile'])}</td><td class='num'>{e(r['ci'])}</td></tr>")
+        parts.append("</tbody></table>")
+    for sec in _sections(runs):
+        parts.append(f"<h2>{e(sec.name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(sec.metric)} [95% CI]</th>"
+                     "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
+        for model, incomplete, cells in sec.rows:
+            flag = " <span class='incomplete'>incomplete</span>" if incomplete else ""
+            parts.append(f"<tr><td>{e(model)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</tbody></table>")
+        parts += [f"<p>{e(sentence)}</p>" for sentence in sec.calibration]
+        if sec.group_rows:
+            parts.append("<table class='groups'><thead><tr><th>group</th>"
+                         + "".join(f"<th>{e(m)}</th>" for m in sec.group_header) + "</tr></thead><tbody>")
+            for g, cells in sec.group_rows:
+                parts.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
+            parts.append("</tbody></table>")
+    if images:
+        parts.append("<h2>Figures</h2>")
+        for title, png in images:
+            data = base64.b64encode(png).decode()
+            parts.append(f"<figure><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption class='muted'>{e(title)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "".join(parts)

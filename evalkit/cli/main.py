@@ -1,0 +1,542 @@
+"""The `evalkit` command line: parse flags, call library functions, print, set exit codes.
+
+Exit codes: 0 success; 1 a check failed (validate, compare, merge) or a run cannot be trusted
+(nothing scored, more errors than --fail-on-error, stopped by --max-cost, an incomplete exam,
+merged shards with gaps); 2 a usage or input error; 130 interrupted. Every error is one line on
+stderr (`evalkit: error: ...`), never a traceback (`EVALKIT_DEBUG=1` shows one). Heavy modules are
+imported inside commands so `evalkit --help` starts fast. Text for people comes from
+`evalkit.cli.formats`; `--json` prints the typed results themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from evalkit import __version__
+from evalkit.core.errors import EvalkitError
+
+EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+from evalkit.cli.data import data as data_commands
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> None:
+    from evalkit.core.redact import env_secrets, redact
+
+    click.echo(f"evalkit: error: {redact(message, env_secrets())}", err=True)
+    sys.exit(code)
+
+
+class EvalkitGroup(click.Group):
+    """Turns every failure inside a command into one line and an exit code, in-process too."""
+
+    def invoke(self, ctx: click.Context):
+        from evalkit.core.errors import reset_warnings
+
+        reset_warnings()                  # each command says its warnings once, also in one process
+        try:
+            return super().invoke(ctx)
+        except EvalkitError as exc:
+            _fail(exc.message, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; finished samples are in the log, run the same command to resume", EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # never a traceback for the user, but say what happened
+            if os.environ.get("EVALKIT_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]} (set EVALKIT_DEBUG=1 for a traceback)")
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is a real number (nan and inf are refused)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith((".yaml", ".yml")) or os.sep in name
+
+
+@click.group(cls=EvalkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalkit")
+def cli() -> None:
+    """Evaluate chat models on exams and academic benchmarks.
+
+    \b
+    evalkit list                                   the evals, exams and graders
+    evalkit run mmlu --model openai/gpt-4o-mini    run an eval (needs OPENAI_API_KEY)
+    evalkit run mmlu --model local/gemma-3-270m    a small local model, offline
+    evalkit providers                              the providers, their key variables and capabilities
+    evalkit validate my_evals/                     check YAML specs
+    """
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per eval, exam and grader.")
+@click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
+              help="List an OpenAI Evals registry instead: each eval's class and whether evalkit runs it.")
+def list_cmd(as_json: bool, oai_registry: Path | None) -> None:
+    """The evals, exams and graders in the registry."""
+    from evalkit.cli.catalog import catalog_rows, oai_rows
+
+    rows, problems = oai_rows(oai_registry) if oai_registry else catalog_rows()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+    else:
+        from evalkit.cli.formats import listing_text
+
+        click.echo(listing_text(rows, oai=oai_registry is not None))
+    for line in problems:
+        click.echo(line, err=True)
+
+
+@cli.command()
+@click.argument("name")
+def show(name: str) -> None:
+    """One spec, resolved (extends and template applied), as YAML."""
+    import yaml
+
+    from evalkit.specs.registry import load_registry
+
+    reg, named = load_registry([name] if _is_path(name) else [])
+    spec = reg.resolve(named[0] if named else name)
+    click.echo(yaml.safe_dump(spec.model_dump(exclude_none=True, mode="json"), sort_keys=False, allow_unicode=True),
+               nl=False)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+def validate(paths: tuple[str, ...]) -> None:
+    """Check eval specs, exams and graders; print file:line: field: problem for each, exit 1 if any.
+
+    Without PATHS, the built-in registry. A folder is read like a registry (`evals/`, `exams/`,
+    `graders/`); a YAML file inside an `exams` or `graders` folder is one of those.
+    """
+    from evalkit.cli.catalog import validate_paths
+
+    problems, checked = validate_paths([Path(p) for p in paths])
+    for p in problems:
+        click.echo(p)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {checked}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"ok: {checked} valid", err=True)
+
+
+@cli.command("schema")
+@click.argument("what", type=click.Choice(["summary", "pairwise"]), default="summary")
+def schema_cmd(what: str) -> None:
+    """The JSON Schema of `evalkit run --json` output (the contract for scripts)."""
+    from evalkit.runs.pairwise import PairwiseSummary
+    from evalkit.results.records import Summary
+
+    click.echo(json.dumps((Summary if what == "summary" else PairwiseSummary).model_json_schema(), indent=1))
+
+
+RUN_OPTIONS = [
+    click.option("--model", required=True, metavar="PROVIDER/NAME",
+                 help="openai/<model> (OPENAI_API_KEY; any OpenAI-compatible server with --base-url), "
+                      "anthropic/, gemini/, azure/<deployment>, together/, groq/, openrouter/, mistral/, "
+                      "deepseek/, fireworks/ (each with its own key variable), local servers vllm/, ollama/, "
+                      "llamacpp/, lmstudio/, or local/<folder|file.gguf|gemma-3-270m> (in-process, offline); "
+                      "`evalkit providers` lists keys, URLs and capabilities."),
+    click.option("--base-url", multiple=True, metavar="URL|@FILE",
+                 help="The endpoint (default: the provider's, e.g. $OPENAI_BASE_URL or OpenAI; for azure/ the "
+                      "resource URL, default $AZURE_OPENAI_ENDPOINT). Repeat it, or give @FILE (one URL a line), "
+                      "for replicas of one model: each request goes to the one with the fewest outstanding; the "
+                      "first URL names the run."),
+    click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples (after a seeded shuffle)."),
+    click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                 help="Sample order, few-shot draws, API seed."),
+    click.option("--shard", metavar="I/N",
+                 help="Run the I-th of N disjoint slices of the samples (by a hash of each id, after --limit); "
+                      "`evalkit merge` joins the N logs into the whole run's."),
+    click.option("--concurrency", type=click.IntRange(1, 10_000),
+                 help="Fix the requests in flight per endpoint (default: adaptive to its latency, 8 rising "
+                      "up to 128, see evalkit/limiter.py; a local model: one batch, up to 64)."),
+    click.option("--max-retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Retries per request."),
+    click.option("--timeout", type=Finite(0.1, 86_400), default=1800.0, show_default=True,
+                 help="Total seconds per request attempt: connecting and the whole reply."),
+    click.option("--idle-timeout", type=Finite(0.1, 86_400), default=120.0, show_default=True,
+                 help="Abandon an attempt after this many seconds without a token (streamed) or byte."),
+    click.option("--no-stream", is_flag=True, help="Ask for whole replies instead of streamed ones."),
+    click.option("--max-retry-after", type=Finite(0, 86_400), default=600.0, show_default=True,
+                 help="A server asking to wait longer than this ends the sample with an error."),
+    click.option("--max-reply-bytes", type=click.IntRange(1024, 2**31), default=2 * 1024 * 1024, show_default=True,
+                 help="A larger reply body ends that sample with an error."),
+    click.option("--temperature", type=Finite(0, 2), help="Override the spec's temperature."),
+    click.option("--max-tokens", type=click.IntRange(1, 10_000_000), help="Override the spec's max_tokens."),
+    click.option("--reasoning-effort", type=click.Choice(["none", "minimal", "low", "medium", "high", "xhigh", "max"]),
+                 help="How hard a reasoning model thinks, sent in its provider's own field (reasoning_effort, "
+                      "Anthropic's thinking budget, OpenRouter's reasoning, chat_template_kwargs, ...); refused "
+                      "where the model has no such control. `evalkit providers --json` shows each spelling."),
+    click.option("--max-reasoning-tokens", type=click.IntRange(0, 10_000_000), metavar="N",
+                 help="Tokens a reasoning model may think on top of the eval's answer budget (default by "
+                      "effort: 16,384; low 4,096, high 32,768). The limit sent is max_tokens + N."),
+    click.option("--extra-body", metavar="JSON",
+                 help="A JSON object merged into every request body, for fields evalkit does not model "
+                      "(part of the run's identity and cache key)."),
+    click.option("--log-reasoning", is_flag=True,
+                 help="Keep the thinking's text in the log (its length is always kept; off for size)."),
+    click.option("--think-tags", multiple=True, metavar="OPEN,CLOSE",
+                 help="Inline thinking tags to take out of replies before scoring (repeat; default <think>, "
+                      "<thinking>, <reasoning>, <seed:think>, Kimi's; 'none' turns it off)."),
+    click.option("--retry-truncated", is_flag=True,
+                 help="On resume, send again the samples the token limit cut off (e.g. after raising "
+                      "--max-reasoning-tokens); otherwise they stay truncated."),
+    click.option("--stop", multiple=True, metavar="TEXT",
+                 help="End replies at TEXT (repeatable, at most 4; \\n for a newline), sent with each request and "
+                      "cut on evalkit's side (default: the eval's few-shot separator, e.g. '\\n\\nQuestion:')."),
+    click.option("--no-stop", is_flag=True, help="No stop strings: replies run to max_tokens or the model's end."),
+    click.option("--shots", type=click.IntRange(0, 1000), help="Override the number of few-shot examples."),
+    click.option("--samples", type=click.IntRange(1, 1000), help="Completions per item (for pass@k)."),
+    click.option("--cot/--no-cot", default=None,
+                 help="Chain of thought on or off (on: the model reasons, then ends with 'Answer: X')."),
+    click.option("--extract", help="Answer extraction: answer_line (after the last 'Answer:') or a regex with one group."),
+    click.option("--answer-by", type=click.Choice(["text", "logprob"]),
+                 help="Multiple choice: parse the reply's text, or take the most probable option letter."),
+    click.option("--logprobs", is_flag=True, help="Ask for the answer token's log-probabilities: calibration (ECE)."),
+    click.option("--log-dir", type=click.Path(path_type=Path),
+                 help="Where run logs go (default: ~/.local/state/evalkit/runs, or $XDG_STATE_HOME/evalkit/runs)."),
+    click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Write (and resume) the run log at exactly this path: a stable name for CI (one eval)."),
+    click.option("--fresh", is_flag=True, help="Start over instead of resuming this command's previous log."),
+    click.option("--log-prompts", is_flag=True, help="Write each sample's full messages into the log."),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache ($EVALKIT_CACHE_DIR)."),
+    click.option("--max-cost", type=Finite(0, 1e9), help="Stop before spending more than this many USD."),
+    click.option("--fail-on-error", "fail_on_error", default="0", show_default=True,
+                 help="Exit 1 if more than N samples (or a FRACTION like 0.01) end in errors."),
+    click.option("--exclude", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Leave out the sample ids listed in this file (one per line), e.g. contaminated ones."),
+    click.option("--grader-model", help="Model-graded evals and --versus: the grader (default: --model itself)."),
+    click.option("--grader-base-url", help="The grader's endpoint (default: --base-url)."),
+    click.option("--no-vision", is_flag=True, help="Items with images: send an `IMAGE: <name>` tag instead."),
+    click.option("--grades", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Exams: human grades for free-response items, a CSV of section,id,score (0-1)."),
+    click.option("--versus", metavar="MODEL", help="Pairwise: sample MODEL too and have the grader pick the better reply."),
+    click.option("--registry", "oai_registry", type=click.Path(file_okay=False, path_type=Path),
+                 help="Run NAMES from this OpenAI Evals registry folder (evals/, data/, modelgraded/, eval_sets/)."),
+    click.option("--unsafe-exec", is_flag=True,
+                 help="Code evals: if bubblewrap cannot isolate model-written code here, run it anyway WITHOUT "
+                      "isolation (unsafe: it can read your files and keys)."),
+    click.option("--batch", is_flag=True,
+                 help="Send through the provider's Batch API (OpenAI: half the price, results within 24 h); "
+                      "a rerun of the same command reattaches to its batches."),
+    click.option("--batch-poll", type=Finite(0.01, 86_400), default=30.0, show_default=True, metavar="SECONDS",
+                 help="--batch: seconds between status checks."),
+    click.option("--batch-size", type=click.IntRange(1, 50_000), metavar="N",
+                 help="--batch: at most N requests per batch (default: the provider's limit, 50,000 for OpenAI)."),
+    click.option("--batch-fallback", is_flag=True,
+                 help="--batch: requests a batch failed, expired or cancelled go through the per-request API "
+                      "(standard price) instead of a new batch."),
+    click.option("--dry-run", is_flag=True, help="Print samples, prompt tokens and estimated cost; send nothing."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per eval on stdout."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress on stderr."),
+]
+
+
+def run_options(f):
+    """The options of `evalkit run` (RUN_OPTIONS), in the order --help lists them."""
+    for option in reversed(RUN_OPTIONS):
+        f = option(f)
+    return f
+
+
+@cli.command(epilog="Data: $EVALKIT_DATA_DIR (an offline mirror), else downloaded into $EVALKIT_CACHE_DIR/data.")
+@click.argument("names", nargs=-1, required=True)
+@run_options
+def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **kw) -> None:
+    """Run evals (registry names or YAML files), exams, or OpenAI Evals registry evals against a model."""
+    from evalkit.runs.session import RunRequest, run_session
+    from evalkit.plan.shards import parse_shard
+    from evalkit.specs.stops import from_flags
+
+    check_log_dir(kw.get("log_dir"))
+    endpoints(kw)
+    reasoning_flags(kw)
+    kw["stop"] = from_flags(kw.pop("stop"), kw.pop("no_stop"))
+    if kw.get("shard") is not None:
+        kw["shard"] = parse_shard(kw["shard"])
+    request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
+                         oai_registry=oai_registry.resolve() if oai_registry else None, grades=grades,
+                         fail_on_error=error_threshold(fail_on_error))
+    from evalkit.core.redact import env_secrets, redact
+
+    for line in run_session(request, echo=click.echo):
+        click.echo(f"evalkit: {redact(line.text, env_secrets())}", err=True)   # it may quote a server
+        if line.exit_code:
+            sys.exit(line.exit_code)
+
+
+def endpoints(kw: dict) -> None:
+    """--base-url values (URLs, @FILE) as the run's endpoint and further replicas; --no-stream."""
+    from evalkit.send.replicas import parse_urls
+
+    try:
+        urls = parse_urls(kw.pop("base_url"))
+    except ValueError as exc:
+        _fail(str(exc))
+    kw["base_url"], kw["replicas"] = (urls[0] if urls else None), tuple(urls[1:])
+    kw["stream"] = not kw.pop("no_stream")
+
+
+def reasoning_flags(kw: dict) -> None:
+    """--extra-body as a checked JSON object, --think-tags as tag pairs (each bad value one line)."""
+    from evalkit.backends.thinking import parse_tags
+    from evalkit.specs.evals import check_extra_body
+
+    raw = kw.get("extra_body")
+    if raw is not None:
+        try:
+            kw["extra_body"] = check_extra_body(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            _fail(f"--extra-body: not JSON ({exc.msg} at character {exc.pos})")
+        except (ValueError, RecursionError) as exc:
+            _fail(f"--extra-body: {exc}")
+    try:
+        kw["think_tags"] = parse_tags(kw["think_tags"]) if kw.get("think_tags") else None
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def check_log_dir(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        _fail(f"--log-dir {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"--log-dir {path}: cannot create it ({exc.strerror})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        _fail(f"--log-dir {path}: not writable")
+
+
+def error_threshold(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not math.isfinite(number) or number < 0 or (number > 1 and not number.is_integer()):
+        _fail(f"--fail-on-error {value!r}: give a count (e.g. 5) or a fraction of samples (e.g. 0.01)")
+    return number
+
+
+@cli.command()
+@click.argument("exam")
+@click.argument("score", type=Finite(-1e9, 1e9), required=False)
+@click.option("--raw", "raw", multiple=True, metavar="SECTION=POINTS",
+              help="Raw section scores on a real form instead of a scaled SCORE (repeat per section).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bool) -> None:
+    """Convert a score on an exam's scale (or --raw section scores) to its human percentile."""
+    from evalkit.exams.tables import ExamRegistry, convert_given
+    from evalkit.cli.formats import percentile_text
+
+    parsed = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not math.isfinite(parsed.get(name.strip(), 0.0)):
+            _fail(f"--raw {item!r}: write SECTION=POINTS, e.g. --raw quantitative=33")
+    if parsed and score is not None:
+        _fail("give a SCORE or --raw section scores, not both")
+    r = convert_given(ExamRegistry.default().get(exam), score, parsed)
+    click.echo(json.dumps(r) if as_json else percentile_text(r))
+
+
+@cli.command("providers")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per provider, with the source of each claim.")
+def providers_cmd(as_json: bool) -> None:
+    """The providers --model accepts: the key variable each needs, its URL, and what it supports."""
+    from evalkit.cli.catalog import provider_rows
+    from evalkit.cli.formats import providers_text
+
+    rows = provider_rows()
+    click.echo("\n".join(json.dumps(r) for r in rows) if as_json else providers_text(rows))
+
+
+@cli.command("exams")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per exam.")
+def exams_cmd(as_json: bool) -> None:
+    """The exams in the registry: runnable ones and conversion-only ones."""
+    from evalkit.cli.catalog import exam_rows
+
+    rows, problems = exam_rows()
+    for row in rows:
+        click.echo(json.dumps(row) if as_json else
+                   f"{row['name']:<34} {'run' if row['runnable'] else 'convert':<8} percentile:{row['percentile']:<6} {row['title']}")
+    for p in problems:
+        click.echo(p, err=True)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Training text: .txt, .jsonl (one document per line), either gzipped. Repeat for several.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seeds the three substrings drawn per sample.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the contaminated sample ids here, one per line (for `run --exclude`).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def contamination(name: str, corpus: tuple[str, ...], seed: int, out: Path | None, as_json: bool) -> None:
+    """Which samples of an eval occur in a training corpus (GPT-4 report, Appendix C)."""
+    from evalkit.analysis.contamination import check
+    from evalkit.datasets.load import load_samples
+    from evalkit.cli.formats import contamination_text
+    from evalkit.specs.registry import load_registry
+
+    reg, named = load_registry([name] if _is_path(name) else [])
+    spec = reg.resolve(named[0] if named else name)
+    result = {"eval": spec.name, **check(load_samples(spec), list(corpus), seed)}
+    if out is not None:
+        try:
+            out.write_text("".join(i + "\n" for i in result["contaminated"]), encoding="utf-8")
+        except OSError as exc:
+            _fail(f"--out {out}: cannot write ({exc.strerror})")
+    click.echo(json.dumps(result) if as_json else contamination_text(result, out))
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+def report(logs: tuple[str, ...], fmt: str, out: Path | None) -> None:
+    """A Markdown or self-contained HTML report of run logs (several models side by side)."""
+    from evalkit.analysis.report import render
+
+    text = render(list(logs), fmt=fmt, out=out)
+    if out is None:
+        click.echo(text)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"--out {out}: cannot write ({exc.strerror})")
+    click.echo(f"wrote {out}", err=True)
+
+
+@cli.command()
+@click.argument("base_log", type=click.Path(dir_okay=False))
+@click.argument("new_log", type=click.Path(dir_okay=False))
+@click.option("--max-drop", type=Finite(0, 1e9), default=0.0, show_default=True,
+              help="Largest tolerated drop of the main metric (e.g. 0.01 = one point of accuracy).")
+@click.option("--alpha", type=Finite(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Significance level of the drop.")
+@click.option("--allow-missing", is_flag=True, help="Pass even when NEW lacks samples BASE scored (compare the shared ones).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def compare(base_log: str, new_log: str, max_drop: float, alpha: float, allow_missing: bool, as_json: bool) -> None:
+    """Pair two logs of one eval by sample; exit 1 on a significant drop larger than --max-drop, or
+    when NEW lacks samples BASE has."""
+    from evalkit.analysis.compare import compare_logs
+    from evalkit.cli.formats import compare_text
+
+    r = compare_logs(base_log, new_log, max_drop=max_drop, alpha=alpha, allow_missing=allow_missing)
+    click.echo(json.dumps(r) if as_json else compare_text(r))
+    if not r["gate"]["passed"]:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("batches")
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("--cancel", is_flag=True, help="Cancel the log's batches that are still running.")
+@click.option("--base-url", metavar="URL",
+              help="The endpoint the batches are at, as given to `run --base-url` (default: the provider's). "
+                   "The key is sent only there: a log naming another endpoint is refused.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per batch.")
+def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> None:
+    """The provider batches a `run --batch` log names, and their state (--cancel: cancel them).
+    The provider's key goes only to --base-url or the provider's own endpoint, never to one the
+    log names."""
+    from evalkit.backends.base import BackendError
+    from evalkit.send.batch import list_batches
+    from evalkit.cli.formats import batches_text
+    from evalkit.results.runlog import read_log
+
+    lines = read_log(log).batches
+    if not lines:
+        _fail(f"{log}: this run log names no batches (it was not run with --batch)", EXIT_FAILED)
+    try:
+        rows = list_batches(lines, cancel=cancel, base_url=base_url)
+    except EvalkitError as exc:
+        _fail(f"{log}: {exc.message}", EXIT_FAILED)
+    except BackendError as exc:
+        _fail(f"{log}: {exc.reason}", EXIT_FAILED)
+    for row in rows:
+        click.echo(json.dumps(row) if as_json else batches_text(row))
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged log here (shards of one eval); default: where the unsharded run's log goes.")
+@click.option("--log-dir", type=click.Path(path_type=Path),
+              help="Write each eval's merged log under this folder, at the unsharded run's path (default: the "
+                   "run log folder), so the same command without --shard resumes it.")
+@click.option("--allow-gaps", is_flag=True, help="Exit 0 even when shards or samples are missing (the log says so).")
+@click.option("--fail-on-error", "fail_on_error", default="0", show_default=True,
+              help="Exit 1 if more than N samples (or a FRACTION) of the merged run ended in errors, as `run` does.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON summary per merged eval on stdout (as `run --json`).")
+@click.option("--quiet", "-q", is_flag=True, help="On stderr, only the gaps and problems (not what was merged).")
+def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, allow_gaps: bool, fail_on_error: str,
+          as_json: bool, quiet: bool) -> None:
+    """Join the logs of `run --shard I/N` runs into the log of the whole run: same spec, model and
+    parameters checked, overlaps refused, gaps reported; metrics identical to an unsharded run."""
+    from evalkit.cli.formats import merge_text, summary_text
+    from evalkit.results.merge import merge_logs
+    from evalkit.runs.session import error_limit
+
+    threshold = error_threshold(fail_on_error)
+    if log_file is not None and log_dir is not None:
+        _fail("give --log-file or --log-dir, not both")
+    check_log_dir(log_dir)
+    problems = []
+    for m in merge_logs(list(logs), log_file=log_file, log_dir=log_dir):
+        click.echo(m.summary.model_dump_json() if as_json else summary_text(m.summary))
+        text = merge_text(m.report(), quiet)
+        if text:
+            click.echo(text, err=True)
+        if m.gaps and not allow_gaps:
+            problems.append(f"{m.eval}: {len(m.gaps)} gap(s); the merged log is incomplete (run the missing shards "
+                            "and merge again, or pass --allow-gaps)")
+        s = m.summary
+        if s.errors + s.truncated > error_limit(threshold, s.n):
+            cut = f" and {s.truncated} were truncated by the token limit" if s.truncated else ""
+            problems.append(f"{s.eval}: {s.errors} of {s.n} samples ended in errors{cut}, more than --fail-on-error "
+                            f"{threshold:g}; rerun the shards that hold them, then merge again")
+    for p in problems:
+        click.echo(f"evalkit: {p}", err=True)
+    if problems:
+        sys.exit(EXIT_FAILED)
+
+
+cli.add_command(data_commands)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM outside a run ends evalkit as Ctrl-C does
+
+
+def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
+    cli.main(prog_name="evalkit")
+
+
+if __name__ == "__main__":
+    main()

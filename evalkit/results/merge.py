@@ -1,0 +1,429 @@
+"""`evalkit merge LOG...`: the logs of `--shard I/N` runs joined into the log of the whole run.
+
+Each shard's header names its slice (`evalkit.plan.shards`): I and N, the run key of the same command
+without `--shard`, how many samples the whole selection had, and each of its samples' position
+in it. Merging
+
+1. reads every log (a log still being written is refused) and checks each header and line: a
+   shard's samples must be the ones its slice holds (the id hash is recomputed), every line one
+   of them;
+2. groups the logs by eval and checks that the shards of one eval come from the same spec (by
+   hash), model and parameters (one run key without `--shard`), refuses a shard given twice and
+   a sample in two shards, and reports gaps: shards not given, and samples a shard never logged
+   (a killed shard). Samples that ended in an error are not gaps: they count as errors, as in
+   an unsharded run;
+3. writes one log per eval, atomically: the header of the unsharded run (its run key, so the
+   same command without `--shard` resumes it and sends nothing) plus where each shard came
+   from, each sample's last line in the unsharded run's order, and a summary computed by the
+   same `score_metrics` over results in that order, so its metrics, intervals, group tables and
+   calibration are the unsharded run's own, bit for bit. Request counts and costs are the sums
+   over the shards; the duration is their sum (the work done, not the wall-clock time).
+
+Exams: shards of `evalkit run EXAM --shard I/N` log each section's eval; merge those logs, then
+`evalkit run EXAM` without `--shard` converts from the merged logs.
+
+Every input is untrusted: a malformed header or line, a log of another run, a tampered slice is
+one line naming the file, never a traceback or a silently wrong merge.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evalkit import __version__
+from evalkit.core.errors import EvalkitError
+from evalkit.results.runlog import LogContents, dumps, log_path, read_log
+from evalkit.backends.presets import pricer_for
+from evalkit.results.records import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
+from evalkit.plan.shards import MAX_SHARDS, Shard, shard_of, unit_id
+
+# header fields that make up a run's identity, named when two shards' run keys differ
+_IDENTITY = ("eval", "model", "spec", "endpoint", "sampling", "options", "seed", "limit", "excluded", "grader")
+
+
+@dataclass
+class ShardLog:
+    path: Path
+    header: dict
+    shard: Shard
+    key: str                          # the unsharded run key
+    selected: int
+    ids: list[str]
+    positions: list[int]
+    per_item: int
+    samples: dict[str, SampleResult]
+    summary: dict | None
+
+    def units(self, sample_id: str) -> list[str]:
+        return [unit_id(sample_id, j, self.per_item) for j in range(self.per_item)]
+
+
+@dataclass
+class Merged:
+    """One eval's merged run: where it went, its summary, and the gaps found."""
+
+    eval: str
+    count: int
+    shards: list[ShardLog]
+    log: Path
+    summary: Summary
+    gaps: list[str] = field(default_factory=list)
+
+    def report(self) -> dict:
+        return {"eval": self.eval, "count": self.count, "log": str(self.log), "gaps": self.gaps,
+                "shards": [{"shard": str(s.shard), "log": str(s.path), "samples": len(s.ids)} for s in self.shards]}
+
+
+def merge_logs(paths: list[str], log_file: Path | None = None, log_dir: Path | None = None) -> list[Merged]:
+    """Merge shard logs (of one or several evals) into one log per eval; see the module docstring."""
+    if not paths:
+        raise EvalkitError("merge: give the shard logs to merge")
+    logs = [read_shard(Path(p)) for p in paths]
+    groups: dict[str, list[ShardLog]] = {}
+    for s in logs:
+        groups.setdefault(s.header["eval"], []).append(s)
+    if log_file is not None and len(groups) > 1:
+        raise EvalkitError(f"--log-file names one merged log, and these logs hold {len(groups)} evals "
+                           f"({', '.join(sorted(groups))}); pass --log-dir instead")
+    inputs = {s.path.resolve() for s in logs}
+    planned = []
+    for name, shards in groups.items():
+        check_same_run(shards)
+        first = shards[0]
+        out = log_file or log_path(log_dir or _default_dir(), name, first.header["model"], first.key)
+        if Path(out).resolve() in inputs:
+            raise EvalkitError(f"{out}: is one of the shard logs being merged; write the merged log elsewhere")
+        planned.append((sorted(shards, key=lambda s: s.shard.index), Path(out)))
+    return [_merge_one(shards, out) for shards, out in planned]
+
+
+def _default_dir() -> Path:
+    from evalkit.core.places import default_log_dir
+
+    return default_log_dir()
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def read_shard(path: Path) -> ShardLog:
+    """A shard's log, checked: its header's slice, and every line one of the slice's samples."""
+    contents = _read_unlocked(path)
+    h = contents.header
+    info = h.get("shard")
+    if info is None:
+        raise EvalkitError(f"{path}: not a shard's log (it was run without --shard); there is nothing to merge")
+    for key, kind in (("eval", str), ("model", str), ("spec", dict), ("seed", int)):
+        if not isinstance(h.get(key), kind) or isinstance(h.get(key), bool):
+            raise EvalkitError(f"{path}:1: malformed header: {key!r} missing or of the wrong type")
+    shard, key, selected, ids, positions = _slice(info, path)
+    per_item = _per_item(h["spec"], path)
+    log = ShardLog(path, h, shard, key, selected, ids, positions, per_item, contents.samples, contents.summary)
+    expected = {uid for sid in ids for uid in log.units(sid)}
+    for uid, result in contents.samples.items():
+        if uid not in expected:
+            raise EvalkitError(f"{path}: sample {uid!r} is not one of shard {shard}'s samples "
+                               "(the log was altered, or mixes runs)")
+        _check_result(result, path)
+    return log
+
+
+def _read_unlocked(path: Path) -> LogContents:
+    """The log, refusing one that a running evalkit still writes (it holds an exclusive lock)."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise EvalkitError(f"{path}: cannot read log ({exc.strerror})") from None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EvalkitError(f"{path}: is being written by a running evalkit run; wait for it to finish") from None
+        return read_log(path)
+
+
+def _slice(info, path: Path) -> tuple[Shard, str, int, list[str], list[int]]:
+    """The header's `shard` record, checked field by field and against the id hash."""
+    def bad(what: str) -> EvalkitError:
+        return EvalkitError(f"{path}:1: malformed shard header: {what}")
+
+    if not isinstance(info, dict):
+        raise bad("not an object")
+    index, count, key, selected = (info.get(k) for k in ("index", "count", "unsharded_run_key", "selected"))
+    ids, positions = info.get("ids"), info.get("positions")
+    if not all(_is_int(x) for x in (index, count, selected)) or not 1 <= index <= count <= MAX_SHARDS or selected < 0:
+        raise bad("index, count and selected must be integers with 1 <= index <= count")
+    if not isinstance(key, str) or len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise bad("unsharded_run_key is not a SHA-256 hex digest")
+    if not isinstance(ids, list) or not isinstance(positions, list) or len(ids) != len(positions) \
+            or not all(isinstance(i, str) for i in ids) or not all(_is_int(p) for p in positions):
+        raise bad("ids and positions must be lists of strings and integers of one length")
+    if any(not 0 <= p < selected for p in positions) or any(a >= b for a, b in zip(positions, positions[1:])):
+        raise bad(f"positions must rise within 0..{selected - 1}")
+    if len(set(ids)) != len(ids):
+        raise bad("a sample id is listed twice")
+    shard = Shard(index, count)
+    stray = next((i for i in ids if shard_of(i, count) != index), None)
+    if stray is not None:
+        raise EvalkitError(f"{path}: sample {stray!r} does not belong to shard {shard} by its id hash "
+                           "(the log was altered, or written by an incompatible evalkit)")
+    return shard, key, selected, ids, positions
+
+
+def _per_item(spec: dict, path: Path) -> int:
+    metrics, n = spec.get("metrics"), (spec.get("generation") or {}).get("n", 1)
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
+        raise EvalkitError(f"{path}:1: malformed header: spec.metrics must be a list of metric names")
+    if not _is_int(n) or not 1 <= n <= 1000:
+        raise EvalkitError(f"{path}:1: malformed header: spec.generation.n must be an integer from 1 to 1000")
+    return n
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_result(r: SampleResult, path: Path) -> None:
+    """A line's fields that summaries compute with must have the types a run writes."""
+    ok = _is_number(r.score, none=True) and (r.parsed is None or isinstance(r.parsed, bool)) \
+        and all(v is None or isinstance(v, str) for v in (r.error, r.group, r.target, r.sample_id)) \
+        and all(v is None or isinstance(v, dict) for v in (r.extras, r.usage, r.option_probs)) \
+        and all(_is_number(v) for v in (r.extras or {}).values()) \
+        and all(_is_number(v) for v in (r.option_probs or {}).values()) \
+        and all(_is_int(v) for v in (r.usage or {}).values()) and _is_number(r.missing_mass, none=True)
+    if not ok:
+        raise EvalkitError(f"{path}: sample {r.id!r}: a malformed line (a score, usage or metric field of the "
+                           "wrong type)")
+
+
+def _is_number(x, none: bool = False) -> bool:
+    if x is None:
+        return none
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# ---------------------------------------------------------------------------------------- checking
+
+def check_same_run(shards: list[ShardLog]) -> None:
+    """Shards of one eval must come from one command (same unsharded run key) with one N, and
+    each shard may be given once."""
+    first = shards[0]
+    for s in shards[1:]:
+        if s.key != first.key:
+            raise EvalkitError(f"{s.path}: {_difference(first, s)}; shards of one run share the spec, model and "
+                               "parameters (only --shard differs)")
+        if s.shard.count != first.shard.count:
+            raise EvalkitError(f"{s.path}: is shard {s.shard}, but {first.path} is shard {first.shard}: "
+                               "all shards of a run split it into the same N")
+        if s.selected != first.selected:
+            raise EvalkitError(f"{s.path}: its run selected {s.selected} samples, {first.path}'s {first.selected}: "
+                               "the data differs between the machines that ran them")
+    seen: dict[int, ShardLog] = {}
+    for s in shards:
+        if s.shard.index in seen:
+            raise EvalkitError(f"{s.path}: shard {s.shard} is given twice (also {seen[s.shard.index].path}); "
+                               "give each shard's log once")
+        seen[s.shard.index] = s
+
+
+def _difference(a: ShardLog, b: ShardLog) -> str:
+    """Which identity field of b's header differs from a's, in words."""
+    for key in _IDENTITY:
+        va, vb = a.header.get(key), b.header.get(key)
+        if va != vb:
+            if key == "spec":
+                where, x, y = _first_difference(va, vb)
+                return (f"its eval spec (sha256 {_digest(vb)}) differs from {a.path}'s ({_digest(va)}) at "
+                        f"{where or 'the top'}: {_short(y)} vs {_short(x)}")
+            return f"its {key} {_short(vb)} differs from {a.path}'s {_short(va)}"
+    return f"its run key (without --shard) differs from {a.path}'s"
+
+
+def _first_difference(a, b, where: str = "") -> tuple[str, object, object]:
+    """The dotted path of the first place two JSON values differ, and the two values there."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{where}.{k}" if where else k)
+    return where, a, b
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------- merging
+
+def _merge_one(shards: list[ShardLog], out: Path) -> Merged:
+    first = shards[0]
+    by_position: dict[int, tuple[str, ShardLog]] = {}
+    owner: dict[str, ShardLog] = {}
+    for s in shards:
+        for sid, pos in zip(s.ids, s.positions):
+            if sid in owner:
+                raise EvalkitError(f"{s.path}: sample {sid!r} is also in {owner[sid].path}; shards must not overlap")
+            if pos in by_position:
+                raise EvalkitError(f"{s.path}: position {pos} of the selection is also taken by "
+                                   f"{by_position[pos][1].path}; the data differs between the machines that ran them")
+            owner[sid], by_position[pos] = s, (sid, s)
+    ordered = [s.samples[uid] for pos in sorted(by_position) for sid, s in [by_position[pos]]
+               for uid in s.units(sid) if uid in s.samples]
+    gaps = _gaps(shards, first.selected)
+    summary = _summary(shards, ordered, out, bool(gaps))
+    _write(out, _header(shards, gaps), ordered, summary, first.key)
+    return Merged(first.header["eval"], first.shard.count, shards, out, summary, gaps)
+
+
+def _gaps(shards: list[ShardLog], selected: int) -> list[str]:
+    count = shards[0].shard.count
+    given = {s.shard.index for s in shards}
+    missing = [i for i in range(1, count + 1) if i not in given]
+    out = []
+    if missing:
+        held = selected - sum(len(s.ids) for s in shards)
+        names = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        out.append(f"shard(s) {names} of {count} not given ({held} of the {selected} samples)")
+    for s in shards:
+        absent = [uid for sid in s.ids for uid in s.units(sid) if uid not in s.samples]
+        if absent:
+            out.append(f"shard {s.shard} ({s.path}): {len(absent)} of its {len(s.ids) * s.per_item} samples have no "
+                       f"line (first: {absent[0]}); rerun that shard's command to finish it")
+    return out
+
+
+def _summary(shards: list[ShardLog], results: list[SampleResult], out: Path, gaps: bool) -> Summary:
+    """The merged run's summary, computed as `pipeline.summarise` computes an unsharded run's."""
+    h = shards[0].header
+    metrics, seed, n = h["spec"]["metrics"], h["seed"], shards[0].selected * shards[0].per_item
+    part = score_metrics(results, metrics, shards[0].per_item, seed)
+    usage = total_usage(results)
+    status = "gaps" if gaps else "errors" if part.scored < n else "complete"
+    summaries = [s.summary or {} for s in shards]
+    costs = [c for c in (x.get("cost_usd") for x in summaries) if isinstance(c, dict)]
+    return Summary(
+        eval=h["eval"], model=h["model"], endpoint=h.get("endpoint"), status=status, incomplete=status != "complete",
+        primary_metric=metrics[0], excluded=(h.get("excluded") or {}).get("count", 0), n=n, scored=part.scored,
+        errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+        metrics={k: Stat(**v) for k, v in part.metrics.items()},
+        groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
+        calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
+        requests=_requests(summaries),
+        cost_usd=_cost(h["model"], costs, usage, any(x.get("batches") for x in summaries)) if costs else None,
+        seed=seed, notes=part.notes, duration_s=round(sum(_num(x.get("duration_s")) for x in summaries), 3),
+        backend=next((x["backend"] for x in summaries if isinstance(x.get("backend"), dict)), None),
+        grader=_grader(h, results, summaries), log=str(out))
+
+
+def _cost(model: str, costs: list[dict], usage, batch: bool) -> Cost:
+    """Spent: the shards' sum. All samples: priced as a run prices them (the model's price per
+    token over the merged usage, at batch prices if a shard ran with --batch), else the shards'
+    sum where the price table does not know it."""
+    pricer = pricer_for(model, "batch" if batch else "standard")
+    if pricer.known:
+        whole = pricer.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    else:
+        parts = [c.get("all_samples") for c in costs]
+        whole = round(sum(map(_num, parts)), 10) if all(_is_number(x) for x in parts) else None
+    return Cost(this_run=round(sum(_num(c.get("this_run")) for c in costs), 10), all_samples=whole)
+
+
+def _num(x) -> float:
+    return float(x) if _is_number(x) else 0.0
+
+
+def _requests(summaries: list[dict]) -> Requests:
+    parts = [x.get("requests") for x in summaries if isinstance(x.get("requests"), dict)]
+    total = {k: int(sum(_num(p.get(k)) for p in parts)) for k in ("sent", "retries", "rate_limited", "cached",
+                                                                   "resumed_samples", "rerun_changed")}
+    return Requests(**total, peak_concurrency=int(max((_num(p.get("peak_concurrency")) for p in parts), default=0)))
+
+
+def _grader(h: dict, results: list[SampleResult], summaries: list[dict]) -> dict | None:
+    if not isinstance(h.get("grader"), dict):
+        return None
+    asked = [g["requests"] for x in summaries if isinstance(g := x.get("grader"), dict)
+             and isinstance(g.get("requests"), dict)]
+    requests = {k: sum(_num(r.get(k)) for r in asked) for k in ("sent", "retries", "rate_limited", "cached", "errors",
+                                                                 "cost_usd")} if asked else None
+    return {**h["grader"], "invalid": sum(1 for r in results if r.error is None and r.parsed is False),
+            "requests": requests}
+
+
+def _header(shards: list[ShardLog], gaps: list[str]) -> dict:
+    h = {k: v for k, v in shards[0].header.items() if k not in ("shard", "created", "versions")}
+    h["run_key"] = shards[0].key
+    h["merged_from"] = [{"file": str(s.path), "shard": str(s.shard), "samples": len(s.ids),
+                         "created": s.header.get("created"), "versions": s.header.get("versions")} for s in shards]
+    h["gaps"] = gaps
+    h["versions"] = {"evalkit": __version__}
+    h["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return h
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+def _write(out: Path, header: dict, results: list[SampleResult], summary: Summary, key: str) -> None:
+    """Write the merged log beside `out` and move it into place; an existing file there is
+    replaced only if it is an earlier merge of the same run and no run is writing it."""
+    guard = _claim(out, key, {r.id for r in results if r.error is None})
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.merging")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(dumps({"type": "header", **header}))
+            for r in results:
+                fh.write(dumps(r.to_record()))
+            fh.write(dumps({"type": "summary", **summary.model_dump(mode="json")}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EvalkitError(f"{out}: cannot write the merged log ({exc.strerror or exc})") from None
+    finally:
+        if guard is not None:
+            guard.close()
+
+
+def _claim(out: Path, key: str, scored: set[str]):
+    """None when `out` does not exist; else its handle, locked, if it is an earlier merge of this
+    run that holds no scored sample the new merge lacks (one the unsharded command finished
+    after that merge, say)."""
+    if not out.exists():
+        return None
+    if not out.is_file():
+        raise EvalkitError(f"{out}: exists and is not a file")
+    fh = open(out, "rb")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise EvalkitError(f"{out}: is being written by a running evalkit run; wait for it to finish") from None
+    try:
+        first = json.loads(fh.readline())
+    except (ValueError, UnicodeDecodeError):
+        first = None
+    if not (isinstance(first, dict) and first.get("merged_from") and first.get("run_key") == key):
+        fh.close()
+        raise EvalkitError(f"{out}: exists and is not an earlier merge of these shards; move it away or name "
+                           "another --log-file")
+    try:
+        extra = [i for i, r in read_log(out).samples.items() if r.error is None and i not in scored]
+    except EvalkitError:
+        extra = []           # an unreadable earlier merge holds nothing worth keeping
+    if extra:
+        fh.close()
+        raise EvalkitError(f"{out}: holds {len(extra)} scored samples these shards lack (first: {extra[0]}), finished "
+                           "after the earlier merge; it is already the more complete log (move it away to merge anew)")
+    return fh

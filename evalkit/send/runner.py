@@ -1,0 +1,454 @@
+"""Scheduling requests: the only concurrent code in evalkit.
+
+`run_requests` sends a lazily built stream of requests through a backend and hands every outcome
+to a sink as soon as it is known (the pipeline scores and logs it; the runner never looks inside
+an answer). Workers pull one request at a time, so memory does not grow with the sample count.
+
+**Retries.** The backend only says what kind of failure it saw:
+- `TransientError` (429, 408, 5xx, timeouts, dropped connections, a body that is not a
+  completion) is retried up to `max_retries` times. The wait is what the server asked for
+  (Retry-After) when it said, else exponential backoff with full jitter: uniform(0, min(cap,
+  base * 2**attempt)). A server asking for more than `max_retry_after` seconds ends the sample with
+  an error instead of stalling the run. A request waiting to retry holds no concurrency slot.
+- A sample that exhausts its retries, or gets a `SampleError` (other 4xx, a reply with no
+  content), becomes an outcome with `error` set: recorded, counted, never scored as wrong.
+- `FatalError` (bad key, unknown model) stops the run. So do failures before anything has
+  succeeded that say the endpoint is wrong: a refused connection, three replies that are not
+  chat completions (a web page at --base-url), or the same refusal (a 4xx other than 408/429,
+  e.g. a model the server does not serve) of the first `REFUSALS_TO_STOP` requests.
+
+**Time.** Each attempt has two clocks. `idle_timeout`: no progress (no token of a streamed reply,
+no byte of a whole one) for that long abandons it, so a server that hangs is noticed in seconds
+while a slow one that keeps producing tokens is not cut off. `timeout`: a generous total
+deadline (connecting and every byte of the reply), so a server that trickles one byte every few
+seconds cannot hang a run either. A request waiting in the server's queue gets no byte until
+the ones before it are done: while those make progress it is not idle (evalkit.send.replicas: a
+queue is not a dead server), so a one-slot server is not timed out on the queue the limiter
+built (`--timeout`, also the client's own limit between two bytes, still counts from sending). An abandoned request may still be computed by the server, so it is not re-sent into the
+same queue at once: its retry waits about as long as it had waited
+(uniform 0.5-1 x the attempt's time), and the limiter counts the timeout as congestion. An
+outcome records the model's time and the time spent waiting for a free slot apart.
+
+**Where.** A `Router` (evalkit.send.replicas) holds the endpoint, or several replicas of the model,
+each with its own adaptive limit (evalkit.send.limiter) and health; a failed attempt is retried
+preferably on another replica.
+
+**Cache.** Before a request is sent the cache is asked; a hit is an outcome with `cached=True`.
+An answer is written to the cache only after the sink accepted it (scored and logged), so a
+reply that broke scoring is asked again on the next run instead of replayed forever.
+
+**Stopping.** On Ctrl-C or SIGTERM the run stops sending, waits up to `drain_seconds` for the
+requests in flight, hands their outcomes to the sink, and returns with `stopped="interrupted"`;
+a second signal stops at once (the requests it cancels end quietly), and later ones are ignored
+while the summary is written. With `max_cost`, a request is only sent within the budget;
+otherwise the run finishes what is in flight and reports `stopped="max_cost"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable
+
+from evalkit.backends.base import ACTIVITY, Activity, Backend, Completion, FatalError, RefusedError, Request, SampleError, TransientError, vet_completion
+from evalkit.core.errors import EvalkitError
+from evalkit.send.limiter import Budget, LimiterOptions
+from evalkit.send.replicas import Attempt, Replica, Router
+
+
+@dataclass
+class RunnerOptions(LimiterOptions):
+    max_retries: int = 5
+    timeout: float = 1800.0
+    idle_timeout: float = 120.0
+    max_retry_after: float = 600.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    drain_seconds: float = 30.0
+    max_cost: float | None = None
+    quiet: bool = False
+
+
+@dataclass
+class Outcome:
+    completion: Completion | None
+    error: str | None
+    attempts: int
+    latency: float                 # seconds inside the backend, all attempts
+    queue_s: float = 0.0           # seconds waiting for a free slot
+    cached: bool = False
+    cost: float | None = None
+    cache_key: str | None = None
+
+
+@dataclass
+class RunStats:
+    total: int = 0
+    done: int = 0
+    ok: int = 0
+    errors: int = 0
+    sent: int = 0
+    cached: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    malformed: int = 0
+    spent: float = 0.0
+    stopped: str | None = None
+    peak_limit: int = 0
+    refusals: Counter = field(default_factory=Counter)   # 4xx reasons while nothing succeeded
+    replicas: list | None = None     # with several: each replica's counts
+    batches: dict | None = None      # with --batch: the batches created, reattached and their counts
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Stop(Exception):
+    """Raised inside a worker when the run is stopping and no new request may be sent."""
+
+
+class Channel:
+    """One model's send path: the cache, the concurrency limit, retries, the --max-cost budget and
+    the counts. `run_requests` drives one for a run's requests; a grader gets its own, so it has
+    its own limit and cache entries."""
+
+    def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None,
+                 estimate: Callable[[Request], float] | None = None, replicas: list[Backend] = ()):
+        self.backend, self.opts, self.cache, self.pricer = backend, opts, cache, pricer
+        self.stats = RunStats()
+        self.router = Router.of([backend, *replicas], opts, quiet=opts.quiet)
+        self.budget = Budget(opts.max_cost, estimate)
+
+    async def complete(self, req: Request, remember: bool = True) -> Outcome | None:
+        """One request's outcome (from the cache, or sent with retries); None when sending it
+        would break the budget. `remember=False` leaves the cache write to `remember()`."""
+        from evalkit.send.cache import cache_key
+
+        key = cache_key(self.backend.endpoint, self.backend.model, req, self.backend.wire_identity()) \
+            if self.cache is not None else None
+        hit = self.cache.get(key) if key is not None else None
+        if hit is not None:
+            self.stats.cached += 1
+            out = Outcome(hit, None, 0, 0.0, cached=True, cost=0.0, cache_key=key)
+        else:
+            reserved = self.budget.reserve(req)
+            if reserved is None:
+                self.stats.stopped = self.stats.stopped or "max_cost"
+                return None
+            out = await self._send(req, reserved)
+            out.cache_key = key
+            if remember:
+                self.remember(out)
+        self.stats.done += 1
+        self.stats.errors += out.error is not None
+        return out
+
+    async def _send(self, req: Request, reserved: float) -> Outcome:
+        cost = None
+        try:
+            out = await _attempt(self.router, req, self.opts, self.stats)
+            if self.pricer is not None:
+                cost = out.cost = self.pricer.cost_of(out.completion)
+            return out
+        finally:
+            self.budget.settle(reserved, cost)
+
+    def remember(self, out: Outcome) -> None:
+        if out.cache_key is not None and out.completion is not None and not out.cached and out.error is None:
+            self.cache.put(out.cache_key, out.completion)
+
+    @property
+    def spent(self) -> float:
+        return self.budget.spent
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {"sent": s.sent, "retries": s.retries, "rate_limited": s.rate_limited, "cached": s.cached,
+                "errors": s.errors, "peak_concurrency": self.router.peak, "cost_usd": round(self.spent, 10)}
+
+    async def aclose(self) -> None:
+        for replica in self.router.replicas:
+            await replica.backend.aclose()
+
+
+async def _attempt(router: Router, req: Request, opts: RunnerOptions, stats: RunStats) -> Outcome:
+    latency = queued = 0.0
+    failed_on = None
+    for attempt in itertools.count(1):
+        t0 = time.monotonic()
+        replica = await router.acquire(retry=attempt > 1, avoid=failed_on)
+        t1 = time.monotonic()
+        queued += t1 - t0
+        if stats.stopped in ("fatal", "interrupted"):  # the run stopped while this one waited for a slot
+            router.release(replica, None, None)
+            raise _Stop
+        failure, completion = await _call(router, replica, req, opts, stats)
+        spent = time.monotonic() - t1
+        latency += spent
+        if failure is None:
+            return Outcome(completion, None, attempt, latency, queued)
+        wait = _retry_wait(failure, attempt, opts, stats, router, spent)
+        if isinstance(wait, str):
+            return Outcome(None, wait, attempt, latency, queued)
+        stats.retries += 1
+        failed_on = replica
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOptions,
+                stats: RunStats) -> tuple[Exception | None, Completion | None]:
+    """One attempt within its deadlines: (failure, completion). A fatal error stops the run."""
+    stats.sent += 1
+    failure: Exception | None = None
+    activity = Activity(time.monotonic())
+    queued = None
+    try:
+        remote = replica.backend.remote
+        async with asyncio.timeout(opts.timeout if remote else None) as total:
+            async with asyncio.timeout(opts.idle_timeout if remote else None) as idle:
+                if remote:
+                    queued = _in_queue(replica, activity, idle, opts)
+                token = ACTIVITY.set(activity)
+                try:
+                    completion = vet_completion(await replica.backend.complete(req))
+                finally:
+                    ACTIVITY.reset(token)
+    except TimeoutError:
+        failure = TransientError(f"no complete reply within --timeout {opts.timeout:g}s" if total.expired() else
+                                 f"no reply for --idle-timeout {opts.idle_timeout:g}s", timed_out=True)
+    except (SampleError, TransientError) as exc:
+        failure = exc
+    except FatalError as exc:
+        stats.stopped = "fatal"
+        failure = exc
+        raise
+    except Exception as exc:  # a backend bug or a reply nobody foresaw: this sample's error, not the run's end
+        failure = SampleError(f"the backend failed on this request: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        done = time.monotonic()
+        if queued is not None:
+            replica.end(queued, replied=not (isinstance(failure, TransientError) and (failure.timed_out or failure.connect)))
+        router.release(replica, failure, (activity.first_token or done) - activity.started)
+    if failure is not None:
+        return failure, None
+    stats.ok += 1
+    return None, completion
+
+
+def _in_queue(replica: Replica, activity: Activity, idle: asyncio.Timeout, opts: RunnerOptions) -> Attempt:
+    """The attempt in its replica's queue (evalkit.send.replicas): a byte of its own, or while it has had
+    none, progress of those queued with it, pushes back its idle deadline. (Not --timeout: the
+    client has the same deadline between two bytes, which the runner cannot move.)"""
+    loop = asyncio.get_running_loop()
+
+    def waited() -> None:
+        if not idle.expired():
+            idle.reschedule(loop.time() + opts.idle_timeout)
+
+    def progressed() -> None:
+        waited()
+        replica.progress(attempt)
+
+    attempt = replica.begin(waited)
+    activity.on_progress = progressed
+    return attempt
+
+
+def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
+                spent: float) -> float | str:
+    """Seconds to wait before the next attempt, or the error that ends the sample."""
+    if isinstance(failure, SampleError):
+        _refused(failure, stats)
+        return failure.reason
+    if stats.ok == 0 and ((failure.connect and router.unreachable()) or (failure.malformed and stats.malformed >= 2)):
+        stats.stopped = "fatal"
+        hint = "is the server running? check --base-url" if failure.connect else \
+            "is --base-url an OpenAI-compatible endpoint?"
+        raise FatalError(f"{failure.reason} ({hint})")
+    stats.malformed += failure.malformed
+    stats.rate_limited += failure.rate_limited
+    if attempt > opts.max_retries:
+        return f"gave up after {attempt} attempts: {failure.reason}"
+    if failure.retry_after is not None and failure.retry_after > opts.max_retry_after:
+        return (f"the server asked to retry after {failure.retry_after:,.0f}s, more than --max-retry-after "
+                f"{opts.max_retry_after:g}s: {failure.reason}")
+    if failure.retry_after is not None:
+        return failure.retry_after
+    if failure.timed_out:           # the server may still be computing it: let its queue drain first
+        return min(opts.max_retry_after, spent * random.uniform(0.5, 1.0))
+    return random.uniform(0, min(opts.backoff_cap, opts.backoff_base * 2 ** (attempt - 1)))
+
+
+REFUSALS_TO_STOP = 3
+
+
+def _refused(failure: SampleError, stats: RunStats) -> None:
+    """The same refusal of the run's first requests, none answered: the run is wrong (a model the
+    server does not serve), not its samples, and sending the rest would only repeat it."""
+    if not isinstance(failure, RefusedError) or stats.ok:
+        return
+    stats.refusals[failure.reason] += 1
+    if stats.refusals[failure.reason] >= REFUSALS_TO_STOP:
+        stats.stopped = "fatal"
+        raise FatalError(f"{failure.reason} (the server refused the first {REFUSALS_TO_STOP} requests alike, "
+                         "and answered none)")
+
+
+Sink = Callable[[Request, Outcome], Awaitable[bool] | bool]
+
+
+async def run_requests(channel: Channel, requests: Iterable[Request], total: int, sink: Sink, label: str) -> RunStats:
+    """Send every request through `channel`, calling `sink(request, outcome)` as each finishes; the
+    sink returns whether it accepted the outcome (then its answer is cached). Raises FatalError."""
+    stats, opts = channel.stats, channel.opts
+    stats.total = total
+    progress = Progress(stats, label, opts.quiet, channel.router)
+    it = iter(requests)
+    stopping = asyncio.Event()
+
+    async def worker() -> None:
+        for req in it:  # a shared iterator: each worker pulls the next request when it is free
+            if stats.stopped or stopping.is_set():
+                return
+            try:
+                outcome = await channel.complete(req, remember=False)
+            except _Stop:
+                return
+            if outcome is None:
+                return
+            accepted = sink(req, outcome)
+            if not isinstance(accepted, bool):       # a sink may score asynchronously (code, graders)
+                accepted = await accepted
+            if accepted:
+                channel.remember(outcome)
+            progress.update()
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(channel.router.max, total)))]
+    ticker = asyncio.create_task(progress.tick())      # a line on time even while no sample finishes
+    try:
+        await _until_done_or_signalled(workers, stopping, stats, opts.drain_seconds)
+    finally:
+        for w in (*workers, ticker):
+            w.cancel()
+        await asyncio.gather(*workers, ticker, return_exceptions=True)
+        stats.peak_limit = channel.router.peak
+        if len(channel.router.replicas) > 1:
+            stats.replicas = channel.router.describe()
+        progress.update(final=True)
+    return stats
+
+
+async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asyncio.Event, stats: RunStats,
+                                   drain: float) -> None:
+    """Wait for the workers. The first SIGINT/SIGTERM stops new requests and gives those in flight
+    `drain` seconds; a second stops at once; later ones are ignored while the run writes its
+    summary and ends. A worker's error (a fatal one) is raised."""
+    loop = asyncio.get_running_loop()
+    signals = 0
+    hard_stop = asyncio.Event()
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        stats.stopped = stats.stopped or "interrupted"
+        (stopping if signals == 1 else hard_stop).set()
+        if signals == 1:
+            sys.stderr.write("\nevalkit: stopping: waiting for the requests in flight (Ctrl-C again to stop now)\n")
+
+    installed = on_signals(loop, on_signal)
+    gathered = asyncio.gather(*workers)
+    try:
+        hard = asyncio.ensure_future(hard_stop.wait())
+        await asyncio.wait([gathered, hard], return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set() and not gathered.done():
+            await asyncio.wait([gathered, hard], timeout=drain, return_when=asyncio.FIRST_COMPLETED)
+        hard.cancel()
+        if gathered.done():
+            gathered.result()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+            if signals:            # the run is ending: the summary and the log's last line must not be cut short
+                signal.signal(sig, signal.SIG_IGN)
+        gathered.add_done_callback(_retrieved)   # a hard stop cancels the workers: nobody awaits this any more
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark a future's outcome as seen, so asyncio does not print it as 'never retrieved' (with
+    the traceback of every request cancelled by a second Ctrl-C)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
+    """`handler` on SIGINT and SIGTERM where the loop can take them (the main thread); the ones set."""
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (ValueError, RuntimeError, NotImplementedError):   # not the main thread
+            pass
+    return installed
+
+
+def progress_every() -> float:
+    """Seconds between progress lines when stderr is not a terminal (a CI log):
+    EVALKIT_PROGRESS_SECONDS, default 10."""
+    raw = os.environ.get("EVALKIT_PROGRESS_SECONDS", "").strip()
+    try:
+        every = float(raw) if raw else 10.0
+    except ValueError:
+        every = -1.0
+    if not 0 < every < float("inf"):
+        raise EvalkitError(f"EVALKIT_PROGRESS_SECONDS={raw!r}: expected a number of seconds above 0")
+    return every
+
+
+class Progress:
+    """done/total, rate, ETA, errors, retries and requests in flight on stderr (and when the limit
+    last backed off, and why): redrawn in place on a terminal, a full line every `progress_every()`
+    seconds otherwise (CI logs), nothing with --quiet."""
+
+    def __init__(self, stats: RunStats, label: str, quiet: bool, router: Router):
+        self.stats, self.label, self.router = stats, label, router
+        self.tty = sys.stderr.isatty()
+        self.enabled = not quiet
+        self.every = 0.2 if self.tty else progress_every()
+        self._last = time.monotonic()
+        self.printed = False
+        self._noted = -float("inf")     # the last backoff the line said (see Limiter.backoff)
+
+    async def tick(self) -> None:
+        """Update on the clock too: a local model on a busy CPU may take a minute per batch."""
+        while self.enabled:
+            await asyncio.sleep(self.every)
+            self.update()
+
+    def update(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or not (final or now - self._last >= self.every):
+            return
+        if final and not self.tty and not self.printed:
+            return                 # a short run in a log: its result says it all
+        self._last, self.printed = now, True
+        s = self.stats
+        rate = s.done / max(now - s.started, 1e-9)
+        eta = f"{(s.total - s.done) / rate:,.0f}s" if rate > 0 else "?"
+        speed = f"{rate:,.1f}/s" if rate >= 1 or rate == 0 else f"{rate * 60:,.1f}/min"   # a local model on a CPU
+        line = (f"{self.label}: {s.done}/{s.total} {speed} eta {eta} errors {s.errors} retries {s.retries} "
+                f"cached {s.cached} in-flight {self.router.in_flight}/{self.router.limit}")
+        if len(self.router.replicas) > 1:
+            line += f" replicas up {self.router.up()}/{len(self.router.replicas)}"
+        backoff = self.router.backoff_since(self._noted if not self.tty else now - 5)
+        if backoff and not final:
+            line += f" ({backoff})"
+            self._noted = now
+        sys.stderr.write(f"\r{line}   " + ("\n" if final else "") if self.tty else line + "\n")
+        sys.stderr.flush()

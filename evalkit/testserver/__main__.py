@@ -1,0 +1,3 @@
+from evalkit.testserver.server import main
+
+main()
