@@ -50,11 +50,12 @@ def _f1_from_counts(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 
 def run_f1(done: list, seed: int) -> dict:
     """The whole run's F1 with a 95% interval (2,000 seeded resamplings of the graded samples)."""
-    grades = [r.extracted for r in done if r.parsed is not False and r.extracted in GRADES]
-    n = len(grades)
+    graded = [r for r in done if r.parsed is not False and r.score is not None]   # (a resumed log keeps no grade text)
+    n = len(graded)
     if n == 0:
         return {"value": None, "ci95": [None, None], "n": 0}
-    a, b = grades.count("A"), grades.count("B")
+    a = sum(r.score == 1.0 for r in graded)
+    b = sum((r.extras or {}).get("incorrect") == 1.0 for r in graded)
     draws = np.random.default_rng(seed).multinomial(n, [a / n, b / n, 1 - (a + b) / n], RESAMPLES)
     boot = _f1_from_counts(draws[:, 0].astype(float), draws[:, 1].astype(float), n)
     lo, hi = np.percentile(boot, [2.5, 97.5])
