@@ -120,10 +120,11 @@ def test_gpqa_diamond_repeats_each_reshuffled_as_simple_evals(evalkit, start_ser
 def test_gpqa_subsets_and_a_broken_zip(evalkit, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_DATA_DIR", str(data_dir))
     reg = Registry.default()
-    for name, n in (("gpqa", 198), ("gpqa.diamond", 198), ("gpqa.main", 448), ("gpqa.extended", 546)):
-        got = load_samples(reg.resolve(name))
-        assert len(got) == n and len({x.id for x in got}) == n
-    main = {x.id: x for x in load_samples(reg.resolve("gpqa.main"))}
+    loaded = {name: load_samples(reg.resolve(name)) for name in ("gpqa", "gpqa.main", "gpqa.extended")}
+    for name, n in (("gpqa", 198), ("gpqa.main", 448), ("gpqa.extended", 546)):
+        assert len(loaded[name]) == n and len({x.id for x in loaded[name]}) == n
+    assert {x.group for x in loaded["gpqa"]} == {"Physics", "Chemistry", "Biology"}
+    main = {x.id: x for x in loaded["gpqa.main"]}
     rows = gpqa_rows(data_dir, "main")
     (shown, gold), = [simple_evals_orders(rows[:1], 1)[0][0]]
     assert main[f"main/{rows[0]['Record ID']}"].choices == tuple(shown) and main[f"main/{rows[0]['Record ID']}"].answer == gold
@@ -133,6 +134,13 @@ def test_gpqa_subsets_and_a_broken_zip(evalkit, data_dir, tmp_path, monkeypatch)
     spec.write_text("gpqa-bad:\n  extends: gpqa\n  dataset: {path: ./bad}\n")
     msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1"))
     assert "bad/dataset.zip" in msg and "cannot read dataset/gpqa_diamond.csv" in msg
+    # one byte of the encrypted Diamond member flipped: the decompressor's complaint, in one line
+    src = (data_dir / "gpqa" / "dataset.zip").read_bytes()
+    info = zipfile.ZipFile(data_dir / "gpqa" / "dataset.zip").getinfo("dataset/gpqa_diamond.csv")
+    at = info.header_offset + 30 + len(info.filename) + len(info.extra) + 5000
+    (tmp_path / "bad" / "dataset.zip").write_bytes(src[:at] + bytes([src[at] ^ 0xFF]) + src[at + 1:])
+    msg = one_line_error(evalkit("run", str(spec), "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1"))
+    assert "cannot read dataset/gpqa_diamond.csv" in msg and "decompressing" in msg
 
 
 # ----------------------------------------------------------------------------- BBH

@@ -22,6 +22,7 @@ import csv
 import io
 import random
 import zipfile
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,14 +64,19 @@ def variant(sample: Sample, j: int) -> Sample:
     return replace(sample, choices=choices, answer=answer)
 
 
+MAX_MEMBER = 64 * 2**20       # the largest member is 4 MB: anything far larger is not GPQA's
+
+
 def member_text(path: Path, subset: str) -> str:
     name = f"dataset/gpqa_{subset}.csv"
     try:
         with zipfile.ZipFile(path) as zf:
+            if zf.getinfo(name).file_size > MAX_MEMBER:
+                raise EvalkitError(f"{path}: {name} would unpack to over {MAX_MEMBER // 2**20} MiB; not GPQA's zip")
             raw = zf.read(name, pwd=PASSWORD)
     except KeyError:
         raise MissingData(f"{path}: no member {name} (is it GPQA's dataset.zip?)") from None
-    except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise EvalkitError(f"{path}: cannot read {name} ({exc})") from None
     try:
         return raw.decode("utf-8")
