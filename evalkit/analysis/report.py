@@ -99,7 +99,8 @@ def summary_from_log(log: LogContents) -> Summary:
     spec, partial = log.header.get("spec") or {}, log.summary or {}
     metrics = spec.get("metrics") or ["accuracy"]
     results = list(log.samples.values())
-    part = score_metrics(results, metrics, (spec.get("generation") or {}).get("n", 1), log.header.get("seed", 0))
+    part = score_metrics(results, metrics, (spec.get("generation") or {}).get("n", 1), log.header.get("seed", 0),
+                         (spec.get("scoring") or {}).get("method"))
     cost = sum(r.cost_usd or 0.0 for r in results)
     return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
                    endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",

@@ -205,11 +205,16 @@ class RunPlan:
         return hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
 
     def units(self) -> Iterator[tuple[Sample, int, str]]:
-        """(sample, completion index, unit id) in sample order."""
+        """(sample, completion index, unit id) in sample order. A data format may give completion j
+        its own rendering of the item (`variant(sample, j)` in its loader: GPQA's repeats each
+        shuffle the options anew); the request, target and score of that unit are the variant's."""
+        from evalkit.loaders import get_loader
+
         n = self.per_item
+        vary = getattr(get_loader(self.spec.dataset.format), "variant", None)
         for s in self.samples:
             for j in range(n):
-                yield s, j, unit_id(s.id, j, n)
+                yield (vary(s, j) if vary else s), j, unit_id(s.id, j, n)
 
     def request(self, sample: Sample, j: int, uid: str) -> Request:
         shots = self.pool.choose(self.spec, sample, self.opts.seed) if self.pool else []

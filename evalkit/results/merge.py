@@ -306,7 +306,7 @@ def _summary(shards: list[ShardLog], results: list[SampleResult], out: Path, gap
     """The merged run's summary, computed as `pipeline.summarise` computes an unsharded run's."""
     h = shards[0].header
     metrics, seed, n = h["spec"]["metrics"], h["seed"], shards[0].selected * shards[0].per_item
-    part = score_metrics(results, metrics, shards[0].per_item, seed)
+    part = score_metrics(results, metrics, shards[0].per_item, seed, (h["spec"].get("scoring") or {}).get("method"))
     usage = total_usage(results)
     status = "gaps" if gaps else "errors" if part.scored < n else "complete"
     summaries = [s.summary or {} for s in shards]

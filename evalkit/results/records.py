@@ -174,10 +174,13 @@ class MetricPart:
         return {"truncated": len(self.truncated), "truncated_ids": self.truncated[:100] or None}
 
 
-def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int, seed: int) -> MetricPart:
+def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int, seed: int,
+                  method: str | None = None) -> MetricPart:
     """Metrics of `results` (the last result per id): the main metric first, with 95% intervals,
     per group and macro, pass@k over `per_item` completions, calibration where option
-    probabilities were recorded."""
+    probabilities were recorded, and the run-level metrics the scorer `method` derives."""
+    derived = _derived(method, metrics)
+    metrics = [m for m in metrics if m not in derived]
     done = [r for r in results if r.error is None]
     errors = len(results) - len(done)
     primary = metrics[0]
@@ -191,6 +194,7 @@ def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int
              for k, v in extras.items() if not v]
     out = summarize(records, seed=seed, name=primary, extras={k: v for k, v in extras.items() if v})
     groups = out.pop("groups", None)
+    out.update({name: fn(done, seed) for name, fn in derived.items()})
     probs = [(r.option_probs, r.target or "", r.missing_mass or 0.0) for r in done if r.option_probs]
     cal = None
     if probs:
@@ -198,6 +202,16 @@ def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int
         cal["mean_missing_mass"] = round(sum(m for *_, m in probs) / len(probs), 6)
     return MetricPart(out, groups, cal, len(done), errors, sum(1 for r in done if r.parsed is False), notes,
                       [r.id for r in results if r.truncated])
+
+
+def _derived(method: str | None, metrics: list[str]) -> dict:
+    """The spec's metrics that its scorer computes over the whole run, by name."""
+    if method is None:
+        return {}
+    from evalkit.scoring import scorers
+
+    own = scorers()[method].derived if method in scorers() else {}
+    return {m: own[m] for m in metrics[1:] if m in own}
 
 
 def _other_metrics(done: list[SampleResult], metrics: list[str]) -> list[str]:

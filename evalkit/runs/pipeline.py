@@ -40,6 +40,7 @@ from evalkit.results.records import Calibration, Cost, Requests, SampleResult, S
 from evalkit.send.runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, run_requests
 from evalkit.backends.thinking import Separated, separate
 from evalkit.scoring import MissingLogprobs, ScoreInput, ScoringError
+from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
 from evalkit.specs.stops import at_stop
 
@@ -89,7 +90,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
                            "do: openai/...); run without --batch")
     if opts.replicas and not backend.remote:
         raise EvalkitError(f"--base-url: {opts.model} runs in this process; replicas are for remote endpoints")
-    grading = Grading.for_spec(spec, opts) if spec.scoring.method == "graded" else None
+    grading = Grading.for_spec(spec, opts) if is_graded(spec.scoring) else None
     extra = {**({"grader": grading.identity} if grading else {}),
              **({"wire": backend.wire_identity()} if backend.wire_identity() else {})}
     plan = make_plan(spec, opts, backend.endpoint, extra or None)
@@ -466,7 +467,7 @@ def _model_seconds(out: Outcome) -> float:
 def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStats, status: str, resumed: int,
               duration: float, backend: Backend, grading: "Grading | None", log: str) -> Summary:
     spec, opts = plan.spec, plan.opts
-    part = score_metrics(results, spec.metrics, plan.per_item, opts.seed)
+    part = score_metrics(results, spec.metrics, plan.per_item, opts.seed, spec.scoring.method)
     usage = total_usage(results)
     pricer = pricer_for(opts.model, "batch") if opts.batch else backend.pricer()
     if status == "complete":

@@ -29,6 +29,7 @@ from evalkit.core.errors import EvalkitError, warn
 from evalkit.exams.tables import Exam, ExamRegistry
 from evalkit.plan.run_plan import RunOptions
 from evalkit.results.records import Summary
+from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
 
 
@@ -141,7 +142,7 @@ def _check_flags(req: RunRequest, opts: RunOptions, targets: list) -> None:
         raise EvalkitError("--shard splits the samples of a one-model run; it does not apply to --versus")
     if opts.shard is not None and req.grades is not None:
         raise EvalkitError("--grades scores a whole exam: give it to the run after `evalkit merge`, not to a shard")
-    graded = req.versus or any(s.scoring.method == "graded" for s in specs) or \
+    graded = req.versus or any(is_graded(s.scoring) for s in specs) or \
         any(isinstance(t, Exam) for t in targets)
     if (opts.grader_model or opts.grader_base_url) and not graded:
         raise EvalkitError("--grader-model: none of these evals is model-graded (and no --versus); drop the flag")

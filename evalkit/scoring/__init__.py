@@ -88,6 +88,9 @@ class Scorer:
     work: Literal["inline", "thread", "async"] = "inline"
     metric_patterns: tuple[str, ...] = ()
     precheck: Callable[[dict], None] | None = None   # run before the first request (e.g. "is there a sandbox?")
+    # metrics of the whole run that are no mean of per-sample values (SimpleQA's F1):
+    # name -> fn(results without errors, seed) -> {value, ci95, n}
+    derived: dict[str, Callable] = field(default_factory=dict)
 
     def emits(self, metric: str) -> bool:
         return metric in self.metrics or any(re.fullmatch(p, metric) for p in self.metric_patterns)
@@ -98,11 +101,12 @@ _REGISTERED: dict[str, Scorer] = {}
 
 def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = ("accuracy",),
            work: Literal["inline", "thread", "async"] = "inline", metric_patterns: tuple[str, ...] = (),
-           precheck: Callable[[dict], None] | None = None):
+           precheck: Callable[[dict], None] | None = None, derived: dict[str, Callable] | None = None):
     """Register the decorated function as the scorer `name`. `precheck(services)` runs once
-    before a run sends anything and raises EvalkitError when the scorer cannot work here."""
+    before a run sends anything and raises EvalkitError when the scorer cannot work here;
+    `derived` computes run-level metrics from the recorded results (evalkit.results)."""
     def register(fn):
-        _REGISTERED[name] = Scorer(name, options, metrics, fn, work, metric_patterns, precheck)
+        _REGISTERED[name] = Scorer(name, options, metrics, fn, work, metric_patterns, precheck, dict(derived or {}))
         return fn
     return register
 

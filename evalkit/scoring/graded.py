@@ -27,7 +27,7 @@ class GradedOptions(ScorerOptions):
     grader: str = Field(description="a grader of the registry's graders/ (or an OpenAI Evals modelgraded spec)")
     criteria: str | None = Field(None, description="the text for the grader prompt's {criteria}")
     grader_fields: dict[str, str] = Field(default_factory=dict, description="more placeholders for the rubric")
-    eval_type: Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"] | None = Field(
+    eval_type: Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp", "classify_plain"] | None = Field(
         None, description="where the grader puts its choice (default: the grader spec's)")
 
 
@@ -38,6 +38,11 @@ class Grader(Protocol):
     spec: GraderSpec
 
     async def complete(self, messages: list[dict]) -> str: ...
+
+
+def is_graded(options: ScorerOptions) -> bool:
+    """Whether a scorer's options ask a grader model (the graded scorer's, or a scorer built on it)."""
+    return isinstance(options, GradedOptions)
 
 
 @scorer("graded", GradedOptions, metrics=("score",), work="async", metric_patterns=(r"choice/.+",))

@@ -15,7 +15,9 @@ instruction saying so:
 
 - `classify`: the choice only;
 - `cot_classify`: reasoning first, the choice on the last line (read from the last line up);
-- `classify_cot`: the choice on the first line, then the reasoning (read from the first line down).
+- `classify_cot`: the choice on the first line, then the reasoning (read from the first line down);
+- `classify_plain`: read as `classify`, but nothing is appended: the prompt, a published rubric
+  used as written (SimpleQA's), says itself how to answer.
 
 A line matches a choice when, stripped of punctuation and surrounding space, it starts or ends
 with it (OpenAI Evals' `starts_or_endswith`, the definition their registry was written against).
@@ -36,7 +38,7 @@ from evalkit.core.errors import EvalkitError
 from evalkit.core.places import registry_folders
 from evalkit.core.yamlfile import Strict, load_definitions
 
-EvalType = Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp"]
+EvalType = Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp", "classify_plain"]
 
 INSTRUCTIONS = {
     "classify": "Reply with exactly one of {choices} and nothing else.",
@@ -48,6 +50,7 @@ INSTRUCTIONS = {
     # cot_classify with the instruction in Japanese, for Japanese rubrics (OpenAI Evals has it too)
     "cot_classify_jp": "まず、結論を先に述べずに、段階を追って推論を書いてください。次に、{choices} のうち一つだけを"
                        "単独の行に書き、最後の行にその選択肢だけをもう一度書いてください。\n推論：",
+    "classify_plain": "",        # the prompt says how to answer; it is sent as written
 }
 
 
@@ -105,7 +108,8 @@ class GraderSpec(Strict):
         for m in prompt:
             m["content"] = fill(m["content"], fields, self.name)
         instruction = INSTRUCTIONS[kind].format(choices=" or ".join(f'"{c}"' for c in self.choices))
-        prompt[-1]["content"] = prompt[-1]["content"].rstrip() + "\n\n" + instruction
+        if instruction:
+            prompt[-1]["content"] = prompt[-1]["content"].rstrip() + "\n\n" + instruction
         return prompt
 
 
