@@ -104,6 +104,16 @@ class Dataset(Strict):
     files: dict[str, FileEntry] = {}
     folders: dict[str, str] = {}
     mmlu_rows: dict[str, tuple[int, str]] = {}
+    listing: dict[str, str] | None = None        # url prefix + manifest of files (evalkit.catalog_listing)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _listed_files(cls, data):
+        if isinstance(data, dict) and data.get("listing") is not None:
+            from .catalog_listing import expand
+
+            data = {**data, "files": {**expand(data["listing"], data.get("source_file", "")), **(data.get("files") or {})}}
+        return data
 
     @field_validator("name", "files", "folders")
     @classmethod
