@@ -28,7 +28,8 @@ from .mathextract import final_answer
 
 MAX_PARSED = 400          # longer answers are compared as text (sympy on hostile input can run for long)
 TIMEOUT_S = 5
-_SQUASH = re.compile(r"\s+|\\left|\\right|\\!|\\,|\\;")
+_SQUASH = re.compile(r"\s+|\\left|\\right|\\!|\\,|\\;|\\%|\\\$|\^\{?\\circ\}?")
+_FRACTION = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
 
 
 class MathOptions(ScorerOptions):
@@ -37,6 +38,12 @@ class MathOptions(ScorerOptions):
 
 class AimeOptions(ScorerOptions):
     method: Literal["aime"]
+
+
+def fraction(answer: str) -> tuple[str, str, str] | None:
+    """A plain integer fraction (`\\frac{a}{b}`, `a/b`, signed) as written: (sign, a, b)."""
+    m = _FRACTION.fullmatch(squash(answer))
+    return None if m is None else (m[1], m[2] or m[4], m[3] or m[5])
 
 
 def squash(answer: str) -> str:
@@ -55,6 +62,9 @@ def equivalent(reference: str, answer: str) -> bool:
     """True when `answer` means the same as `reference` (text first, then math-verify)."""
     if squash(reference) == squash(answer):
         return True
+    both = fraction(reference), fraction(answer)
+    if None not in both:
+        return both[0] == both[1]          # an unreduced fraction is not the answer (PRM800K's rule)
     if max(len(reference), len(answer)) > MAX_PARSED:
         return False
     from math_verify import verify
