@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import identifiable, read_jsonl
+from conftest import identifiable, one_line_error, read_jsonl
 
 DEFAULT = "I cannot solve this."
 LANGS = "bn de en es fr ja ru sw te th zh".split()
@@ -171,3 +171,20 @@ def test_mgsm_per_language_and_average(evalkit, start_server, data_dir):
     one = run(evalkit, start_server, "mgsm.zh", answers, "--limit", "50")
     assert set(one["groups"]) == {"zh"} and one["metrics"]["accuracy"]["value"] == pytest.approx(
         sum(good[i] for i in logged(one)) / 50, abs=1e-6)
+
+
+@pytest.mark.parametrize("name, rel, body, where", [
+    ("mgsm.de", "mgsm/mgsm_de.tsv", "Wie viele?\t12\nkaputt ohne Tab\n", "mgsm_de.tsv:2"),
+    ("aime.2024-I", "aime/aime_2024_I/answers.csv", "id,answer\n1,204\n2,twenty\n", "answers.csv:3"),
+    ("math500", "math500/test.jsonl", '{"problem": "p", "answer": "1", "subject": "Algebra", "unique_id": "test/algebra/1.json"}\n{"problem": 5}\n', "test.jsonl:2"),
+    ("math.algebra", "math/test/algebra/1.json", '{"problem": "p", "level": "Level 1", "type": "Algebra", "solution": "no box"}', "algebra/1.json"),
+])
+def test_broken_data_is_one_line_naming_the_file(evalkit, start_server, tmp_path, name, rel, body, where):
+    root = tmp_path / "data"
+    (root / rel).parent.mkdir(parents=True)
+    (root / rel).write_text(body, encoding="utf-8")
+    server = start_server([], default_reply="Answer: 1")
+    res = evalkit("run", name, "--model", "openai/m", "--base-url", server.url, env={"EVALKIT_DATA_DIR": str(root)})
+    msg = one_line_error(res)
+    assert where in msg, msg
+    assert server.stats().get("requests", 0) == 0

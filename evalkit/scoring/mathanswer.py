@@ -13,12 +13,14 @@ docs/benchmarks-math.md (scripts/math_reference/ holds those reference implement
 anything else is not parsed and scores 0.
 
 math-verify bounds each parse and comparison with SIGALRM, which works only in the main thread;
-the scorer runs inline (on the event loop, the main thread of `evalkit run`) and, in any other
-thread, without the alarm but with answers longer than `MAX_PARSED` characters compared as text only.
+the scorer runs inline (on the event loop, the main thread of `evalkit run`), so a hostile answer
+(`9^{9^{9^{9}}}`) holds the loop for at most 3 x TIMEOUT_S and scores 0. In any other thread it
+runs without the alarm. Answers longer than `MAX_PARSED` characters are compared as text only.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Literal
@@ -27,7 +29,8 @@ from . import Score, ScoreInput, ScorerOptions, scorer
 from .mathextract import final_answer
 
 MAX_PARSED = 400          # longer answers are compared as text (sympy on hostile input can run for long)
-TIMEOUT_S = 5
+TIMEOUT_S = 2            # per parse and per comparison; legitimate answers take well under 0.2 s
+logging.getLogger("math_verify").addHandler(logging.NullHandler())   # its timeouts are our False, not news
 _SQUASH = re.compile(r"\s+|\\left|\\right|\\!|\\,|\\;|\\%|\\\$|\^\{?\\circ\}?")
 _FRACTION = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
 
