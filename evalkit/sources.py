@@ -138,7 +138,7 @@ class Dataset(Strict):
         f = next(iter(self.files.values()))
         if f.hub:
             return f"hf://datasets/{f.hub.repo}@{f.hub.revision[:12]}"
-        m = re.match(r"https://raw\.githubusercontent\.com/([^/]+/[^/]+)/([0-9a-f]{40})/", f.url)
+        m = re.match(r"https://(?:raw\.githubusercontent\.com|media\.githubusercontent\.com/media)/([^/]+/[^/]+)/([0-9a-f]{40})/", f.url)
         return f"github.com/{m[1]}@{m[2][:12]}" if m else f.url
 
     def download_size(self) -> int | None:

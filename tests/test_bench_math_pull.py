@@ -57,6 +57,7 @@ def test_pull_gives_the_published_bytes(evalkit, online, mirror, data_dir, tmp_p
     assert rows["mgsm"]["license"] == "CC BY 4.0" and rows["mgsm"]["state"] == "cached"
     assert rows["math"]["license"].startswith("MIT; AoPS claims") and rows["math500"]["license"].startswith("MIT; AoPS")
     assert rows["aime"]["license"].startswith("(c) MAA")
+    assert rows["math500"]["source"] == "github.com/openai/prm800k@7ecc794703b2"
     assert rows["math"]["size"] == sum(p.stat().st_size for p in (data_dir / "math").rglob("*") if p.is_file())
     assert rows["aime"]["size"] == sum(f["size"] for f in CAT["aime"]["files"].values())
 
