@@ -104,6 +104,16 @@ class Dataset(Strict):
     files: dict[str, FileEntry] = {}
     folders: dict[str, str] = {}
     mmlu_rows: dict[str, tuple[int, str]] = {}
+    listing: dict[str, str] | None = None        # url prefix + manifest of files (evalkit.datasets.listing)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _listed_files(cls, data):
+        if isinstance(data, dict) and data.get("listing") is not None:
+            from evalkit.datasets.listing import expand
+
+            data = {**data, "files": {**expand(data["listing"], data.get("source_file", "")), **(data.get("files") or {})}}
+        return data
 
     @field_validator("name", "files", "folders")
     @classmethod
@@ -128,7 +138,7 @@ class Dataset(Strict):
         f = next(iter(self.files.values()))
         if f.hub:
             return f"hf://datasets/{f.hub.repo}@{f.hub.revision[:12]}"
-        m = re.match(r"https://raw\.githubusercontent\.com/([^/]+/[^/]+)/([0-9a-f]{40})/", f.url)
+        m = re.match(r"https://(?:raw\.githubusercontent\.com|media\.githubusercontent\.com/media)/([^/]+/[^/]+)/([0-9a-f]{40})/", f.url)
         return f"github.com/{m[1]}@{m[2][:12]}" if m else f.url
 
     def download_size(self) -> int | None:
