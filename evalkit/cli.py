@@ -123,15 +123,15 @@ def validate(paths: tuple[str, ...]) -> None:
     Without PATHS, the built-in registry. A folder is read like a registry (`evals/`, `exams/`,
     `graders/`); a YAML file inside an `exams` or `graders` folder is one of those.
     """
-    from .catalog import validate_paths
+    from .validation import validate_paths
 
-    problems, checked = validate_paths([Path(p) for p in paths])
+    problems, checked, data = validate_paths([Path(p) for p in paths])
     for p in problems:
         click.echo(p)
     if problems:
         click.echo(f"{len(problems)} problem(s) in {checked}", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"ok: {checked} valid", err=True)
+    click.echo(f"ok: {checked} valid ({data})", err=True)
 
 
 @cli.command("schema")

@@ -46,6 +46,7 @@ class Registry:
     def __init__(self) -> None:
         self.raw: dict[str, RawSpec] = {}
         self.problems: list[str] = []
+        self.twice: dict[str, str] = {}     # a name two registry files define: where both are
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -82,7 +83,9 @@ class Registry:
                 continue
             if name in self.raw and not override:
                 self.problems.append(f"{path}:{line}: {name}: already defined at {self.raw[name].where}")
+                self.twice[name] = f"{self.raw[name].where} and {path}:{line}"
                 continue
+            self.twice.pop(name, None)      # a file given by path is the one meant
             self.raw[name] = RawSpec(name, doc, data)
             names.append(name)
         return names
@@ -95,6 +98,9 @@ class Registry:
         base, _, subset = name.partition(".")
         if base not in self.raw:
             raise EvalkitError(f"unknown eval {name!r}{self._suggest(name)}; `evalkit list` shows them all")
+        if base in self.twice:
+            raise EvalkitError(f"eval {base!r} is defined twice, at {self.twice[base]}; rename one "
+                               "(`evalkit validate` checks a folder)")
         merged, origin = self._merge(base, [])
         raw = self.raw[base]
         if merged.get("abstract"):
