@@ -135,13 +135,16 @@ def validate(paths: tuple[str, ...]) -> None:
 
 
 @cli.command("schema")
-@click.argument("what", type=click.Choice(["summary", "pairwise"]), default="summary")
+@click.argument("what", type=click.Choice(["summary", "pairwise", "spec", "exam", "grader"]), default="summary")
 def schema_cmd(what: str) -> None:
-    """The JSON Schema of `evalkit run --json` output (the contract for scripts)."""
+    """The JSON Schema of `evalkit run --json` output (the contract for scripts), or of the eval,
+    exam and grader YAML files (spec, exam, grader; docs/schemas/, for editors)."""
     from .pairwise import PairwiseSummary
     from .results import Summary
+    from .yamlschema import SCHEMAS
 
-    click.echo(json.dumps((Summary if what == "summary" else PairwiseSummary).model_json_schema(), indent=1))
+    schema = SCHEMAS[what]() if what in SCHEMAS else (Summary if what == "summary" else PairwiseSummary).model_json_schema()
+    click.echo(json.dumps(schema, indent=1))
 
 
 RUN_OPTIONS = [
