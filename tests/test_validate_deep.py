@@ -279,3 +279,58 @@ def test_the_spec_schema_refuses_what_validate_refuses():
     assert problems({"bad name": good["tiny"]}) == ["'bad name' does not match '^[A-Za-z0-9_-]+$'"]
     wrong_method = problems({"tiny": {**good["tiny"], "scoring": {"method": "lettre"}}})
     assert wrong_method and all("lettre" in p or "is not valid under any" in p for p in wrong_method)
+
+
+# ----------------------------------------------------------------------------- the test server's key from an eval
+
+def _implied(key_file, log: str) -> float:
+    """The accuracy the key implies for the samples a run logged."""
+    from conftest import read_jsonl
+
+    key = {e["id"]: e["correct"] for e in read_jsonl(key_file)}
+    ids = [r["id"] for r in read_jsonl(log) if r["type"] == "sample"]
+    return sum(key[i] for i in ids) / len(ids)
+
+
+def test_answers_from_an_eval_score_exactly_what_the_key_implies(evalkit, start_server, tmp_path):
+    from conftest import read_jsonl
+
+    for name, limit in (("mmlu.anatomy", None), ("gsm8k", "50")):
+        for accuracy in ("1", "0.5"):
+            key = tmp_path / f"{name}-{accuracy}.jsonl"
+            server = start_server(answers_from=name, accuracy=accuracy, key_out=key)
+            args = ["run", name, "--model", "openai/m", "--base-url", server.url, "--json", "--no-cache",
+                    "--log-dir", str(tmp_path / f"logs-{accuracy}")] + (["--limit", limit] if limit else [])
+            res = evalkit(*args)
+            assert res.returncode == 0, res.stderr
+            s = json.loads(res.stdout)
+            entries = read_jsonl(key)
+            assert s["n"] == (135 if limit is None else 50) and s["unparsed"] == 0 and s["errors"] == 0
+            assert len(entries) == (135 if name == "mmlu.anatomy" else 1319)
+            assert sum(e["correct"] for e in entries) == round(float(accuracy) * len(entries))
+            implied = _implied(key, s["log"])
+            assert s["metrics"]["accuracy"]["value"] == round(implied, 6), (name, accuracy)
+            if accuracy == "1":
+                assert implied == 1.0
+            else:
+                assert 0.3 < implied < 0.7
+            replies = {e["id"]: e["reply"] for e in entries}       # every prompt was the key's own conversation
+            assert all(r["completion"] == replies[r["id"]] for r in read_jsonl(s["log"]) if r["type"] == "sample")
+
+
+def test_answers_from_a_new_eval_file_and_what_it_cannot_key(evalkit, start_server, tmp_path):
+    import subprocess
+    import sys
+
+    data(tmp_path, rows=TEXT_ANSWERS)
+    spec = write(tmp_path, "mc.yaml", MC.replace("choices: choices}", "choices: choices}, answer_is: text"))
+    key = tmp_path / "key.jsonl"
+    server = start_server(answers_from=str(spec), accuracy="0.5", key_out=key)
+    res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["metrics"]["accuracy"]["value"] == 0.5 == _implied(key, json.loads(res.stdout)["log"])
+    refused = subprocess.run([sys.executable, "-m", "evalkit.testserver", "--port", "0", "--answers-from", "humaneval"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == ("evalkit: error: --answers-from humaneval: scored by `code`; a key answers only evals "
+                              "scored from the reply's text (letter, exact, includes, fuzzy, numeric)\n")
