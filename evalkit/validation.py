@@ -39,8 +39,9 @@ class Checked:
     def text(self) -> tuple[str, str]:
         """'3 spec(s), 6 exam(s)', and what was read of the data."""
         out = f"{self.specs} spec(s)" + (f", {self.exams} exam(s)" if self.exams else "")
-        data = f"data read for {self.data_read}" + (f"; not checked against data (not downloaded): "
-                                                    f"{', '.join(self.not_here)}" if self.not_here else "")
+        data = f"data read for {self.data_read}" + (f"; not checked against data, which is not here (a run "
+                                                    f"downloads it first): {', '.join(self.not_here)}"
+                                                    if self.not_here else "")
         return out, data
 
 
