@@ -59,6 +59,10 @@ def yaml_files(path: Path) -> list[Path]:
     files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
     if folder != path:
         files += [f for kind in ("exams", "graders") if (path / kind).is_dir() for f in sorted((path / kind).glob("*.y*ml"))]
+    else:                           # a registry's own files are not specs (evalkit.registry.NOT_SPECS)
+        from .registry import NOT_SPECS
+
+        files = [f for f in files if not (f.parent == path and f.name in NOT_SPECS) and "prices" not in f.relative_to(path).parts[:-1]]
     return files
 
 

@@ -25,8 +25,10 @@ from ..yamlfile import YamlDoc, load_yaml
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-# Sibling folders of `evals/` in a registry that hold other kinds of definitions.
-OTHER_KINDS = {"exams", "graders"}
+# Sibling folders of `evals/` in a registry that hold other kinds of definitions, and the
+# registry's own files beside them (read when a folder without `evals/` is read for specs).
+OTHER_KINDS = {"exams", "graders", "prices"}
+NOT_SPECS = {"datasets.yaml", "providers.yaml"}
 
 
 @dataclass
@@ -59,7 +61,8 @@ class Registry:
     def add_folder(self, root: Path) -> None:
         folder = root / "evals" if (root / "evals").is_dir() else root
         for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-            if not set(path.relative_to(folder).parts[:-1]) & OTHER_KINDS:
+            rel = path.relative_to(folder).parts
+            if not set(rel[:-1]) & OTHER_KINDS and not (folder == root and rel[0] in NOT_SPECS):
                 self.add_file(path)
 
     def add_file(self, path: Path, override: bool = False) -> list[str]:
