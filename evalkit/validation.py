@@ -16,6 +16,7 @@ checked against data.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,9 +139,27 @@ def _data_read(spec: EvalSpec, raw: RawSpec, checked: Checked) -> list[str]:
         make_plan(spec, RunOptions(model="validate"), "validate")
     except EvalkitError as exc:
         said = exc.message if exc.message.startswith(spec.name) else f"{spec.name}: {exc.message}"
-        return [f"{raw.where}: {said}"]
+        return [f"{raw.doc.path}:{raw.doc.line((raw.name, *_field_of(exc.message)))}: {said}"]
     checked.data_read += 1
     return []
+
+
+# The spec field a data problem is about, as its message names it (the line is that field's, or
+# the spec's own when the field comes from the spec it extends or from a default).
+FIELD_NAMED = ((re.compile(r"\(dataset\.fields\.(\w+)\)"), lambda m: ("dataset", "fields", m[1])),
+               (re.compile(r": prompt\.(\w+) "), lambda m: ("prompt", m[1])),
+               (re.compile(r": group_by: "), lambda m: ("group_by",)),
+               (re.compile(r"answer_is|field '[^']*': answer "), lambda m: ("dataset",)),
+               (re.compile(r"dataset\.fields\.choices"), lambda m: ("dataset",)),
+               (re.compile(r"data not found at|no source is catalogued"), lambda m: ("dataset", "path")))
+
+
+def _field_of(message: str) -> tuple:
+    for pattern, loc in FIELD_NAMED:
+        m = pattern.search(message)
+        if m:
+            return loc(m)
+    return ()
 
 
 def _once(problems: list[str]) -> list[str]:

@@ -91,7 +91,7 @@ def test_run_and_list_refuse_a_name_two_registry_files_define(evalkit, tmp_path,
 # ----------------------------------------------------------------------------- what run catches before sending
 
 CASES = {
-    "placeholder": ("""\
+    "placeholder": (4, """\
         planets:
           template: match
           dataset: {format: jsonl, path: ./planets.jsonl, fields: {id: id}}
@@ -99,20 +99,20 @@ CASES = {
           scoring: {method: exact}
         """, "planets: prompt.template uses {{questoin}}, which sample p1 does not have "
              "(available: answer, number, question, topic)"),
-    "fields": ("""\
+    "fields": (3, """\
         planets:
           template: match
           dataset: {format: jsonl, path: ./planets.jsonl, fields: {id: ident}}
           scoring: {method: exact}
         """, "{data}:1: record has no field 'ident' (dataset.fields.id)"),
-    "group_by": ("""\
+    "group_by": (4, """\
         planets:
           template: match
           dataset: {format: jsonl, path: ./planets.jsonl, fields: {id: id}}
           group_by: topik
           scoring: {method: exact}
         """, "planets ({spec}): group_by: sample p1 has no field 'topik' (fields: topic)"),
-    "no ./": ("""\
+    "no ./": (3, """\
         planets:
           template: match
           dataset: {format: jsonl, path: planets.jsonl}
@@ -120,7 +120,7 @@ CASES = {
         """, "planets: data not found at {mirror}/planets.jsonl; EVALKIT_DATA_DIR={mirror} is an offline "
              "mirror, used as it is: point it at a folder holding planets.jsonl (a file beside the spec is "
              "written ./planets.jsonl)"),
-    "no choices": ("""\
+    "no choices": (3, """\
         planets:
           template: multiple_choice
           dataset: {format: jsonl, path: ./planets.jsonl, fields: {id: id}}
@@ -132,13 +132,13 @@ CASES = {
 
 def test_validate_says_what_run_says_before_sending(evalkit, tmp_path, start_server, data_dir):
     server = start_server([])
-    for case, (text, said) in CASES.items():
+    for case, (line, text, said) in CASES.items():
         folder = tmp_path / case.replace(" ", "_").replace("./", "dot")
         spec, rows = write(folder, "e.yaml", text), data(folder)
         said = said.format(spec=spec, data=rows, mirror=data_dir)
         res = evalkit("validate", str(spec))
         assert res.returncode == 1, (case, res.stderr)
-        where = f"{spec}:1: " + ("" if said.startswith("planets") else "planets: ")
+        where = f"{spec}:{line}: " + ("" if said.startswith("planets") else "planets: ")
         assert res.stdout == f"{where}{said}\n", case
         run = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url)
         assert one_line_error(run) == f"evalkit: error: {said}", case
@@ -172,7 +172,7 @@ def test_an_answer_given_as_option_text_is_refused_with_the_fix(evalkit, tmp_pat
     said = (f"planets ({spec}): sample p1: field 'answer': answer 'Mercury' is the text of option B, not a label "
             "(A-D) or an index (0-3); add `answer_is: text` under `dataset:` to map option texts to labels")
     res = evalkit("validate", str(spec))
-    assert res.returncode == 1 and res.stdout == f"{spec}:1: {said}\n"
+    assert res.returncode == 1 and res.stdout == f"{spec}:3: {said}\n"
     server = start_server([])
     run = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url)
     assert one_line_error(run) == f"evalkit: error: {said}"
@@ -201,12 +201,12 @@ def test_labels_beyond_the_options_and_stray_answers_are_refused(evalkit, tmp_pa
         data(folder, rows=[{**PLANETS[0], "answer": answer}])
         spec = write(folder, "mc.yaml", MC)
         res = evalkit("validate", str(spec))
-        assert res.stdout == f"{spec}:1: planets ({spec}): sample p1: field 'answer': {said}\n"
+        assert res.stdout == f"{spec}:3: planets ({spec}): sample p1: field 'answer': {said}\n"
     folder = tmp_path / "text"
     data(folder, rows=[{**PLANETS[0], "answer": "Pluto"}])
     spec = write(folder, "mc.yaml", MC.replace("choices: choices}", "choices: choices}, answer_is: text"))
     res = evalkit("validate", str(spec))
-    assert res.stdout == (f"{spec}:1: planets ({spec}): sample p1: field 'answer': answer 'Pluto' is the text of no "
+    assert res.stdout == (f"{spec}:3: planets ({spec}): sample p1: field 'answer': answer 'Pluto' is the text of no "
                           "option (dataset.answer_is: text wants each answer to be exactly one option's text)\n")
 
 
