@@ -9,7 +9,8 @@ sends for a sample (few-shot examples included) and the server answers it as a w
 answered right, the others wrong. Each reply is checked with the eval's own scorer before the
 server starts: a right one must score 1, a wrong one 0 (read, not unparsed), so the run's score is
 exactly what the key implies; `--key-out` writes the key (`id`, `correct`, `reply`) to compare
-with. Only evals scored from the reply's text (letters, exact, includes, fuzzy, numeric) can be
+with. Samples whose prompts are the same get the same answer (the choice is made per distinct
+prompt), since the server cannot tell them apart. Only evals scored from the reply's text (letters, exact, includes, fuzzy, numeric) can be
 keyed: code and model-graded evals are refused with one line, as is a run by option probability.
 """
 
@@ -32,6 +33,7 @@ def add_arguments(p) -> None:
 def answer_key(name: str, accuracy: float, seed: int, key_out: str | None = None) -> list[dict]:
     """`{"messages", "reply"}` entries, one per sample of the eval (its first completion's prompt)."""
     from .plan import RunOptions, make_plan
+    from .testserver import conversation_key
     from .shards import unit_id
 
     if not 0.0 <= accuracy <= 1.0:
@@ -43,12 +45,13 @@ def answer_key(name: str, accuracy: float, seed: int, key_out: str | None = None
     plan = make_plan(spec, RunOptions(model="testserver", seed=seed), "testserver")
     if plan.options:
         raise EvalkitError(f"--answers-from {name}: answered by option probability; the key answers in text")
-    right = _chosen([s.id for s in plan.samples], accuracy, seed)
+    asked = [(s, plan.request(s, 0, unit_id(s.id, 0, plan.per_item)).messages) for s in plan.samples]
+    first = _first_of_each_prompt(name, asked)
+    right = _chosen(sorted(set(first.values())), accuracy, seed)
     key = []
-    for s in plan.samples:
-        messages = plan.request(s, 0, unit_id(s.id, 0, plan.per_item)).messages
-        reply = _reply(plan, s, messages, s.id in right)
-        key.append({"messages": messages, "reply": reply, "id": s.id, "correct": s.id in right})
+    for s, messages in asked:
+        correct = first[conversation_key(messages)] in right
+        key.append({"messages": messages, "reply": _reply(plan, s, messages, correct), "id": s.id, "correct": correct})
     if key_out:
         Path(key_out).write_text("".join(json.dumps({k: e[k] for k in ("id", "correct", "reply")}) + "\n"
                                          for e in key), encoding="utf-8")
@@ -68,6 +71,20 @@ def _resolve(name: str):
                                f"give one by name ({', '.join(runnable)})")
         return reg.resolve(runnable[0])
     return load_registry()[0].resolve(name)
+
+
+def _first_of_each_prompt(name: str, asked: list) -> dict[str, str]:
+    """For each distinct conversation, the first sample asking it: samples whose prompts are the
+    same (a question repeated in the data) get one answer, the server cannot tell them apart."""
+    from .testserver import conversation_key
+
+    first: dict[str, str] = {}
+    for s, messages in asked:
+        if any(not isinstance(m["content"], str) for m in messages):
+            raise EvalkitError(f"--answers-from {name}: sample {s.id} carries images; the key answers text "
+                               "prompts only (its eval with prompt.vision: false would do)")
+        first.setdefault(conversation_key(messages), s.id)
+    return first
 
 
 def _chosen(ids: list[str], accuracy: float, seed: int) -> set[str]:

@@ -322,13 +322,18 @@ def test_answers_from_a_new_eval_file_and_what_it_cannot_key(evalkit, start_serv
     import subprocess
     import sys
 
-    data(tmp_path, rows=TEXT_ANSWERS)
+    from conftest import read_jsonl
+
+    data(tmp_path, rows=TEXT_ANSWERS + [{**TEXT_ANSWERS[0], "id": "p3"}])     # p3 asks what p1 asks
     spec = write(tmp_path, "mc.yaml", MC.replace("choices: choices}", "choices: choices}, answer_is: text"))
     key = tmp_path / "key.jsonl"
     server = start_server(answers_from=str(spec), accuracy="0.5", key_out=key)
     res = evalkit("run", str(spec), "--model", "openai/m", "--base-url", server.url, "--json")
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["metrics"]["accuracy"]["value"] == 0.5 == _implied(key, json.loads(res.stdout)["log"])
+    correct = {e["id"]: e["correct"] for e in read_jsonl(key)}
+    assert correct["p1"] == correct["p3"] != correct["p2"]     # one of the two distinct prompts answered right
+    value = json.loads(res.stdout)["metrics"]["accuracy"]["value"]
+    assert value == round(_implied(key, json.loads(res.stdout)["log"]), 6) == round((2 if correct["p1"] else 1) / 3, 6)
     refused = subprocess.run([sys.executable, "-m", "evalkit.testserver", "--port", "0", "--answers-from", "humaneval"],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and refused.stdout == ""
