@@ -82,6 +82,11 @@ def test_run_and_list_refuse_a_name_two_registry_files_define(evalkit, tmp_path,
     assert listed.returncode == 0
     assert (f"eval planets is defined twice, at {one}:1 and {two}:1: `evalkit run planets` refuses it until one "
             "is renamed\n") in listed.stderr
+    child = write(reg / "evals", "three.yaml", "child:\n  extends: planets\n")
+    res = evalkit("run", "child", "--model", "openai/m", "--base-url", server.url, env=env)
+    assert one_line_error(res) == (f"evalkit: error: {child}:2: child.extends: eval 'planets' is defined twice, "
+                                   f"at {one}:1 and {two}:1; rename one")
+    child.unlink()
     # the file given by path is the one meant: no ambiguity
     mine = evalkit("validate", str(one), env=env)
     assert mine.returncode == 0, mine.stdout

@@ -134,6 +134,10 @@ class Registry:
         if parent not in self.raw:
             line = raw.doc.line((name, "extends"))
             raise EvalkitError(f"{raw.doc.path}:{line}: {name}.extends: unknown eval {parent!r}{self._suggest(parent)}")
+        if parent in self.twice:
+            line = raw.doc.line((name, "extends"))
+            raise EvalkitError(f"{raw.doc.path}:{line}: {name}.extends: eval {parent!r} is defined twice, at "
+                               f"{self.twice[parent]}; rename one")
         base, origin = self._merge(parent, chain + [name])
         base.pop("abstract", None)
         merged = _deep_merge(base, raw.data)
@@ -144,27 +148,10 @@ class Registry:
         """A spec's raw data with its `extends` chain applied (not yet validated)."""
         return self._merge(name, [])[0]
 
-    def validate_all(self, names: list[str] | None = None) -> list[str]:
-        """Every problem in the loaded specs (or just `names`), file:line first."""
-        problems = list(self.problems)
-        for name in (self.raw if names is None else names):
-            raw = self.raw[name]
-            if raw.data.get("abstract"):
-                unknown = set(raw.data) - set(EvalSpec.model_fields) - META_KEYS - {"description"}
-                problems += [f"{raw.doc.path}:{raw.doc.line((name, k))}: {name}.{k}: unknown key" for k in sorted(unknown)]
-                continue
-            try:
-                problems += self._data_problems(self.resolve(name), raw)
-            except SpecError as exc:
-                problems.extend(exc.problems)
-            except EvalkitError as exc:
-                problems.append(exc.message)
-        return problems
-
     @staticmethod
     def _data_problems(spec: EvalSpec, raw: RawSpec) -> list[str]:
-        """A data file the spec names beside itself (`./...`) must exist; data under the data root
-        may be downloaded on first use, so it is not checked here."""
+        """A data file the spec names beside itself (`./...`) must exist (evalkit.validation reads
+        the data itself)."""
         path = spec.dataset.path
         if not path.startswith(("./", "../")) or (Path(spec.source_file).parent / path).exists():
             return []
