@@ -254,17 +254,16 @@ def _validator(kind: str):
 def test_every_registry_yaml_validates_against_its_schema():
     import yaml
 
-    from conftest import ROOT
+    from evalkit.places import package_registry
 
-    counts = {}
+    seen = set()
     for kind, folder in (("spec", "evals"), ("exam", "exams"), ("grader", "graders")):
         validator = _validator(kind)
-        files = sorted((ROOT / "evalkit" / "registry" / folder).glob("*.yaml"))
-        for f in files:
+        for f in sorted((package_registry() / folder).glob("*.yaml")):
             errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(f.read_text()))]
             assert errors == [], f"{f}: {errors}"
-        counts[kind] = len(files)
-    assert counts == {"spec": 12, "exam": 6, "grader": 4}
+            seen.add(f"{folder}/{f.name}")
+    assert {"evals/mmlu.yaml", "evals/gsm8k.yaml", "exams/lsat.yaml", "graders/closedqa.yaml"} <= seen
 
 
 def test_the_spec_schema_refuses_what_validate_refuses():
