@@ -1,8 +1,9 @@
 """What the registries hold, for `evalkit list`, `evalkit exams` and `evalkit validate`.
 
 Rows are plain dicts (the `--json` lines); problems are `file:line: field: message` lines. A
-folder given to `validate` is read like a registry: `evals/` (or the folder itself), plus
-`exams/` and `graders/` beside it; a file inside an `exams` or `graders` folder is one of those.
+folder given to `validate` (evalkit.cli.validate) is read like a registry: `evals/` (or the folder
+itself), plus `exams/` and `graders/` beside it; a file inside an `exams` or `graders` folder is
+one of those (`yaml_files`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def catalog_rows() -> tuple[list[dict], list[str]]:
     rows += [{"kind": "grader", "name": n, "template": f"grader {g.eval_type or 'classify'}",
               "description": g.description, "subsets": 0, "file": g.source_file} for n, g in graders.graders.items()]
     count = len(reg.problems) + len(exams.problems) + len(graders.problems)
-    return rows, [f"({count} problem(s) in the registry; run `evalkit validate`)"] if count else []
+    twice = [f"eval {name} is defined twice, at {where}: `evalkit run {name}` refuses it until one is renamed"
+             for name, where in reg.twice.items()]
+    return rows, twice + ([f"({count} problem(s) in the registry; run `evalkit validate`)"] if count else [])
 
 
 def oai_rows(root: Path) -> tuple[list[dict], list[str]]:
@@ -49,39 +52,17 @@ def exam_rows() -> tuple[list[dict], list[str]]:
     return rows, reg.problems
 
 
-def validate_paths(paths: list[Path]) -> tuple[list[str], str]:
-    """Every problem in the built-in registry (no paths) or in the given files and folders, and
-    what was checked ("12 spec(s), 6 exam(s)")."""
-    reg = Registry.default()
-    if not paths:
-        exams, graders, names = ExamRegistry.default(), GraderRegistry.default(), None
-    else:
-        reg.problems.clear()       # the built-in registry is only there to resolve `extends`
-        exams, graders, names = ExamRegistry(), GraderRegistry(), []
-        for path in paths:
-            if not path.exists():
-                raise EvalkitError(f"{path}: no such file or folder")
-            for f in _yaml_files(path):
-                kind = f.parent.name
-                if kind == "exams":
-                    exams.add_file(f)
-                elif kind == "graders":
-                    graders.add_file(f)
-                else:
-                    names += reg.add_file(f, override=True)
-    problems = reg.validate_all(names) + exams.problems + exams.check_evals(reg) + graders.problems
-    checked = f"{len(names) if names is not None else len(reg.raw)} spec(s)" + \
-        (f", {len(exams.exams)} exam(s)" if exams.exams else "")
-    return problems, checked
-
-
-def _yaml_files(path: Path) -> list[Path]:
+def yaml_files(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
     folder = path / "evals" if (path / "evals").is_dir() else path
     files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
     if folder != path:
         files += [f for kind in ("exams", "graders") if (path / kind).is_dir() for f in sorted((path / kind).glob("*.y*ml"))]
+    else:                           # a registry's own files are not specs (evalkit.registry.NOT_SPECS)
+        from evalkit.specs.registry import NOT_SPECS
+
+        files = [f for f in files if not (f.parent == path and f.name in NOT_SPECS) and "prices" not in f.relative_to(path).parts[:-1]]
     return files
 
 

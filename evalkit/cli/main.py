@@ -123,25 +123,28 @@ def validate(paths: tuple[str, ...]) -> None:
     Without PATHS, the built-in registry. A folder is read like a registry (`evals/`, `exams/`,
     `graders/`); a YAML file inside an `exams` or `graders` folder is one of those.
     """
-    from evalkit.cli.catalog import validate_paths
+    from evalkit.cli.validate import validate_paths
 
-    problems, checked = validate_paths([Path(p) for p in paths])
+    problems, checked, data = validate_paths([Path(p) for p in paths])
     for p in problems:
         click.echo(p)
     if problems:
         click.echo(f"{len(problems)} problem(s) in {checked}", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"ok: {checked} valid", err=True)
+    click.echo(f"ok: {checked} valid ({data})", err=True)
 
 
 @cli.command("schema")
-@click.argument("what", type=click.Choice(["summary", "pairwise"]), default="summary")
+@click.argument("what", type=click.Choice(["summary", "pairwise", "spec", "exam", "grader"]), default="summary")
 def schema_cmd(what: str) -> None:
-    """The JSON Schema of `evalkit run --json` output (the contract for scripts)."""
+    """The JSON Schema of `evalkit run --json` output (the contract for scripts), or of the eval,
+    exam and grader YAML files (spec, exam, grader; docs/schemas/, for editors)."""
     from evalkit.runs.pairwise import PairwiseSummary
     from evalkit.results.records import Summary
+    from evalkit.cli.schemas import SCHEMAS
 
-    click.echo(json.dumps((Summary if what == "summary" else PairwiseSummary).model_json_schema(), indent=1))
+    schema = SCHEMAS[what]() if what in SCHEMAS else (Summary if what == "summary" else PairwiseSummary).model_json_schema()
+    click.echo(json.dumps(schema, indent=1))
 
 
 RUN_OPTIONS = [

@@ -22,8 +22,9 @@ from evalkit.specs.evals import EvalSpec
 
 # ----------------------------------------------------------------------------- where data lives
 
-def dataset_dir(spec: EvalSpec) -> Path:
-    """The file or folder a spec's dataset lives at, downloading a catalogued source if needed."""
+def dataset_dir(spec: EvalSpec, download: bool = True) -> Path | None:
+    """The file or folder a spec's dataset lives at, downloading a catalogued source if needed
+    (with `download=False`, None instead of downloading: `validate` never fetches)."""
     raw = spec.dataset.path
     if raw.startswith(("./", "../")) and spec.source_file:
         return (Path(spec.source_file).parent / raw).resolve()
@@ -35,17 +36,22 @@ def dataset_dir(spec: EvalSpec) -> Path:
     mirror = os.environ.get("EVALKIT_DATA_DIR")
     if mirror:
         path = Path(mirror) / raw
+        if not path.exists() and not download and entries:
+            return None                     # catalogued, just not in this mirror (DROP, MMMLU here)
         if not path.exists():
             raise EvalkitError(f"{spec.name}: data not found at {path}; EVALKIT_DATA_DIR={mirror} is an offline mirror, "
                                f"used as it is: point it at a folder holding {raw}"
-                               + (", or unset it to download into the cache (see `evalkit data list`)" if entries else ""))
+                               + (", or unset it to download into the cache (see `evalkit data list`)" if entries else "")
+                               + _beside_hint(spec))
         return path
     if not entries:
         path = sources.cache_root() / raw
         if path.exists():
             return path
         raise EvalkitError(f"{spec.name}: no source is catalogued for {raw} and it is not at {path}; "
-                           f"set EVALKIT_DATA_DIR to a folder holding {raw}")
+                           f"set EVALKIT_DATA_DIR to a folder holding {raw}" + _beside_hint(spec))
+    if not download and not all(sources.is_installed(ds) for ds in entries):
+        return None
     for ds in entries:
         try:
             sources.install(ds)
@@ -55,6 +61,14 @@ def dataset_dir(spec: EvalSpec) -> Path:
     return sources.cache_root() / raw
 
 
+def _beside_hint(spec: EvalSpec) -> str:
+    """A relative path is under the data root; when the file sits beside the spec instead, say how to name it."""
+    raw = spec.dataset.path
+    if spec.source_file and (Path(spec.source_file).parent / raw).exists():
+        return f" (a file beside the spec is written ./{raw})"
+    return ""
+
+
 # ----------------------------------------------------------------------------- loading
 
 def load_samples(spec: EvalSpec, split: str | None = None) -> list[Sample]:
@@ -62,12 +76,13 @@ def load_samples(spec: EvalSpec, split: str | None = None) -> list[Sample]:
 
     Whatever a loader (a plug-in's too) trips over becomes one line naming the eval and its spec
     file: missing data, a file that is not UTF-8, one that cannot be read."""
+    from evalkit.datasets.answers import settle_answers
     from evalkit.loaders import MissingData, get_loader
 
     root = dataset_dir(spec)
     where = f"{spec.name} ({spec.source_file})" if spec.source_file else spec.name
     try:
-        return get_loader(spec.dataset.format).load(spec, root, split or spec.dataset.split)
+        return settle_answers(spec, get_loader(spec.dataset.format).load(spec, root, split or spec.dataset.split))
     except MissingData as exc:
         raise EvalkitError(f"{where}: {exc.message}") from None
     except UnicodeDecodeError as exc:

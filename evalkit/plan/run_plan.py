@@ -24,6 +24,7 @@ from evalkit.backends.base import Request, Sampling
 from evalkit.datasets.load import load_samples
 from evalkit.datasets.sample import Sample
 from evalkit.core.errors import EvalkitError
+from evalkit.plan.preflight import check_prompts
 from evalkit.plan.prompts import FewShotPool, build_messages
 from evalkit.specs import stops
 from evalkit.plan.shards import Shard, ShardPart, take, unit_id
@@ -246,6 +247,7 @@ def make_plan(spec: EvalSpec, opts: RunOptions, endpoint: str, extra_identity: d
     if opts.shard is not None:          # only a sharded run's key changes: unsharded logs resume as before
         plan.samples, plan.part = take(plan.samples, opts.shard)
         plan.identity["shard"] = str(opts.shard)
+    check_prompts(plan)                 # the checks `validate` makes too (evalkit.plan.preflight)
     return plan
 
 
@@ -275,6 +277,8 @@ def _spec_identity(spec: EvalSpec) -> dict:
     out = spec.model_dump(exclude={"source_file", "description"}, mode="json")
     if out["generation"].get("extra_body") is None:
         out["generation"].pop("extra_body", None)
+    if out["dataset"].get("answer_is") is None:
+        out["dataset"].pop("answer_is", None)
     return out
 
 

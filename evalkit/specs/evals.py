@@ -83,6 +83,9 @@ class DatasetSpec(Strict):
         default_factory=dict,
         description="record field for each sample field: id, question (input), choices (list), answer, group",
     )
+    answer_is: Literal["label", "text"] | None = Field(
+        None, description="multiple choice: what the answer field holds; label (default): a label (A, B, ...) or "
+                          "an index into the options; text: the option's own text, mapped to its label")
 
     @model_validator(mode="after")
     def _known_format(self) -> "DatasetSpec":
@@ -171,6 +174,9 @@ class EvalSpec(Strict):
                              + (" (and pass@K)" if any("pass" in p for p in s.metric_patterns) else ""))
         if len(set(self.scoring.labels)) != len(self.scoring.labels) or not self.scoring.labels:
             raise ValueError("scoring.labels must be distinct characters, e.g. ABCD")
+        if self.dataset.answer_is is not None and self.scoring.method != "letter":
+            raise ValueError(f"dataset.answer_is applies to multiple-choice evals (scoring.method letter), "
+                             f"not {self.scoring.method}")
         return self
 
     @property

@@ -168,7 +168,11 @@ class GraderRegistry:
             bad = [p for p in self.problems if f": {name}" in p]
             if bad:
                 raise EvalkitError(bad[0])
-            raise EvalkitError(f"unknown grader {name!r}; graders: {', '.join(sorted(self.graders)) or 'none'}")
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.graders), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise EvalkitError(f"unknown grader {name!r}; {hint}graders: {', '.join(sorted(self.graders)) or 'none'}")
         return self.graders[name]
 
 

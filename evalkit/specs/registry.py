@@ -25,8 +25,10 @@ from evalkit.core.yamlfile import YamlDoc, load_yaml
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-# Sibling folders of `evals/` in a registry that hold other kinds of definitions.
-OTHER_KINDS = {"exams", "graders"}
+# Sibling folders of `evals/` in a registry that hold other kinds of definitions, and the
+# registry's own files beside them (read when a folder without `evals/` is read for specs).
+OTHER_KINDS = {"exams", "graders", "prices"}
+NOT_SPECS = {"datasets.yaml", "providers.yaml"}
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Registry:
     def __init__(self) -> None:
         self.raw: dict[str, RawSpec] = {}
         self.problems: list[str] = []
+        self.twice: dict[str, str] = {}     # a name two registry files define: where both are
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -58,7 +61,8 @@ class Registry:
     def add_folder(self, root: Path) -> None:
         folder = root / "evals" if (root / "evals").is_dir() else root
         for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-            if not set(path.relative_to(folder).parts[:-1]) & OTHER_KINDS:
+            rel = path.relative_to(folder).parts
+            if not set(rel[:-1]) & OTHER_KINDS and not (folder == root and rel[0] in NOT_SPECS):
                 self.add_file(path)
 
     def add_file(self, path: Path, override: bool = False) -> list[str]:
@@ -82,7 +86,9 @@ class Registry:
                 continue
             if name in self.raw and not override:
                 self.problems.append(f"{path}:{line}: {name}: already defined at {self.raw[name].where}")
+                self.twice[name] = f"{self.raw[name].where} and {path}:{line}"
                 continue
+            self.twice.pop(name, None)      # a file given by path is the one meant
             self.raw[name] = RawSpec(name, doc, data)
             names.append(name)
         return names
@@ -95,6 +101,9 @@ class Registry:
         base, _, subset = name.partition(".")
         if base not in self.raw:
             raise EvalkitError(f"unknown eval {name!r}{self._suggest(name)}; `evalkit list` shows them all")
+        if base in self.twice:
+            raise EvalkitError(f"eval {base!r} is defined twice, at {self.twice[base]}; rename one "
+                               "(`evalkit validate` checks a folder)")
         merged, origin = self._merge(base, [])
         raw = self.raw[base]
         if merged.get("abstract"):
@@ -125,6 +134,10 @@ class Registry:
         if parent not in self.raw:
             line = raw.doc.line((name, "extends"))
             raise EvalkitError(f"{raw.doc.path}:{line}: {name}.extends: unknown eval {parent!r}{self._suggest(parent)}")
+        if parent in self.twice:
+            line = raw.doc.line((name, "extends"))
+            raise EvalkitError(f"{raw.doc.path}:{line}: {name}.extends: eval {parent!r} is defined twice, at "
+                               f"{self.twice[parent]}; rename one")
         base, origin = self._merge(parent, chain + [name])
         base.pop("abstract", None)
         merged = _deep_merge(base, raw.data)
@@ -135,27 +148,10 @@ class Registry:
         """A spec's raw data with its `extends` chain applied (not yet validated)."""
         return self._merge(name, [])[0]
 
-    def validate_all(self, names: list[str] | None = None) -> list[str]:
-        """Every problem in the loaded specs (or just `names`), file:line first."""
-        problems = list(self.problems)
-        for name in (self.raw if names is None else names):
-            raw = self.raw[name]
-            if raw.data.get("abstract"):
-                unknown = set(raw.data) - set(EvalSpec.model_fields) - META_KEYS - {"description"}
-                problems += [f"{raw.doc.path}:{raw.doc.line((name, k))}: {name}.{k}: unknown key" for k in sorted(unknown)]
-                continue
-            try:
-                problems += self._data_problems(self.resolve(name), raw)
-            except SpecError as exc:
-                problems.extend(exc.problems)
-            except EvalkitError as exc:
-                problems.append(exc.message)
-        return problems
-
     @staticmethod
     def _data_problems(spec: EvalSpec, raw: RawSpec) -> list[str]:
-        """A data file the spec names beside itself (`./...`) must exist; data under the data root
-        may be downloaded on first use, so it is not checked here."""
+        """A data file the spec names beside itself (`./...`) must exist (evalkit.cli.validate reads
+        the data itself)."""
         path = spec.dataset.path
         if not path.startswith(("./", "../")) or (Path(spec.source_file).parent / path).exists():
             return []

@@ -1,6 +1,7 @@
 """A deterministic OpenAI-compatible chat-completions server for tests, benchmarks and smoke runs.
 
     python -m evalkit.testserver --answers key.jsonl [--port 0] [--latency 0.2] [--fault html=0.05]
+    python -m evalkit.testserver --answers-from EVAL [--accuracy P]   (evalkit.testserver.answer_key)
 
 It speaks enough of the protocol for the official `openai` client: `POST /v1/chat/completions`
 (and `GET /v1/models`), HTTP/1.1 keep-alive, JSON bodies with `choices`, `usage` and the rest.
@@ -81,6 +82,8 @@ from dataclasses import dataclass, field
 from evalkit.testserver import reasoning
 from evalkit.testserver import stream as hostile
 from evalkit.testserver.batch import BatchAPI, add_arguments as add_batch_arguments, error_body
+from evalkit.testserver.answer_key import add_arguments as add_key_arguments, answer_key
+from evalkit.core.errors import EvalkitError
 
 FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall",
           "keepalive", "bigevent", "emptyevents", "nodone", "twochoices")
@@ -499,6 +502,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     reasoning.add_arguments(p)
     add_batch_arguments(p)
+    add_key_arguments(p)
     return p.parse_args(argv)
 
 
@@ -508,6 +512,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.answers:
         with open(args.answers, encoding="utf-8") as fh:
             answers = [json.loads(line) for line in fh if line.strip()]
+    if args.answers_from:
+        try:
+            answers += answer_key(args.answers_from, args.accuracy, args.seed, args.key_out)
+        except EvalkitError as exc:
+            print(f"evalkit: error: {exc.message}", file=sys.stderr)
+            sys.exit(2)
     server = Server(args, Policy([a for a in answers if "model" not in a], args.default_reply))
     for model in {a["model"] for a in answers if "model" in a}:
         server.by_model[model] = Policy([a for a in answers if a.get("model") == model], args.default_reply)
