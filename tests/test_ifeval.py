@@ -196,3 +196,16 @@ def test_data_pull_fetches_the_pinned_file_and_list_shows_its_license(evalkit, d
         assert rows["ifeval"]["source"] == "github.com/google-research/google-research@26d8ccdab6fe"
     finally:
         mirror.stop()
+
+
+def test_a_fresh_process_scores_in_many_threads_at_once(evalkit_process, start_server, records):
+    """The scorer's first replies arrive together in worker threads of a new process (where NLTK
+    is not imported yet): every one is scored, none is an error."""
+    key = [{"messages": [{"role": "user", "content": r["prompt"]}], "reply": "MY ANSWER IS YES. No commas here"}
+           for r in records[:48]]
+    server = start_server(key, latency=0.05)
+    res = evalkit_process("run", "ifeval", "--model", "openai/m", "--base-url", server.url, "--limit", "48",
+                          "--concurrency", "16", "--json", "--quiet")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["scored"] == 48 and summary["errors"] == 0
