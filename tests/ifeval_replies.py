@@ -70,6 +70,11 @@ def _fragments(iid: str, kw: dict, prompt: str, rng: random.Random) -> list[str]
         sep = rng.choice(["\n\n", "\n***\n", " *** ", "\n\n\n\n", "***"])
         return [sep.join(rng.choice([f"{first} is here.", f"\"{first}, yes", f"'{first.upper()}.", "Other text.", ""])
                          for _ in range(n))]
+    return _markup_fragments(k, kw, prompt, rng)
+
+
+def _markup_fragments(k: str, kw: dict, prompt: str, rng: random.Random) -> list[str]:
+    """Pieces for the instructions about markup, format, start and end, and case words."""
     if k == "number_placeholders":
         return [" ".join(rng.choice(["[name]", "[]", "[a b]", "[x"]) for _ in range(_near(kw["num_placeholders"], rng)))]
     if k == "postscript":

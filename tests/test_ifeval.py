@@ -107,7 +107,7 @@ def _answer_key(records, reference) -> tuple[list[dict], dict, list[tuple]]:
             continue
         aim = ("all", "some", "none")[i % 3]
         best = None
-        for _ in range(12):
+        for _ in range(6):
             text = "  \n " if i in (5, 6, 7) else ifeval_replies.reply(rec, rng)
             strict, loose = ifeval_reference.verdicts(reference, rec, text)
             got = "all" if all(strict) else "none" if not any(strict) else "some"

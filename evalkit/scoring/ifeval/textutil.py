@@ -21,6 +21,7 @@ import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
 
@@ -82,9 +83,11 @@ def word_tokens(text: str) -> list[str]:
     return [tok for sent in sentences(text) for tok in words.tokenize(sent)]
 
 
+@lru_cache(maxsize=64)
 def language_of(text: str) -> str | None:
     """The ISO 639-1 code langdetect gives `text` (seeded), or None when it finds no language
-    (no letters at all): the authors count that as following the instruction."""
+    (no letters at all): the authors count that as following the instruction. Remembered for the
+    last few texts: the loose variants of a reply are often the reply itself (no `*`, one line)."""
     from langdetect.lang_detect_exception import LangDetectException
 
     detector = tools().languages.create()
