@@ -209,3 +209,40 @@ def test_a_fresh_process_scores_in_many_threads_at_once(evalkit_process, start_s
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["scored"] == 48 and summary["errors"] == 0
+
+
+def test_the_linear_scanners_are_the_authors_regexes_on_every_short_string():
+    """scan.py replaces three patterns that take quadratic time on hostile text: on every string of
+    up to 4 of these pieces (and 3,000 longer random ones) each gives what re.findall gives."""
+    import itertools
+    import re
+
+    from evalkit.scoring.ifeval import scan
+    from evalkit.scoring.ifeval.layout import _BULLET_DASH, _BULLET_STAR
+
+    pieces = ["[", "]", "\n", " ", "*", "-", "<", ">", "x", "\t", "<<", ">>", "\u00a0", "\r"]
+    rng = random.Random(4)
+    texts = ["".join(t) for n in range(5) for t in itertools.product(pieces, repeat=n)]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(5, 14))) for _ in range(3000)]
+    for t in texts:
+        assert scan.placeholders(t) == len(re.findall(r"\[.*?\]", t)), repr(t)
+        assert scan.titles(t) == re.findall(r"<<[^\n]+>>", t), repr(t)
+        assert scan.line_start_matches(_BULLET_STAR, t) == len(re.findall(r"^\s*\*[^\*].*$", t, re.M)), repr(t)
+        assert scan.line_start_matches(_BULLET_DASH, t) == len(re.findall(r"^\s*-.*$", t, re.M)), repr(t)
+
+
+@pytest.mark.parametrize("iid, kw, text, followed", [
+    ("detectable_content:number_placeholders", {"num_placeholders": 1}, "[" * 200_000, False),
+    ("detectable_content:number_placeholders", {"num_placeholders": 1}, "[" * 200_000 + "]", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "\n" * 200_000 + "* one", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 0}, " \n" * 100_000 + "no list", True),
+    ("detectable_content:postscript", {"postscript_marker": "P.S."}, " " * 200_000 + "P. S. hi", True),
+    ("detectable_content:postscript", {"postscript_marker": "P.P.S"}, " " * 200_000 + "p.s.", False),
+    ("detectable_format:title", {}, "<<" * 100_000, False),
+    ("detectable_format:title", {}, "<<" * 100_000 + "x>>", True),
+])
+def test_hostile_long_replies_are_judged_at_once(iid, kw, text, followed):
+    """200,000 characters that kept the authors' regexes busy for minutes."""
+    from evalkit.scoring.ifeval import follows
+
+    assert follows(iid, kw, text) is followed

@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import re
 
+from . import scan
 from .textutil import count_sentences, count_words
 from .words import compare
 
 CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
-_BULLET_STAR = re.compile(r"^\s*\*[^\*].*$", flags=re.MULTILINE)
-_BULLET_DASH = re.compile(r"^\s*-.*$", flags=re.MULTILINE)
+# The authors' bullets are the matches of `^\s*\*[^\*].*$` and `^\s*-.*$` (multi-line); tried from
+# each line start in turn, as below (evalkit.scoring.ifeval.scan), without the quadratic time a
+# long run of blank lines costs the regex engine.
+_BULLET_STAR = re.compile(r"\s*\*[^\*].*$", flags=re.MULTILINE)
+_BULLET_DASH = re.compile(r"\s*-.*$", flags=re.MULTILINE)
 _HIGHLIGHT = re.compile(r"\*[^\n\*]*\*")
 _DOUBLE_HIGHLIGHT = re.compile(r"\*\*[^\n\*]*\*\*")
 _PARAGRAPH_DIVIDER = re.compile(r"\s?\*\*\*\s?")
-_PLACEHOLDER = re.compile(r"\[.*?\]")
-_TITLE = re.compile(r"<<[^\n]+>>")
 _FIRST_WORD_STOPS = frozenset(".,?!'\"")
 
 
@@ -71,16 +73,19 @@ def nth_paragraph_first_word(text: str, kw: dict) -> bool:
 
 
 def number_placeholders(text: str, kw: dict) -> bool:
-    return len(_PLACEHOLDER.findall(text)) >= kw["num_placeholders"]
+    return scan.placeholders(text) >= kw["num_placeholders"]
 
 
 def postscript_pattern(marker: str) -> str:
+    r"""The authors search `\s*<marker>.*$` in the lower-cased reply; a match of it exists exactly
+    when one of `<marker>` does (the `\s*` may match nothing, and `.*$` always matches after it),
+    so that is searched, without the `\s*` that costs quadratic time on a long run of spaces."""
     marker = marker.strip()
     if marker == "P.P.S":
-        return r"\s*p\.\s?p\.\s?s.*$"
+        return r"p\.\s?p\.\s?s"
     if marker == "P.S.":
-        return r"\s*p\.\s?s\..*$"
-    return r"\s*" + marker.lower() + r".*$"
+        return r"p\.\s?s\."
+    return marker.lower() + r".*$"
 
 
 def postscript(text: str, kw: dict) -> bool:
@@ -88,7 +93,7 @@ def postscript(text: str, kw: dict) -> bool:
 
 
 def number_bullet_lists(text: str, kw: dict) -> bool:
-    found = len(_BULLET_STAR.findall(text)) + len(_BULLET_DASH.findall(text))
+    found = scan.line_start_matches(_BULLET_STAR, text) + scan.line_start_matches(_BULLET_DASH, text)
     return found == kw["num_bullets"]
 
 
@@ -124,7 +129,7 @@ def json_format(text: str, kw: dict) -> bool:
 
 
 def title(text: str, kw: dict) -> bool:
-    return any(t.lstrip("<").rstrip(">").strip() for t in _TITLE.findall(text))
+    return any(t.lstrip("<").rstrip(">").strip() for t in scan.titles(text))
 
 
 def two_responses(text: str, kw: dict) -> bool:

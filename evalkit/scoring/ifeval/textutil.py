@@ -70,7 +70,16 @@ def tools() -> _Tools:
 
 
 def sentences(text: str) -> list[str]:
-    return tools().sentences.tokenize(text)
+    """Punkt's sentences. NLTK stops a regular expression that runs past 5 s (its guard against
+    pathological text, TimeoutError); the authors' code would crash there, evalkit records the
+    sample's error instead of a verdict."""
+    from .. import ScoringError
+
+    try:
+        return tools().sentences.tokenize(text)
+    except TimeoutError as exc:
+        raise ScoringError(f"NLTK's sentence tokenizer gave up on this reply ({len(text)} characters): "
+                           f"{str(exc).split(';')[0]}") from None
 
 
 def count_sentences(text: str) -> int:
