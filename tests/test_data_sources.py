@@ -105,7 +105,7 @@ def test_shipped_catalogue_matches_the_offline_mirror(evalkit, data_dir):
     res = evalkit("data", "verify", "--dir", str(data_dir), env={"EVALKIT_REGISTRY": ""})
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.split("\n")[:-1] == [f"ok   {n}" for n in CAT if (data_dir / n).exists()]
-    assert "16 dataset(s) checked" in res.stderr
+    assert "17 dataset(s) checked" in res.stderr
 
 
 # ----------------------------------------------------------------------------- resume, corruption, safety

@@ -76,9 +76,27 @@ def _group_draws(values: np.ndarray, prior_var: float, rng: np.random.Generator)
     return rng.normal(float(values.mean()), math.sqrt(var / n), RESAMPLES)
 
 
+def _weighted_block(values: np.ndarray, weights: np.ndarray, rng: np.random.Generator) -> dict:
+    """A weighted mean, sum(w * v) / sum(w) (IFEval's instruction level: instructions followed over
+    instructions), with a bootstrap that resamples samples, each with its weight."""
+    n, total = len(values), float(weights.sum())
+    if n == 0 or total <= 0:
+        return {"value": None, "ci95": [None, None], "n": n, "weight": total}
+    out = np.empty(RESAMPLES)
+    step = max(1, 4_000_000 // n)
+    for start in range(0, RESAMPLES, step):
+        stop = min(RESAMPLES, start + step)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        w = weights[idx]
+        out[start:stop] = (values[idx] * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-300)
+    return {"value": round(float((values * weights).sum() / total), 6), "ci95": _ci(out), "n": n,
+            "weight": round(total, 6)}
+
+
 def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str = "accuracy",
-              extras: dict[str, list[float]] | None = None) -> dict:
-    """records: (group, score) per scored sample; extras: further per-sample values by metric name.
+              extras: dict[str, list[float]] | None = None, weights: dict[str, list[float]] | None = None) -> dict:
+    """records: (group, score) per scored sample; extras: further per-sample values by metric name;
+    weights: for an extra named there, each value's weight (the extra is then a weighted mean).
 
     Returns {name: {value, ci95, n}, <extra>: {...}, "groups": {g: {value, ci95, n}},
     f"macro_{name}": {value, ci95, groups}} (the last two only when samples have groups).
@@ -87,7 +105,10 @@ def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str 
     values = np.array([v for _, v in records], dtype=float)
     out: dict = {name: _block(values, rng)}
     for key, vals in (extras or {}).items():
-        out[key] = _block(np.array(vals, dtype=float), rng)
+        if key in (weights or {}):
+            out[key] = _weighted_block(np.array(vals, dtype=float), np.array(weights[key], dtype=float), rng)
+        else:
+            out[key] = _block(np.array(vals, dtype=float), rng)
     by_group: dict[str | None, list[float]] = defaultdict(list)
     for g, v in records:
         by_group[g].append(v)

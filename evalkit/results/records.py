@@ -87,6 +87,8 @@ class Stat(_Model):
     value: float | None
     ci95: list[float | None] = Field(min_length=2, max_length=2)
     n: int | None = None                     # samples behind the value
+    weight: float | None = Field(None, description="for a weighted mean, the total weight behind it "
+                                                   "(IFEval's instruction level: the instructions)")
     groups: int | None = None                # for a macro average: groups behind it
 
 
@@ -184,15 +186,17 @@ def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int
     done = [r for r in results if r.error is None]
     errors = len(results) - len(done)
     primary = metrics[0]
+    weights: dict[str, list[float]] = {}
     if primary.startswith("pass@") or per_item > 1:
         records, extras = _pass_at_k(done, metrics, per_item)
     else:
         values = [(r.group, r.values(primary)) for r in done]
         records = [(g, v[primary]) for g, v in values if primary in v]
         extras = {m: [v[m] for _, v in values if m in v] for m in _other_metrics(done, metrics)}
+        weights = _weights(values, extras)
     notes = [f"{k} not computed: it needs at least {k[5:]} completions per problem (--samples {k[5:]})"
              for k, v in extras.items() if not v]
-    out = summarize(records, seed=seed, name=primary, extras={k: v for k, v in extras.items() if v})
+    out = summarize(records, seed=seed, name=primary, extras={k: v for k, v in extras.items() if v}, weights=weights)
     groups = out.pop("groups", None)
     out.update({name: fn(done, seed) for name, fn in derived.items()})
     probs = [(r.option_probs, r.target or "", r.missing_mass or 0.0) for r in done if r.option_probs]
@@ -212,15 +216,26 @@ def _derived(method: str | None, metrics: list[str]) -> dict:
 
     own = scorers()[method].derived if method in scorers() else {}
     return {m: own[m] for m in metrics[1:] if m in own}
+WEIGHT = "weight:"   # an extra `weight:<metric>` is that sample's weight in <metric>'s weighted mean
 
 
 def _other_metrics(done: list[SampleResult], metrics: list[str]) -> list[str]:
     """The spec's other metrics, then any further per-sample metric the scorer emitted (a grader's
-    choice/<class> rates)."""
+    choice/<class> rates); weights are not metrics."""
     seen = dict.fromkeys(metrics[1:])
     for r in done:
-        seen.update(dict.fromkeys(k for k in (r.extras or {}) if k not in seen))
+        seen.update(dict.fromkeys(k for k in (r.extras or {}) if k not in seen and not k.startswith(WEIGHT)))
     return [m for m in seen if m != metrics[0]]
+
+
+def _weights(values: list[tuple[str | None, dict]], extras: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Per metric whose every value came with a `weight:<metric>`, those weights in the same order."""
+    out = {}
+    for m in extras:
+        ws = [v.get(WEIGHT + m) for _, v in values if m in v]
+        if ws and all(isinstance(w, (int, float)) and w >= 0 for w in ws):
+            out[m] = [float(w) for w in ws]
+    return out
 
 
 def _pass_at_k(done: list[SampleResult], metrics: list[str], per_item: int) -> tuple[list, dict[str, list[float]]]:
