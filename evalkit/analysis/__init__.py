@@ -1,0 +1,1 @@
+"""Analyses over finished run logs (reports, comparisons, scaling predictions)."""
