@@ -3,6 +3,7 @@ forecast a larger model, as the GPT-4 report's Section 3 did. See docs/predict.m
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -48,13 +49,18 @@ class Positive(click.ParamType):
               help="Bootstrap draws behind every interval.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seeds the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (docs/predict.schema.json) on stdout.")
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of --json (docs/predict.schema.json) and exit.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write an HTML page with a Figure 1/2-style plot per fit.")
 def predict_cmd(logs, xs, at, hold_out, method, metric, lower_is_better, by_group, buckets, table, resamples, seed,
-                as_json, html_out) -> None:
+                as_json, schema, html_out) -> None:
     """Fit a scaling law to a model family's logs of one eval and forecast a larger model."""
     from .analysis.family import read_families, read_table, scale_map
     from .analysis.predict import Options, PredictReport, predict
+
+    if schema:
+        click.echo(json.dumps(PredictReport.model_json_schema(), indent=1))
+        return
 
     if bool(logs) == bool(table):
         raise EvalkitError("predict: give run logs of one eval from several models, or --points TABLE (not both)")
@@ -66,6 +72,7 @@ def predict_cmd(logs, xs, at, hold_out, method, metric, lower_is_better, by_grou
                    hold_out=hold_out, by_group=by_group, buckets=buckets, resamples=resamples, seed=seed)
     if table:
         families = read_table(table, higher_is_better=opts.bounded)
+        opts.metric = "value"
     else:
         families = read_families(list(logs), scale_map(xs), _reader(method, metric, opts.bounded))
         opts.metric = metric or _primary(families)

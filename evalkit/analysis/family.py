@@ -112,14 +112,14 @@ def _settings(header: dict) -> dict:
     return out
 
 
-def _differs(a: dict, b: dict) -> str:
-    for key in a:
-        if a[key] != b[key]:
-            if isinstance(a[key], dict) and isinstance(b[key], dict):
-                inner = sorted(k for k in set(a[key]) | set(b[key]) if a[key].get(k) != b[key].get(k))
-                return f"{key}.{inner[0]}" if inner else key
-            return key
-    return ""
+def _differs(a, b, where: str = "") -> str:
+    """The dotted path of the first setting where a and b differ ("" when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _differs(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+        return ""
+    return where if a != b else ""
 
 
 def read_families(paths: list[str], xs: dict[str, float], value) -> list[Family]:

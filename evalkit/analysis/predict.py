@@ -158,8 +158,8 @@ def _passrate_laws(fam: Family, group, include, opts: Options, rng, whole: Famil
     if not used.any():
         raise EvalkitError(f"predict: eval {fam.eval}{f' group {group}' if group else ''}: no problem was solved at "
                            "least once by every model, so no pass rate has a logarithm; use --method loss")
+    yield group, None, law, used, left
     if not opts.buckets:
-        yield group, None, law, used, left
         return
     for i, mask in enumerate(scaling.difficulty_buckets(succ, trials, fam.x, used, opts.buckets), 1):
         if not mask.any():
@@ -180,9 +180,7 @@ def _table_law(fam: Family, opts: Options, rng) -> scaling.LawResult:
         se = np.full(len(fam.points), max(spread, 1e-12))
     draws = scaling.normal_draws(fam.points, se, opts.resamples, rng)
     if opts.method == "passrate":
-        return scaling.LawResult("passrate", fam.x, float(fam.x.max()), fam.points, draws,
-                                 scaling.fit_passrate(np.log(fam.x / fam.x.max()), fam.points),
-                                 scaling.fit_passrate(np.log(fam.x / fam.x.max()), draws))
+        return scaling.passrate_fit(fam.x, fam.points, draws)
     return scaling.loss_law(fam.x, fam.points, draws, se, c_max=1.0 if opts.bounded else np.inf)
 
 

@@ -39,7 +39,7 @@ class LawResult:
     x: np.ndarray                   # (M,) the scale of each model
     ref: float                      # x_ref: the law is written in x / x_ref
     points: np.ndarray              # (..., M) the metric of each model
-    point_draws: np.ndarray         # (B, ..., M)
+    point_draws: np.ndarray         # (B, ..., M) the points' own draws (before any widening for lack of fit)
     params: np.ndarray              # (..., p): loss (a, b, c); passrate (log alpha, k)
     param_draws: np.ndarray         # (B, ..., p), NaN where a draw could not be fitted
     irreducible: bool = True        # loss: whether c was fitted (else fixed at 0)
@@ -122,10 +122,35 @@ def passrate_law(successes: np.ndarray, trials: np.ndarray, x: np.ndarray, inclu
     ref = float(x.max())
     logu = np.log(x / ref)
     points = masked_mean(values, used)
-    point_draws = problem_draws(values, used, draws, rng)
-    law = LawResult("passrate", x, ref, points, point_draws, fit_passrate(logu, points),
-                    fit_passrate(logu, point_draws))
+    law = passrate_fit(x, points, problem_draws(values, used, draws, rng))
     return law, used
+
+
+def passrate_fit(x: np.ndarray, points: np.ndarray, point_draws: np.ndarray) -> LawResult:
+    """The pass-rate law of `points` (..., M) and of each of `point_draws` (B, ..., M), after
+    widening the draws for lack of fit (in log space, where the law is fitted)."""
+    ref = float(x.max())
+    logu = np.log(x / ref)
+    params = fit_passrate(logu, points)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs, log_draws = np.log(points), np.log(point_draws)
+        fitted = params[..., :1] - params[..., 1:2] * logu
+        widened = np.exp(widen(logs, log_draws, fitted, len(x) - 2))
+    return LawResult("passrate", x, ref, points, point_draws, params, fit_passrate(logu, widened))
+
+
+def widen(points: np.ndarray, point_draws: np.ndarray, fitted: np.ndarray, dof: int) -> np.ndarray:
+    """The draws' spread around the points scaled by sqrt(chi^2/dof) where the law misses the
+    points by more than their noise (as curve_fit scales its covariance unless absolute_sigma):
+    a law that does not fit gets a wider interval, never a narrower one."""
+    if dof <= 0:
+        return point_draws
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = point_errors(point_draws)
+        chi2 = np.nansum(((points - fitted) / se) ** 2, axis=-1) / dof
+    factor = np.sqrt(np.maximum(np.nan_to_num(chi2, nan=1.0), 1.0))[..., None]
+    return points + (point_draws - points) * factor
 
 
 # --- the loss law: a power law with an irreducible term -----------------------------------------
@@ -148,7 +173,7 @@ def _least_squares(logu, y, weight, start, irreducible, c_max):
     if irreducible:
         lo, hi = lo + [0.0], hi + [c_max]
     p0 = np.clip(start[: len(lo)], np.array(lo) + 1e-12, np.minimum(hi, 1e300) - 1e-12)
-    res = least_squares(residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=2000)
+    res = least_squares(residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=300)
     p = res.x if irreducible else np.append(res.x, 0.0)
     return p, float(res.cost), bool(res.success)
 
@@ -171,12 +196,14 @@ def fit_loss(logu: np.ndarray, y: np.ndarray, se: np.ndarray, irreducible: bool,
 
 
 def point_errors(point_draws: np.ndarray, given: np.ndarray | None = None) -> np.ndarray:
-    """Standard errors of the points (given, or the draws' spread), floored so that a point whose
-    draws never vary (a model right on every problem) does not get an infinite weight."""
-    se = np.asarray(given, float) if given is not None else point_draws.std(axis=0, ddof=1)
-    positive = se[se > 0]
-    floor = 0.1 * float(np.median(positive)) if len(positive) else 1.0
-    return np.maximum(se, floor)
+    """Standard errors of the points (given, or the draws' spread, ignoring failed draws), floored
+    at a tenth of the median so that a point whose draws never vary (a model right on every
+    problem) does not get an infinite weight."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = np.asarray(given, float) if given is not None else np.nanstd(point_draws, axis=0, ddof=1)
+        floor = 0.1 * np.nanmedian(np.where(se > 0, se, np.nan), axis=-1, keepdims=True)
+    return np.maximum(se, np.nan_to_num(floor, nan=1.0))
 
 
 def loss_law(x: np.ndarray, points: np.ndarray, point_draws: np.ndarray, se: np.ndarray | None = None,
@@ -189,7 +216,11 @@ def loss_law(x: np.ndarray, points: np.ndarray, point_draws: np.ndarray, se: np.
     errors = point_errors(point_draws, se)
     params = fit_loss(logu, points, errors, irreducible, c_max)
     start = params if np.isfinite(params).all() else None
-    draws = np.array([fit_loss(logu, d, errors, irreducible, c_max, start) for d in point_draws])
+    widened = point_draws
+    if start is not None:
+        fitted = params[0] * np.exp(params[1] * logu) + params[2]
+        widened = widen(points, point_draws, fitted, len(x) - (3 if irreducible else 2))
+    draws = np.array([fit_loss(logu, d, errors, irreducible, c_max, start) for d in widened])
     return LawResult("loss", x, ref, points, point_draws, params, draws.reshape(len(point_draws), 3), irreducible)
 
 
