@@ -105,7 +105,8 @@ def test_pythia_lambada_12b_is_inside_the_interval_fitted_on_the_smaller_seven(e
 def test_worse_with_scale_is_flagged_as_inverse_scaling(evalkit, tmp_path):
     rows = [("neglect", f"m{i}", x, v, 0.01) for i, (x, v) in enumerate(
         [(1e20, 0.40), (1e21, 0.47), (1e22, 0.55), (1e23, 0.66)])]           # error rate rises with scale
-    res = evalkit("predict", "--points", str(_table(tmp_path, rows)), "--lower-is-better", "--json", "--resamples", "100")
+    res = evalkit("predict", "--points", str(_table(tmp_path, rows)), "--lower-is-better", "--json",
+                  "--resamples", "100")
     assert res.returncode == 0, res.stderr
     fit = json.loads(res.stdout)["fits"][0]
     assert fit["trend"]["inverse_scaling"] is True and fit["trend"]["ci95"][0] > 0
@@ -123,6 +124,7 @@ def test_the_published_schema_is_the_report_model(evalkit):
 # --- the real CLI on logs made against the test server --------------------------------------------
 
 MODELS = {"m1": 1e20, "m2": 1e21, "m3": 1e22, "m4": 1e23}
+TOPICS = ("alpha", "beta")
 PROBLEMS, SAMPLES = 24, 6
 
 
@@ -143,20 +145,24 @@ def _family_eval(tmp_path, passes):
     import yaml
 
     items = [{"id": f"q{i:02d}", "question": f"Problem {i}: pick the letter for item number {i}.",
-              "choices": ["one", "two", "three", "four"], "answer": "ABCD"[i % 4]} for i in range(PROBLEMS)]
+              "choices": ["one", "two", "three", "four"], "answer": "ABCD"[i % 4], "topic": TOPICS[i % 2]}
+             for i in range(PROBLEMS)]
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     spec = tmp_path / "family.yaml"
     spec.write_text(yaml.safe_dump({"family": {
         "template": "multiple_choice",
         "dataset": {"format": "jsonl", "path": "./items.jsonl", "split": "test",
                     "fields": {"id": "id", "question": "question", "choices": "choices", "answer": "answer"}},
-        "prompt": {"template": "{question}\n{choices}\nAnswer:"}, "scoring": {"method": "letter", "labels": "ABCD"}}}))
+        "prompt": {"template": "{question}\n{choices}\nAnswer:"}, "scoring": {"method": "letter", "labels": "ABCD"},
+        "group_by": "topic"}}))
     key = []
     for m, counts in passes.items():
         for item, c in zip(items, counts):
             wrong = "ABCD"[("ABCD".index(item["answer"]) + 1) % 4]
-            key += [{"model": m, "seed": s, "match": item["question"],
-                     "reply": f"Answer: {item['answer'] if s < c else wrong}"} for s in range(SAMPLES)]
+            for s in range(SAMPLES):
+                said = item["answer"] if s < c else wrong           # and P(said) = 0.7, each other letter 0.1
+                key.append({"model": m, "seed": s, "match": item["question"], "reply": said,
+                            "logprobs": {x: math.log(0.7 if x == said else 0.1) for x in "ABCD"}})
     return spec, key
 
 
@@ -169,7 +175,8 @@ def family_logs(tmp_path, start_server, evalkit):
     for m, x in MODELS.items():
         scale = ["--scale", str(x)] if m in ("m1", "m2") else []
         res = evalkit("run", str(spec), "--model", f"openai/{m}", "--base-url", server.url, "--samples", str(SAMPLES),
-                      "--temperature", "1", "--log-dir", str(tmp_path / "logs"), "--quiet", "--json", *scale)
+                      "--temperature", "1", "--logprobs", "--log-dir", str(tmp_path / "logs"), "--quiet", "--json",
+                      *scale)
         assert res.returncode == 0, res.stderr
         logs[m] = json.loads(res.stdout)["log"]
     (tmp_path / "x.yaml").write_text("openai/m3: 1.0e22\nopenai/m4: 1.0e23\n")
@@ -227,6 +234,16 @@ def _loss_law_and_hold_out(family_logs, evalkit, tmp_path):
     assert fit["prediction"]["observed"]["value"] == pytest.approx(expected[3], abs=1e-12)
     assert fit["prediction"]["x"] == 1e23 and "c" not in fit["parameters"]
 
+    res = evalkit("predict", *logs.values(), "--x", str(tmp_path / "x.yaml"), "--metric", "nll", "--by-group",
+                  "--resamples", "100", "--json")
+    fits = json.loads(res.stdout)["fits"]
+    assert [(f["group"], f["problems"], f["metric"]) for f in fits] == [(None, 24, "nll"), ("alpha", 12, "nll"),
+                                                                        ("beta", 12, "nll")]
+    for fit, start in zip(fits, (slice(None), slice(0, None, 2), slice(1, None, 2))):
+        nll = [np.mean([(c * -math.log(0.7) + (SAMPLES - c) * -math.log(0.1)) / SAMPLES for c in passes[m][start]])
+               for m in MODELS]
+        assert [p["value"] for p in fit["points"]] == pytest.approx(nll, abs=1e-5)   # probabilities logged to 6 digits
+
 
 def _refusals(family_logs, evalkit, tmp_path):
     """Logs that are not one curve, a bad x, a changed --scale: one line each."""
@@ -236,11 +253,18 @@ def _refusals(family_logs, evalkit, tmp_path):
     line = one_line_error(evalkit("predict", logs["m1"], logs["m3"]))
     assert "no x for model openai/m3" in line and "--scale VALUE" in line
     hot = evalkit("run", str(spec), "--model", "openai/m4", "--base-url", server.url, "--samples", str(SAMPLES),
-                  "--temperature", "0.5", "--log-dir", str(tmp_path / "other"), "--quiet", "--json")
+                  "--temperature", "0.5", "--logprobs", "--log-dir", str(tmp_path / "other"), "--quiet", "--json")
     line = one_line_error(evalkit("predict", logs["m1"], logs["m2"], json.loads(hot.stdout)["log"]))
     assert "with different settings (sampling.temperature)" in line
     line = one_line_error(evalkit("predict", logs["m1"], logs["m2"], "--x", "openai/m2=-3"))
     assert "--x openai/m2=-3: '-3' is not a positive number" in line
     again = evalkit("run", str(spec), "--model", "openai/m1", "--base-url", server.url, "--samples", str(SAMPLES),
-                    "--temperature", "1", "--log-dir", str(tmp_path / "logs"), "--quiet", "--scale", "5e20")
+                    "--temperature", "1", "--logprobs", "--log-dir", str(tmp_path / "logs"), "--quiet",
+                    "--scale", "5e20")
     assert "this log recorded --scale 1e+20" in one_line_error(again)
+    lines = open(logs["m2"], encoding="utf-8").read().splitlines()
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join([lines[0], lines[1].replace('"score":1.0', '"score":"high"').replace(
+        '"score":0.0', '"score":"high"'), *lines[2:]]) + "\n")
+    line = one_line_error(evalkit("predict", logs["m1"], str(tampered)))
+    assert f"{tampered}: sample " in line and "score 'high' is not a number" in line

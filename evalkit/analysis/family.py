@@ -154,7 +154,14 @@ def _family(name: str, logs: list, xs: dict[str, float], value) -> Family:
     if len(members) < 2:
         raise EvalkitError(f"predict: eval {name} has logs of one model only ({', '.join(members)}); a scaling "
                            "fit needs the same eval run by at least two models of the family")
+    _different_x(name, list(members.values()))
     return _shared(name, sorted(members.values(), key=lambda m: m.x))
+
+
+def _different_x(name: str, members: list[Member]) -> None:
+    if len({m.x for m in members}) < 2:
+        raise EvalkitError(f"predict: eval {name}: every model has the same x ({members[0].x:g}); a scaling law "
+                           "needs models of different scale")
 
 
 def _x_of(model: str, log, xs: dict[str, float]) -> float:
@@ -169,10 +176,12 @@ def _x_of(model: str, log, xs: dict[str, float]) -> float:
 
 def _add_samples(member: Member, log, value) -> None:
     for result in log.samples.values():
-        problem = result.sample_id or result.id
+        problem = str(result.sample_id or result.id)
         if result.error is not None:
             member.values.setdefault(problem, [])
             continue
+        if result.score is not None and (isinstance(result.score, bool) or not isinstance(result.score, (int, float))):
+            raise EvalkitError(f"{log.path}: sample {result.id}: score {result.score!r} is not a number")
         v = value(result)
         if v is None:
             member.values.setdefault(problem, [])
@@ -180,7 +189,7 @@ def _add_samples(member: Member, log, value) -> None:
         if not math.isfinite(v):
             raise EvalkitError(f"{log.path}: sample {result.id}: value {v!r} is not a finite number")
         member.values.setdefault(problem, []).append(v)
-        member.groups[problem] = result.group
+        member.groups[problem] = None if result.group is None else str(result.group)
 
 
 def _shared(name: str, members: list[Member]) -> Family:
@@ -217,6 +226,7 @@ def read_table(path: str, higher_is_better: bool) -> list[Family]:
         entries.sort(key=lambda e: e[1])
         if len(entries) < 2:
             raise EvalkitError(f"--points {path}: eval {name} has one row; a fit needs at least two models")
+        _different_x(name, [Member(e[0], e[1]) for e in entries])
         se = np.array([e[3] for e in entries])
         out.append(Family(name, [Member(e[0], e[1]) for e in entries], [], {}, se if np.isfinite(se).all() else None,
                           np.array([e[2] for e in entries])))

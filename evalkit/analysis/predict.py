@@ -206,8 +206,8 @@ def _fit(fam: Family, group, bucket, law: scaling.LawResult, used, left: dict, o
     at = opts.at if opts.at is not None else (observed.x if observed else None)
     fit = Fit(eval=fam.eval, group=group, bucket=bucket, method=law.law, metric=_metric(law, opts), law=LAWS[law.law],
               x_ref=law.ref, irreducible=law.irreducible, parameters=params, goodness=Goodness(**scaling.goodness(law)),
-              points=_points(fam, law), trend=trend, problems=0 if used is None else int(used.sum()), left_out=left, resamples=len(law.point_draws),
-              failed_resamples=failed)
+              points=_points(fam, law), trend=trend, problems=0 if used is None else int(used.sum()), left_out=left,
+              resamples=len(law.point_draws), failed_resamples=failed)
     if at is not None:
         fit.prediction = _forecast(law, at, observed if opts.at is None else None)
     fit.warnings = _warnings(fit, law)
@@ -264,7 +264,8 @@ def _warnings(fit: Fit, law: scaling.LawResult) -> list[str]:
         out.append(f"{n} points cannot identify the irreducible term c (3 parameters need at least "
                    f"{scaling.MIN_POINTS_IRREDUCIBLE} points): c is fixed at 0, a pure power law")
     c = fit.parameters.get("c")
-    if c is not None and c.ci95[0] is not None and c.ci95[0] <= 1e-6 and c.ci95[1] >= 0.9 * min(p.value for p in fit.points):
+    smallest = min(p.value for p in fit.points)
+    if c is not None and c.ci95[0] is not None and c.ci95[0] <= 1e-6 and c.ci95[1] >= 0.9 * smallest:
         out.append(f"the irreducible term c is not identified by these points (its interval spans "
                    f"{c.ci95[0]:.3g} to {c.ci95[1]:.3g}, up to the smallest loss); the forecast leans on it")
     if fit.goodness.dof <= 0:
