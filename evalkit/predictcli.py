@@ -68,7 +68,8 @@ def predict_cmd(logs, xs, at, hold_out, method, metric, lower_is_better, by_grou
         raise EvalkitError("--buckets: difficulty buckets are for --method passrate")
     if table and (by_group or buckets or metric):
         raise EvalkitError("--points: a published table has no problems; --by-group, --buckets and --metric need logs")
-    opts = Options(method=method, metric=metric or "score", bounded=not lower_is_better and metric != "nll", at=at,
+    bounded = not lower_is_better and metric != "nll" and method == "loss"    # a score in [0, 1]: loss = 1 - score
+    opts = Options(method=method, metric=metric or "score", bounded=bounded, at=at,
                    hold_out=hold_out, by_group=by_group, buckets=buckets, resamples=resamples, seed=seed)
     if table:
         families = read_table(table, higher_is_better=opts.bounded)
@@ -142,7 +143,7 @@ def fit_text(fit) -> str:
     """One fit for people: the law, the parameters, the fit's quality, the forecast, the points."""
     left = "; ".join(f"{n} left out: {why}" for why, n in fit.left_out.items())
     lines = [f"{_where(fit)}: {fit.method} law on {fit.metric}, {len(fit.points)} models, "
-             f"{fit.problems or 'table'} problems{f' ({left})' if left else ''}",
+             f"{f'{fit.problems} problems' if fit.problems else 'a published table'}{f' ({left})' if left else ''}",
              f"  law      {fit.law}, x_ref = {fit.x_ref:.4g}"]
     lines += [f"  {name:<8} {p.value:.4g} {_ci(p.ci95)}" for name, p in fit.parameters.items()]
     g = fit.goodness

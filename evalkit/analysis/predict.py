@@ -158,6 +158,11 @@ def _passrate_laws(fam: Family, group, include, opts: Options, rng, whole: Famil
     if not used.any():
         raise EvalkitError(f"predict: eval {fam.eval}{f' group {group}' if group else ''}: no problem was solved at "
                            "least once by every model, so no pass rate has a logarithm; use --method loss")
+    perfect = [m.model for m, v in zip(fam.members, law.points) if v <= 0]
+    if perfect:
+        raise EvalkitError(f"predict: eval {fam.eval}{f' group {group}' if group else ''}: {perfect[0]} passed every "
+                           "sample of every kept problem, so its mean -log pass rate is 0 and has no place on a "
+                           "log-log line; use --method loss, or more or harder problems")
     yield group, None, law, used, left
     if not opts.buckets:
         return
