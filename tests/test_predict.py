@@ -223,11 +223,12 @@ def _passrate_law(family_logs, evalkit, tmp_path):
 
 def _loss_law_and_hold_out(family_logs, evalkit, tmp_path):
     logs, passes, _, _ = family_logs
-    res = evalkit("predict", *logs.values(), "--x", str(tmp_path / "x.yaml"), "--hold-out")
+    res = evalkit("predict", *logs.values(), "--x", str(tmp_path / "x.yaml"), "--hold-out", "--resamples", "200")
     assert res.returncode == 0, res.stderr
     assert "family: loss law on 1 - accuracy, 3 models, 24 problems" in res.stdout
     assert "c is fixed at 0, a pure power law" in res.stderr              # three points cannot identify c
-    res = evalkit("predict", *logs.values(), "--x", str(tmp_path / "x.yaml"), "--hold-out", "--json")
+    res = evalkit("predict", *logs.values(), "--x", str(tmp_path / "x.yaml"), "--hold-out", "--json",
+                  "--resamples", "200")
     fit = json.loads(res.stdout)["fits"][0]
     expected = [1 - sum(passes[m]) / (PROBLEMS * SAMPLES) for m in MODELS]
     assert [p["value"] for p in fit["points"]] == pytest.approx(expected[:3], abs=1e-12)
