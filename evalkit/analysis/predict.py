@@ -176,17 +176,25 @@ def _passrate_laws(fam: Family, group, include, opts: Options, rng, whole: Famil
 
 def _table_law(fam: Family, opts: Options, rng) -> scaling.LawResult:
     """A published table: the points' draws from Normal(value, se); without se, the spread of a
-    first fit's residuals stands in for every point's."""
+    first fit's residuals stands in for every point's (in log space for the passrate law)."""
+    x, points, c_max = fam.x, fam.points, 1.0 if opts.bounded else np.inf
+    if opts.method == "passrate":
+        if (points <= 0).any():
+            raise EvalkitError(f"--points: eval {fam.eval}: a mean -log pass rate must be above 0 for the passrate law")
+        if fam.se is None:
+            first = scaling.passrate_fit(x, points, points[None])
+            spread = _spread(np.log(points) - np.log(first.curve(x)), len(x) - 2)
+            return scaling.passrate_fit(x, points, points * np.exp(rng.normal(0, spread, (opts.resamples, len(x)))))
+        return scaling.passrate_fit(x, points, scaling.normal_draws(points, fam.se, opts.resamples, rng))
     se = fam.se
     if se is None:
-        first = scaling.loss_law(fam.x, fam.points, np.tile(fam.points, (2, 1)))
-        dof = max(1, len(fam.points) - (3 if first.irreducible else 2))
-        spread = math.sqrt(float(((fam.points - first.curve(fam.x)) ** 2).sum()) / dof)
-        se = np.full(len(fam.points), max(spread, 1e-12))
-    draws = scaling.normal_draws(fam.points, se, opts.resamples, rng)
-    if opts.method == "passrate":
-        return scaling.passrate_fit(fam.x, fam.points, draws)
-    return scaling.loss_law(fam.x, fam.points, draws, se, c_max=1.0 if opts.bounded else np.inf)
+        first = scaling.loss_law(x, points, np.tile(points, (2, 1)), c_max=c_max)
+        se = np.full(len(x), _spread(points - first.curve(x), len(x) - (3 if first.irreducible else 2)))
+    return scaling.loss_law(x, points, scaling.normal_draws(points, se, opts.resamples, rng), se, c_max=c_max)
+
+
+def _spread(residuals: np.ndarray, dof: int) -> float:
+    return max(math.sqrt(float((residuals ** 2).sum()) / max(dof, 1)), 1e-12)
 
 
 def _ci(draws) -> list[float | None]:

@@ -175,6 +175,7 @@ def _least_squares(logu, y, weight, start, irreducible, c_max):
     p0 = np.clip(start[: len(lo)], np.array(lo) + 1e-12, np.minimum(hi, 1e300) - 1e-12)
     res = least_squares(residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=300)
     p = res.x if irreducible else np.append(res.x, 0.0)
+    p[2] = 0.0 if p[2] < 1e-12 else p[2]          # on its bound: the solver stops a hair inside it
     return p, float(res.cost), bool(res.success)
 
 
