@@ -93,6 +93,7 @@ def test_pythia_lambada_12b_is_inside_the_interval_fitted_on_the_smaller_seven(e
     res = evalkit("predict", "--points", str(table), "--hold-out", "--json")
     assert res.returncode == 0, res.stderr
     fit = json.loads(res.stdout)["fits"][0]
+    assert fit["eval"] == "lambada_openai"
     assert [p["model"] for p in fit["points"]][-1] == "pythia-6.9b" and len(fit["points"]) == 7
     p = fit["prediction"]
     assert p["x"] == 11846072320 and p["observed"]["model"] == "pythia-12b"
@@ -100,6 +101,13 @@ def test_pythia_lambada_12b_is_inside_the_interval_fitted_on_the_smaller_seven(e
     assert p["observed_inside"] is True
     assert p["value"] == pytest.approx(p["observed"]["value"], abs=0.01)
     assert fit["irreducible"] is True and fit["goodness"]["dof"] == 4
+
+    res = evalkit("predict", "--points", str(ROOT / "docs" / "pythia-lambada-nll.csv"), "--hold-out",
+                  "--lower-is-better", "--json")
+    fit = json.loads(res.stdout)["fits"][0]
+    assert fit["eval"] == "lambada_openai_nll" and fit["prediction"]["observed"]["model"] == "pythia-12b"
+    assert fit["prediction"]["observed"]["value"] == pytest.approx(math.log(3.9236415916124625))
+    assert fit["prediction"]["observed_inside"] is True
 
 
 def test_worse_with_scale_is_flagged_as_inverse_scaling(evalkit, tmp_path):
