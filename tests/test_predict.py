@@ -122,6 +122,20 @@ def test_worse_with_scale_is_flagged_as_inverse_scaling(evalkit, tmp_path):
     assert "inverse scaling: the metric gets worse with scale" in res.stderr
 
 
+def test_bad_tables_are_one_line(evalkit, tmp_path):
+    bad = {"model,size\na,1\n": "expected a CSV header with model,x,value",
+           "model,x,value\na,1e9,0.5\n": "eval t has one row",
+           "model,x,value\na,0,0.5\nb,1,0.4\n": "row 2: x: '0' is not a positive number",
+           "model,x,value\na,1,1.5\nb,2,0.4\n": "value 1.5 is outside [0, 1]",
+           "model,x,value,se\na,1,0.5,x\nb,2,0.4,0.1\n": "row 2: se: 'x' is not a number"}
+    for text, said in bad.items():
+        (tmp_path / "t.csv").write_text(text)
+        assert said in one_line_error(evalkit("predict", "--points", str(tmp_path / "t.csv"))), text
+    assert "not both" in one_line_error(evalkit("predict", "x.jsonl", "--points", str(tmp_path / "t.csv")))
+    assert "--buckets: difficulty buckets are for --method passrate" in one_line_error(
+        evalkit("predict", "--points", str(tmp_path / "t.csv"), "--buckets", "2"))
+
+
 def test_the_published_schema_is_the_report_model(evalkit):
     res = evalkit("predict", "--schema")
     assert res.returncode == 0
@@ -271,6 +285,10 @@ def _refusals(family_logs, evalkit, tmp_path):
                     "--temperature", "1", "--logprobs", "--log-dir", str(tmp_path / "logs"), "--quiet",
                     "--scale", "5e20")
     assert "this log recorded --scale 1e+20" in one_line_error(again)
+    (tmp_path / "list.yaml").write_text("- openai/m1\n- 3\n")
+    assert "--x " + str(tmp_path / "list.yaml") + ":1: expected a mapping of model: x" in one_line_error(
+        evalkit("predict", logs["m1"], logs["m2"], "--x", str(tmp_path / "list.yaml")))
+    assert "cannot read it" in one_line_error(evalkit("predict", logs["m1"], logs["m2"], "--x", "sizes.csv"))
     lines = open(logs["m2"], encoding="utf-8").read().splitlines()
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_text("\n".join([lines[0], lines[1].replace('"score":1.0', '"score":"high"').replace(

@@ -209,6 +209,9 @@ def _num(v) -> float | None:
 
 def _fit(fam: Family, group, bucket, law: scaling.LawResult, used, left: dict, observed: Point | None,
          opts: Options) -> Fit:
+    if not np.isfinite(law.params).all():
+        where = "".join(f" {k} {v}" for k, v in (("group", group), ("bucket", bucket)) if v)
+        raise EvalkitError(f"predict: eval {fam.eval}{where}: the {law.law} law could not be fitted to these points")
     shown, shown_draws = law.shown_params(law.params), law.shown_params(law.param_draws)
     params = {n: Interval(value=_num(shown[i]), ci95=_ci(shown_draws[:, i])) for i, n in enumerate(law.names())}
     if not law.irreducible:
