@@ -1,1 +1,0 @@
-"""Analyses over finished run logs (reports, comparisons, scaling predictions)."""
