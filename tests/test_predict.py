@@ -210,6 +210,23 @@ def test_a_family_of_sampled_logs_through_the_cli(family_logs, evalkit, tmp_path
     _passrate_law(family_logs, evalkit, tmp_path)
     _loss_law_and_hold_out(family_logs, evalkit, tmp_path)
     _refusals(family_logs, evalkit, tmp_path)
+    _seeds_pooled(family_logs, evalkit, tmp_path)
+
+
+def _seeds_pooled(family_logs, evalkit, tmp_path):
+    """A second run of the largest model with --seed 1 adds its samples to the same problems:
+    its completion j asks seed 1 + j, which the key answers right while 1 + j < passes (seed 6
+    has no entry: the default reply, wrong)."""
+    logs, passes, spec, server = family_logs
+    res = evalkit("run", str(spec), "--model", "openai/m4", "--base-url", server.url, "--samples", str(SAMPLES),
+                  "--temperature", "1", "--logprobs", "--seed", "1", "--log-dir", str(tmp_path / "logs"), "--quiet",
+                  "--json")
+    res = evalkit("predict", *logs.values(), json.loads(res.stdout)["log"], "--x", str(tmp_path / "x.yaml"),
+                  "--method", "passrate", "--json")
+    fit = json.loads(res.stdout)["fits"][0]
+    kept = range(1, PROBLEMS)
+    pooled = np.mean([-math.log((c + max(c - 1, 0)) / (2 * SAMPLES)) for c in (passes["m4"][i] for i in kept)])
+    assert fit["points"][-1]["value"] == pytest.approx(pooled, abs=1e-12) and len(fit["points"][-1]["logs"]) == 2
 
 
 def _passrate_law(family_logs, evalkit, tmp_path):
@@ -285,6 +302,7 @@ def _refusals(family_logs, evalkit, tmp_path):
                     "--temperature", "1", "--logprobs", "--log-dir", str(tmp_path / "logs"), "--quiet",
                     "--scale", "5e20")
     assert "this log recorded --scale 1e+20" in one_line_error(again)
+    assert "the same samples twice" in one_line_error(evalkit("predict", logs["m1"], logs["m2"], logs["m1"]))
     (tmp_path / "list.yaml").write_text("- openai/m1\n- 3\n")
     assert "--x " + str(tmp_path / "list.yaml") + ":1: expected a mapping of model: x" in one_line_error(
         evalkit("predict", logs["m1"], logs["m2"], "--x", str(tmp_path / "list.yaml")))

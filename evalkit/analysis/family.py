@@ -13,6 +13,7 @@ x comes from `--x model=VALUE`, a `--x FILE` (YAML `model: value`, or CSV `model
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +140,13 @@ def _family(name: str, logs: list, xs: dict[str, float], value) -> Family:
     first = logs[0]
     want = _settings(first.header)
     members: dict[str, Member] = {}
+    seen: dict[tuple, str] = {}
     for log in logs:
+        run = (str(log.header.get("model")), json.dumps(log.header.get("seed")))
+        if run in seen:
+            raise EvalkitError(f"predict: {log.path} and {seen[run]} are both model {run[0]} with seed {run[1]} on "
+                               f"eval {name}: the same samples twice; give one (other seeds are pooled)")
+        seen[run] = str(log.path)
         what = _differs(want, _settings(log.header))
         if what:
             raise EvalkitError(f"predict: {log.path} and {first.path} ran eval {name} with different settings "
