@@ -75,8 +75,11 @@ def predict_cmd(logs, xs, at, hold_out, method, metric, lower_is_better, by_grou
         families = read_table(table, higher_is_better=opts.bounded)
         opts.metric = "value"
     else:
+        primary = _primary(logs[0])
+        if metric == primary:
+            metric = None                   # the eval's main metric is each sample's score
         families = read_families(list(logs), scale_map(xs), _reader(method, metric, opts.bounded))
-        opts.metric = metric or _primary(families)
+        opts.metric = metric or primary
     fits = predict(families, opts)
     text = "\n\n".join(fit_text(f) for f, _ in fits)
     click.echo(PredictReport(fits=[f for f, _ in fits]).model_dump_json(indent=1) if as_json else text)
@@ -93,11 +96,13 @@ def predict_cmd(logs, xs, at, hold_out, method, metric, lower_is_better, by_grou
         click.echo(f"wrote {html_out}", err=True)
 
 
-def _primary(families) -> str:
+def _primary(path: str) -> str:
+    """The eval's main metric, as the first log's spec names it."""
     from .logs import read_log
 
-    spec = read_log(families[0].members[0].logs[0]).header.get("spec") or {}
-    return (spec.get("metrics") or ["accuracy"])[0]
+    spec = read_log(path).header.get("spec")
+    metrics = spec.get("metrics") if isinstance(spec, dict) else None
+    return str(metrics[0]) if isinstance(metrics, list) and metrics else "accuracy"
 
 
 def _reader(method: str, metric: str | None, bounded: bool):

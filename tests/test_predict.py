@@ -267,7 +267,7 @@ def _loss_law_and_hold_out(family_logs, evalkit, tmp_path):
     assert "family: loss law on 1 - accuracy, 3 models, 24 problems" in res.stdout
     assert "c is fixed at 0, a pure power law" in res.stderr              # three points cannot identify c
     res = evalkit("predict", *logs.values(), "--x", str(tmp_path / "x.yaml"), "--hold-out", "--json",
-                  "--resamples", "200")
+                  "--resamples", "200", "--metric", "accuracy")              # the main metric by its name
     fit = json.loads(res.stdout)["fits"][0]
     expected = [1 - sum(passes[m]) / (PROBLEMS * SAMPLES) for m in MODELS]
     assert [p["value"] for p in fit["points"]] == pytest.approx(expected[:3], abs=1e-12)
