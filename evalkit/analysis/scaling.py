@@ -118,11 +118,8 @@ def passrate_law(successes: np.ndarray, trials: np.ndarray, x: np.ndarray, inclu
     if include is not None:
         used = used & include
     values = neg_log_pass(successes, trials)
-    x = np.asarray(x, float)
-    ref = float(x.max())
-    logu = np.log(x / ref)
     points = masked_mean(values, used)
-    law = passrate_fit(x, points, problem_draws(values, used, draws, rng))
+    law = passrate_fit(np.asarray(x, float), points, problem_draws(values, used, draws, rng))
     return law, used
 
 
