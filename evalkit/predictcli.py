@@ -90,7 +90,8 @@ def predict_cmd(logs, xs, at, hold_out, method, metric, lower_is_better, by_grou
         from .analysis.predictplot import page
 
         try:
-            html_out.write_text(page(fits, text), encoding="utf-8")
+            shown = "\n\n".join(fit_text(f) + "".join(f"\n  warning  {w}" for w in f.warnings) for f, _ in fits)
+            html_out.write_text(page(fits, shown), encoding="utf-8")
         except OSError as exc:
             raise EvalkitError(f"--html {html_out}: cannot write ({exc.strerror})") from None
         click.echo(f"wrote {html_out}", err=True)

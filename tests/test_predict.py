@@ -249,6 +249,8 @@ def _passrate_law(family_logs, evalkit, tmp_path):
     p = fit["prediction"]
     assert p["ratio"] == pytest.approx(10.0) and p["value"] == pytest.approx(math.exp(intercept + slope * math.log(10)))
     assert p["ci95"][0] < p["value"] < p["ci95"][1] and p["pass_rate"][0] == pytest.approx(math.exp(-p["value"]))
+    assert "warning  the forecast at x=1e+24 is 10x" not in html.read_text()           # 10x is not beyond 10x
+    assert "  forecast x=1e+24 (10x the largest): " in html.read_text()
     png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", html.read_text()).group(1))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     (tmp_path / "figure.png").write_bytes(png)
