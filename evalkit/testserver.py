@@ -282,8 +282,10 @@ class Server:
         if refused is not None:
             self.stats["refused"] += 1
             return Reply(*refused)
-        policy = self.by_seed.get((req.get("model"), req.get("seed"))) or \
-            self.by_model.get(req.get("model"), self.policy)
+        model, seed = req.get("model"), req.get("seed") if isinstance(req.get("seed"), int) else None
+        model = model if isinstance(model, str) else None
+        policy = self.by_seed.get((model, seed)) or self.by_seed.get((None, seed)) or \
+            self.by_model.get(model, self.policy)
         messages = req.get("messages") or []
         reply, needle = policy.reply(self._asked(messages), messages)
         if needle is not None:
