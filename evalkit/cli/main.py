@@ -23,6 +23,7 @@ from evalkit.core.errors import EvalkitError
 
 EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 from evalkit.cli.data import data as data_commands
+from evalkit.cli.predict import predict_cmd as predict_command
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -204,6 +205,8 @@ RUN_OPTIONS = [
     click.option("--no-stop", is_flag=True, help="No stop strings: replies run to max_tokens or the model's end."),
     click.option("--shots", type=click.IntRange(0, 1000), help="Override the number of few-shot examples."),
     click.option("--samples", type=click.IntRange(1, 1000), help="Completions per item (for pass@k)."),
+    click.option("--scale", type=Finite(0, 1e300, min_open=True), metavar="X",
+                 help="Record the model's scale (training compute, parameters) in the log, for `evalkit predict`."),
     click.option("--cot/--no-cot", default=None,
                  help="Chain of thought on or off (on: the model reasons, then ends with 'Answer: X')."),
     click.option("--extract", help="Answer extraction: answer_line (after the last 'Answer:') or a regex with one group."),
@@ -528,6 +531,7 @@ def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, al
 
 
 cli.add_command(data_commands)
+cli.add_command(predict_command)
 
 
 def _terminate(signum, frame) -> None:

@@ -79,6 +79,7 @@ class RunOptions:
     log_reasoning: bool = False         # keep the thinking's text in the log (its length is always kept)
     think_tags: tuple | None = None     # inline thinking tags, (open, close) pairs (None: the defaults)
     retry_truncated: bool = False       # a resumed run sends again the samples the limit cut off
+    scale: float | None = None          # the model's scale (compute, parameters), recorded for `evalkit predict`
 
 
 def effective_spec(spec: EvalSpec, opts: RunOptions) -> EvalSpec:

@@ -100,6 +100,7 @@ def run_eval(spec: EvalSpec, opts: RunOptions) -> Summary:
     run = LoggedRun(path, _header(plan, backend, grading), fresh=opts.fresh, keep_truncated=not opts.retry_truncated)
     try:
         _same_budget(run, backend.reasoning_budget(plan.sampling))
+        _same_scale(run, opts.scale)
         if not opts.batch and run.batches:
             _no_live_batches(run, [uid for _, _, uid in plan.units() if uid not in run.done], opts.base_url)
         return _execute(plan, backend, run, grading)
@@ -121,6 +122,14 @@ def _same_budget(run: LoggedRun, budget: int) -> None:
     truncated = sum(1 for r in run.done.values() if r.truncated)
     warn(f"{run.path}: resuming {len(run.done)} samples answered with a reasoning budget of {before:,} tokens "
          f"(now {budget:,}); {truncated} truncated ones are sent again only with --retry-truncated")
+
+
+def _same_scale(run: LoggedRun, scale: float | None) -> None:
+    """The header is written once: a resumed log keeps the scale it recorded, so another is refused."""
+    before = (run.previous_header or {}).get("scale")
+    if run.previous_header is not None and scale is not None and before != scale:
+        raise EvalkitError(f"{run.path}: this log recorded --scale {before}; a resumed run cannot change it "
+                           f"to {scale:g}: pass --fresh, or give `evalkit predict --x` the value instead")
 
 
 def _cancel_command(path, base_url: str | None) -> str:
@@ -165,6 +174,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"], "data": plan.identity["data"],
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
+            **({"scale": opts.scale} if opts.scale is not None else {}),
             **({"shard": plan.part.header(plan.unsharded_key)} if plan.part else {}),
             "versions": {"evalkit": __version__, "python": platform.python_version()},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

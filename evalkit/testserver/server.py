@@ -10,7 +10,8 @@ nothing beyond evalkit's own dependencies.
 
 How it answers: the answer key is JSONL, one `{"match": "<text>", "reply": "<text>"}` per line
 (or `{"messages": [...], "reply": ...}`: the reply to exactly that conversation, checked first;
-an entry with `"model": NAME` applies to requests for that model only, so two models can differ),
+an entry with `"model": NAME` applies to requests for that model only, so two models can differ,
+and one with `"seed": N` to requests with that seed only, so the n samples of `--samples n` can),
 optionally with `"logprobs": {"A": -0.1, "B": -2.3}`: the first token's top alternatives returned
 when a request asks for logprobs. For each request the server looks for every `match` text inside
 the last user message and replies with the reply of the one that starts last (the asked question
@@ -157,6 +158,7 @@ class Server:
         self.args = args
         self.policy = policy
         self.by_model: dict[str, Policy] = {}     # answer keys that apply to one model only
+        self.by_seed: dict[tuple, Policy] = {}    # ... to one (model, request seed) only
         self.rng = random.Random(args.seed)
         self.faults = _fault_table(args.fault)
         self._fault: str | None = None           # the fault `failure` drew for the request being answered
@@ -283,7 +285,10 @@ class Server:
         if refused is not None:
             self.stats["refused"] += 1
             return Reply(*refused)
-        policy = self.by_model.get(req.get("model"), self.policy)
+        model, seed = req.get("model"), req.get("seed") if isinstance(req.get("seed"), int) else None
+        model = model if isinstance(model, str) else None
+        policy = self.by_seed.get((model, seed)) or self.by_seed.get((None, seed)) or \
+            self.by_model.get(model, self.policy)
         messages = req.get("messages") or []
         reply, needle = policy.reply(self._asked(messages), messages)
         if needle is not None:
@@ -518,9 +523,12 @@ def main(argv: list[str] | None = None) -> None:
         except EvalkitError as exc:
             print(f"evalkit: error: {exc.message}", file=sys.stderr)
             sys.exit(2)
-    server = Server(args, Policy([a for a in answers if "model" not in a], args.default_reply))
-    for model in {a["model"] for a in answers if "model" in a}:
-        server.by_model[model] = Policy([a for a in answers if a.get("model") == model], args.default_reply)
+    server = Server(args, Policy([a for a in answers if "model" not in a and "seed" not in a], args.default_reply))
+    for model in {a["model"] for a in answers if "model" in a and "seed" not in a}:
+        server.by_model[model] = Policy([a for a in answers if a.get("model") == model and "seed" not in a],
+                                        args.default_reply)
+    for key in {(a.get("model"), a["seed"]) for a in answers if "seed" in a}:   # a family sampled n times
+        server.by_seed[key] = Policy([a for a in answers if (a.get("model"), a.get("seed")) == key], args.default_reply)
 
     async def serve() -> None:
         srv = await asyncio.start_server(server.handle, args.host, args.port, backlog=1024)
