@@ -23,6 +23,7 @@ from .errors import EvalkitError
 
 EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 from .datacli import data as data_commands
+from .view.command import view as view_command
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -525,6 +526,7 @@ def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, al
 
 
 cli.add_command(data_commands)
+cli.add_command(view_command)
 
 
 def _terminate(signum, frame) -> None:
