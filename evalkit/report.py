@@ -19,6 +19,7 @@ import base64
 import html
 import io
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,6 +258,7 @@ class Section:
     calibration: list[str]                             # sentences under the table: calibration, thinking
     group_header: list[str]
     group_rows: list[tuple[str, list[str]]]            # (group, one cell per model; "–" where absent)
+    view: str = ""                                     # the command that opens these logs' samples
 
 
 def _sections(runs: list[Run]) -> list[Section]:
@@ -278,7 +280,8 @@ def _sections(runs: list[Run]) -> list[Section]:
                 m = (r.summary.groups or {}).get(g)
                 cells.append(f"{_fmt(m.value)} (n={m.n})" if m else "–")
             group_rows.append((g, cells))
-        out.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows))
+        view = "evalkit view " + " ".join(shlex.quote(r.path) for r in group)
+        out.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows, view))
     return out
 
 
@@ -298,6 +301,7 @@ def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None
         lines.append("")
         for sentence in sec.calibration:
             lines += [sentence, ""]
+        lines += [f"Samples: `{sec.view}`", ""]
         if sec.group_rows:
             lines += ["| group | " + " | ".join(sec.group_header) + " |", "|---|" + "---|" * len(sec.group_header)]
             lines += [f"| {g} | " + " | ".join(cells) + " |" for g, cells in sec.group_rows]
@@ -347,6 +351,7 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict]) -
             parts.append(f"<tr><td>{e(model)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
         parts.append("</tbody></table>")
         parts += [f"<p>{e(sentence)}</p>" for sentence in sec.calibration]
+        parts.append(f"<p class='view'>Samples: <code>{e(sec.view)}</code></p>")
         if sec.group_rows:
             parts.append("<table class='groups'><thead><tr><th>group</th>"
                          + "".join(f"<th>{e(m)}</th>" for m in sec.group_header) + "</tr></thead><tbody>")

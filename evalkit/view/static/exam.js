@@ -9,12 +9,18 @@ EV.exam = {
     EV.tabs.show("exams");
   },
 
-  itemsLink(runs, label) {
-    const known = runs.filter((r) => r !== null && r !== undefined);
-    if (!known.length) return EV.el("span", {class: "muted"}, "items: log not found");
+  itemsLink(run, label) {
+    if (run === null || run === undefined) return EV.el("span", {class: "muted"}, "items: log not found");
     const b = EV.el("button", {class: "link items"}, label);
-    b.addEventListener("click", () => EV.list.show({run: known[0], filter: "all", group: "", q: "", offset: 0}));
+    b.addEventListener("click", () => EV.list.show({run, filter: "all", group: "", q: "", offset: 0}));
     return b;
+  },
+
+  // A step computed from every section: a link to each section's items.
+  allItems(e) {
+    const box = EV.el("div", {class: "all-items"}, "items: ");
+    e.sections.forEach((s, i) => box.append(i ? " · " : "", this.itemsLink(s.run, s.name)));
+    return box;
   },
 
   step(title, value, detail, link) {
@@ -35,20 +41,19 @@ EV.exam = {
         EV.el("td", {}, EV.num(s.correct)), EV.el("td", {}, EV.num(s.wrong)), EV.el("td", {}, EV.num(s.blank)),
         EV.el("td", {}, EV.num(s.errors)), EV.el("td", {}, EV.num(s.accuracy)),
         EV.el("td", {}, `${EV.num(s.raw)} / ${EV.num(s.max_raw)}`), EV.el("td", {}, EV.num(s.scaled)),
-        EV.el("td", {}, this.itemsLink([s.run], `${EV.num(s.n)} items`))));
+        EV.el("td", {}, this.itemsLink(s.run, `${EV.num(s.n)} items`))));
     }
     t.append(body);
-    const runs = e.sections.map((s) => s.run);
     const names = e.sections.map((s) => s.name).join(" + ");
     const scale = e.scale || {};
     const chain = EV.el("div", {class: "chain"},
-      this.step("sections", names, `${e.sections.length} section(s)`, this.itemsLink(runs, "items")), EV.el("span", {class: "arrow"}, "→"),
-      this.step("composite", `${EV.num(e.composite)} / ${EV.num(e.composite_max)}`, "weighted section scores", this.itemsLink(runs, "items")),
+      this.step("sections", names, `${e.sections.length} section(s)`, this.allItems(e)), EV.el("span", {class: "arrow"}, "→"),
+      this.step("composite", `${EV.num(e.composite)} / ${EV.num(e.composite_max)}`, "weighted section scores", this.allItems(e)),
       EV.el("span", {class: "arrow"}, "→"),
       this.step("scaled", EV.num(e.scaled), (e.scaled_ci95 ? `95% CI ${EV.num(e.scaled_ci95[0])}-${EV.num(e.scaled_ci95[1])} · ` : "") +
-        `${EV.num(scale.min)}-${EV.num(scale.max)} ${scale.unit || ""}`, this.itemsLink(runs, "items")),
+        `${EV.num(scale.min)}-${EV.num(scale.max)} ${scale.unit || ""}`, this.allItems(e)),
       EV.el("span", {class: "arrow"}, "→"),
-      this.step("percentile", e.percentile || "–", e.percentile_ci95 ? `95% CI ${e.percentile_ci95.join(" to ")}` : "", this.itemsLink(runs, "items")));
+      this.step("percentile", e.percentile || "–", e.percentile_ci95 ? `95% CI ${e.percentile_ci95.join(" to ")}` : "", this.allItems(e)));
     box.append(chain, t);
     for (const n of e.notes) box.append(EV.el("p", {class: "muted"}, String(n)));
     return box;
