@@ -9,6 +9,7 @@ start ($EVALKIT_VIEW_SHOTS, else under pytest's tmp dir).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -21,8 +22,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from test_exams import PNG_1X1
 from test_graders import INVALID, PROMPTS, refusal_key
 from test_report import two_models
 from view_logs import counts, read_samples, sample, write_large
@@ -168,6 +170,7 @@ def test_hundred_thousand_samples_page_by_page(evalkit, tmp_path, serve, browser
     body.send_keys("k")                                    # k on a page's first row goes to the page before
     until(browser, lambda d: text(d, "#page-info").startswith("page 999 of 1000"))
     assert browser.find_element(By.CSS_SELECTOR, "#samples tr.selected td.id").text == "item-099899"
+    browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shots / "3-list-100k-paged.png"))
     click_filter(browser, "error", want["error"])
     errors = [i for i in range(100_000) if i % 7 == 3]
@@ -177,6 +180,11 @@ def test_hundred_thousand_samples_page_by_page(evalkit, tmp_path, serve, browser
     assert text(browser, ".sample-id") == f"item-{errors[2]:06d}"
     assert browser.find_element(By.CSS_SELECTOR, "pre.error-text").get_attribute("textContent") == sample(errors[2]).error
     browser.save_screenshot(str(shots / "4-sample-error.png"))
+    body.send_keys(Keys.ESCAPE)
+    Select(browser.find_element(By.ID, "sort")).select_by_value("time")
+    browser.find_element(By.ID, "desc").click()
+    # the slowest errors first (0.22 s: i % 13 == 12), in log order among equals: item 38 is the first such error
+    until(browser, lambda d: row_ids(d)[:2] == ["item-000038", "item-000129"])
     # the self-contained file refuses a log this big, in one line that points to the served viewer
     res = evalkit("view", str(big), "--out", str(tmp_path / "big.html"))
     assert res.returncode == 2 and not (tmp_path / "big.html").exists()
@@ -255,11 +263,16 @@ def hostile_log(path: Path) -> dict:
                                                         "data": "PHNjcmlwdD4="}]}])
     huge = sample(2).to_record()
     huge.update(id="huge", completion="x" * 10_000_000 + "END")
+    rich = sample(3).to_record()                  # a chat prompt with few-shot turns and an image, thinking logged
+    rich.update(reasoning="First <b>think</b>, then answer.", messages=[
+        {"role": "system", "content": "Answer with a letter."}, {"role": "user", "content": "Shot 1?"},
+        {"role": "assistant", "content": "A"}, {"role": "user", "content": "Shot 2?"}, {"role": "assistant", "content": "B"},
+        {"role": "user", "content": [{"type": "text", "text": "What is in the picture?"},
+                                     {"type": "image", "media_type": "image/png", "data": base64.b64encode(PNG_1X1).decode()}]}])
     lines = [dumps(header()), dumps(evil), dumps(huge), b'{"type":"sample","id":"bad-\xff-utf8"}\n',
-             b"<html><script>window.pwned='line'</script>\n", dumps(sample(3).to_record()),
-             b'{"type":"sample","id":"cut sh']
+             b"<html><script>window.pwned='line'</script>\n", dumps(rich), b'{"type":"sample","id":"cut sh']
     path.write_bytes(b"".join(lines))
-    return {"evil": evil, "huge": huge}
+    return {"evil": evil, "huge": huge, "rich": rich}
 
 
 def check_hostile(driver, expect: dict, shots: Path, name: str) -> None:
@@ -282,6 +295,17 @@ def check_hostile(driver, expect: dict, shots: Path, name: str) -> None:
     assert text(driver, ".bigtext") == "10,000,003 characters; the first 100,000 are shown."
     assert len(driver.find_element(By.CSS_SELECTOR, "pre.reply").get_attribute("textContent")) == 100_000
     assert driver.execute_script("return window.pwned") is None
+    driver.find_element(By.ID, "back").click()
+    driver.find_elements(By.CSS_SELECTOR, "#samples tbody tr")[2].click()
+    until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".sample[data-id='item-000003']"))
+    assert text(driver, "details.fewshot summary") == "4 few-shot turn(s)"
+    assert not driver.find_element(By.CSS_SELECTOR, "details.fewshot pre").is_displayed()      # collapsed
+    driver.find_element(By.CSS_SELECTOR, "details.fewshot summary").click()
+    shown = [p.get_attribute("textContent") for p in driver.find_elements(By.CSS_SELECTOR, ".messages pre.content")]
+    assert shown == ["Answer with a letter.", "Shot 1?", "A", "Shot 2?", "B", "What is in the picture?"]
+    assert driver.execute_script("return [...document.querySelectorAll('.messages img')].map(i => i.naturalWidth)") == [1]
+    assert driver.find_element(By.CSS_SELECTOR, "pre.thinking").get_attribute("textContent") == expect["rich"]["reasoning"]
+    driver.save_screenshot(str(shots / f"7-chat-sample-{name}.png"))
     scripts = driver.execute_script("return [...document.scripts].map(s => s.src ? 'src' : s.type || 'inline')")
     assert scripts == (["src"] * 7 if name == "served" else ["application/json", "inline"])
 
@@ -324,6 +348,9 @@ def test_exam_chain_links_to_its_items(evalkit, start_server, tmp_path, serve, b
     for row, sec in zip(rows, exam["sections"]):
         cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
         assert cells[1:7] == [fmt(sec[k]) for k in ("n", "correct", "wrong", "blank", "errors", "accuracy")]
+    links = [[b.text for b in step.find_elements(By.CSS_SELECTOR, "button.items")]
+             for step in browser.find_elements(By.CSS_SELECTOR, ".chain .step")]
+    assert links == [[s["name"] for s in exam["sections"]]] * 4          # each step links to every section's items
     browser.save_screenshot(str(shots / "8-exam-chain.png"))
     last = exam["sections"][-1]
     rows[-1].find_element(By.CSS_SELECTOR, "button.items").click()
@@ -334,13 +361,16 @@ def test_exam_chain_links_to_its_items(evalkit, start_server, tmp_path, serve, b
     no_script_errors(browser)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "{p}: cannot read log (No such file or directory)"),
-    (lambda p: p.write_text(""), "{p}: not an evalkit run log (no header line)"),
-    (lambda p: p.write_text('{"type":"sample","id":"a"}\n'), "{p}: not an evalkit run log (no header line)"),
+@pytest.mark.parametrize("name, content, message", [
+    ("x.jsonl", None, "{p}: cannot read log (No such file or directory)"),
+    ("x.jsonl", "", "{p}: not an evalkit run log (no header line)"),
+    ("x.jsonl", '{"type":"sample","id":"a"}\n', "{p}: not an evalkit run log (no header line)"),
+    ("x.json", '{"type":"exam","sections":"all"}', '{p}: not an exam result (its "sections" is not a list of sections)'),
+    ("x.json", '[1]', '{p}: not an exam result (no "type": "exam")'),
 ])
-def test_unreadable_logs_are_one_line(evalkit, tmp_path, make, message):
-    p = tmp_path / "x.jsonl"
-    make(p)
+def test_unreadable_inputs_are_one_line(evalkit, tmp_path, name, content, message):
+    p = tmp_path / name
+    if content is not None:
+        p.write_text(content)
     res = evalkit("view", str(p), "--no-browser")
     assert res.returncode == 2 and res.stderr.splitlines() == ["evalkit: error: " + message.format(p=p)]

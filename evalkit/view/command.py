@@ -28,15 +28,17 @@ def view(logs: tuple[str, ...], out: Path | None, port: int, no_browser: bool) -
     from .session import Viewer
 
     viewer = Viewer(list(logs))
-    _say_bad_lines(viewer)
-    if out is not None:
+    try:
+        _say_bad_lines(viewer)
+        if out is None:
+            return _serve(viewer, port, no_browser)
         from .page import write_page
 
         size = write_page(viewer, out)
         click.echo(f"evalkit view: wrote {out} ({size / 2**20:.1f} MiB, "
                    f"{sum(len(r.rows) for r in viewer.runs):,} samples)", err=True)
-        return
-    _serve(viewer, port, no_browser)
+    finally:
+        viewer.close()
 
 
 def _say_bad_lines(viewer) -> None:

@@ -4,14 +4,15 @@ The log is scanned line by line through `evalkit.logs.parse_line`, the typed rea
 `evalkit report` use, so a line means the same thing here. Unlike `read_log`, a line it cannot read
 does not end the scan: invalid UTF-8, text that is no log line, a sample without an id, a truncated
 last line are each kept in `bad_lines` (line number and why) and the page says so. The last line for
-an id wins, as everywhere. A sample's full record is read back from the file (mmap) only when the
-page asks for it, so a 100,000-sample log costs its rows, not its text.
+an id wins, as everywhere. A sample's full record is read back from the file (at its offset) only
+when the page asks for it, so a 100,000-sample log costs its rows, not its text. A log that changes
+while it is viewed (a resumed run truncates a partial summary) gives that sample an error, not a crash.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,16 +84,29 @@ class LogIndex:
     summary: dict | None = None
     bad_lines: list[dict] = field(default_factory=list)          # {"line": n, "reason": ...}
     superseded: int = 0                                          # sample lines a later line for the id replaced
-    data: bytes | mmap.mmap = b""
+    fd: int | None = None                                        # the log, open for reading lines back
+
+    def line(self, pos: int) -> bytes:
+        row = self.rows[pos]
+        try:
+            return os.pread(self.fd, row.length, row.offset)
+        except OSError as exc:
+            raise EvalkitError(f"{self.path}:{row.line}: cannot read the line again ({exc.strerror})") from None
 
     def record(self, pos: int) -> dict:
         """The sample at `pos` as the typed reader gives it, with its line number."""
         row = self.rows[pos]
-        line = bytes(self.data[row.offset:row.offset + row.length])
-        _, result = parse_line(line, self.path, row.line)
+        _, result = parse_line(self.line(pos), self.path, row.line)
+        if result is None or result.id != row.id:
+            raise EvalkitError(f"{self.path}:{row.line}: the log changed since it was opened; run evalkit view again")
         out = {name: getattr(result, name) for name in SampleResult.__slots__}
         out["line"], out["flags"] = row.line, row.flag_names()
         return out
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def groups(self) -> list[str]:
         return sorted({r.group for r in self.rows if r.group is not None})
@@ -112,19 +126,18 @@ def _bad(line: bytes, path: Path, lineno: int, last: bool) -> str | None:
 def open_index(path: str | Path) -> LogIndex:
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+        fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise EvalkitError(f"{path}: cannot read log ({exc.strerror})") from None
-    index = LogIndex(path, {}, data=data)
-    offset, lineno, size = 0, 0, len(data)
-    while offset < size:
-        end = data.find(b"\n", offset)
-        end = size if end < 0 else end + 1
-        lineno += 1
-        _read_line(index, bytes(data[offset:end]), lineno, offset, end == size)
-        offset = end
+    index = LogIndex(path, {}, fd=fd)
+    offset, lineno = 0, 0
+    with open(os.dup(fd), "rb") as fh:
+        for line in fh:
+            lineno += 1
+            _read_line(index, line, lineno, offset, not line.endswith(b"\n"))
+            offset += len(line)
     if not index.header:
+        os.close(fd)
         raise EvalkitError(f"{path}: not an evalkit run log (no header line)")
     return index
 

@@ -69,9 +69,9 @@ class Searcher:
         return self._cache[needle]
 
     def _scan(self, needle: str) -> set[int]:
-        fragment, data, out = json_fragment(needle), self.index.data, set()
-        for pos, row in enumerate(self.index.rows):
-            raw = bytes(data[row.offset:row.offset + row.length]).lower()
+        fragment, out = json_fragment(needle), set()
+        for pos in range(len(self.index.rows)):
+            raw = self.index.line(pos).lower()
             if fragment not in raw and b"\\u" not in raw:      # \u escapes: the bytes cannot tell
                 continue
             if needle in sample_text(self.index.record(pos)).lower():

@@ -14,6 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from ..errors import EvalkitError
 from .page import STATIC, page_html, to_json
 from .session import Viewer
 
@@ -44,7 +45,7 @@ def handler_for(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
             try:
                 with lock:
                     body = api[url.path](params)
-            except ValueError as exc:
+            except (ValueError, EvalkitError) as exc:
                 return self._json(400, {"error": str(exc)})
             self._json(200, body)
 

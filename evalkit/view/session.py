@@ -23,10 +23,14 @@ class Viewer:
         self.runs: list[LogIndex] = []
         self.searchers: list[Searcher] = []
         self._by_path: dict[Path, int] = {}
-        self.exams = [self._exam(p, e) for p in paths if (e := load_exam(p)) is not None]
-        for p in paths:
-            if not str(p).endswith(".json"):
-                self._add_run(Path(p))
+        try:
+            self.exams = [self._exam(p, e) for p in paths if (e := load_exam(p)) is not None]
+            for p in paths:
+                if not str(p).endswith(".json"):
+                    self._add_run(Path(p))
+        except BaseException:
+            self.close()
+            raise
         self.pair_plan = self._plan_pairs()
         self._pairings: dict[int, Pairing] = {}
 
@@ -42,8 +46,11 @@ class Viewer:
         """An exam result's chain, each section tied to the run (log) its items are in."""
         log_dir = Path(path).resolve().parents[2] if len(Path(path).resolve().parents) > 2 else Path(".")
         sections = []
-        for s in exam.get("sections") or []:
-            log = s.get("log")
+        listed = exam.get("sections")
+        if not isinstance(listed, list) or not all(isinstance(s, dict) for s in listed):
+            raise EvalkitError(f"{path}: not an exam result (its \"sections\" is not a list of sections)")
+        for s in listed:
+            log = s.get("log") if isinstance(s.get("log"), str) else None
             where = next((c for c in (Path(log), log_dir / log) if c.is_file()), None) if log else None
             sec = {k: s.get(k) for k in ("name", "n", "correct", "wrong", "blank", "errors", "accuracy", "raw",
                                          "max_raw", "scaled")}
@@ -69,6 +76,10 @@ class Viewer:
             else:
                 first[name] = i
         return plan
+
+    def close(self) -> None:
+        for run in self.runs:
+            run.close()
 
     def meta(self) -> dict:
         runs = [{"run": i, "path": str(r.path), "eval": r.header.get("eval"), "model": r.header.get("model"),
