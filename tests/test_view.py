@@ -374,3 +374,22 @@ def test_unreadable_inputs_are_one_line(evalkit, tmp_path, name, content, messag
         p.write_text(content)
     res = evalkit("view", str(p), "--no-browser")
     assert res.returncode == 2 and res.stderr.splitlines() == ["evalkit: error: " + message.format(p=p)]
+
+
+def test_the_server_answers_only_its_own_address(tmp_path, serve):
+    import urllib.error
+    import urllib.request
+
+    url = serve(str(write_large(tmp_path / "small.jsonl", 5)))
+    with urllib.request.urlopen(url + "api/samples?run=0&filter=error") as resp:
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self'")
+        assert [r["id"] for r in json.load(resp)["rows"]] == ["item-000003"]
+    for path, status, error in [("api/samples?run=0&filter=nope", 400, "unknown filter 'nope'"),
+                                ("api/sample?run=3&n=0", 400, "no run 3"), ("api/x", 404, "no such page /api/x")]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url + path)
+        assert e.value.code == status and json.load(e.value) == {"error": error}
+    rebound = urllib.request.Request(url + "api/meta", headers={"Host": "attacker.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(rebound)
+    assert e.value.code == 403

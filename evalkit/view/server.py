@@ -4,7 +4,8 @@
     GET /api/meta              runs, pairs, exams  GET /api/samples     ?run&filter&group&q&sort&desc&offset&limit
     GET /api/sample?run&n      one sample          GET /api/pairs       ?pair&kind&q&offset&limit
 
-Bound to 127.0.0.1 only. Every answer carries a strict Content-Security-Policy (scripts and styles
+Bound to 127.0.0.1 only, and answering only requests addressed to it (the Host header), so a web
+page whose name was rebound to 127.0.0.1 cannot read the logs. Every answer carries a strict Content-Security-Policy (scripts and styles
 from this server only, no connection elsewhere), so nothing a log holds can run as script.
 """
 
@@ -33,6 +34,10 @@ def handler_for(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            port = self.server.server_address[1]
+            if self.headers.get("Host") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                # a page elsewhere that rebinds its name to 127.0.0.1 must not read the logs
+                return self._json(403, {"error": "this viewer answers only http://127.0.0.1 or localhost"})
             url = urlsplit(self.path)
             if url.path == "/":
                 return self._send(200, page_html(served=True).encode(), "text/html; charset=utf-8")
