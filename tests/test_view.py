@@ -242,9 +242,18 @@ def test_two_runs_side_by_side_served_and_as_one_file(evalkit, start_server, tmp
     assert filter_counts(browser) == view_counts(records[0])
     check_compare(browser, expected, records, shots)
     no_script_errors(browser)
-    # the report names the viewer command for each eval's logs
+    # the report names the viewer command for each eval's logs, and with --out links to its viewer page
     report = evalkit("report", *logs)
     assert f"Samples: `evalkit view {logs[0]} {logs[1]}`" in report.stdout
+    res = evalkit("report", *logs, "--format", "html", "--out", str(tmp_path / "report.html"))
+    assert res.returncode == 0, res.stderr
+    assert (f"<p class='view'>Samples: <a href='report_files/view-quiz.html'>the sample browser</a> · "
+            f"<code>evalkit view {logs[0]} {logs[1]}</code></p>") in (tmp_path / "report.html").read_text()
+    browser.get((tmp_path / "report.html").as_uri())
+    browser.find_element(By.CSS_SELECTOR, "p.view a").click()
+    until(browser, lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+    assert browser.current_url == (tmp_path / "report_files" / "view-quiz.html").as_uri()
+    check_compare(browser, expected, records, shots)
 
 
 HOSTILE_ID = "<img src=x onerror=\"window.pwned='id'\">"

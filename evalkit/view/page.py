@@ -95,3 +95,25 @@ def write_page(viewer: Viewer, out) -> int:
     except OSError as exc:
         raise EvalkitError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     return len(text)
+
+
+def write_beside(paths: list[str], out, name: str) -> str | None:
+    """The viewer page of these logs beside a report written to `out` (in its `<stem>_files/`): its
+    path relative to the report, or None when the logs are past the file's limit (the report then
+    names the `evalkit view` command only)."""
+    import re
+    from pathlib import Path
+
+    folder = Path(out).with_name(Path(out).stem + "_files")
+    target = folder / f"view-{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.html"
+    viewer = Viewer(paths)
+    try:
+        try:
+            check_embeddable(viewer)
+        except EvalkitError:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        write_page(viewer, target)
+    finally:
+        viewer.close()
+    return f"{folder.name}/{target.name}"
