@@ -96,9 +96,29 @@ def run(n: int, folder: Path) -> None:
         driver.quit()
         proc.kill()
         proc.wait()
+    rows += embedded(folder, min(n, 10_000))
     print(f"| step ({n:,} samples) | seconds | memory |\n|---|---|---|")
     for name, secs, mem in rows:
         print(f"| {name} | {'' if secs is None else f'{secs:.2f}'} | {mem} |")
+
+
+def embedded(folder: Path, n: int) -> list[tuple]:
+    """The self-contained file at its limit: how long writing it and opening it take."""
+    log, page = write_large(folder / "limit.jsonl", n), folder / "limit.html"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "evalkit", "view", str(log), "--out", str(page)], check=True,
+                   env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, capture_output=True)
+    rows = [(f"--out: write {n:,} samples ({page.stat().st_size / 2**20:.1f} MiB)", time.perf_counter() - start, "")]
+    driver = browser(folder / "profile2")
+    try:
+        driver.execute_cdp_cmd("Performance.enable", {})
+        rows.append((f"--out: open the file until the first 100 rows show", timed(
+            driver, lambda: driver.get(page.as_uri()),
+            lambda d: d.execute_script("return document.body.dataset.ready === '1'")), ""))
+        rows.append(("--out: JS heap used", None, f"{heap_mb(driver):.1f} MB"))
+    finally:
+        driver.quit()
+    return rows
 
 
 def main() -> None:

@@ -374,6 +374,8 @@ def test_exam_chain_links_to_its_items(evalkit, start_server, tmp_path, serve, b
     ("x.jsonl", None, "{p}: cannot read log (No such file or directory)"),
     ("x.jsonl", "", "{p}: not an evalkit run log (no header line)"),
     ("x.jsonl", '{"type":"sample","id":"a"}\n', "{p}: not an evalkit run log (no header line)"),
+    ("x.jsonl", '<html>\n', "{p}: not an evalkit run log (no header line; line 1: not a run-log line (corrupt or "
+                             "not an evalkit log))"),
     ("x.json", '{"type":"exam","sections":"all"}', '{p}: not an exam result (its "sections" is not a list of sections)'),
     ("x.json", '[1]', '{p}: not an exam result (no "type": "exam")'),
 ])

@@ -112,7 +112,7 @@ class LogIndex:
         return sorted({r.group for r in self.rows if r.group is not None})
 
 
-def _bad(line: bytes, path: Path, lineno: int, last: bool) -> str | None:
+def _bad(line: bytes, last: bool) -> str | None:
     """Why a line cannot be read, or None. A cut-short last line is the usual mark of a killed run."""
     if last and not line.endswith(b"\n"):
         return "truncated last line (no newline at the end: the run was cut short)"
@@ -138,12 +138,13 @@ def open_index(path: str | Path) -> LogIndex:
             offset += len(line)
     if not index.header:
         os.close(fd)
-        raise EvalkitError(f"{path}: not an evalkit run log (no header line)")
+        first = next((b["reason"] for b in index.bad_lines if b["line"] == 1), None)
+        raise EvalkitError(f"{path}: not an evalkit run log (no header line" + (f"; line 1: {first})" if first else ")"))
     return index
 
 
 def _read_line(index: LogIndex, line: bytes, lineno: int, offset: int, last: bool) -> None:
-    reason = _bad(line, index.path, lineno, last)
+    reason = _bad(line, last)
     if reason is None:
         try:
             rec, result = parse_line(line, index.path, lineno)
