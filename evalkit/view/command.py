@@ -59,6 +59,7 @@ def _serve(viewer, port: int, no_browser: bool) -> None:
         from ..errors import EvalkitError
 
         raise EvalkitError(f"--port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})") from None
+    viewer.compare_ahead()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     click.echo(f"evalkit view: serving {len(viewer.runs)} log(s) at {url} (Ctrl-C to stop)")
     sys.stdout.flush()

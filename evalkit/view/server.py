@@ -25,7 +25,7 @@ TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf
 
 
 def handler_for(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
-    lock = threading.Lock()          # one question at a time: the indexes and caches are not shared safely
+    lock = threading.Lock()          # one question at a time: the search caches are not shared safely
     api = {"/api/meta": lambda p: viewer.meta(), "/api/samples": viewer.samples, "/api/sample": viewer.sample,
            "/api/pairs": viewer.pairs}
 
@@ -48,8 +48,11 @@ def handler_for(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"error": f"no such page {url.path}"})
             params = dict(parse_qsl(url.query))
             try:
-                with lock:
+                if url.path == "/api/pairs":          # its own lock (Viewer.pairing): compare may take seconds
                     body = api[url.path](params)
+                else:
+                    with lock:
+                        body = api[url.path](params)
             except (ValueError, EvalkitError) as exc:
                 return self._json(400, {"error": str(exc)})
             self._json(200, body)

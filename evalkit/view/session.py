@@ -8,6 +8,7 @@ chain section -> composite -> scaled -> percentile links to the items behind it.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from ..errors import EvalkitError
@@ -33,6 +34,7 @@ class Viewer:
             raise
         self.pair_plan = self._plan_pairs()
         self._pairings: dict[int, Pairing] = {}
+        self._pair_lock = threading.Lock()      # compare reads both logs whole: seconds for 100,000 samples
 
     def _add_run(self, path: Path) -> int:
         key = path.resolve()
@@ -117,10 +119,20 @@ class Viewer:
     def pairing(self, k: int) -> Pairing:
         if not 0 <= k < len(self.pair_plan):
             raise ValueError(f"no pair {k}")
-        if k not in self._pairings:
-            b, n = self.pair_plan[k]
-            self._pairings[k] = pair_runs(b, self.runs[b], n, self.runs[n])
+        with self._pair_lock:
+            if k not in self._pairings:
+                b, n = self.pair_plan[k]
+                self._pairings[k] = pair_runs(b, self.runs[b], n, self.runs[n])
         return self._pairings[k]
+
+    def compare_ahead(self) -> None:
+        """Pair the runs in the background, so the compare view is ready when it is asked for."""
+        def work() -> None:
+            for k in range(len(self.pair_plan)):
+                self.pairing(k)
+
+        if self.pair_plan:
+            threading.Thread(target=work, daemon=True).start()
 
     def pairs(self, params: dict[str, str]) -> dict:
         try:

@@ -12,6 +12,11 @@ EV.pairs = {
   async show(change) {
     Object.assign(this.state, change || {});
     const st = this.state;
+    if (!this.page) {
+      EV.clear(EV.$("#pairs-view")).append(EV.el("p", {class: "muted", id: "pairs-loading"},
+        "Pairing the runs (evalkit compare's code reads both logs whole; seconds for 100,000 samples)…"));
+      EV.tabs.show("pairs");
+    }
     let page;
     try { page = await EV.api.pairs({pair: st.pair, kind: st.kind, q: st.q, offset: st.offset, limit: st.limit}); }
     catch (err) { return EV.showError(err); }
