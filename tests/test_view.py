@@ -27,7 +27,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from test_exams import PNG_1X1
 from test_graders import INVALID, PROMPTS, refusal_key
 from test_report import two_models
-from view_logs import counts, read_samples, sample, write_large
+from view_logs import counts, kind_of, read_samples, sample, write_large
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -99,7 +99,8 @@ def row_ids(driver, table: str = "#samples") -> list[str]:
 
 
 def click_filter(driver, name: str, expect_total: int) -> None:
-    driver.find_element(By.CSS_SELECTOR, f"#filters button[data-filter='{name}']").click()
+    # by script: the buttons are drawn again by each answer, so a found element may be gone at the click
+    driver.execute_script("document.querySelector(arguments[0]).click()", f"#filters button[data-filter='{name}']")
     until(driver, lambda d: f" {expect_total:,} sample(s)" in text(d, "#page-info")
           and "active" in d.find_element(By.CSS_SELECTOR, f"#filters button[data-filter='{name}']").get_attribute("class"))
 
@@ -185,6 +186,14 @@ def test_hundred_thousand_samples_page_by_page(evalkit, tmp_path, serve, browser
     browser.find_element(By.ID, "desc").click()
     # the slowest errors first (0.22 s: i % 13 == 12), in log order among equals: item 38 is the first such error
     until(browser, lambda d: row_ids(d)[:2] == ["item-000038", "item-000129"])
+    Select(browser.find_element(By.ID, "sort")).select_by_value("line")
+    browser.find_element(By.ID, "desc").click()
+    click_filter(browser, "truncated", want["truncated"])
+    cut = [i for i in range(100_000) if kind_of(i) == "truncated"]
+    until(browser, lambda d: row_ids(d) == [f"item-{i:06d}" for i in cut[:100]])
+    body.send_keys(Keys.ENTER)
+    until(browser, lambda d: d.find_element(By.ID, "sample-view").is_displayed())
+    assert text(browser, "td[data-key='truncated']") == sample(cut[0]).truncated
     # the self-contained file refuses a log this big, in one line that points to the served viewer
     res = evalkit("view", str(big), "--out", str(tmp_path / "big.html"))
     assert res.returncode == 2 and not (tmp_path / "big.html").exists()

@@ -18,11 +18,14 @@ GROUPS = ("algebra", "biology", "chemistry", "history", "law")
 
 
 def kind_of(i: int) -> str:
-    """Sample i's fate: every 7th an error, every 11th (else) unparsed, then alternately wrong, right."""
+    """Sample i's fate: every 7th an error, every 11th (else) unparsed, every 17th (else) cut off by the
+    token limit, the rest wrong (every 3rd) or right."""
     if i % 7 == 3:
         return "error"
     if i % 11 == 5:
         return "unparsed"
+    if i % 17 == 8:
+        return "truncated"
     return "wrong" if i % 3 == 0 else "correct"
 
 
@@ -34,6 +37,9 @@ def sample(i: int) -> SampleResult:
                      usage={"prompt_tokens": 20 + i % 5, "completion_tokens": 3})
     if kind == "error":
         r.error, r.attempts = f"HTTP 500 from the server for item {i}", 3
+    elif kind == "truncated":
+        r.completion, r.score, r.finish_reason = "", 0.0, "length"
+        r.truncated = "the token limit (max_tokens 16) ended the reply while it was thinking"
     elif kind == "unparsed":
         r.completion, r.parsed, r.score = f"I cannot tell ({i}).", False, 0.0
     else:
@@ -59,9 +65,11 @@ def write_large(path: Path, n: int, model: str = "openai/synthetic") -> Path:
 
 def counts(n: int) -> dict[str, int]:
     kinds = [kind_of(i) for i in range(n)]
-    # an unparsed reply scored 0, so it is wrong as well
-    return {"all": n, "correct": kinds.count("correct"), "wrong": kinds.count("wrong") + kinds.count("unparsed"),
-            "error": kinds.count("error"), "unparsed": kinds.count("unparsed"), "truncated": 0, "invalid": 0}
+    # an unparsed or truncated reply scored 0, so it is wrong as well
+    return {"all": n, "correct": kinds.count("correct"),
+            "wrong": kinds.count("wrong") + kinds.count("unparsed") + kinds.count("truncated"),
+            "error": kinds.count("error"), "unparsed": kinds.count("unparsed"), "truncated": kinds.count("truncated"),
+            "invalid": 0}
 
 
 def read_samples(path: Path) -> list[dict]:

@@ -54,8 +54,10 @@ EV.list = {
     const st = this.state;
     const params = {run: st.run, filter: st.filter, group: st.group, q: st.q, sort: st.sort,
                     desc: st.desc ? "1" : "0", offset: st.offset, limit: st.limit};
+    const ticket = this.ticket = (this.ticket || 0) + 1;
     let page;
     try { page = await EV.api.samples(params); } catch (err) { return EV.showError(err); }
+    if (ticket !== this.ticket) return;           // a later request was made meanwhile: its answer counts
     this.page = page;
     if (!keepSelection) this.selected = 0;
     this.renderFilters(page.counts);

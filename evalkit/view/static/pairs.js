@@ -17,9 +17,11 @@ EV.pairs = {
         "Pairing the runs (evalkit compare's code reads both logs whole; seconds for 100,000 samples)…"));
       EV.tabs.show("pairs");
     }
+    const ticket = this.ticket = (this.ticket || 0) + 1;
     let page;
     try { page = await EV.api.pairs({pair: st.pair, kind: st.kind, q: st.q, offset: st.offset, limit: st.limit}); }
     catch (err) { return EV.showError(err); }
+    if (ticket !== this.ticket) return;           // a later request was made meanwhile: its answer counts
     this.page = page;
     this.render(page);
     EV.tabs.show("pairs");
