@@ -275,6 +275,7 @@ def hostile_log(path: Path) -> dict:
 
     evil = sample(1).to_record()
     evil.update(id=HOSTILE_ID, group="<svg onload=\"window.pwned='group'\">", target="<i>t</i>",
+                extracted="failed: AssertionError <img src=x onerror=\"window.pwned='verdict'\">",
                 completion="</pre><script>window.pwned='reply'</script><b>bold</b>",
                 messages=[{"role": "user", "content": "</script><script>window.pwned='prompt'</script>"},
                           {"role": "user", "content": [{"type": "image", "media_type": "text/html",
@@ -287,7 +288,7 @@ def hostile_log(path: Path) -> dict:
         {"role": "assistant", "content": "A"}, {"role": "user", "content": "Shot 2?"}, {"role": "assistant", "content": "B"},
         {"role": "user", "content": [{"type": "text", "text": "What is in the picture?"},
                                      {"type": "image", "media_type": "image/png", "data": base64.b64encode(PNG_1X1).decode()}]}])
-    lines = [dumps(header()), dumps(evil), dumps(huge), b'{"type":"sample","id":"bad-\xff-utf8"}\n',
+    lines = [dumps(header(scoring="code")), dumps(evil), dumps(huge), b'{"type":"sample","id":"bad-\xff-utf8"}\n',
              b"<html><script>window.pwned='line'</script>\n", dumps(rich), b'{"type":"sample","id":"cut sh']
     path.write_bytes(b"".join(lines))
     return {"evil": evil, "huge": huge, "rich": rich}
@@ -304,6 +305,7 @@ def check_hostile(driver, expect: dict, shots: Path, name: str) -> None:
     until(driver, lambda d: d.find_element(By.ID, "sample-view").is_displayed())
     assert text(driver, ".sample-id") == HOSTILE_ID
     assert driver.find_element(By.CSS_SELECTOR, "pre.reply").get_attribute("textContent") == expect["evil"]["completion"]
+    assert text(driver, "td[data-key='sandbox verdict']") == expect["evil"]["extracted"]     # a code eval's verdict
     assert driver.find_elements(By.CSS_SELECTOR, "#sample-view img, #sample-view b, #sample-view i, svg") == []
     assert driver.execute_script("return window.pwned") is None
     driver.save_screenshot(str(shots / f"7-hostile-{name}.png"))

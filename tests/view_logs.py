@@ -49,9 +49,9 @@ def sample(i: int) -> SampleResult:
     return r
 
 
-def header(eval_name: str = "synthetic", model: str = "openai/synthetic") -> dict:
+def header(eval_name: str = "synthetic", model: str = "openai/synthetic", scoring: str = "letter") -> dict:
     return {"type": "header", "run_key": "0" * 64, "eval": eval_name, "model": model, "seed": 0,
-            "spec": {"name": eval_name, "metrics": ["accuracy"], "scoring": {"method": "letter"}}}
+            "spec": {"name": eval_name, "metrics": ["accuracy"], "scoring": {"method": scoring}}}
 
 
 def write_large(path: Path, n: int, model: str = "openai/synthetic") -> Path:
