@@ -415,3 +415,24 @@ def test_the_server_answers_only_its_own_address(tmp_path, serve):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(rebound)
     assert e.value.code == 403
+
+
+def test_a_log_of_garbage_lines_is_listed_not_loaded_whole(evalkit, tmp_path, serve):
+    import urllib.request
+
+    from evalkit.logs import dumps
+    from view_logs import header
+
+    log = tmp_path / "garbage.jsonl"
+    log.write_bytes(dumps(header()) + b"\x00\xfe garbage\n" * 1500 + dumps(sample(1).to_record()))
+    with urllib.request.urlopen(serve(str(log)) + "api/meta") as resp:
+        run = json.load(resp)["runs"][0]
+    assert (run["samples"], run["bad_count"], len(run["bad_lines"])) == (1, 1500, 1000)
+    assert run["bad_lines"][-1] == {"line": 1001, "reason": "invalid UTF-8 at byte 1 of the line"}
+    res = evalkit("view", str(log), "--out", str(tmp_path / "g.html"))
+    assert res.returncode == 0
+    lines = res.stderr.splitlines()
+    assert lines[:6] == [f"evalkit: warning: {log}:{n}: invalid UTF-8 at byte 1 of the line (the page lists such lines)"
+                         for n in range(2, 7)] + [f"evalkit: warning: {log}: 1495 more line(s) not read"]
+    assert len(lines) == 7 and lines[6].startswith(f"evalkit view: wrote {tmp_path / 'g.html'} (")
+    assert lines[6].endswith(" MiB, 1 samples)")

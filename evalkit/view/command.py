@@ -46,8 +46,8 @@ def _say_bad_lines(viewer) -> None:
         for bad in run.bad_lines[:5]:
             click.echo(f"evalkit: warning: {run.path}:{bad['line']}: {bad['reason']} (the page lists such lines)",
                        err=True)
-        if len(run.bad_lines) > 5:
-            click.echo(f"evalkit: warning: {run.path}: {len(run.bad_lines) - 5} more line(s) not read", err=True)
+        if run.bad_count > 5:
+            click.echo(f"evalkit: warning: {run.path}: {run.bad_count - 5} more line(s) not read", err=True)
 
 
 def _serve(viewer, port: int, no_browser: bool) -> None:

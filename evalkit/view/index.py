@@ -23,6 +23,7 @@ from ..results import SampleResult
 # A sample's flags; a sample can carry several (a truncated reply is also wrong: it scored 0).
 FLAGS = ("correct", "wrong", "error", "unparsed", "truncated", "invalid")
 BIT = {name: 1 << i for i, name in enumerate(FLAGS)}
+MAX_BAD = 1000          # unreadable lines listed (all are counted): a binary file must not fill the page
 
 
 @dataclass(slots=True)
@@ -82,7 +83,8 @@ class LogIndex:
     rows: list[Row] = field(default_factory=list)
     by_id: dict[str, int] = field(default_factory=dict)          # id -> position in rows
     summary: dict | None = None
-    bad_lines: list[dict] = field(default_factory=list)          # {"line": n, "reason": ...}
+    bad_lines: list[dict] = field(default_factory=list)          # the first MAX_BAD: {"line": n, "reason": ...}
+    bad_count: int = 0                                           # all the lines that could not be read
     superseded: int = 0                                          # sample lines a later line for the id replaced
     fd: int | None = None                                        # the log, open for reading lines back
 
@@ -151,7 +153,9 @@ def _read_line(index: LogIndex, line: bytes, lineno: int, offset: int, last: boo
         except EvalkitError as exc:
             reason = str(exc).removeprefix(f"{index.path}:{lineno}: ")
     if reason is not None:
-        index.bad_lines.append({"line": lineno, "reason": reason})
+        index.bad_count += 1
+        if len(index.bad_lines) < MAX_BAD:
+            index.bad_lines.append({"line": lineno, "reason": reason})
         return
     kind = rec.get("type")
     if kind == "header" and lineno == 1:

@@ -86,7 +86,7 @@ class Viewer:
     def meta(self) -> dict:
         runs = [{"run": i, "path": str(r.path), "eval": r.header.get("eval"), "model": r.header.get("model"),
                  "created": r.header.get("created"), "samples": len(r.rows), "groups": r.groups(),
-                 "bad_lines": r.bad_lines, "superseded": r.superseded, "summary": _headline(r.summary),
+                 "bad_lines": r.bad_lines, "bad_count": r.bad_count, "superseded": r.superseded, "summary": _headline(r.summary),
                  "scorer": _scorer(r.header)}
                 for i, r in enumerate(self.runs)]
         pairs = [{"pair": k, "base": b, "new": n, "eval": self.runs[b].header.get("eval")}

@@ -65,6 +65,8 @@ EV.detail = {
   },
 
   messages(rec) {
+    if (rec.messages !== null && rec.messages !== undefined && !Array.isArray(rec.messages))
+      return EV.textBlock(JSON.stringify(rec.messages), "content");     // not a list of messages: shown as logged
     const msgs = Array.isArray(rec.messages) ? rec.messages : null;
     if (!msgs) return EV.el("div", {class: "muted"}, "The prompt was not logged (run with --log-prompts to keep it); " +
       `its sha256 starts ${rec.messages_sha256 || "–"}.`);

@@ -38,8 +38,8 @@ EV.showBadLines = function (meta) {
   for (const r of bad) {
     const list = EV.el("ul", {class: "bad-lines", "data-run": r.run});
     r.bad_lines.slice(0, 50).forEach((b) => list.append(EV.el("li", {}, `line ${b.line}: ${b.reason}`)));
-    box.append(EV.el("div", {}, `${r.path}: ${r.bad_lines.length} line(s) could not be read and are not shown:`), list);
-    if (r.bad_lines.length > 50) box.append(EV.el("div", {}, `… and ${r.bad_lines.length - 50} more`));
+    box.append(EV.el("div", {}, `${r.path}: ${r.bad_count} line(s) could not be read and are not shown:`), list);
+    if (r.bad_count > 50) box.append(EV.el("div", {}, `… and ${r.bad_count - 50} more`));
   }
 };
 
