@@ -288,8 +288,11 @@ def hostile_log(path: Path) -> dict:
         {"role": "assistant", "content": "A"}, {"role": "user", "content": "Shot 2?"}, {"role": "assistant", "content": "B"},
         {"role": "user", "content": [{"type": "text", "text": "What is in the picture?"},
                                      {"type": "image", "media_type": "image/png", "data": base64.b64encode(PNG_1X1).decode()}]}])
+    types = {"type": "sample", "id": "types", "group": 5, "score": "1", "extras": [1], "grader": "x", "usage": "u",
+             "messages": "m", "completion": 7, "model_s": "slow", "attempts": "many", "cost_usd": "free"}
     lines = [dumps(header(scoring="code")), dumps(evil), dumps(huge), b'{"type":"sample","id":"bad-\xff-utf8"}\n',
-             b"<html><script>window.pwned='line'</script>\n", dumps(rich), b'{"type":"sample","id":"cut sh']
+             b"<html><script>window.pwned='line'</script>\n", dumps(rich), dumps(types),
+             b'{"type":"sample","id":"cut sh']
     path.write_bytes(b"".join(lines))
     return {"evil": evil, "huge": huge, "rich": rich}
 
@@ -298,8 +301,8 @@ def check_hostile(driver, expect: dict, shots: Path, name: str) -> None:
     problems = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#problems .bad-lines li")]
     assert problems == ["line 4: invalid UTF-8 at byte 27 of the line",
                         "line 5: not a run-log line (corrupt or not an evalkit log)",
-                        "line 7: truncated last line (no newline at the end: the run was cut short)"]
-    assert row_ids(driver) == [HOSTILE_ID, "huge", "item-000003"]
+                        "line 8: truncated last line (no newline at the end: the run was cut short)"]
+    assert row_ids(driver) == [HOSTILE_ID, "huge", "item-000003", "types"]
     assert driver.find_element(By.CSS_SELECTOR, "#samples tbody td.group").text == expect["evil"]["group"]
     driver.find_element(By.CSS_SELECTOR, "#samples tbody tr").click()
     until(driver, lambda d: d.find_element(By.ID, "sample-view").is_displayed())
@@ -326,6 +329,11 @@ def check_hostile(driver, expect: dict, shots: Path, name: str) -> None:
     assert driver.execute_script("return [...document.querySelectorAll('.messages img')].map(i => i.naturalWidth)") == [1]
     assert driver.find_element(By.CSS_SELECTOR, "pre.thinking").get_attribute("textContent") == expect["rich"]["reasoning"]
     driver.save_screenshot(str(shots / f"7-chat-sample-{name}.png"))
+    driver.find_element(By.ID, "back").click()
+    driver.find_elements(By.CSS_SELECTOR, "#samples tbody tr")[3].click()       # every field of a wrong type
+    until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".sample[data-id='types']"))
+    assert driver.find_element(By.CSS_SELECTOR, "pre.reply").get_attribute("textContent") == "7"
+    assert text(driver, "td[data-key='attempts']") == "many" and text(driver, "td[data-key='flags']") == ""
     scripts = driver.execute_script("return [...document.scripts].map(s => s.src ? 'src' : s.type || 'inline')")
     assert scripts == (["src"] * 7 if name == "served" else ["application/json", "inline"])
 
@@ -341,7 +349,7 @@ def test_hostile_log_renders_as_text(evalkit, tmp_path, serve, browser, shots):
     assert res.stderr.splitlines()[:3] == [
         f"evalkit: warning: {log}:4: invalid UTF-8 at byte 27 of the line (the page lists such lines)",
         f"evalkit: warning: {log}:5: not a run-log line (corrupt or not an evalkit log) (the page lists such lines)",
-        f"evalkit: warning: {log}:7: truncated last line (no newline at the end: the run was cut short) "
+        f"evalkit: warning: {log}:8: truncated last line (no newline at the end: the run was cut short) "
         "(the page lists such lines)"]
     assert "<script>window.pwned" not in page.read_text()
     load(browser, page.as_uri())

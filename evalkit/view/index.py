@@ -57,7 +57,8 @@ def flags_of(r: SampleResult) -> int:
     if r.truncated:
         bits |= BIT["truncated"]
     grader = r.grader if isinstance(r.grader, dict) else {}
-    if (r.extras or {}).get("choice/invalid") == 1.0 or grader.get("valid") is False:
+    extras = r.extras if isinstance(r.extras, dict) else {}
+    if extras.get("choice/invalid") == 1.0 or grader.get("valid") is False:
         bits |= BIT["invalid"]
     return bits
 
@@ -114,10 +115,11 @@ class LogIndex:
         return sorted({r.group for r in self.rows if r.group is not None})
 
 
-def _bad(line: bytes, last: bool) -> str | None:
-    """Why a line cannot be read, or None. A cut-short last line is the usual mark of a killed run."""
-    if last and not line.endswith(b"\n"):
-        return "truncated last line (no newline at the end: the run was cut short)"
+TRUNCATED = "truncated last line (no newline at the end: the run was cut short)"
+
+
+def _utf8_problem(line: bytes) -> str | None:
+    """Why a line that is not a log line is not: invalid UTF-8 said precisely, or None."""
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -146,12 +148,12 @@ def open_index(path: str | Path) -> LogIndex:
 
 
 def _read_line(index: LogIndex, line: bytes, lineno: int, offset: int, last: bool) -> None:
-    reason = _bad(line, last)
+    reason = TRUNCATED if last else None       # a cut-short last line is the usual mark of a killed run
     if reason is None:
         try:
             rec, result = parse_line(line, index.path, lineno)
         except EvalkitError as exc:
-            reason = str(exc).removeprefix(f"{index.path}:{lineno}: ")
+            reason = _utf8_problem(line) or str(exc).removeprefix(f"{index.path}:{lineno}: ")
     if reason is not None:
         index.bad_count += 1
         if len(index.bad_lines) < MAX_BAD:
