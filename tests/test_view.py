@@ -89,7 +89,7 @@ def text(driver, css: str) -> str:
 
 
 def filter_counts(driver) -> dict[str, int]:
-    return {b.get_attribute("data-filter"): int(b.find_element(By.CSS_SELECTOR, ".count").text)
+    return {b.get_attribute("data-filter"): int(b.find_element(By.CSS_SELECTOR, ".count").text.replace(",", ""))
             for b in driver.find_elements(By.CSS_SELECTOR, "#filters button")}
 
 
@@ -368,7 +368,7 @@ def test_exam_chain_links_to_its_items(evalkit, start_server, tmp_path, serve, b
     browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab='exams']").click()
     until(browser, lambda d: d.find_element(By.ID, "exam-view").is_displayed())
     steps = [s.find_element(By.CSS_SELECTOR, ".value").text for s in browser.find_elements(By.CSS_SELECTOR, ".chain .step")]
-    assert steps == [" + ".join(s["name"] for s in exam["sections"]),
+    assert steps == [f"{len(exam['sections'])} section(s)",
                      f"{fmt(exam['composite'])} / {fmt(exam['composite_max'])}", fmt(exam["scaled"]),
                      exam["percentile"]["text"]]
     rows = browser.find_elements(By.CSS_SELECTOR, "table.sections tbody tr")

@@ -47,7 +47,7 @@ EV.exam = {
     const names = e.sections.map((s) => s.name).join(" + ");
     const scale = e.scale || {};
     const chain = EV.el("div", {class: "chain"},
-      this.step("sections", names, `${e.sections.length} section(s)`, this.allItems(e)), EV.el("span", {class: "arrow"}, "→"),
+      this.step("sections", `${e.sections.length} section(s)`, names, this.allItems(e)), EV.el("span", {class: "arrow"}, "→"),
       this.step("composite", `${EV.num(e.composite)} / ${EV.num(e.composite_max)}`, "weighted section scores", this.allItems(e)),
       EV.el("span", {class: "arrow"}, "→"),
       this.step("scaled", EV.num(e.scaled), (e.scaled_ci95 ? `95% CI ${EV.num(e.scaled_ci95[0])}-${EV.num(e.scaled_ci95[1])} · ` : "") +

@@ -76,7 +76,7 @@ EV.list = {
     const box = EV.clear(EV.$("#filters"));
     for (const f of ["all", ...EV.meta.filters]) {
       const b = EV.el("button", {"data-filter": f, class: f === this.state.filter ? "active" : ""},
-        `${f} `, EV.el("span", {class: "count"}, String(counts[f] || 0)));
+        `${f} `, EV.el("span", {class: "count"}, (counts[f] || 0).toLocaleString("en")));
       b.addEventListener("click", () => this.show({filter: f, offset: 0}));
       box.append(b);
     }
