@@ -19,6 +19,7 @@ import base64
 import html
 import io
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +205,7 @@ def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
         if cal and cal.ece is not None:
             images.append((f"{r.eval} · {r.model}", reliability_png(cal.model_dump(), f"{r.eval} · {r.model}")))
     if fmt == "html":
-        return _html(runs, images, table)
+        return _html(runs, images, table, out)
     return _markdown(runs, images, out, table)
 
 
@@ -258,10 +259,12 @@ class Section:
     calibration: list[str]                             # sentences under the table: calibration, thinking
     group_header: list[str]
     group_rows: list[tuple[str, list[str]]]            # (group, one cell per model; "–" where absent)
+    view: str = ""                                     # the command that opens these logs' samples
+    view_page: str | None = None                       # their viewer page beside the report (with --out)
 
 
-def _sections(runs: list[Run]) -> list[Section]:
-    out = []
+def _sections(runs: list[Run], out: Path | None = None) -> list[Section]:
+    sections = []
     for name, group in _by_eval(runs).items():
         rows = [(r.model, r.summary.incomplete,
                  [_cell(r), f"{r.summary.scored}/{r.summary.n}", str(r.summary.errors), str(r.summary.unparsed),
@@ -279,8 +282,15 @@ def _sections(runs: list[Run]) -> list[Section]:
                 m = (r.summary.groups or {}).get(g)
                 cells.append(f"{_fmt(m.value)} (n={m.n})" if m else "–")
             group_rows.append((g, cells))
-        out.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows))
-    return out
+        view = "evalkit view " + " ".join(shlex.quote(r.path) for r in group)
+        page = None
+        if out is not None:
+            from evalkit.view.page import write_beside
+
+            page = write_beside([r.path for r in group], out, name)
+        sections.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows, view,
+                                page))
+    return sections
 
 
 def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None, exams: list[dict]) -> str:
@@ -291,7 +301,7 @@ def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None
         lines += [f"| {r['exam']}{' (incomplete)' if r['incomplete'] else ''} | {r['model']} | {r['score']} | "
                   f"{r['percentile']} | {r['ci']} |" for r in exams]
         lines.append("")
-    for sec in _sections(runs):
+    for sec in _sections(runs, out):
         lines += [f"## {sec.name}", "", f"| model | {sec.metric} [95% CI] | n | errors | unparsed | cost |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {model}{' (incomplete)' if incomplete else ''} | " + " | ".join(cells) + " |"
@@ -299,6 +309,8 @@ def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None
         lines.append("")
         for sentence in sec.calibration:
             lines += [sentence, ""]
+        link = f"[the sample browser]({sec.view_page}) · " if sec.view_page else ""
+        lines += [f"Samples: {link}`{sec.view}`", ""]
         if sec.group_rows:
             lines += ["| group | " + " | ".join(sec.group_header) + " |", "|---|" + "---|" * len(sec.group_header)]
             lines += [f"| {g} | " + " | ".join(cells) + " |" for g, cells in sec.group_rows]
@@ -326,7 +338,7 @@ text-align:left}th{background:#f1f4f8}td.num{text-align:right;font-variant-numer
 """
 
 
-def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict]) -> str:
+def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict], out: Path | None = None) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>evalkit report</title>",
              f"<style>{CSS}</style></head><body><h1>evalkit report</h1>",
@@ -340,7 +352,7 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict]) -
             parts.append(f"<tr><td>{e(r['exam'])}{flag}</td><td>{e(r['model'])}</td><td class='num'>{e(r['score'])}</td>"
                          f"<td>{e(r['percentile'])}</td><td class='num'>{e(r['ci'])}</td></tr>")
         parts.append("</tbody></table>")
-    for sec in _sections(runs):
+    for sec in _sections(runs, out):
         parts.append(f"<h2>{e(sec.name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(sec.metric)} [95% CI]</th>"
                      "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
         for model, incomplete, cells in sec.rows:
@@ -348,6 +360,8 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict]) -
             parts.append(f"<tr><td>{e(model)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
         parts.append("</tbody></table>")
         parts += [f"<p>{e(sentence)}</p>" for sentence in sec.calibration]
+        link = f"<a href='{e(sec.view_page)}'>the sample browser</a> · " if sec.view_page else ""
+        parts.append(f"<p class='view'>Samples: {link}<code>{e(sec.view)}</code></p>")
         if sec.group_rows:
             parts.append("<table class='groups'><thead><tr><th>group</th>"
                          + "".join(f"<th>{e(m)}</th>" for m in sec.group_header) + "</tr></thead><tbody>")

@@ -24,6 +24,7 @@ from evalkit.core.errors import EvalkitError
 EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 from evalkit.cli.data import data as data_commands
 from evalkit.cli.predict import predict_cmd as predict_command
+from evalkit.view.command import view as view_command
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -532,6 +533,7 @@ def merge(logs: tuple[str, ...], log_file: Path | None, log_dir: Path | None, al
 
 cli.add_command(data_commands)
 cli.add_command(predict_command)
+cli.add_command(view_command)
 
 
 def _terminate(signum, frame) -> None:

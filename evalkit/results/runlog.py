@@ -174,6 +174,13 @@ def _sample(rec: dict, path: Path, lineno: int, slim: bool = False) -> SampleRes
         raise EvalkitError(f"{path}:{lineno}: a malformed sample line") from None
 
 
+def parse_line(line: bytes, path: Path, lineno: int) -> tuple[dict, SampleResult | None]:
+    """One whole log line read as `read_log` reads it: the record, and the typed result of a sample
+    line. Raises EvalkitError naming `path:lineno` (`evalkit view` lists such lines and goes on)."""
+    rec = _parse(line, path, lineno)
+    return rec, (_sample(rec, path, lineno) if rec.get("type") == "sample" else None)
+
+
 def read_log(path: str | Path) -> LogContents:
     """A finished or partial log: its header, each sample's last line, and its summary if any."""
     path = Path(path)

@@ -1,0 +1,1 @@
+"""`evalkit view`: a sample browser for run logs, served locally or written as one file (docs/view.md)."""
