@@ -70,12 +70,12 @@ def checked_summary(log: LogContents) -> tuple[Summary, str | None]:
             "this report shows what the samples say")
     warn(said)
     return mine.model_copy(update={"status": claimed.status, "incomplete": claimed.incomplete,
-                                   "n": max(claimed.n, mine.scored + mine.errors)}), said
+                                   "n": max(claimed.n, mine.scored + mine.invalid_grades + mine.errors)}), said
 
 
 def _differences(claimed: Summary, mine: Summary) -> list[str]:
     """What `claimed` says that differs from `mine`: counts, and each metric's value overall and per group."""
-    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}" for k in ("scored", "errors", "truncated")
+    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}" for k in ("scored", "errors", "truncated", "unparsed", "invalid_grades")
            if getattr(claimed, k) != getattr(mine, k)]
     for where, a, b in (("", claimed.metrics, mine.metrics), ("group ", claimed.groups or {}, mine.groups or {})):
         for name in sorted(set(a) | set(b)):
@@ -104,7 +104,7 @@ def summary_from_log(log: LogContents) -> Summary:
     return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
                    endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
                    incomplete=True, primary_metric=metrics[0], n=partial.get("n") or len(results), scored=part.scored,
-                   errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+                   errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
                    metrics={k: Stat(**v) for k, v in part.metrics.items()},
                    groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
                    calibration=Calibration(**part.calibration) if part.calibration else None,

@@ -103,3 +103,91 @@ def test_per_group_and_macro_intervals_at_one(evalkit, start_server, tmp_path):
     assert s["groups"]["even"]["ci95"] == s["groups"]["odd"]["ci95"] == [0.691503, 1.0]
     lo, hi = s["metrics"]["macro_accuracy"]["ci95"]
     assert hi == 1.0 and 0.8 < lo < 0.9
+
+
+# ----------------------------------------------------------------------------- unread answers
+
+GRADED = """\
+graded:
+  template: model_graded
+  dataset: {format: jsonl, path: ./graded.jsonl, split: test, fields: {id: id, question: prompt, answer: expected}}
+  prompt: {template: "{question}"}
+  generation: {temperature: 0, max_tokens: 64}
+  scoring: {method: graded, grader: refusal, criteria: "Allowed: everything asked here."}
+  metrics: [score]
+"""
+
+
+def graded_run(evalkit, start_server, tmp_path, verdicts: list[str], *flags):
+    """A 3-item model-graded eval whose grader replies `verdicts` (one per item, in id order)."""
+    rows = [{"id": f"g{i}", "prompt": f"Tell me fact number {i}.", "expected": "help"} for i in range(3)]
+    (tmp_path / "graded.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "graded.yaml").write_text(GRADED)
+    key = [{"model": "cand", "match": r["prompt"], "reply": f"REPLY-{r['id']} the fact"} for r in rows]
+    key += [{"model": "judge", "match": f"REPLY-{r['id']} ", "reply": v} for r, v in zip(rows, verdicts)]
+    server = start_server(key, default_reply="???")
+    return run_json(evalkit, str(tmp_path / "graded.yaml"), "--model", "openai/cand", "--grader-model",
+                    "openai/judge", "--base-url", server.url, *flags)
+
+
+def test_a_grader_with_no_usable_verdict_scores_nothing_and_exits_1(evalkit, start_server, tmp_path):
+    """Was: text `score n/a n=0/3`, but --json `status: complete, scored: 3` and exit 0."""
+    rc, s, err = graded_run(evalkit, start_server, tmp_path, ["no idea", "cannot say", "hmm"])
+    assert rc == 1
+    assert (s["scored"], s["invalid_grades"], s["unparsed"], s["errors"]) == (0, 3, 3, 0)
+    assert s["metrics"]["score"]["n"] == 0 and s["metrics"]["score"]["value"] is None
+    assert "graded: no sample was scored (0 errors, 3 invalid grades;" in err
+    assert "3 of 3 answered samples (100%) could not be read" in err and "for example 'no idea'" in err
+    summary = [r for r in read_jsonl(s["log"]) if r["type"] == "summary"][-1]
+    assert (summary["scored"], summary["invalid_grades"]) == (0, 3)
+
+
+def test_two_invalid_grades_of_three_fail_and_show_n_1(evalkit, start_server, tmp_path):
+    """Was: headline 1.0000 (95% CI 1.0000-1.0000) from one sample, exit 0. Invalid grades count
+    against --fail-on-error like errors; the interval of 1/1 is 0.025-1."""
+    rc, s, err = graded_run(evalkit, start_server, tmp_path, ["A\nfits", "no idea", "none of these"])
+    assert rc == 1
+    assert (s["scored"], s["invalid_grades"], s["unparsed"]) == (1, 2, 2)
+    assert s["metrics"]["score"] == {"value": 1.0, "ci95": [0.025, 1.0], "n": 1, "groups": None}
+    assert "graded: of 3 samples, 2 got a grade naming no valid class (not scored), more than --fail-on-error 0" in err
+    res = evalkit("run", str(tmp_path / "graded.yaml"), "--model", "openai/cand", "--grader-model", "openai/judge",
+                  "--base-url", s["endpoint"], "--quiet", "--fail-on-error", "2")
+    assert res.returncode == 1        # within --fail-on-error 2, but 2 of 3 (67%) unread is more than half
+    assert "score 1.0000 (95% CI 0.0250-1.0000)" in res.stdout
+    assert "n=1/3  errors=0  unparsed=2 (invalid grades 2)" in res.stdout, res.stdout
+
+
+def test_one_invalid_grade_within_fail_on_error_warns(evalkit, start_server, tmp_path):
+    rc, s, err = graded_run(evalkit, start_server, tmp_path, ["A\nok", "D\nok", "no idea"], "--fail-on-error", "1")
+    assert rc == 0 and (s["scored"], s["invalid_grades"]) == (2, 1)
+    assert "graded: 1 of 3 samples got a grade naming no valid class (not scored)" in err
+    assert "1 of 3 answered samples (33%) could not be read" in err     # more than 10%: the warning
+
+
+def test_gsm8k_with_every_reply_unparsed_is_loud(evalkit, start_server):
+    """Was: 0.0000 (CI 0.0000-0.0000), exit 0, no warning."""
+    server = start_server([], default_reply="I would rather not say.")
+    rc, s, err = run_json(evalkit, "gsm8k", "--limit", "50", "--model", "openai/m", "--base-url", server.url)
+    assert rc == 1
+    assert (s["scored"], s["unparsed"], s["blank"]) == (50, 50, 0)
+    assert s["metrics"]["accuracy"]["value"] == 0.0 and s["metrics"]["accuracy"]["ci95"] == [0.0, 0.071122]
+    note = next(n for n in s["notes"] if "could not be read" in n)
+    assert note.startswith("MOST REPLIES WERE NOT READ, the score is not the model's: 50 of 50 answered samples (100%)")
+    assert "expected a number (the last number in the reply counts); for example 'I would rather not say.'" in note
+    assert f"evalkit: warning: gsm8k: {note}" in err
+    assert "gsm8k: 50 of 50 answered samples could not be read (more than 50%: see docs/results.md)" in err
+
+
+def test_blank_replies_are_counted_and_examples_are_cut(evalkit, start_server, tmp_path):
+    long = "x" * 400
+    key = [{"match": f"Question number {i}?", "reply": ""} for i in range(2)]
+    key += [{"match": "Question number 2?", "reply": long}]
+    server = start_server(key, default_reply="Answer: A")
+    rc, s, err = run_json(evalkit, quiz(tmp_path, 10), "--model", "openai/m", "--base-url", server.url)
+    assert rc == 0                                    # 3 of 10 unread: a warning, not a failure
+    assert (s["unparsed"], s["blank"], s["invalid_grades"]) == (3, 2, 0)
+    note = next(n for n in s["notes"] if "could not be read" in n)
+    assert "3 of 10 answered samples (30%)" in note and "expected an option letter (ABCD), e.g. 'Answer: C'" in note
+    example = note.split("for example ")[1]
+    assert example in ("''", "'" + "x" * 155 + "...'")
+    assert len(example) <= 160
