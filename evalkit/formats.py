@@ -144,7 +144,8 @@ def percentile_text(r: dict) -> str:
 
 def exam_text(r: dict) -> str:
     scale = r["scale"]
-    lines = [f"{r['exam']}  {r['model']}  {r['title']}" + ("  [INCOMPLETE]" if r["incomplete"] else "")]
+    lines = [f"{r['exam']}  {r['model']}  {r['title']}" + ("  [INCOMPLETE]" if r["incomplete"] else "")
+             + (f"  [PARTIAL: --limit {r['partial']['limit']}]" if r.get("partial") else "")]
     for s in r["sections"]:
         blank = f", {s['blank']} blank" if s["blank"] else ""
         errs = f", {s['errors']} errors" if s["errors"] else ""

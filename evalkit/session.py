@@ -272,4 +272,18 @@ def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, echo, reg) -> str |
     echo(json.dumps(result) if req.as_json else exam_text(result))
     if result["incomplete"]:
         return f"{exam.name}: incomplete (some items errored or the run stopped); rerun to resume"
+    return _exam_unread(result)
+
+
+def _exam_unread(result: dict) -> str | None:
+    """An exam section whose answers mostly could not be read is no score (evalkit.unread)."""
+    from .unread import FAIL_SHARE, WARN_SHARE
+
+    for sec in result["sections"]:
+        if sec["n"] and sec["blank"] > WARN_SHARE * sec["n"]:
+            warn(f"{result['exam']}: section {sec['name']}: {sec['blank']} of {sec['n']} answers could not be read "
+                 f"(scored as blank); see {sec['log']}")
+        if sec["n"] and sec["blank"] > FAIL_SHARE * sec["n"]:
+            return (f"{result['exam']}: section {sec['name']}: {sec['blank']} of {sec['n']} answers could not be read "
+                    f"(more than {FAIL_SHARE:.0%}: see docs/results.md); the score is the answer format's, not the model's")
     return None

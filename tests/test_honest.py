@@ -191,3 +191,50 @@ def test_blank_replies_are_counted_and_examples_are_cut(evalkit, start_server, t
     example = note.split("for example ")[1]
     assert example in ("''", "'" + "x" * 155 + "...'")
     assert len(example) <= 160
+
+
+# ----------------------------------------------------------------------------- exams
+
+def test_lsat_reads_answer_colon_letter(evalkit, start_server, tmp_path):
+    """A model writing "Answer: C" got 120 (0th percentile) on every item: only the literal
+    "answer is therefore [X]" was read. The prompt is still the report's ANSWER KEY layout."""
+    server = start_server([], default_reply="Let me think.\nAnswer: C", tail_after="Problem 4. ")
+    rc, r, err = run_json(evalkit, "lsat", "--limit", "12", "--model", "openai/m", "--base-url", server.url,
+                          "--log-dir", str(tmp_path / "logs"))
+    assert rc == 0, err
+    for sec in r["sections"]:
+        recs = [x for x in read_jsonl(sec["log"]) if x["type"] == "sample"]
+        assert len(recs) == sec["n"] == 12 and sec["blank"] == 0
+        assert all(x["parsed"] is not False and x["extracted"] == "C" for x in recs)
+        assert sec["correct"] == sum(x["target"] == "C" for x in recs)
+        assert all(x["score"] == float(x["target"] == "C") for x in recs)
+    prompt = server.requests()[-1]["body"]["messages"][-1]["content"]
+    assert prompt.startswith("ANSWER KEY\n\n") and "The answer is therefore [" in prompt
+
+
+def test_an_exam_nobody_could_read_exits_1(evalkit, start_server, tmp_path):
+    server = start_server([], default_reply="I am not sure about this one.", tail_after="Problem 4. ")
+    rc, r, err = run_json(evalkit, "sat-math", "--limit", "10", "--model", "openai/m", "--base-url", server.url,
+                          "--log-dir", str(tmp_path / "logs"))
+    assert rc == 1 and r["sections"][0]["blank"] == 10
+    assert "sat-math: section math: 10 of 10 answers could not be read (more than 50%" in err
+
+
+def test_exam_results_are_never_overwritten_and_partial_is_marked(evalkit, start_server, tmp_path):
+    """A `--limit 30` run replaced the full run's runs/exams/<exam>/<model>.json."""
+    server = start_server([], default_reply="The answer is therefore [A]", tail_after="Problem 4. ")
+    logs = str(tmp_path / "logs")
+    rc, full, _ = run_json(evalkit, "sat-math", "--model", "openai/m", "--base-url", server.url, "--log-dir", logs)
+    assert rc == 0 and full["partial"] is None and full["sections"][0]["n"] == 220
+    rc, part, _ = run_json(evalkit, "sat-math", "--limit", "30", "--model", "openai/m", "--base-url", server.url,
+                           "--log-dir", logs)
+    assert rc == 0 and part["partial"] == {"limit": 30} and part["sections"][0]["n"] == 30
+    assert part["log"] != full["log"]
+    assert json.loads(open(full["log"]).read())["sections"][0]["n"] == 220     # still the full run's
+    assert json.loads(open(part["log"]).read())["partial"] == {"limit": 30}
+    again = evalkit("run", "sat-math", "--limit", "30", "--model", "openai/m", "--base-url", server.url,
+                    "--log-dir", logs, "--quiet")
+    assert again.stdout.splitlines()[0].endswith("  [PARTIAL: --limit 30]")
+    assert f"log: {part['log']}" in again.stdout                              # the same run: its own file
+    results = sorted((tmp_path / "logs" / "exams" / "sat-math").glob("*.json"))
+    assert [str(p) for p in results] == sorted([full["log"], part["log"]])

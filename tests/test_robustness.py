@@ -171,8 +171,8 @@ def test_long_replies_are_read_in_linear_time(evalkit, start_server, tmp_path):
                "The answer is " * 8_000]
     server = start_server([{"match": f"Question number {i}?", "reply": r} for i, r in enumerate(replies)])
     started = time.monotonic()
-    s = run_json(evalkit, str(spec), "--model", "openai/m", "--base-url", server.url)
-    assert time.monotonic() - started < 30 and s["scored"] == 4
+    s = run_json(evalkit, str(spec), "--model", "openai/m", "--base-url", server.url, code=1)   # all unread: exit 1
+    assert time.monotonic() - started < 30 and s["scored"] == 4 and s["unparsed"] == 4
 
 
 # ----------------------------------------------------------------------------- input files
