@@ -26,7 +26,7 @@ from .errors import EvalkitError, warn
 from .pipeline import run_eval
 from .plan import RunOptions
 from .results import Summary
-from .exams import Exam, score_exam
+from .exams import Exam, percentile_of, score_exam
 from .logs import model_slug, read_log
 from .places import default_log_dir
 
@@ -150,6 +150,8 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
     result = score_exam(exam, records, model=opts.model, logs=logs, incomplete=incomplete, seed=opts.seed)
     out = result.as_dict()
     out["partial"] = {"limit": opts.limit} if opts.limit else None
+    if result.percentile is not None:        # the chart's interval: the percentile's low end at each score bound
+        out["percentile_bounds_ci95"] = [percentile_of(exam, x).lower_bound for x in result.scaled_ci95]
     if opts.limit:
         out["notes"].append(f"PARTIAL: --limit {opts.limit}: each section scored on at most {opts.limit} items, "
                             "not the whole exam")

@@ -163,6 +163,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             **({"wire": backend.wire_notes()} if backend.wire_notes() else {}),
             **({"reasoning_budget": budget} if (budget := backend.reasoning_budget(plan.sampling)) else {}),
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"], "data": plan.identity["data"],
+            "planned": len(plan.samples) * plan.per_item,          # so a killed run's report knows its n
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
             **({"shard": plan.part.header(plan.unsharded_key)} if plan.part else {}),
