@@ -155,6 +155,10 @@ def test_two_invalid_grades_of_three_fail_and_show_n_1(evalkit, start_server, tm
     assert res.returncode == 1        # within --fail-on-error 2, but 2 of 3 (67%) unread is more than half
     assert "score 1.0000 (95% CI 0.0250-1.0000)" in res.stdout
     assert "n=1/3  errors=0  unparsed=2 (invalid grades 2)" in res.stdout, res.stdout
+    page = tmp_path / "graded.html"
+    assert evalkit("report", s["log"], "--format", "html", "--out", str(page)).returncode == 0
+    row = Tables(page.read_text()).tables["summary"][1]               # the HTML report said n 3/3
+    assert row[1:5] == ["1.0000 [0.0250, 1.0000]", "1/3", "0", "2 (invalid grades 2)"]
 
 
 def test_one_invalid_grade_within_fail_on_error_warns(evalkit, start_server, tmp_path):
@@ -238,3 +242,109 @@ def test_exam_results_are_never_overwritten_and_partial_is_marked(evalkit, start
     assert f"log: {part['log']}" in again.stdout                              # the same run: its own file
     results = sorted((tmp_path / "logs" / "exams" / "sat-math").glob("*.json"))
     assert [str(p) for p in results] == sorted([full["log"], part["log"]])
+
+
+# ----------------------------------------------------------------------------- the report
+
+class Tables(__import__("html.parser").parser.HTMLParser):
+    """The HTML report's tables (by class: rows of cell texts), figure captions and paragraphs."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.captions: list[str] = []
+        self.paragraphs: list[str] = []
+        self._table, self._row, self._cell, self._text = None, None, None, None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("class", "?"), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ""
+        elif tag in ("figcaption", "p"):
+            self._text = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table.append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag == "figcaption":
+            self.captions.append(self._text)
+            self._text = None
+        elif tag == "p" and self._text is not None:
+            self.paragraphs.append(self._text)
+            self._text = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        if self._text is not None:
+            self._text += data
+
+
+def test_html_report_tells_runs_apart(evalkit, start_server, tmp_path):
+    spec = quiz(tmp_path, 10)
+    answers = [{"match": f"Question number {i}?", "reply": "A" if i % 5 else "B",
+                "logprobs": {"A": math.log(0.8), "B": math.log(0.2)}} for i in range(10)]
+    server = start_server(answers)
+    logs = tmp_path / "logs"
+    base = ("--model", "openai/good", "--base-url", server.url, "--logprobs", "--log-dir", str(logs))
+    _, full, _ = run_json(evalkit, spec, *base)
+    _, part, _ = run_json(evalkit, spec, *base, "--limit", "5")
+    bad = evalkit("run", spec, "--model", "openai/o3", "--base-url", server.url, "--temperature", "0.5",
+                  "--log-dir", str(logs))
+    assert bad.returncode == 2
+    header_only = next((logs / "quiz").glob("openai_o3__*.jsonl"))
+    assert len(header_only.read_text().splitlines()) == 1
+    lines = open(full["log"]).read().splitlines()
+    killed = tmp_path / "killed.jsonl"
+    killed.write_text("\n".join(lines[:5]) + "\n")                     # header + 4 samples, no summary
+    page = tmp_path / "report.html"
+    res = evalkit("report", full["log"], part["log"], str(header_only), str(killed), "--format", "html",
+                  "--out", str(page))
+    assert res.returncode == 0, res.stderr
+    assert f"{header_only}: no samples" in res.stderr
+    t = Tables(page.read_text())
+    rows = t.tables["summary"]
+    assert rows[0] == ["model", "accuracy [95% CI]", "n", "errors", "unparsed", "cost"]
+    acc = full["metrics"]["accuracy"]
+    assert rows[1][1:] == [f"{acc['value']:.4f} [{acc['ci95'][0]:.4f}, {acc['ci95'][1]:.4f}]", "10/10", "0", "0", "–"]
+    created = json.loads(lines[0])["created"][:16].replace("T", " ")
+    # full and killed share options and header (one is cut from the other): told apart by date, then file
+    assert [r[0] for r in rows[1:]] == [
+        f"openai/good · limit=None · n=10 · {created} · {full['log'].rsplit('/', 1)[1]}",
+        "openai/good · limit=5 · n=5 partial: --limit 5",
+        f"openai/good · limit=None · n=10 · {created} · killed.jsonl killed"]
+    assert rows[2][2] == "5/5" and rows[3][2] == "4/10"                 # the killed run planned 10
+    assert all("o3" not in r[0] for r in rows)                         # the header-only log is left out ...
+    assert any(p.startswith("Left out, no samples") and str(header_only) in p for p in t.paragraphs)   # ... and listed
+    overview = t.tables["overview"]
+    assert overview[0] == ["eval", "openai/good"] and overview[1][0] == "quiz"
+    assert overview[1][1].count(";") == 2 and "(partial: --limit 5)" in overview[1][1] and "(killed)" in overview[1][1]
+    bins = {b["lo"]: b["count"] for b in full["calibration"]["bins"]}
+    cap = next(c for c in t.captions if c.startswith("quiz · " + rows[1][0]))
+    assert f"0.8-0.9: {bins[0.8]}" in cap and f"0.2-0.3: {bins[0.2]}" in cap and bins[0.8] == 10
+
+
+def test_report_marks_a_partial_exam_and_its_percentile_interval(evalkit, start_server, tmp_path):
+    server = start_server([], default_reply="The answer is therefore [A]", tail_after="Problem 4. ")
+    rc, r, _ = run_json(evalkit, "lsat", "--limit", "20", "--model", "openai/m", "--base-url", server.url,
+                        "--log-dir", str(tmp_path / "logs"))
+    assert rc == 0 and len(r["percentile_bounds_ci95"]) == 2
+    page = tmp_path / "exams.html"
+    assert evalkit("report", r["log"], "--format", "html", "--out", str(page)).returncode == 0
+    t = Tables(page.read_text())
+    head, row = t.tables["exams"]
+    assert head == ["exam", "model", "score", "percentile", "score 95% CI", "percentile 95% CI"]
+    assert row[0] == "LSAT partial: --limit 20" and row[1] == "openai/m"
+    assert row[5] == " to ".join(r["percentile_ci95"])
+    assert t.captions[0].startswith("Exam percentiles") and "95% interval" in t.captions[0]
