@@ -8,8 +8,8 @@ bootstrap, of 2,000 seeded draws, so a summary is reproducible:
 
 - **Micro** (all samples): the percentile bootstrap. For 0/1 scores the resampled mean of n
   draws is exactly Binomial(n, p)/n, so it is drawn that way: no n x B matrix.
-- **Per group and macro, for metrics that are not proportions** (the mean of group means): a group of one or a few samples says little
-  about its own mean, and a bootstrap of one sample has no spread at all (a 3-sample run printed
+- **Per group and macro, for metrics that are not proportions** (the mean of group means): a
+  group of one or a few samples says little about its own mean, and a bootstrap of one sample has no spread at all (a 3-sample run printed
   the interval 0.3333-0.3333, and a 100-question MMLU run a macro interval half as wide as the
   micro one). So each group's mean is drawn from Normal(mean_g, var_g / n_g), where var_g is the
   group's own variance shrunk toward the within-group variance pooled over all groups:
@@ -112,9 +112,9 @@ def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str 
         draws = {g: _group_draws(v, prior_var, rng) for g, v in groups.items()}
         span = (float(values.min()), float(values.max()))
         binary = _binary(values)
-        out["groups"] = {g: {"value": round(float(groups[g].mean()), 6), "n": int(len(groups[g])),
-                             "ci95": _rounded(clopper_pearson(int(groups[g].sum()), len(groups[g]))) if binary else _ci(d, span)}
-                         for g, d in draws.items()}
+        out["groups"] = {g: {"value": round(float(v.mean()), 6), "n": int(len(v)),
+                             "ci95": _rounded(clopper_pearson(int(v.sum()), len(v))) if binary else _ci(draws[g], span)}
+                         for g, v in groups.items()}
         counts = [(int(v.sum()), len(v)) for v in groups.values()]
         out[f"macro_{name}"] = {
             "value": round(float(np.mean([v.mean() for v in groups.values()])), 6),

@@ -477,7 +477,8 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
         status = {"interrupted": "interrupted", "max_cost": "stopped: max_cost"}.get(stats.stopped or "", "complete")
     if status == "complete" and part.answered < n:
         status = "errors"
-    part.notes += [note] if (note := unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())) else []
+    note = unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())
+    part.notes += [note] if note else []
     if plan.part is not None:
         part.notes.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
                           "`evalkit merge` the shards' logs for the whole run")

@@ -80,7 +80,8 @@ def checked_summary(log: LogContents) -> tuple[Summary, str | None]:
 
 def _differences(claimed: Summary, mine: Summary) -> list[str]:
     """What `claimed` says that differs from `mine`: counts, and each metric's value overall and per group."""
-    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}" for k in ("scored", "errors", "truncated", "unparsed", "invalid_grades")
+    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}"
+           for k in ("scored", "errors", "truncated", "unparsed", "invalid_grades")
            if getattr(claimed, k) != getattr(mine, k)]
     for where, a, b in (("", claimed.metrics, mine.metrics), ("group ", claimed.groups or {}, mine.groups or {})):
         for name in sorted(set(a) | set(b)):
@@ -215,7 +216,8 @@ def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
     images: list[tuple[str, bytes]] = []
     table = exam_rows(exams)
     if any(row["lower_bound"] is not None for row in table):
-        images.append(("Exam percentiles (lower bound of each range, bars: its 95% interval)", percentile_chart_png(table)))
+        images.append(("Exam percentiles (lower bound of each range, bars: its 95% interval)",
+                       percentile_chart_png(table)))
     label = labels(runs)
     for r in runs:
         cal = r.summary.calibration
@@ -243,7 +245,8 @@ def exam_rows(exams: list[dict]) -> list[dict]:
                      "percentile": pct["text"] if pct else "–",
                      "ci": f"{_num(lo)}-{_num(hi)}" if lo is not None else "–",
                      "lower_bound": (0.0 if pct["below"] else pct["low"]) if pct else None,
-                     "lower_ci": e.get("percentile_bounds_ci95"), "pct_ci": " to ".join(e.get("percentile_ci95") or []) or "–",
+                     "lower_ci": e.get("percentile_bounds_ci95"),
+                     "pct_ci": " to ".join(e.get("percentile_ci95") or []) or "–",
                      "incomplete": bool(e.get("incomplete")),
                      "partial": f"partial: --limit {e['partial']['limit']}" if e.get("partial") else ""})
     return rows
@@ -375,7 +378,8 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict], l
                      "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
         for label, st, cells in sec.rows:
             flag = f" <span class='incomplete'>{e(st)}</span>" if st else ""
-            parts.append(f"<tr><td>{e(label)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
+            parts.append(f"<tr><td>{e(label)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells)
+                         + "</tr>")
         parts.append("</tbody></table>")
         parts += [f"<p>{e(sentence)}</p>" for sentence in sec.calibration]
         if sec.group_rows:

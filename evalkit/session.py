@@ -285,5 +285,6 @@ def _exam_unread(result: dict) -> str | None:
                  f"(scored as blank); see {sec['log']}")
         if sec["n"] and sec["blank"] > FAIL_SHARE * sec["n"]:
             return (f"{result['exam']}: section {sec['name']}: {sec['blank']} of {sec['n']} answers could not be read "
-                    f"(more than {FAIL_SHARE:.0%}: see docs/results.md); the score is the answer format's, not the model's")
+                    f"(more than {FAIL_SHARE:.0%}: see docs/results.md); the score is the answer format's, "
+                    "not the model's")
     return None

@@ -200,15 +200,17 @@ def test_model_graded_registry_eval(evalkit, start_server, oai_registry, tmp_pat
     # fact: no choice_scores in the registry, so only the class rates are reported
     res = evalkit("run", "--registry", str(oai_registry), "coqa-fact-expl", "--model", "openai/m", "--grader-model",
                   "openai/m", "--base-url", server.url, "--limit", "3", "--json", "--quiet", "--log-dir", str(tmp_path / "l2"))
-    assert res.returncode == 0, res.stderr
+    # every grade invalid: nothing was scored, exit 1 (issue 24; this was exit 0 with scored 3)
+    assert res.returncode == 1 and "coqa-fact-expl: no sample was scored (0 errors, 3 invalid grades" in res.stderr
     s = json.loads(res.stdout)
     assert s["metrics"]["score"]["value"] is None and s["metrics"]["choice/invalid"]["value"] == 1.0
+    assert (s["scored"], s["invalid_grades"]) == (0, 3)
 
 
 def test_every_model_graded_registry_eval_runs(evalkit, start_server, oai_registry, tmp_path):
     """All 55 supported ModelBasedClassify evals in one run. The grader always answers "Y": valid
     exactly for the rubrics whose choices include Y (scored by their choice_scores), invalid (and
-    counted, not scored) for the others."""
+    counted, not scored) for the others, which therefore exit 1: nothing of theirs was scored."""
     inv = inventory(evalkit, oai_registry)
     names = sorted(n for n, r in inv.items() if r["supported"] and "ModelBased" in r["class"])
     assert len(names) == 55
@@ -223,7 +225,7 @@ def test_every_model_graded_registry_eval_runs(evalkit, start_server, oai_regist
     res = evalkit("run", "--registry", str(oai_registry), *names, "--model", "openai/m", "--grader-model",
                   "openai/judge", "--base-url", server.url, "--limit", "2", "--json", "--quiet",
                   "--log-dir", str(tmp_path / "logs"), timeout=1800)
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.returncode == 1, res.stderr[-2000:]            # was 0 (issue 24): some evals scored nothing
     runs = {s["eval"]: s for s in map(json.loads, res.stdout.splitlines())}
     assert sorted(runs) == names
     valid_evals = 0
@@ -234,7 +236,7 @@ def test_every_model_graded_registry_eval_runs(evalkit, start_server, oai_regist
         spec = specs[target["args"]["modelgraded_spec"].strip()]
         choices = list(spec["choice_strings"]) if isinstance(spec["choice_strings"], str) else spec["choice_strings"]
         s = runs[name]
-        assert s["errors"] == 0 and s["scored"] == 2, name
+        assert s["errors"] == 0 and s["scored"] + s["invalid_grades"] == 2, name
         if "Y" in choices:
             valid_evals += 1
             assert s["grader"]["invalid"] == 0 and s["metrics"]["choice/Y"]["value"] == 1.0, name
@@ -242,7 +244,8 @@ def test_every_model_graded_registry_eval_runs(evalkit, start_server, oai_regist
             if isinstance(scores, dict):
                 assert s["metrics"]["score"]["value"] == scores["Y"], name
         else:
-            assert s["grader"]["invalid"] == 2 and s["metrics"]["score"]["n"] == 0, name
+            assert s["grader"]["invalid"] == 2 and s["metrics"]["score"]["n"] == 0 and s["scored"] == 0, name
+            assert f"evalkit: {name}: no sample was scored (0 errors, 2 invalid grades" in res.stderr, name
     assert valid_evals >= 10
 
 
