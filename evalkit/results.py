@@ -136,7 +136,7 @@ class Summary(_Model):
     primary_metric: str
     excluded: int = 0
     n: int = Field(description="samples (completions, with n per item) the run covers")
-    scored: int
+    scored: int = Field(description="samples that produced a score (an error or an invalid grade did not)")
     errors: int
     truncated: int = Field(0, description="replies the token limit cut off before a whole answer, scored 0 and "
                                           "counted against --fail-on-error (raise --max-reasoning-tokens; rerun "
