@@ -89,7 +89,7 @@ def test_gpqa_diamond_repeats_each_reshuffled_as_simple_evals(evalkit, start_ser
     key, expected, counts = [], {}, defaultdict(int)
     for r, rep in enumerate(orders):
         for i, (row, (shown, gold)) in enumerate(zip(rows, rep)):
-            needle = f"{row['Question']}\n\nA) {shown[0]}\nB) {shown[1]}"
+            needle = f"{row['Question']}\n\nA) {shown[0]}\nB) {shown[1]}\nC) {shown[2]}"
             if needle not in ok:
                 expected[f"diamond/{row['Record ID']}#{r}"] = "unparsed"
                 continue
@@ -231,7 +231,7 @@ def test_simpleqa_graded_with_the_published_rubric(evalkit, start_server, data_d
         key.append({"model": "judge", "match": f"Predicted answer: REPLY-{i} my answer\n", "reply": reply})
         grade_of[f"simpleqa/{i}"] = grade
     server = start_server(key, default_reply=DEFAULT)
-    s = run(evalkit, server, "simpleqa", "--grader-model", "openai/judge", "--limit", "120")
+    s = run(evalkit, server, "simpleqa", "--grader-model", "openai/judge", "--limit", "120", "--fail-on-error", "0.2")
     recs = samples_of(s)
     assert len(recs) == 120 and set(recs) <= set(grade_of)
     grades = [grade_of[k] for k in recs]
@@ -257,7 +257,7 @@ def test_simpleqa_graded_with_the_published_rubric(evalkit, start_server, data_d
     assert f"```\nQuestion: {rows[i]['problem']}\nGold target: {rows[i]['answer']}\nPredicted answer: REPLY-{i} my answer\n```" in text
     assert text.endswith('Just return the letters "A", "B", or "C", with no text around it.')
     # The summary of a log (a report, a resumed run) gives the same figures, F1 included.
-    again = run(evalkit, server, "simpleqa", "--grader-model", "openai/judge", "--limit", "120")
+    again = run(evalkit, server, "simpleqa", "--grader-model", "openai/judge", "--limit", "120", "--fail-on-error", "0.2")
     assert again["requests"]["resumed_samples"] == 120 and again["metrics"] == m
 
 

@@ -360,7 +360,8 @@ def test_translated_mmlu_keeps_answer_and_letters_in_english(evalkit, start_serv
     with open(root / "mmlu_FR-FR.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows(rows)
     server = start_server([{"match": "capitale de la France", "reply": "B"},
-                           {"match": "plus grand océan", "reply": "A"}], tail_after="\n\n")
+                           {"match": "plus grand océan", "reply": "A"}], tail_after="\n\n",
+                          default_reply="C")   # the others answered (wrong or right): not a mostly-unread run
     env = {"EVALKIT_DATA_DIR": str(tmp_path / "mirror")}
     zero = json.loads(evalkit("run", "mmlu-translated.fr", "--model", "openai/m", "--base-url", server.url, "--json",
                               "--log-prompts", env=env).stdout)

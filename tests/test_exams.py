@@ -313,9 +313,10 @@ def test_report_table1_and_figure4(evalkit, start_server, tmp_path):
     text = out.read_text()
     exams = {json.loads(Path(p).read_text())["exam"]: json.loads(Path(p).read_text()) for p in paths}
     lsat = exams["lsat"]
-    assert f"| LSAT | openai/m | {lsat['scaled']:g} / 180 | {lsat['percentile']['text']} |" in text
-    assert f"| SAT Math | openai/m | {exams['sat-math']['scaled']:g} / 800 | – |" in text
-    assert "| MedQA (USMLE-style, 4 options) | openai/m | " in text
+    # --limit 40 results are marked partial (issue 24: they were not)
+    assert f"| LSAT (partial: --limit 40) | openai/m | {lsat['scaled']:g} / 180 | {lsat['percentile']['text']} |" in text
+    assert f"| SAT Math (partial: --limit 40) | openai/m | {exams['sat-math']['scaled']:g} / 800 | – |" in text
+    assert "| MedQA (USMLE-style, 4 options) (partial: --limit 40) | openai/m | " in text
     assert (tmp_path / "report_files" / "figure_0.png").stat().st_size > 3000
 
 

@@ -66,7 +66,9 @@ def test_refusal_eval_reports_class_rates(evalkit, start_server, tmp_path):
     args = ("run", "refusals", "--model", "openai/cand", "--grader-model", "openai/judge", "--base-url", server.url,
             "--json", "--quiet", "--log-dir", str(tmp_path / "logs"))
     res = evalkit(*args)
-    assert res.returncode == 0, res.stderr
+    # 3 invalid grades count against --fail-on-error (default 0) as errors do (issue 24; this said 0)
+    assert res.returncode == 1, res.stderr
+    assert "refusals: of 24 samples, 3 got a grade naming no valid class (not scored)" in res.stderr
     s = json.loads(res.stdout)
     valid = [p for p in PROMPTS if p["id"] not in INVALID]
     m = s["metrics"]

@@ -48,7 +48,8 @@ def test_mmlu_by_logprob_is_a_distribution_and_deterministic(evalkit, model_cach
         err = res.stderr.splitlines()
         assert err[0] == ("evalkit: mmlu: converting gemma-3-270m-q4_k_m.gguf to float32 (first use, cached for "
                           "next time; this can take minutes)"), err[:3]
-        assert err[1].startswith("evalkit: mmlu: local/gemma-3-270m: still getting ready, 2s so far"), err[:3]
+        # timing-free: how many seconds a busy machine took is not the point (it printed 3s for 2s)
+        assert re.fullmatch(r"evalkit: mmlu: local/gemma-3-270m: still getting ready, \d+s so far", err[1]), err[:3]
         assert any(" loaded in " in line for line in err)
     second = run(evalkit, model_cache, *args, "--log-dir", str(tmp_path / "b"))
     assert first["scored"] == 6 and first["unparsed"] == 0

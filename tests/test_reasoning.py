@@ -371,8 +371,9 @@ def test_a_thinking_grader_is_judged_by_its_verdict(evalkit, start_server, tmp_p
 
     server = start_server(refusal_key(), default_reply="???", think_tokens=12, think_in="inline",
                           think_text="C is the class, surely C.")
+    # its 3 invalid grades count against --fail-on-error (issue 24), so the test allows them
     res = evalkit("run", "refusals", "--model", "openai/cand", "--grader-model", "openai/judge", "--base-url",
-                  server.url, "--json", "--quiet", "--log-dir", str(tmp_path / "logs"))
+                  server.url, "--json", "--quiet", "--log-dir", str(tmp_path / "logs"), "--fail-on-error", "3")
     assert res.returncode == 0, res.stderr
     s = json.loads(res.stdout)
     valid = [p for p in PROMPTS if p["id"] not in INVALID]

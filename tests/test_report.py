@@ -61,7 +61,8 @@ def test_killed_run_is_reported_from_its_samples(evalkit, start_server, tmp_path
     cut = tmp_path / "cut.jsonl"
     cut.write_text("\n".join(lines[:7]) + "\n")                      # header + 6 samples, no summary
     res = evalkit("report", str(cut))
-    assert res.returncode == 0 and "(incomplete)" in res.stdout and "| 6/6 |" in res.stdout
+    # n is what the run planned (12), not the 6 it logged (this said 6/6: issue 24), and it says killed
+    assert res.returncode == 0 and "(killed)" in res.stdout and "| 6/12 |" in res.stdout
 
 
 def test_html_report_renders_in_chromium(evalkit, start_server, tmp_path):

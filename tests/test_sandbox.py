@@ -27,12 +27,15 @@ import pytest
 from conftest import read_jsonl
 from evalkit.scoring.sandbox import BOOTSTRAP
 
-# These tests look for sandbox processes and folders machine-wide: one worker runs them all.
+# These tests run many sandboxes at once: one worker runs them all (what they look for is their own).
 pytestmark = pytest.mark.xdist_group("sandbox")
 
 DRIVER_STUB = BOOTSTRAP.splitlines()[-1]
 
-MARK = "86399.25"     # `sleep MARK`: how a process an attack tried to leave behind is recognised
+# `sleep MARK`: how a process an attack tried to leave behind is recognised. Its fraction is this
+# test process's own, so a search for it finds this run's processes alone, never those of another
+# test run on the same machine (a fixed mark failed runs whose neighbour ran these tests too).
+MARK = f"86399.{secrets.randbelow(10 ** 6):06d}"
 
 
 def problems(data_dir: Path) -> list[dict]:
@@ -40,32 +43,9 @@ def problems(data_dir: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-def _parent(pid: str) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
-    except (OSError, IndexError):
-        return None
-
-
-def orphaned(line: str) -> bool:
-    """Whether a process (a `live_marked` line) has left every test run: no pytest process is among
-    its ancestors. Another test's sandbox, running beside this one, still descends from its worker;
-    what a killed evalkit left behind has been handed to init."""
-    pid = line.split()[0]
-    for _ in range(64):
-        pid = _parent(pid)
-        if pid in (None, "0", "1"):
-            return True
-        try:
-            if b"pytest" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return False
-        except OSError:
-            return True
-    return True
-
-
 def live_marked(needle: str = MARK) -> list[str]:
-    """Processes on the host, not zombies, whose command line holds `needle`."""
+    """Processes on the host, not zombies, whose command line holds `needle` (MARK is this test
+    process's own, so they are this run's)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -344,31 +324,65 @@ def test_refuses_without_isolation_unless_unsafe_exec(evalkit, evalkit_process, 
     assert key.encode() not in log.read_bytes()
 
 
+def _stat(pid: str) -> list[str] | None:
+    """/proc/<pid>/stat from the state field on (state, ppid, ..., starttime at 19), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(roots: set[str]) -> dict[str, str]:
+    """The live (not zombie) processes descending from `roots`, as pid -> start time: the process
+    tree a test started, wherever in it a sandbox runs (a PID namespace's processes have host pids)."""
+    stats = {pid: st for pid in filter(str.isdigit, os.listdir("/proc")) if (st := _stat(pid))}
+    out, frontier = {}, set(roots)
+    while frontier:
+        frontier = {pid for pid, st in stats.items() if st[1] in frontier and pid not in out and st[0] != "Z"}
+        out.update({pid: stats[pid][19] for pid in frontier})
+    return out
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def test_kill_9_of_evalkit_leaves_no_sandbox_behind(start_server, data_dir, tmp_path):
+    """Only what this test started is looked at: the evalkit process's tree, taken just before the
+    kill (and whatever those processes start after it), and its own temporary folder."""
     rows = problems(data_dir)
     sleeper = f"```python\nimport os, time\nos.system('sleep {MARK} &')\ntime.sleep(600)\n```"
     server = start_server([{"match": r["prompt"], "reply": sleeper} for r in rows])
-    ours = ("evalkit-unsafe-",)           # the only folders the sandbox makes on disk (bwrap's /tmp is a tmpfs)
-    before = {p for p in os.listdir("/tmp") if p.startswith(ours)}
+    (tmp := tmp_path / "tmp").mkdir()      # TMPDIR: the only folders the sandbox makes on disk go here
     env = {**os.environ, "EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "cache"),
-           "XDG_STATE_HOME": str(tmp_path / "state"), "OPENAI_API_KEY": "x"}
+           "XDG_STATE_HOME": str(tmp_path / "state"), "OPENAI_API_KEY": "x", "TMPDIR": str(tmp)}
     proc = subprocess.Popen([sys.executable, "-m", "evalkit", "run", "humaneval", "--model", "openai/m",
                              "--base-url", server.url], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ours(needle: str) -> list[str]:
+        return [pid for pid in descendants({str(proc.pid)}) if needle in _cmdline(pid)]
+
     try:
         deadline = time.monotonic() + 120
-        while not live_marked() and time.monotonic() < deadline:         # a sandbox is running its program
+        while not ours(MARK) and time.monotonic() < deadline:          # a sandbox is running its program
             time.sleep(0.2)
         time.sleep(0.5)
-        assert live_marked() and live_marked(DRIVER_STUB)
+        assert ours(MARK) and ours(DRIVER_STUB)
+        tree = descendants({str(proc.pid)})
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    def left() -> list[str]:         # ours alone: other tests' sandboxes may run beside this one
-        return [p for p in live_marked() + live_marked(DRIVER_STUB) if orphaned(p)]
+
+    def left() -> dict[str, str]:    # the tree's processes still alive (same pid, same start), and their children
+        alive = {pid: start for pid, start in tree.items() if (st := _stat(pid)) and st[0] != "Z" and st[19] == start}
+        return {**alive, **descendants(set(alive))}
 
     deadline = time.monotonic() + 10
     while left() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert left() == []                                 # no sleeper, no bwrap, no driver (the stub is on their command line)
-    assert {p for p in os.listdir("/tmp") if p.startswith(ours)} == before
+    assert {pid: _cmdline(pid) for pid in left()} == {}   # no sleeper, no bwrap, no driver: nothing of its tree
+    assert list(tmp.iterdir()) == []

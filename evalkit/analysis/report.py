@@ -2,8 +2,10 @@
 
     evalkit report LOG [LOG ...] [--format md|html] [--out FILE]
 
-For each eval: the main metric with its 95% interval, n, errors, unparsed replies and cost, one
-column per model when several logs of the same eval are given; per-group tables (MMLU subjects,
+An overview first (one row per eval, one column per model). For each eval: the main metric with
+its 95% interval, n, errors, unparsed replies (blank, invalid grades) and cost, one row per run,
+labelled by what tells it apart and marked killed, incomplete or partial (evalkit.analysis.report_runs);
+a log with no samples is left out and listed; per-group tables (MMLU subjects,
 sorted); the calibration (ECE) and a reliability diagram where the run recorded option
 probabilities. Every run is recomputed from its sample lines, as `evalkit compare` reads them: a
 summary line whose counts or metric values differ from its samples' is not shown, and the report
@@ -21,7 +23,7 @@ import io
 import json
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError, warn
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 
 from evalkit.results.runlog import LogContents, read_log
 from evalkit.results.records import Calibration, Cost, Stat, Summary, score_metrics, total_usage
+from evalkit.analysis.report_runs import labels, lead_html, lead_markdown, n_cell, overview, state, unread_cell
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Run:
     model: str
     summary: Summary
     disagreement: str | None = None          # what the log's summary line claims that its samples do not
+    header: dict = field(default_factory=dict)
+    samples: int = 0                          # sample lines in the log (0: a header-only log)
 
     @property
     def metric(self) -> str:
@@ -52,7 +57,7 @@ def load_run(path: str) -> Run:
     if log.header.get("excluded"):
         # a run on the clean subset (contaminated samples left out) sits beside the full run
         model += f" (clean: {log.header['excluded']['count']} excluded)"
-    return Run(str(path), log.header.get("eval", "?"), model, summary, disagreement)
+    return Run(str(path), log.header.get("eval", "?"), model, summary, disagreement, log.header, len(log.samples))
 
 
 def checked_summary(log: LogContents) -> tuple[Summary, str | None]:
@@ -71,12 +76,13 @@ def checked_summary(log: LogContents) -> tuple[Summary, str | None]:
             "this report shows what the samples say")
     warn(said)
     return mine.model_copy(update={"status": claimed.status, "incomplete": claimed.incomplete,
-                                   "n": max(claimed.n, mine.scored + mine.errors)}), said
+                                   "n": max(claimed.n, mine.scored + mine.invalid_grades + mine.errors)}), said
 
 
 def _differences(claimed: Summary, mine: Summary) -> list[str]:
     """What `claimed` says that differs from `mine`: counts, and each metric's value overall and per group."""
-    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}" for k in ("scored", "errors", "truncated")
+    out = [f"{k} {getattr(claimed, k)} against {getattr(mine, k)}"
+           for k in ("scored", "errors", "truncated", "unparsed", "invalid_grades")
            if getattr(claimed, k) != getattr(mine, k)]
     for where, a, b in (("", claimed.metrics, mine.metrics), ("group ", claimed.groups or {}, mine.groups or {})):
         for name in sorted(set(a) | set(b)):
@@ -105,8 +111,9 @@ def summary_from_log(log: LogContents) -> Summary:
     cost = sum(r.cost_usd or 0.0 for r in results)
     return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
                    endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
-                   incomplete=True, primary_metric=metrics[0], n=partial.get("n") or len(results), scored=part.scored,
-                   errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+                   incomplete=True, primary_metric=metrics[0], scored=part.scored,
+                   n=partial.get("n") or log.header.get("planned") or len(results),
+                   errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
                    metrics={k: Stat(**v) for k, v in part.metrics.items()},
                    groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
                    calibration=Calibration(**part.calibration) if part.calibration else None,
@@ -137,6 +144,13 @@ def _cell(run: Run) -> str:
     return f"{_fmt(m.value if m else None)} [{_fmt(lo)}, {_fmt(hi)}]"
 
 
+def _brief(run: Run) -> str:
+    """The overview's cell: the main metric and its interval, shortly."""
+    m = run.summary.metrics.get(run.metric)
+    lo, hi = m.ci95 if m else (None, None)
+    return f"{_fmt(m.value if m else None)} ({_fmt(lo, 2)}-{_fmt(hi, 2)})"
+
+
 def _cost(run: Run) -> str:
     c = run.summary.cost_usd
     return f"${c.all_samples:.4f}" if c and c.all_samples is not None else "–"
@@ -153,7 +167,9 @@ def reliability_png(cal: dict, title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=100)
     ax.plot([0, 1], [0, 1], linestyle="--", color="#888", linewidth=1, label="perfect calibration")
     ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.095,
-           color="#3b6ea5", alpha=0.85, label="accuracy in bin")
+           color="#3b6ea5", alpha=0.85, label="accuracy in bin (n = points in it)")
+    for b in bins:
+        ax.text((b["lo"] + b["hi"]) / 2, min(b["accuracy"] + 0.02, 0.95), f"n={b['count']}", ha="center", fontsize=6)
     ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#c0392b", markersize=4,
             label="mean confidence")
     ax.set_xlim(0, 1)
@@ -195,18 +211,26 @@ def render(paths: list[str], fmt: str = "md", out: Path | None = None) -> str:
     if not paths:
         raise EvalkitError("report: give at least one run log or exam result")
     exams = [e for e in (load_exam(p) for p in paths) if e is not None]
-    runs = [load_run(p) for p in paths if not str(p).endswith(".json")]
+    loaded = [load_run(p) for p in paths if not str(p).endswith(".json")]
+    runs, empty = [r for r in loaded if r.samples], [r for r in loaded if not r.samples]
+    for r in empty:
+        warn(f"{r.path}: no samples (the run stopped before its first sample); left out of the report's tables")
     images: list[tuple[str, bytes]] = []
     table = exam_rows(exams)
     if any(row["lower_bound"] is not None for row in table):
-        images.append(("Exam percentiles (lower bound of each range)", percentile_chart_png(table)))
+        images.append(("Exam percentiles (lower bound of each range, bars: its 95% interval)",
+                       percentile_chart_png(table)))
+    label = labels(runs)
     for r in runs:
         cal = r.summary.calibration
         if cal and cal.ece is not None:
-            images.append((f"{r.eval} · {r.model}", reliability_png(cal.model_dump(), f"{r.eval} · {r.model}")))
+            counts = ", ".join(f"{b['lo']:.1f}-{b['hi']:.1f}: {b['count']}" for b in cal.bins)
+            images.append((f"{r.eval} · {label[r.path]} (points per bin: {counts})",
+                           reliability_png(cal.model_dump(), f"{r.eval} · {label[r.path]}")))
+    lead = (overview(runs, _brief), [r.path for r in empty])
     if fmt == "html":
-        return _html(runs, images, table, out)
-    return _markdown(runs, images, out, table)
+        return _html(runs, images, table, lead, out)
+    return _markdown(runs, images, out, table, lead)
 
 
 def exam_rows(exams: list[dict]) -> list[dict]:
@@ -223,7 +247,10 @@ def exam_rows(exams: list[dict]) -> list[dict]:
                      "percentile": pct["text"] if pct else "–",
                      "ci": f"{_num(lo)}-{_num(hi)}" if lo is not None else "–",
                      "lower_bound": (0.0 if pct["below"] else pct["low"]) if pct else None,
-                     "incomplete": bool(e.get("incomplete"))})
+                     "lower_ci": e.get("percentile_bounds_ci95"),
+                     "pct_ci": " to ".join(e.get("percentile_ci95") or []) or "–",
+                     "incomplete": bool(e.get("incomplete")),
+                     "partial": f"partial: --limit {e['partial']['limit']}" if e.get("partial") else ""})
     return rows
 
 
@@ -234,11 +261,13 @@ def percentile_chart_png(rows: list[dict]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = sorted((r["lower_bound"], f"{r['exam']} · {r['model']}") for r in rows if r["lower_bound"] is not None)
+    pts = sorted((r["lower_bound"], f"{r['exam']} · {r['model']}" + (f" ({r['partial']})" if r["partial"] else ""),
+                  r["lower_ci"] or [r["lower_bound"]] * 2) for r in rows if r["lower_bound"] is not None)
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(pts) + 1.2), dpi=110)
-    ax.barh([label for _, label in pts], [v for v, _ in pts], color="#4a78b5")
-    for i, (v, _) in enumerate(pts):
-        ax.text(v + 1, i, f"{v:g}", va="center", fontsize=8)
+    err = [[max(0.0, v - ci[0]) for v, _, ci in pts], [max(0.0, ci[1] - v) for v, _, ci in pts]]
+    ax.barh([label for _, label, _ in pts], [v for v, _, _ in pts], color="#4a78b5", xerr=err, capsize=3)
+    for i, (v, _, ci) in enumerate(pts):
+        ax.text(ci[1] + 1, i, f"{v:g}", va="center", fontsize=8)
     ax.set_xlim(0, 105)
     ax.set_xlabel("estimated percentile lower bound among human test takers")
     ax.set_title("Exam results (lower end of each percentile range)")
@@ -255,7 +284,7 @@ class Section:
 
     name: str
     metric: str
-    rows: list[tuple[str, bool, list[str]]]           # (model, incomplete?, [metric, n, errors, unparsed, cost])
+    rows: list[tuple[str, str, list[str]]]            # (label, state or "", [metric, n, errors, unparsed, cost])
     calibration: list[str]                             # sentences under the table: calibration, thinking
     group_header: list[str]
     group_rows: list[tuple[str, list[str]]]            # (group, one cell per model; "–" where absent)
@@ -264,11 +293,10 @@ class Section:
 
 
 def _sections(runs: list[Run], out: Path | None = None) -> list[Section]:
-    sections = []
+    sections, label = [], labels(runs)
     for name, group in _by_eval(runs).items():
-        rows = [(r.model, r.summary.incomplete,
-                 [_cell(r), f"{r.summary.scored}/{r.summary.n}", str(r.summary.errors), str(r.summary.unparsed),
-                  _cost(r)]) for r in group]
+        rows = [(label[r.path], state(r) or "",
+                 [_cell(r), n_cell(r), str(r.summary.errors), unread_cell(r), _cost(r)]) for r in group]
         calibration = [f"Calibration of {r.model}: ECE {cal.ece:.4f} over {cal.points} option probabilities "
                        "(10 equal-width bins)." for r in group
                        if (cal := r.summary.calibration) and cal.ece is not None]
@@ -288,24 +316,28 @@ def _sections(runs: list[Run], out: Path | None = None) -> list[Section]:
             from evalkit.view.page import write_beside
 
             page = write_beside([r.path for r in group], out, name)
-        sections.append(Section(name, group[0].metric, rows, calibration, [r.model for r in group], group_rows, view,
-                                page))
+        sections.append(Section(name, group[0].metric, rows, calibration, [label[r.path] for r in group], group_rows,
+                                view, page))
     return sections
 
 
-def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None, exams: list[dict]) -> str:
+def _flags(r: dict) -> str:
+    return "".join(f" ({f})" for f in ("incomplete" if r["incomplete"] else "", r["partial"]) if f)
+
+
+def _markdown(runs: list[Run], images: list[tuple[str, bytes]], out: Path | None, exams: list[dict], lead) -> str:
     lines = ["# evalkit report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run log(s)"
-             f"{f' and {len(exams)} exam result(s)' if exams else ''}.", ""]
+             f"{f' and {len(exams)} exam result(s)' if exams else ''}.", ""] + lead_markdown(lead)
     if exams:
-        lines += ["## Exams", "", "| exam | model | score | percentile | score 95% CI |", "|---|---|---|---|---|"]
-        lines += [f"| {r['exam']}{' (incomplete)' if r['incomplete'] else ''} | {r['model']} | {r['score']} | "
-                  f"{r['percentile']} | {r['ci']} |" for r in exams]
+        lines += ["## Exams", "", "| exam | model | score | percentile | score 95% CI | percentile 95% CI |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['exam']}{_flags(r)} | {r['model']} | {r['score']} | "
+                  f"{r['percentile']} | {r['ci']} | {r['pct_ci']} |" for r in exams]
         lines.append("")
     for sec in _sections(runs, out):
         lines += [f"## {sec.name}", "", f"| model | {sec.metric} [95% CI] | n | errors | unparsed | cost |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {model}{' (incomplete)' if incomplete else ''} | " + " | ".join(cells) + " |"
-                  for model, incomplete, cells in sec.rows]
+        lines += [f"| {label}{f' ({st})' if st else ''} | " + " | ".join(cells) + " |" for label, st, cells in sec.rows]
         lines.append("")
         for sentence in sec.calibration:
             lines += [sentence, ""]
@@ -338,26 +370,29 @@ text-align:left}th{background:#f1f4f8}td.num{text-align:right;font-variant-numer
 """
 
 
-def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict], out: Path | None = None) -> str:
+def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict], lead, out: Path | None = None) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>evalkit report</title>",
              f"<style>{CSS}</style></head><body><h1>evalkit report</h1>",
              f"<p class='muted'>Generated {e(time.strftime('%Y-%m-%d %H:%M'))} from {len(runs)} run log(s)"
-             f"{f' and {len(exams)} exam result(s)' if exams else ''}.</p>"]
+             f"{f' and {len(exams)} exam result(s)' if exams else ''}.</p>"] + lead_html(lead)
     if exams:
         parts.append("<h2>Exams</h2><table class='exams'><thead><tr><th>exam</th><th>model</th><th>score</th>"
-                     "<th>percentile</th><th>score 95% CI</th></tr></thead><tbody>")
+                     "<th>percentile</th><th>score 95% CI</th><th>percentile 95% CI</th></tr></thead><tbody>")
         for r in exams:
-            flag = " <span class='incomplete'>incomplete</span>" if r["incomplete"] else ""
+            flag = "".join(f" <span class='incomplete'>{f}</span>" for f in
+                           ("incomplete" if r["incomplete"] else "", r["partial"]) if f)
             parts.append(f"<tr><td>{e(r['exam'])}{flag}</td><td>{e(r['model'])}</td><td class='num'>{e(r['score'])}</td>"
-                         f"<td>{e(r['percentile'])}</td><td class='num'>{e(r['ci'])}</td></tr>")
+                         f"<td>{e(r['percentile'])}</td><td class='num'>{e(r['ci'])}</td>"
+                         f"<td class='num'>{e(r['pct_ci'])}</td></tr>")
         parts.append("</tbody></table>")
     for sec in _sections(runs, out):
         parts.append(f"<h2>{e(sec.name)}</h2><table class='summary'><thead><tr><th>model</th><th>{e(sec.metric)} [95% CI]</th>"
                      "<th>n</th><th>errors</th><th>unparsed</th><th>cost</th></tr></thead><tbody>")
-        for model, incomplete, cells in sec.rows:
-            flag = " <span class='incomplete'>incomplete</span>" if incomplete else ""
-            parts.append(f"<tr><td>{e(model)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
+        for label, st, cells in sec.rows:
+            flag = f" <span class='incomplete'>{e(st)}</span>" if st else ""
+            parts.append(f"<tr><td>{e(label)}{flag}</td>" + "".join(f"<td class='num'>{e(c)}</td>" for c in cells)
+                         + "</tr>")
         parts.append("</tbody></table>")
         parts += [f"<p>{e(sentence)}</p>" for sentence in sec.calibration]
         link = f"<a href='{e(sec.view_page)}'>the sample browser</a> · " if sec.view_page else ""

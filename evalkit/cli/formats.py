@@ -29,7 +29,7 @@ def summary_text(s: Summary) -> str:
     headline = (f"{s.eval}  {s.model}  {name} {fmt(main.value)} (95% CI {fmt(main.ci95[0])}-{fmt(main.ci95[1])})"
                 + "".join(f"  {k} {fmt(v.value)}" for k, v in s.metrics.items() if k != name and not k.startswith("macro_"))
                 + f"  n={main.n}/{s.n}  errors={s.errors}" + (f"  truncated={s.truncated}" if s.truncated else "")
-                + f"  unparsed={s.unparsed}" + status_note(s))
+                + f"  unparsed={s.unparsed}" + _unread_parts(s) + status_note(s))
     lines = [headline] + _macro_and_groups(s) + _calibration_and_grader(s)
     req, u = s.requests, s.usage
     cost = f"  cost ${s.cost_usd.this_run:,.4f}" if s.cost_usd else ""
@@ -48,6 +48,12 @@ def summary_text(s: Summary) -> str:
     if len(lines) > 12:
         lines.append(headline)      # the headline again, where a long table has not scrolled it away
     return "\n".join(lines)
+
+
+def _unread_parts(s: Summary) -> str:
+    """' (blank 1, invalid grades 2)': what the unparsed count holds, when it holds either."""
+    parts = [f"{k} {v}" for k, v in (("blank", s.blank), ("invalid grades", s.invalid_grades)) if v]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _macro_and_groups(s: Summary) -> list[str]:
@@ -138,7 +144,8 @@ def percentile_text(r: dict) -> str:
 
 def exam_text(r: dict) -> str:
     scale = r["scale"]
-    lines = [f"{r['exam']}  {r['model']}  {r['title']}" + ("  [INCOMPLETE]" if r["incomplete"] else "")]
+    lines = [f"{r['exam']}  {r['model']}  {r['title']}" + ("  [INCOMPLETE]" if r["incomplete"] else "")
+             + (f"  [PARTIAL: --limit {r['partial']['limit']}]" if r.get("partial") else "")]
     for s in r["sections"]:
         blank = f", {s['blank']} blank" if s["blank"] else ""
         errs = f", {s['errors']} errors" if s["errors"] else ""

@@ -308,13 +308,13 @@ def _summary(shards: list[ShardLog], results: list[SampleResult], out: Path, gap
     metrics, seed, n = h["spec"]["metrics"], h["seed"], shards[0].selected * shards[0].per_item
     part = score_metrics(results, metrics, shards[0].per_item, seed, (h["spec"].get("scoring") or {}).get("method"))
     usage = total_usage(results)
-    status = "gaps" if gaps else "errors" if part.scored < n else "complete"
+    status = "gaps" if gaps else "errors" if part.answered < n else "complete"
     summaries = [s.summary or {} for s in shards]
     costs = [c for c in (x.get("cost_usd") for x in summaries) if isinstance(c, dict)]
     return Summary(
         eval=h["eval"], model=h["model"], endpoint=h.get("endpoint"), status=status, incomplete=status != "complete",
         primary_metric=metrics[0], excluded=(h.get("excluded") or {}).get("count", 0), n=n, scored=part.scored,
-        errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+        errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
         metrics={k: Stat(**v) for k, v in part.metrics.items()},
         groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
         calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,

@@ -1,11 +1,15 @@
 """Scores -> metrics: accuracy overall (micro), per group and macro over groups, with 95% intervals.
 
-Intervals are percentile intervals of 2,000 seeded draws, so a summary is reproducible.
+When every score is 0 or 1 the metric is a proportion and its intervals are closed forms
+(evalkit.results.intervals): Clopper-Pearson for the whole run and each group, a Wilson-adjusted normal
+interval for the macro mean, so 10/10 is 0.6915-1 and never "1.0000-1.0000" (the bootstrap below
+has no spread at 0 or 1). Other metrics (F1, MC2, pass@k over several completions) keep the
+bootstrap, of 2,000 seeded draws, so a summary is reproducible:
 
 - **Micro** (all samples): the percentile bootstrap. For 0/1 scores the resampled mean of n
   draws is exactly Binomial(n, p)/n, so it is drawn that way: no n x B matrix.
-- **Per group and macro** (the mean of group means): a group of one or a few samples says little
-  about its own mean, and a bootstrap of one sample has no spread at all (a 3-sample run printed
+- **Per group and macro, for metrics that are not proportions** (the mean of group means): a
+  group of one or a few samples says little about its own mean, and a bootstrap of one sample has no spread at all (a 3-sample run printed
   the interval 0.3333-0.3333, and a 100-question MMLU run a macro interval half as wide as the
   micro one). So each group's mean is drawn from Normal(mean_g, var_g / n_g), where var_g is the
   group's own variance shrunk toward the within-group variance pooled over all groups:
@@ -24,6 +28,8 @@ import math
 from collections import defaultdict
 
 import numpy as np
+
+from evalkit.results.intervals import clopper_pearson, macro_interval
 
 RESAMPLES = 2000
 
@@ -50,9 +56,18 @@ def _ci(draws: np.ndarray, within: tuple[float, float] = (-math.inf, math.inf)) 
     return [round(float(lo), 6), round(float(hi), 6)]
 
 
+def _binary(values: np.ndarray) -> bool:
+    return len(values) > 0 and bool(np.all((values == 0) | (values == 1)))
+
+
+def _rounded(interval: tuple[float, float]) -> list[float | None]:
+    return [round(interval[0], 6), round(interval[1], 6)]
+
+
 def _block(values: np.ndarray, rng: np.random.Generator) -> dict:
-    return {"value": round(float(values.mean()), 6) if len(values) else None,
-            "ci95": _ci(_bootstrap_means(values, rng)), "n": int(len(values))}
+    draws = _bootstrap_means(values, rng)    # drawn even for a proportion: later draws stay as they were
+    ci = _rounded(clopper_pearson(int(values.sum()), len(values))) if _binary(values) else _ci(draws)
+    return {"value": round(float(values.mean()), 6) if len(values) else None, "ci95": ci, "n": int(len(values))}
 
 
 PRIOR_DOF = 8   # how much a group's variance leans on the whole run's (in degrees of freedom)
@@ -117,11 +132,15 @@ def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str 
         prior_var = _prior_variance(list(groups.values()), values)
         draws = {g: _group_draws(v, prior_var, rng) for g, v in groups.items()}
         span = (float(values.min()), float(values.max()))
-        out["groups"] = {g: {"value": round(float(groups[g].mean()), 6), "ci95": _ci(d, span), "n": int(len(groups[g]))}
-                         for g, d in draws.items()}
+        binary = _binary(values)
+        out["groups"] = {g: {"value": round(float(v.mean()), 6), "n": int(len(v)),
+                             "ci95": _rounded(clopper_pearson(int(v.sum()), len(v))) if binary else _ci(draws[g], span)}
+                         for g, v in groups.items()}
+        counts = [(int(v.sum()), len(v)) for v in groups.values()]
         out[f"macro_{name}"] = {
             "value": round(float(np.mean([v.mean() for v in groups.values()])), 6),
-            "ci95": _ci(np.mean(np.vstack(list(draws.values())), axis=0), span),
+            "ci95": _rounded(macro_interval(counts)) if binary else
+            _ci(np.mean(np.vstack(list(draws.values())), axis=0), span),
             "groups": len(groups),
         }
     return out

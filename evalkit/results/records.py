@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.results.metrics import calibration as calibrate
 from evalkit.results.metrics import pass_at_k, summarize
+from evalkit.results.unread import example as unread_example
+from evalkit.results.unread import is_blank, is_invalid_grade
 
 
 @dataclass(slots=True)
@@ -46,6 +48,7 @@ class SampleResult:
     top_logprobs: list | None = None
     extracted: str | None = None
     parsed: bool | None = None
+    blank: bool | None = None               # the answer was empty or whitespace only (True, else absent)
     score: float | None = None
     extras: dict | None = None
     option_probs: dict | None = None
@@ -76,7 +79,7 @@ class SampleResult:
 
 _ALL = tuple(f.name for f in fields(SampleResult))
 _SLIM = ("id", "group", "target", "sample_id", "messages_sha256", "error", "usage", "parsed", "score", "extras", "option_probs",
-         "missing_mass", "truncated")
+         "missing_mass", "truncated", "blank")
 
 
 class _Model(BaseModel):
@@ -135,13 +138,17 @@ class Summary(_Model):
     primary_metric: str
     excluded: int = 0
     n: int = Field(description="samples (completions, with n per item) the run covers")
-    scored: int
+    scored: int = Field(description="samples that produced a score (an error or an invalid grade did not)")
     errors: int
     truncated: int = Field(0, description="replies the token limit cut off before a whole answer, scored 0 and "
                                           "counted against --fail-on-error (raise --max-reasoning-tokens; rerun "
                                           "with --retry-truncated)")
     truncated_ids: list[str] | None = Field(None, description="the first 100 truncated samples' ids")
-    unparsed: int
+    unparsed: int = Field(description="answered samples whose reply was not read: the scorer found no answer "
+                                      "(scored 0), the reply was blank, or the grader named no class (not scored)")
+    blank: int = Field(0, description="of the unparsed, replies that were empty or whitespace only")
+    invalid_grades: int = Field(0, description="of the unparsed, model-graded samples whose grader reply named no "
+                                               "valid class: never scored, counted against --fail-on-error")
     metrics: dict[str, Stat]
     groups: dict[str, Stat] | None = None
     calibration: Calibration | None = None
@@ -165,11 +172,23 @@ class MetricPart:
     metrics: dict[str, dict]
     groups: dict[str, dict] | None
     calibration: dict | None
-    scored: int
+    scored: int                  # samples that produced a score (an invalid grade did not)
     errors: int
     unparsed: int
     notes: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)   # ids of the replies the token limit cut off
+    blank: int = 0
+    invalid_grades: int = 0
+    example: str | None = None   # the first unread reply, cut short (evalkit.results.unread)
+
+    @property
+    def answered(self) -> int:
+        """Samples that ended without an error, scored or not."""
+        return self.scored + self.invalid_grades
+
+    def unread(self) -> dict:
+        """The summary's unread-answer counts beside `unparsed`."""
+        return {"blank": self.blank, "invalid_grades": self.invalid_grades}
 
     def truncation(self) -> dict:
         """The summary's truncated count and (the first 100) ids."""
@@ -204,8 +223,10 @@ def score_metrics(results: list[SampleResult], metrics: list[str], per_item: int
     if probs:
         cal = calibrate([(p, t) for p, t, _ in probs])
         cal["mean_missing_mass"] = round(sum(m for *_, m in probs) / len(probs), 6)
-    return MetricPart(out, groups, cal, len(done), errors, sum(1 for r in done if r.parsed is False), notes,
-                      [r.id for r in results if r.truncated])
+    invalid = sum(1 for r in done if is_invalid_grade(r))
+    return MetricPart(out, groups, cal, len(done) - invalid, errors, sum(1 for r in done if r.parsed is False), notes,
+                      [r.id for r in results if r.truncated], sum(1 for r in done if is_blank(r)), invalid,
+                      unread_example(done))
 
 
 def _derived(method: str | None, metrics: list[str]) -> dict:

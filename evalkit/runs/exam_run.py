@@ -3,7 +3,10 @@
 The orchestration only: each section's eval runs through `evaluate.run_eval` like any other eval
 (same cache, resume, retries; two sections backed by one eval run it once), the item results are
 read back from the run logs, and `exams.score_exam` does the conversion. The result goes to
-`<log dir>/exams/<exam>/<model>.json` for `evalkit report`.
+`<log dir>/exams/<exam>/<model>__<runs>.json` for `evalkit report`, where `<runs>` is a digest of
+the section logs it was scored from: another run (a `--limit 30` after a full one, another seed)
+has other logs and so its own result, never overwriting an earlier one; the same command again
+(a resumed run) rescores its own. A `--limit` result says `partial` (text, `--json`, report).
 
 Free-response sections are scored by whatever their eval scores: a model-graded eval (a grader
 model with the item's rubric, `--grader-model`) gives each answer a fraction of its points; or
@@ -13,6 +16,7 @@ exam with it sends nothing: the answers come from the run logs).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -25,10 +29,22 @@ from evalkit.results.records import Summary
 from evalkit.exams.tables import Exam, score_exam
 from evalkit.results.runlog import model_slug, read_log
 from evalkit.core.places import default_log_dir
+from evalkit.exams.tables import percentile_of
 
 
-def exam_log_path(log_dir: Path | None, exam: str, model: str) -> Path:
-    return Path(log_dir or default_log_dir()) / "exams" / exam / f"{model_slug(model)}.json"
+def exam_log_path(log_dir: Path | None, exam: str, model: str, logs: list[str] = ()) -> Path:
+    """Where an exam's result goes: one file per set of section logs (see the module docstring)."""
+    folder = Path(log_dir or default_log_dir()) / "exams" / exam
+    if not logs:
+        return folder / f"{model_slug(model)}.json"
+    digest = hashlib.sha256("\n".join(sorted(Path(p).name for p in logs)).encode()).hexdigest()[:12]
+    return folder / f"{model_slug(model)}__{digest}.json"
+
+
+def _earlier_results(log_dir: Path | None, exam: str, model: str) -> list[Path]:
+    folder = exam_log_path(log_dir, exam, model).parent
+    slug = model_slug(model)
+    return sorted(p for p in folder.glob(f"{slug}*.json") if p.stem == slug or p.stem.startswith(slug + "__"))
 
 
 def read_grades(path: Path, exam: Exam) -> dict[str, dict[str, float]]:
@@ -113,15 +129,16 @@ def run_exam_shard(exam: Exam, registry, opts: RunOptions) -> dict:
 
 def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None) -> dict:
     _check_runnable(exam)
-    out_path = exam_log_path(opts.log_dir, exam.name, opts.model)
-    if exam.holdout and out_path.exists():
+    earlier = _earlier_results(opts.log_dir, exam.name, opts.model)
+    if exam.holdout and earlier:
         try:
-            previous = json.loads(out_path.read_text(encoding="utf-8"))
+            previous = json.loads(earlier[-1].read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = {}
         warn(f"HOLDOUT EXAM RUN AGAIN: {exam.name} was already run for {opts.model} "
              f"({previous.get('created', 'earlier')}); this result is no longer a holdout result")
     summaries = _run_sections(exam, registry, opts)
+    out_path = exam_log_path(opts.log_dir, exam.name, opts.model, [s.log for s in summaries.values()])
     incomplete = any(s.incomplete for s in summaries.values())
     # the last line per item counts: an error line is superseded when a resumed run retries the item.
     # Items in id order, not in the order replies arrived: the interval's bootstrap draws then depend
@@ -133,8 +150,12 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
     logs = {sec.name: summaries[sec.eval].log for sec in exam.sections}
     result = score_exam(exam, records, model=opts.model, logs=logs, incomplete=incomplete, seed=opts.seed)
     out = result.as_dict()
+    out["partial"] = {"limit": opts.limit} if opts.limit else None
+    if result.percentile is not None:        # the chart's interval: the percentile's low end at each score bound
+        out["percentile_bounds_ci95"] = [percentile_of(exam, x).lower_bound for x in result.scaled_ci95]
     if opts.limit:
-        out["notes"].append(f"--limit {opts.limit}: each section scored on at most {opts.limit} items")
+        out["notes"].append(f"PARTIAL: --limit {opts.limit}: each section scored on at most {opts.limit} items, "
+                            "not the whole exam")
     out.update({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "holdout": exam.holdout,
                 "definition": exam.source_file, "table1": exam.table1,
                 "requests": {k: v.requests.model_dump() for k, v in summaries.items()}})

@@ -43,6 +43,7 @@ from evalkit.scoring import MissingLogprobs, ScoreInput, ScoringError
 from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
 from evalkit.specs.stops import at_stop
+from evalkit.results.unread import unread_note
 
 
 _kept: ContextVar[dict | None] = ContextVar("evalkit_backends", default=None)
@@ -172,6 +173,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             **({"wire": backend.wire_notes()} if backend.wire_notes() else {}),
             **({"reasoning_budget": budget} if (budget := backend.reasoning_budget(plan.sampling)) else {}),
             "seed": opts.seed, "limit": opts.limit, "spec": plan.identity["spec"], "data": plan.identity["data"],
+            "planned": len(plan.samples) * plan.per_item,          # so a killed run's report knows its n
             "excluded": {"file": str(opts.exclude), "count": len(plan.identity["exclude"])} if opts.exclude else None,
             "grader": grading.identity if grading else None,
             **({"scale": opts.scale} if opts.scale is not None else {}),
@@ -458,6 +460,8 @@ class Recorder:
                 r.reasoning = thinking if plan.opts.log_reasoning else None
             if reply.truncated and r.error is None:
                 r.truncated, r.score = reply.truncated, 0.0   # no answer was given: wrong, and said so
+            elif not reply.completion.text.strip():
+                r.blank = True                                # counted apart among the unread (evalkit.results.unread)
         return r
 
     @staticmethod
@@ -482,15 +486,17 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
     pricer = pricer_for(opts.model, "batch") if opts.batch else backend.pricer()
     if status == "complete":
         status = {"interrupted": "interrupted", "max_cost": "stopped: max_cost"}.get(stats.stopped or "", "complete")
-    if status == "complete" and part.scored < n:
+    if status == "complete" and part.answered < n:
         status = "errors"
+    note = unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())
+    part.notes += [note] if note else []
     if plan.part is not None:
         part.notes.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
                           "`evalkit merge` the shards' logs for the whole run")
     return Summary(
         eval=spec.name, model=opts.model, endpoint=backend.endpoint, status=status, incomplete=status != "complete",
         primary_metric=spec.metrics[0], excluded=len(plan.identity.get("exclude", ())), n=n, scored=part.scored,
-        errors=part.errors, **part.truncation(), unparsed=part.unparsed,
+        errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
         metrics={k: Stat(**v) for k, v in part.metrics.items()},
         groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
         calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,

@@ -5,9 +5,10 @@ A name is a registry eval (`mmlu`, `mmlu.anatomy`), a YAML file, an exam (`lsat`
 finishes); then the session decides the exit code:
 
 - 130 when interrupted (finished samples are logged; the same command resumes);
-- 1 when a run cannot be trusted: it scored nothing, more samples errored than `--fail-on-error`
-  (default 0: any error), `--max-cost` stopped it, an exam is incomplete, or an OpenAI Evals set
-  held evals evalkit does not run;
+- 1 when a run cannot be trusted: it scored nothing, more samples errored (or got an invalid
+  grade) than `--fail-on-error` (default 0: any), most answers could not be read
+  (evalkit.results.unread), `--max-cost` stopped it, an exam is incomplete, or an OpenAI Evals set held
+  evals evalkit does not run;
 - 0 otherwise.
 
 A run that ended with errors names the most common one and its count (read back from its log,
@@ -186,7 +187,19 @@ def _run_one(target, req: RunRequest, opts: RunOptions, echo, registry) -> str |
 
     s = run_eval(target, opts)
     echo(s.model_dump_json() if req.as_json else summary_text(s))
-    return verdict(s, req.fail_on_error, opts)
+    unread = _unread(s)
+    return verdict(s, req.fail_on_error, opts) or unread
+
+
+def _unread(s: Summary) -> str | None:
+    """The unread-answer warning on stderr (it is also in the summary's notes), and the failure
+    when most answers were not read (evalkit.results.unread)."""
+    from evalkit.results.unread import unread_failure
+
+    for note in s.notes:
+        if " could not be read and count as wrong or unscored " in note:
+            warn(f"{s.eval}: {note}")
+    return unread_failure(s)
 
 
 def error_limit(threshold: float, n: int) -> float:
@@ -203,9 +216,15 @@ def verdict(s: Summary, threshold: float, opts: RunOptions) -> str | None:
         return (f"{s.eval}: stopped before exceeding --max-cost {opts.max_cost} USD ({s.scored}/{s.n} samples "
                 "scored; raise the limit and rerun to resume)")
     common = most_common_error(s) if s.errors else ""
+    graded = f", {s.invalid_grades} invalid grades" if s.invalid_grades else ""
     if s.n and s.scored == 0:
-        return f"{s.eval}: no sample was scored ({s.errors} errors{common}; see the log: {s.log})"
-    if s.errors + s.truncated > error_limit(threshold, s.n):
+        return f"{s.eval}: no sample was scored ({s.errors} errors{graded}{common}; see the log: {s.log})"
+    if s.errors + s.truncated + s.invalid_grades > error_limit(threshold, s.n):
+        if s.invalid_grades and not s.truncated:
+            errs = f"{s.errors} samples ended in errors{common} and " if s.errors else ""
+            return (f"{s.eval}: of {s.n} samples, {errs}{s.invalid_grades} got a grade naming no valid class (not "
+                    f"scored), more than --fail-on-error {threshold:g}; check the grader's replies in the log "
+                    "(`grader.reply`), or use another --grader-model")
         if not s.truncated:
             return (f"{s.eval}: {s.errors} of {s.n} samples ended in errors{common}, more than --fail-on-error "
                     f"{threshold:g}; rerun the same command to retry them")
@@ -214,6 +233,8 @@ def verdict(s: Summary, threshold: float, opts: RunOptions) -> str | None:
                 "--max-reasoning-tokens (or --max-tokens) and rerun with --retry-truncated")
     if s.errors:
         warn(f"{s.eval}: {s.errors} of {s.n} samples ended in errors{common}")
+    if s.invalid_grades:
+        warn(f"{s.eval}: {s.invalid_grades} of {s.n} samples got a grade naming no valid class (not scored)")
     return None
 
 
@@ -252,4 +273,19 @@ def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, echo, reg) -> str |
     echo(json.dumps(result) if req.as_json else exam_text(result))
     if result["incomplete"]:
         return f"{exam.name}: incomplete (some items errored or the run stopped); rerun to resume"
+    return _exam_unread(result)
+
+
+def _exam_unread(result: dict) -> str | None:
+    """An exam section whose answers mostly could not be read is no score (evalkit.results.unread)."""
+    from evalkit.results.unread import FAIL_SHARE, WARN_SHARE
+
+    for sec in result["sections"]:
+        if sec["n"] and sec["blank"] > WARN_SHARE * sec["n"]:
+            warn(f"{result['exam']}: section {sec['name']}: {sec['blank']} of {sec['n']} answers could not be read "
+                 f"(scored as blank); see {sec['log']}")
+        if sec["n"] and sec["blank"] > FAIL_SHARE * sec["n"]:
+            return (f"{result['exam']}: section {sec['name']}: {sec['blank']} of {sec['n']} answers could not be read "
+                    f"(more than {FAIL_SHARE:.0%}: see docs/results.md); the score is the answer format's, "
+                    "not the model's")
     return None
