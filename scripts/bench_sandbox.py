@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evalkit.datasets.sample import Sample  # noqa: E402
+from evalkit.core.sample import Sample  # noqa: E402
 from evalkit.core.redact import redact  # noqa: E402
 from evalkit.scoring.sandbox import _interpreter, require_isolation, run_python  # noqa: E402
 from evalkit.scoring.code import build_program, score_code  # noqa: E402

@@ -328,7 +328,7 @@ def specs():
     ("x" * 100_000 + "\nAnswer: A", "A"),            # long replies are read in linear time
 ])
 def test_gpqa_reads_the_letter_as_simple_evals(specs, reply, letter):
-    from evalkit.datasets.sample import Sample
+    from evalkit.core.sample import Sample
     from evalkit.scoring.choice import score_letter
 
     spec = specs["gpqa"]

@@ -38,7 +38,7 @@ PLUGIN = {
     "evalkit_plugin_demo/__init__.py": "",
     "evalkit_plugin_demo/lines.py": '''\
         """A data format: `question => answer` per line."""
-        from evalkit.datasets.sample import Sample
+        from evalkit.core.sample import Sample
 
 
         def load(spec, root, split):

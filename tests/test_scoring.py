@@ -3,7 +3,7 @@
 import pytest
 
 from evalkit.backends.base import Completion
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.scoring import ScoreInput, get_scorer
 from evalkit.scoring.choice import extract_letter
 from evalkit.scoring.text import parse_number

@@ -29,7 +29,7 @@ import re
 import time
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 
 PROBE_LEN = 50

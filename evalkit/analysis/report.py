@@ -313,7 +313,7 @@ def _sections(runs: list[Run], out: Path | None = None) -> list[Section]:
         view = "evalkit view " + " ".join(shlex.quote(r.path) for r in group)
         page = None
         if out is not None:
-            from evalkit.view.page import write_beside
+            from evalkit.analysis.view.page import write_beside
 
             page = write_beside([r.path for r in group], out, name)
         sections.append(Section(name, group[0].metric, rows, calibration, [label[r.path] for r in group], group_rows,

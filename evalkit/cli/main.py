@@ -24,7 +24,7 @@ from evalkit.core.errors import EvalkitError
 EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 from evalkit.cli.data import data as data_commands
 from evalkit.cli.predict import predict_cmd as predict_command
-from evalkit.view.command import view as view_command
+from evalkit.analysis.view.command import view as view_command
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -275,15 +275,30 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
     kw["stop"] = from_flags(kw.pop("stop"), kw.pop("no_stop"))
     if kw.get("shard") is not None:
         kw["shard"] = parse_shard(kw["shard"])
-    request = RunRequest(names=list(names), options=kw, as_json=as_json, dry_run=dry_run, versus=versus,
+    request = RunRequest(names=list(names), options=kw, dry_run=dry_run, versus=versus,
                          oai_registry=oai_registry.resolve() if oai_registry else None, grades=grades,
                          fail_on_error=error_threshold(fail_on_error))
     from evalkit.core.redact import env_secrets, redact
 
-    for line in run_session(request, echo=click.echo):
+    for line in run_session(request, show=_shower(as_json)):
         click.echo(f"evalkit: {redact(line.text, env_secrets())}", err=True)   # it may quote a server
         if line.exit_code:
             sys.exit(line.exit_code)
+
+
+def _shower(as_json: bool):
+    """How `run` prints each typed result as it comes: one JSON object, or text for people."""
+    from evalkit.cli import formats
+
+    texts = {"plan": formats.plan_text, "summary": formats.summary_text, "pairwise": formats.pairwise_text,
+             "exam": formats.exam_text, "exam_shard": formats.exam_shard_text}
+
+    def show(kind: str, result) -> None:
+        if not as_json:
+            click.echo(texts[kind](result))
+        else:
+            click.echo(result.model_dump_json() if hasattr(result, "model_dump_json") else json.dumps(result))
+    return show
 
 
 def endpoints(kw: dict) -> None:

@@ -22,7 +22,11 @@ from pathlib import Path
 
 
 def package_registry() -> Path:
-    """The registry folder shipped inside the installed package."""
+    """The registry folder shipped with this evalkit: `registry/` beside the package in a source
+    checkout (so a checkout run with PYTHONPATH reads its own), else the installed `evalkit.registry`."""
+    checkout = Path(__file__).resolve().parents[2] / "registry"
+    if (checkout / "evals").is_dir() and (checkout / "__init__.py").is_file():
+        return checkout
     return Path(str(resources.files("evalkit.registry")))
 
 

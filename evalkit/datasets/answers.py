@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 
 
 # The generic formats people write evals in: their answers must name options the sample has. The

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample  # noqa: F401  (a data type of this stage; evalkit.datasets.sample owns it)
+from evalkit.core.sample import Sample  # noqa: F401  (a data type of this stage; evalkit.core.sample owns it)
 from evalkit.specs.evals import EvalSpec
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.sample import Sample, short_intern
 
 NO_FIELDS: dict = {}  # shared by every sample without extra fields; never mutated
 

@@ -21,7 +21,7 @@ import csv
 import re
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.sample import Sample, short_intern
 from evalkit.core.errors import EvalkitError, warn
 from evalkit.loaders.jsonl import records
 

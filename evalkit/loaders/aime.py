@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.loaders import MissingData
 
 GROUP = "contest"

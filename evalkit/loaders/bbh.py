@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.sample import Sample, short_intern
 from evalkit.loaders import MissingData
 
 GROUP = "task"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 
 GROUP = "passage"   # samples are grouped by this field (a spec's group_by may name it)

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.loaders import MissingData, data_file
 
 GROUP = "domain"

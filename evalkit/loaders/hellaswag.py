@@ -13,7 +13,7 @@ from __future__ import annotations
 import bz2
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 from evalkit.loaders import data_file
 

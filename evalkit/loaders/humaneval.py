@@ -10,7 +10,7 @@ import gzip
 import json
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 from evalkit.loaders import data_file
 

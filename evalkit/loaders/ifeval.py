@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
-from evalkit.scoring.ifeval.checkers import cleaned, problem
+from evalkit.core.sample import Sample
+from evalkit.loaders.ifeval_instructions import cleaned, problem
 from evalkit.loaders import data_file
 from evalkit.loaders.jsonl import records
 

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
-from evalkit.scoring.mathextract import last_box
+from evalkit.core.sample import Sample
+from evalkit.core.latex import last_box
 from evalkit.loaders import MissingData
 
 GROUP = "subject"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.loaders import split_file
 from evalkit.loaders.jsonl import records
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.loaders import MissingData, text_lines
 from evalkit.loaders._mgsm_prompts import INSTRUCTIONS
 

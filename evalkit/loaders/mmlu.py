@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.sample import Sample, short_intern
 from evalkit.core.errors import EvalkitError
 
 GROUP = "subject"   # samples are grouped by this field (a spec's group_by may name it)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample, short_intern
+from evalkit.core.sample import Sample, short_intern
 from evalkit.core.errors import EvalkitError
 
 COLUMNS = ("Question", "A", "B", "C", "D", "Answer", "Subject")

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.loaders import MissingData, data_file
 from evalkit.loaders.csv import records
 

@@ -14,7 +14,7 @@ import json
 import random
 from pathlib import Path
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 from evalkit.loaders import data_file
 

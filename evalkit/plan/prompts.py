@@ -24,7 +24,7 @@ import random
 import string
 from collections import defaultdict
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 from evalkit.specs.evals import EvalSpec
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from evalkit.backends.base import Request, Sampling
 from evalkit.datasets.load import load_samples
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError
 from evalkit.plan.preflight import check_prompts
 from evalkit.plan.prompts import FewShotPool, build_messages

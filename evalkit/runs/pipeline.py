@@ -30,7 +30,7 @@ from evalkit import __version__
 from evalkit.backends import Backend, FatalError, Request, Sampling, get_backend
 from evalkit.send.cache import Cache
 from evalkit.backends.costs import Pricer, TokenCounter
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.core.errors import EvalkitError, warn
 from evalkit.results.runlog import LoggedRun, log_path
 from evalkit.core.places import cache_dir, default_log_dir

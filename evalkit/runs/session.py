@@ -15,12 +15,12 @@ A run that ended with errors names the most common one and its count (read back 
 so redacted), in its verdict or, within --fail-on-error, as a warning.
 
 `run_session` yields `Message`s (one line each, with the exit code they imply) for the command
-line to print; results go to `echo` as they come.
+line to print; each result goes to `show(kind, result)` as it comes (kind: plan, summary, pairwise, exam,
+exam_shard), typed; the command line formats it (text or `--json`), so nothing here prints.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,6 @@ from evalkit.specs.evals import EvalSpec
 class RunRequest:
     names: list[str]
     options: dict
-    as_json: bool = False
     dry_run: bool = False
     versus: str | None = None
     oai_registry: Path | None = None
@@ -58,12 +57,15 @@ class _Verdicts:
     skipped: list[str] = field(default_factory=list)
 
 
-def run_session(req: RunRequest, echo: Callable[[str], None]) -> Iterator[Message]:
+Show = Callable[[str, object], None]   # (kind, typed result)
+
+
+def run_session(req: RunRequest, show: Show) -> Iterator[Message]:
     opts = RunOptions(**req.options)
     targets, skipped, registry = _targets(req)
     _check_flags(req, opts, targets)
     verdicts = _Verdicts(skipped=skipped)
-    for target, outcome in _run_all(targets, req, opts, echo, registry):
+    for target, outcome in _run_all(targets, req, opts, show, registry):
         if outcome == "interrupted":
             yield Message("interrupted; finished samples are in the log, run the same command to resume", 130)
             return
@@ -79,13 +81,13 @@ def run_session(req: RunRequest, echo: Callable[[str], None]) -> Iterator[Messag
         yield Message(f"{len(verdicts.failures)} problem(s): the results above cannot be trusted as a complete run", 1)
 
 
-def _run_all(targets: list, req: RunRequest, opts: RunOptions, echo, registry):
+def _run_all(targets: list, req: RunRequest, opts: RunOptions, show: Show, registry):
     """Each target's outcome as it finishes, one backend per model for the whole command."""
     from evalkit.runs.pipeline import one_backend_per_model
 
     with one_backend_per_model():
         for target in targets:
-            yield target, _run_one(target, req, opts, echo, registry)
+            yield target, _run_one(target, req, opts, show, registry)
 
 
 def _targets(req: RunRequest) -> tuple[list[EvalSpec | Exam], list[str], object]:
@@ -164,29 +166,25 @@ def _check_batch_flags(req: RunRequest, opts: RunOptions) -> None:
         raise EvalkitError("--batch: pairwise runs (--versus) are sent one request at a time; run without --batch")
 
 
-def _run_one(target, req: RunRequest, opts: RunOptions, echo, registry) -> str | None:
+def _run_one(target, req: RunRequest, opts: RunOptions, show: Show, registry) -> str | None:
     """Run one eval or exam, print its result, and say what (if anything) makes it untrustworthy."""
     if isinstance(target, Exam):
-        return _run_exam(target, req, opts, echo, registry)
+        return _run_exam(target, req, opts, show, registry)
     if req.dry_run:
-        from evalkit.cli.formats import plan_text
         from evalkit.runs.pipeline import dry_run
 
-        estimate = dry_run(target, opts)
-        echo(json.dumps(estimate) if req.as_json else plan_text(estimate))
+        show("plan", dry_run(target, opts))
         return None
     if req.versus:
-        from evalkit.cli.formats import pairwise_text
         from evalkit.runs.pairwise import run_pairwise
 
         s = run_pairwise(target, opts, req.versus)
-        echo(s.model_dump_json() if req.as_json else pairwise_text(s))
+        show("pairwise", s)
         return "interrupted" if s.status == "interrupted" else None
-    from evalkit.cli.formats import summary_text
     from evalkit.runs.pipeline import run_eval
 
     s = run_eval(target, opts)
-    echo(s.model_dump_json() if req.as_json else summary_text(s))
+    show("summary", s)
     unread = _unread(s)
     return verdict(s, req.fail_on_error, opts) or unread
 
@@ -253,24 +251,21 @@ def most_common_error(s: Summary) -> str:
     return f"; most common ({n}): {line if len(line) <= 300 else line[:297] + '...'}"
 
 
-def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, echo, reg) -> str | None:
+def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, show: Show, reg) -> str | None:
     if req.dry_run:
-        from evalkit.cli.formats import plan_text
         from evalkit.runs.pipeline import dry_run
 
         for ev in dict.fromkeys(sec.eval for sec in exam.sections if sec.eval):
-            estimate = dry_run(reg.resolve(ev), opts)
-            echo(json.dumps(estimate) if req.as_json else plan_text(estimate))
+            show("plan", dry_run(reg.resolve(ev), opts))
         return None
     from evalkit.runs.exam_run import run_exam, run_exam_shard
-    from evalkit.cli.formats import exam_shard_text, exam_text
 
     if opts.shard is not None:
         result = run_exam_shard(exam, reg, opts)
-        echo(json.dumps(result) if req.as_json else exam_shard_text(result))
+        show("exam_shard", result)
         return f"{exam.name}: shard {opts.shard} incomplete; rerun to resume" if result["incomplete"] else None
     result = run_exam(exam, reg, opts, grades=req.grades)
-    echo(json.dumps(result) if req.as_json else exam_text(result))
+    show("exam", result)
     if result["incomplete"]:
         return f"{exam.name}: incomplete (some items errored or the run stopped); rerun to resume"
     return _exam_unread(result)

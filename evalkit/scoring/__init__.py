@@ -34,7 +34,7 @@ from evalkit.core.yamlfile import Strict
 
 if TYPE_CHECKING:  # pragma: no cover
     from evalkit.backends.base import Completion
-    from evalkit.datasets.sample import Sample
+    from evalkit.core.sample import Sample
 
 
 @dataclass(frozen=True)

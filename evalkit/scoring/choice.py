@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.scoring import MissingLogprobs, Score, ScoreInput, ScorerOptions, scorer
 from evalkit.scoring.match import ExtractOption
 from evalkit.scoring.text import extract_answer

@@ -30,7 +30,7 @@ import re
 import textwrap
 from typing import Literal
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.scoring.sandbox import Limits, require_isolation, run_python
 from evalkit.scoring import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 

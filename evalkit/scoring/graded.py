@@ -17,7 +17,7 @@ from typing import Awaitable, Callable, Literal, Protocol
 
 from pydantic import Field
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.specs.graders import GraderSpec, parse_choice
 from evalkit.scoring import Score, ScoreInput, ScorerOptions, scorer
 

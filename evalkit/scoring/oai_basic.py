@@ -18,7 +18,7 @@ import json
 from collections import Counter
 from typing import Literal
 
-from evalkit.datasets.sample import Sample
+from evalkit.core.sample import Sample
 from evalkit.scoring import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 from evalkit.scoring.text import squad_normalize as normalize
 

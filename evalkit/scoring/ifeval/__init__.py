@@ -21,7 +21,8 @@ from typing import Literal
 
 from evalkit.scoring import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 from evalkit.core.errors import EvalkitError
-from evalkit.scoring.ifeval.checkers import cleaned, kind, problem
+from evalkit.loaders.ifeval_instructions import cleaned, problem
+from evalkit.scoring.ifeval.checkers import kind
 from evalkit.scoring.ifeval.textutil import tools
 
 METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")

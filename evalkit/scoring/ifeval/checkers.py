@@ -1,25 +1,13 @@
-"""The 25 instruction kinds of IFEval: each id, its checker and the arguments it takes.
-
-`problem(instruction_id, kwargs)` says what is wrong with one instruction of the data (an
-unknown id, a missing or mistyped argument, a keyword that is not a valid regular expression),
-or None; the loader calls it on every record, so a broken file is one line naming its record,
-and the scorer calls it again on what a log hands back.
-
-The authors' code replaces an argument that is missing or out of range with a random one
-(`build_description`); evalkit refuses such a record instead, so a score never depends on a draw.
-Arguments set to null (the Hugging Face copy lists every argument of every kind, null where
-unused) are dropped first.
-"""
+"""The checker of each of IFEval's 25 instruction kinds (the kinds and their arguments are data:
+evalkit.loaders.ifeval_instructions, which also checks a record's arguments)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
+from evalkit.loaders.ifeval_instructions import PARAMS
 from evalkit.scoring.ifeval import layout, words
-
-RELATIONS = ("less than", "at least")
 
 
 @dataclass(frozen=True)
@@ -28,94 +16,34 @@ class Kind:
     params: dict[str, str]        # argument -> "count" | "relation" | "text" | "texts" | "regex" | "regexes"
 
 
-_KINDS: dict[str, Kind] = {
-    "keywords:existence": Kind(words.keywords_existence, {"keywords": "regexes"}),
-    "keywords:frequency": Kind(words.keywords_frequency, {"keyword": "regex", "frequency": "count", "relation": "relation"}),
-    "keywords:forbidden_words": Kind(words.forbidden_words, {"forbidden_words": "forbidden"}),
-    "keywords:letter_frequency": Kind(words.letter_frequency,
-                                      {"letter": "letter", "let_frequency": "count", "let_relation": "relation"}),
-    "language:response_language": Kind(words.response_language, {"language": "text"}),
-    "length_constraints:number_sentences": Kind(layout.number_sentences, {"num_sentences": "count", "relation": "relation"}),
-    "length_constraints:number_paragraphs": Kind(layout.number_paragraphs, {"num_paragraphs": "count"}),
-    "length_constraints:number_words": Kind(layout.number_words, {"num_words": "count", "relation": "relation"}),
-    "length_constraints:nth_paragraph_first_word": Kind(
-        layout.nth_paragraph_first_word, {"num_paragraphs": "count", "nth_paragraph": "count", "first_word": "text"}),
-    "detectable_content:number_placeholders": Kind(layout.number_placeholders, {"num_placeholders": "count"}),
-    "detectable_content:postscript": Kind(layout.postscript, {"postscript_marker": "postscript"}),
-    "detectable_format:number_bullet_lists": Kind(layout.number_bullet_lists, {"num_bullets": "count"}),
-    "detectable_format:constrained_response": Kind(layout.constrained_response, {}),
-    "detectable_format:number_highlighted_sections": Kind(layout.number_highlighted_sections, {"num_highlights": "count"}),
-    "detectable_format:multiple_sections": Kind(layout.multiple_sections, {"section_spliter": "section", "num_sections": "count"}),
-    "detectable_format:json_format": Kind(layout.json_format, {}),
-    "detectable_format:title": Kind(layout.title, {}),
-    "combination:two_responses": Kind(layout.two_responses, {}),
-    "combination:repeat_prompt": Kind(layout.repeat_prompt, {"prompt_to_repeat": "text"}),
-    "startend:end_checker": Kind(layout.end_checker, {"end_phrase": "text"}),
-    "startend:quotation": Kind(layout.quotation, {}),
-    "change_case:capital_word_frequency": Kind(words.capital_word_frequency,
-                                               {"capital_frequency": "count", "capital_relation": "relation"}),
-    "change_case:english_capital": Kind(words.english_capital, {}),
-    "change_case:english_lowercase": Kind(words.english_lowercase, {}),
-    "punctuation:no_comma": Kind(words.no_comma, {}),
+_CHECKS: dict[str, Callable[[str, dict], bool]] = {
+    "keywords:existence": words.keywords_existence,
+    "keywords:frequency": words.keywords_frequency,
+    "keywords:forbidden_words": words.forbidden_words,
+    "keywords:letter_frequency": words.letter_frequency,
+    "language:response_language": words.response_language,
+    "length_constraints:number_sentences": layout.number_sentences,
+    "length_constraints:number_paragraphs": layout.number_paragraphs,
+    "length_constraints:number_words": layout.number_words,
+    "length_constraints:nth_paragraph_first_word": layout.nth_paragraph_first_word,
+    "detectable_content:number_placeholders": layout.number_placeholders,
+    "detectable_content:postscript": layout.postscript,
+    "detectable_format:number_bullet_lists": layout.number_bullet_lists,
+    "detectable_format:constrained_response": layout.constrained_response,
+    "detectable_format:number_highlighted_sections": layout.number_highlighted_sections,
+    "detectable_format:multiple_sections": layout.multiple_sections,
+    "detectable_format:json_format": layout.json_format,
+    "detectable_format:title": layout.title,
+    "combination:two_responses": layout.two_responses,
+    "combination:repeat_prompt": layout.repeat_prompt,
+    "startend:end_checker": layout.end_checker,
+    "startend:quotation": layout.quotation,
+    "change_case:capital_word_frequency": words.capital_word_frequency,
+    "change_case:english_capital": words.english_capital,
+    "change_case:english_lowercase": words.english_lowercase,
+    "punctuation:no_comma": words.no_comma,
 }
-
-# What a pattern-valued argument becomes before it is matched (so it is the pattern checked).
-_AS_PATTERN: dict[str, Callable[[str], str]] = {
-    "regex": str.strip, "forbidden": words.forbidden_pattern,
-    "postscript": layout.postscript_pattern, "section": layout.section_pattern,
-}
-
-
-def kinds() -> list[str]:
-    return sorted(_KINDS)
 
 
 def kind(instruction_id: str) -> Kind:
-    return _KINDS[instruction_id]
-
-
-def cleaned(kwargs: dict) -> dict:
-    return {k: v for k, v in kwargs.items() if v is not None}
-
-
-def _pattern_problem(text: str) -> str | None:
-    try:
-        re.compile(text)
-    except re.error as exc:
-        return f"is not a valid regular expression ({exc})"
-    return None
-
-
-def _value_problem(what: str, value) -> str | None:
-    if what == "count":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return None if ok else f"must be a whole number >= 0, not {value!r}"
-    if what == "relation":
-        return None if value in RELATIONS else f"must be one of {', '.join(map(repr, RELATIONS))}, not {value!r}"
-    if what in ("regexes", "forbidden"):
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            return f"must be a non-empty list of words, not {value!r}"
-        wrap = _AS_PATTERN.get(what, lambda w: w)
-        return next((p for v in value if (p := _pattern_problem(wrap(v)))), None)
-    if not isinstance(value, str) or not value.strip():
-        return f"must be a non-empty string, not {value!r}"
-    if what == "letter" and len(value.strip()) != 1:
-        return f"must be one character, not {value!r}"
-    return _pattern_problem(_AS_PATTERN[what](value)) if what in _AS_PATTERN else None
-
-
-def problem(instruction_id, kwargs) -> str | None:
-    """What is wrong with one instruction (id and arguments), or None."""
-    if instruction_id not in _KINDS:
-        return f"unknown instruction id {instruction_id!r}"
-    if not isinstance(kwargs, dict):
-        return f"{instruction_id}: arguments must be an object, not {type(kwargs).__name__}"
-    params, given = _KINDS[instruction_id].params, cleaned(kwargs)
-    if set(given) != set(params):
-        return f"{instruction_id}: takes arguments {sorted(params) or 'none'}, got {sorted(given) or 'none'}"
-    for name, what in params.items():
-        if (bad := _value_problem(what, given[name])) is not None:
-            return f"{instruction_id}: {name} {bad}"
-    if instruction_id.endswith("nth_paragraph_first_word") and not 1 <= given["nth_paragraph"] <= given["num_paragraphs"]:
-        return f"{instruction_id}: nth_paragraph must be between 1 and num_paragraphs"
-    return None
+    return Kind(_CHECKS[instruction_id], PARAMS[instruction_id])

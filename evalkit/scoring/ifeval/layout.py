@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 
+from evalkit.loaders.ifeval_instructions import postscript_pattern, section_pattern
+
 from evalkit.scoring.ifeval import scan
 from evalkit.scoring.ifeval.textutil import count_sentences, count_words
 from evalkit.scoring.ifeval.words import compare
@@ -76,18 +78,6 @@ def number_placeholders(text: str, kw: dict) -> bool:
     return scan.placeholders(text) >= kw["num_placeholders"]
 
 
-def postscript_pattern(marker: str) -> str:
-    r"""The authors search `\s*<marker>.*$` in the lower-cased reply; a match of it exists exactly
-    when one of `<marker>` does (the `\s*` may match nothing, and `.*$` always matches after it),
-    so that is searched, without the `\s*` that costs quadratic time on a long run of spaces."""
-    marker = marker.strip()
-    if marker == "P.P.S":
-        return r"p\.\s?p\.\s?s"
-    if marker == "P.S.":
-        return r"p\.\s?s\."
-    return marker.lower() + r".*$"
-
-
 def postscript(text: str, kw: dict) -> bool:
     return re.search(postscript_pattern(kw["postscript_marker"]), text.lower(), flags=re.MULTILINE) is not None
 
@@ -106,10 +96,6 @@ def number_highlighted_sections(text: str, kw: dict) -> bool:
     single = sum(1 for h in _HIGHLIGHT.findall(text) if h.strip("*").strip())
     double = sum(1 for h in _DOUBLE_HIGHLIGHT.findall(text) if h[2:-2].strip())
     return single + double >= kw["num_highlights"]
-
-
-def section_pattern(splitter: str) -> str:
-    return r"\s?" + splitter.strip() + r"\s?\d+\s?"
 
 
 def multiple_sections(text: str, kw: dict) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from evalkit.loaders.ifeval_instructions import forbidden_pattern
+
 from evalkit.scoring.ifeval.textutil import language_of, word_tokens
 
 
@@ -25,10 +27,6 @@ def keywords_existence(text: str, kw: dict) -> bool:
 def keywords_frequency(text: str, kw: dict) -> bool:
     found = len(re.findall(kw["keyword"].strip(), text, flags=re.IGNORECASE))
     return compare(found, kw["relation"], kw["frequency"])
-
-
-def forbidden_pattern(word: str) -> str:
-    return r"\b" + word + r"\b"
 
 
 def forbidden_words(text: str, kw: dict) -> bool:

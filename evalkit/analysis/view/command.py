@@ -25,14 +25,14 @@ import click
 def view(logs: tuple[str, ...], out: Path | None, port: int, no_browser: bool) -> None:
     """Browse the samples of run logs: filters, search, one sample's prompt and reply, two runs
     side by side, an exam's chain down to its items."""
-    from evalkit.view.session import Viewer
+    from evalkit.analysis.view.session import Viewer
 
     viewer = Viewer(list(logs))
     try:
         _say_bad_lines(viewer)
         if out is None:
             return _serve(viewer, port, no_browser)
-        from evalkit.view.page import write_page
+        from evalkit.analysis.view.page import write_page
 
         size = write_page(viewer, out)
         click.echo(f"evalkit view: wrote {out} ({size / 2**20:.1f} MiB, "
@@ -51,7 +51,7 @@ def _say_bad_lines(viewer) -> None:
 
 
 def _serve(viewer, port: int, no_browser: bool) -> None:
-    from evalkit.view.server import serve
+    from evalkit.analysis.view.server import serve
 
     try:
         server = serve(viewer, port)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from evalkit.analysis.compare import compare_logs
 from evalkit.core.errors import EvalkitError
-from evalkit.view.index import BIT, FLAGS, LogIndex, Row, json_fragment, sample_text
+from evalkit.analysis.view.index import BIT, FLAGS, LogIndex, Row, json_fragment, sample_text
 
 SORTS = {
     "line": lambda r: r.line,

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from evalkit.core.errors import EvalkitError
-from evalkit.view.page import STATIC, page_html, to_json
-from evalkit.view.session import Viewer
+from evalkit.analysis.view.page import STATIC, page_html, to_json
+from evalkit.analysis.view.session import Viewer
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

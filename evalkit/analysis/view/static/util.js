@@ -58,7 +58,7 @@ EV.kv = function (pairs) {
   return t;
 };
 
-// The text the free-text search looks in (as evalkit/view/index.py sample_text does).
+// The text the free-text search looks in (as evalkit/analysis/view/index.py sample_text does).
 EV.sampleText = function (rec) {
   const parts = [rec.target, rec.completion, rec.raw_completion];
   for (const m of rec.messages || []) {

@@ -1,6 +1,6 @@
 """The viewer's page: served with its static files, or as one self-contained HTML file (`--out`).
 
-The HTML, script and style ship in `evalkit/view/static/` (package data); nothing is fetched from the
+The HTML, script and style ship in `evalkit/analysis/view/static/` (package data); nothing is fetched from the
 network. The self-contained file inlines them under a Content-Security-Policy that allows exactly
 those inline blocks (by their sha256) and nothing else, and embeds the logs' samples as a JSON data
 block the script reads with JSON.parse — log text is never markup there either. It embeds at most
@@ -17,11 +17,11 @@ import math
 from importlib import resources
 
 from evalkit.core.errors import EvalkitError
-from evalkit.view.query import row_json, select_pairs
-from evalkit.view.session import Viewer
+from evalkit.analysis.view.query import row_json, select_pairs
+from evalkit.analysis.view.session import Viewer
 
 SCRIPTS = ("util.js", "api.js", "list.js", "detail.js", "pairs.js", "exam.js", "main.js")
-STATIC = {name: resources.files("evalkit.view").joinpath("static", name).read_bytes() for name in (*SCRIPTS, "app.css")}
+STATIC = {name: resources.files("evalkit.analysis.view").joinpath("static", name).read_bytes() for name in (*SCRIPTS, "app.css")}
 MAX_EMBED_SAMPLES = 10_000
 MAX_EMBED_BYTES = 64 * 1024 * 1024
 
@@ -42,7 +42,7 @@ def to_json(value) -> str:
 
 
 def _template() -> str:
-    return resources.files("evalkit.view").joinpath("static", "index.html").read_text(encoding="utf-8")
+    return resources.files("evalkit.analysis.view").joinpath("static", "index.html").read_text(encoding="utf-8")
 
 
 def page_html(served: bool, data: str | None = None) -> str:

@@ -1,6 +1,6 @@
 "use strict";
 // The page's data: the local server's JSON API (served), or the data block of a self-contained file.
-// Both answer the same questions with the same shapes (see evalkit/view/session.py).
+// Both answer the same questions with the same shapes (see evalkit/analysis/view/session.py).
 
 EV.Served = class {
   async get(path, params) {

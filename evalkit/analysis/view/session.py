@@ -13,8 +13,8 @@ from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
 from evalkit.analysis.report import load_exam
-from evalkit.view.index import FLAGS, LogIndex, open_index
-from evalkit.view.query import Pairing, Searcher, pair_runs, parse_query, select, select_pairs
+from evalkit.analysis.view.index import FLAGS, LogIndex, open_index
+from evalkit.analysis.view.query import Pairing, Searcher, pair_runs, parse_query, select, select_pairs
 
 
 class Viewer:
