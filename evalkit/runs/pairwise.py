@@ -31,7 +31,8 @@ from evalkit.send.cache import Cache
 from evalkit.core.errors import EvalkitError, warn
 from evalkit.specs.graders import GraderRegistry, GraderSpec, parse_choice
 from evalkit.results.runlog import LoggedRun, log_path, read_log
-from evalkit.runs.pipeline import connect, run_eval, runner_options
+from evalkit.runs.connect import connect, runner_options
+from evalkit.runs.pipeline import run_eval
 from evalkit.core.places import cache_dir, default_log_dir
 from evalkit.plan.run_plan import RunOptions, make_plan
 from evalkit.results.records import SampleResult, Stat, Summary, score_metrics

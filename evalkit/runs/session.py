@@ -83,7 +83,7 @@ def run_session(req: RunRequest, show: Show) -> Iterator[Message]:
 
 def _run_all(targets: list, req: RunRequest, opts: RunOptions, show: Show, registry):
     """Each target's outcome as it finishes, one backend per model for the whole command."""
-    from evalkit.runs.pipeline import one_backend_per_model
+    from evalkit.runs.connect import one_backend_per_model
 
     with one_backend_per_model():
         for target in targets:
@@ -171,7 +171,7 @@ def _run_one(target, req: RunRequest, opts: RunOptions, show: Show, registry) ->
     if isinstance(target, Exam):
         return _run_exam(target, req, opts, show, registry)
     if req.dry_run:
-        from evalkit.runs.pipeline import dry_run
+        from evalkit.runs.dry_run import dry_run
 
         show("plan", dry_run(target, opts))
         return None
@@ -253,7 +253,7 @@ def most_common_error(s: Summary) -> str:
 
 def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, show: Show, reg) -> str | None:
     if req.dry_run:
-        from evalkit.runs.pipeline import dry_run
+        from evalkit.runs.dry_run import dry_run
 
         for ev in dict.fromkeys(sec.eval for sec in exam.sections if sec.eval):
             show("plan", dry_run(reg.resolve(ev), opts))
