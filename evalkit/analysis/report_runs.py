@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from evalkit.analysis.report import Run
+    from evalkit.analysis.report_logs import Run
 
 _COMPARED = ("limit", "seed", "endpoint", "temperature", "max_tokens", "top_p", "stop", "top_logprobs",
              "reasoning_effort", "options", "shard", "grader")

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.analysis.report import load_exam
+from evalkit.analysis.report_logs import load_exam
 from evalkit.analysis.view.index import FLAGS, LogIndex, open_index
 from evalkit.analysis.view.query import Pairing, Searcher, pair_runs, parse_query, select, select_pairs
 
