@@ -470,7 +470,7 @@ def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> 
     The provider's key goes only to --base-url or the provider's own endpoint, never to one the
     log names."""
     from evalkit.backends.base import BackendError
-    from evalkit.send.batch import list_batches
+    from evalkit.send.batch_journal import list_batches
     from evalkit.cli.formats import batches_text
     from evalkit.results.runlog import read_log
 

@@ -141,7 +141,7 @@ def _cancel_command(path, base_url: str | None) -> str:
 def _keep_live_batches(path, base_url: str | None) -> None:
     """--fresh would forget batches whose results the log has not recorded yet (running, or done
     and paid for), and send their requests again: refuse, saying how to get out."""
-    from evalkit.send.batch import unrecorded
+    from evalkit.send.batch_journal import unrecorded
     from evalkit.results.runlog import read_log
 
     try:
@@ -156,7 +156,7 @@ def _keep_live_batches(path, base_url: str | None) -> None:
 
 def _no_live_batches(run: LoggedRun, todo: list[str], base_url: str | None) -> None:
     """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
-    from evalkit.send.batch import unrecorded
+    from evalkit.send.batch_journal import unrecorded
 
     live = unrecorded(run.batches, todo)
     if live:
@@ -269,7 +269,9 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
 async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results: dict, todo: list,
                         grading: "Grading | None") -> RunStats:
     """The same requests and the same sink as `_send_all`, through the Batch API (evalkit.send.batch)."""
-    from evalkit.send.batch import BatchOptions, BatchRun, Journal
+    from evalkit.send.batch import BatchRun
+    from evalkit.send.batch_journal import Journal
+    from evalkit.send.batch_phase import BatchOptions
     from evalkit.send.limiter import Budget
 
     opts = plan.opts
