@@ -348,7 +348,8 @@ def error_threshold(value: str) -> float:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bool) -> None:
     """Convert a score on an exam's scale (or --raw section scores) to its human percentile."""
-    from evalkit.exams.tables import ExamRegistry, convert_given
+    from evalkit.exams.scoring import convert_given
+    from evalkit.exams.tables import ExamRegistry
     from evalkit.cli.formats import percentile_text
 
     parsed = {}
