@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from evalkit.backends.openai_api import retry_after_seconds
+from evalkit.backends.openai_errors import retry_after_seconds
 from evalkit.send.limiter import Limiter
 from evalkit.send.runner import RunnerOptions
 
