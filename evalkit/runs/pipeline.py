@@ -37,7 +37,8 @@ from evalkit.core.places import cache_dir, default_log_dir
 from evalkit.plan.run_plan import RunOptions, RunPlan, make_plan, worst_case_tokens
 from evalkit.backends.presets import endpoint_of, pricer_for
 from evalkit.results.records import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
-from evalkit.send.runner import Channel, Outcome, RunnerOptions, RunStats, progress_every, run_requests
+from evalkit.send.runner import Channel, progress_every, run_requests
+from evalkit.send.runner_types import Outcome, RunnerOptions, RunStats
 from evalkit.backends.thinking import Separated, separate
 from evalkit.scoring import MissingLogprobs, ScoreInput, ScoringError
 from evalkit.scoring.graded import is_graded

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from evalkit.backends.base import FatalError, Request, Sampling, TransientError
 from evalkit.send.batch_journal import Entry, Journal, custom_id
 from evalkit.send.batch_phase import BatchOptions, Interrupted, Phase
-from evalkit.send.runner import Channel, Outcome, RunStats, on_signals, run_requests
+from evalkit.send.runner import Channel, on_signals, run_requests
+from evalkit.send.runner_types import Outcome, RunStats
 
 
 @dataclass
