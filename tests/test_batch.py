@@ -111,7 +111,8 @@ def test_batch_size_beyond_the_servers_limit_fails_the_batch_not_the_run(evalkit
 def test_batch_files_are_cut_within_the_byte_limit():
     from evalkit.backends import get_backend
     from evalkit.backends.base import Request
-    from evalkit.send.batch import BatchOptions, Journal, Phase
+    from evalkit.send.batch_journal import Journal
+    from evalkit.send.batch_phase import BatchOptions, Phase
 
     api = get_backend("openai/m", base_url="http://127.0.0.1:9/v1").batch_api()
     api.max_bytes = 2_000

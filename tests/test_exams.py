@@ -33,7 +33,8 @@ def percentile(evalkit, exam: str, *args: str) -> dict:
 
 def convert(exam: str, score: float) -> dict:
     """The library API (one process for many conversions; the CLI is checked on the same values below)."""
-    from evalkit.exams.tables import ExamRegistry, convert_given
+    from evalkit.exams.scoring import convert_given
+    from evalkit.exams.tables import ExamRegistry
 
     return convert_given(ExamRegistry.default().get(exam), score, {})
 

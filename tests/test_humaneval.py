@@ -11,7 +11,8 @@ import pytest
 from conftest import read_jsonl
 
 from evalkit.results.metrics import pass_at_k
-from evalkit.scoring.sandbox import Limits, RunResult, run_python
+from evalkit.scoring.sandbox import run_python
+from evalkit.scoring.sandbox_limits import Limits, RunResult
 
 # These tests look for sandbox processes and folders machine-wide: one worker runs them all.
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -196,7 +197,7 @@ raise RuntimeError(f"held {total + mine} in {len(children) + 1} processes")
 
 
 def test_memory_bound_holds():
-    from evalkit.scoring.sandbox import memory_bound
+    from evalkit.scoring.sandbox_limits import memory_bound
 
     limits = Limits(memory_mb=64, processes=6, disk_mb=16, file_mb=8, wall_seconds=60)
     out = run_python(HOLD, limits=limits)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from evalkit.backends.openai_api import retry_after_seconds
+from evalkit.backends.openai_errors import retry_after_seconds
 from evalkit.send.limiter import Limiter
-from evalkit.send.runner import RunnerOptions
+from evalkit.send.runner_types import RunnerOptions
 
 
 def anatomy_key(data_dir: Path, right: bool = True) -> list[dict]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from evalkit.scoring.sandbox import BOOTSTRAP
+from evalkit.scoring.sandbox_run import BOOTSTRAP
 
 # These tests run many sandboxes at once: one worker runs them all (what they look for is their own).
 pytestmark = pytest.mark.xdist_group("sandbox")

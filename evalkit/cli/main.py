@@ -137,7 +137,8 @@ def schema_cmd(what: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bool) -> None:
     """Convert a score on an exam's scale (or --raw section scores) to its human percentile."""
-    from evalkit.exams.tables import ExamRegistry, convert_given
+    from evalkit.exams.scoring import convert_given
+    from evalkit.exams.tables import ExamRegistry
     from evalkit.cli.formats import percentile_text
 
     parsed = {}
@@ -259,7 +260,7 @@ def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> 
     The provider's key goes only to --base-url or the provider's own endpoint, never to one the
     log names."""
     from evalkit.backends.base import BackendError
-    from evalkit.send.batch import list_batches
+    from evalkit.send.batch_journal import list_batches
     from evalkit.cli.formats import batches_text
     from evalkit.results.runlog import read_log
 

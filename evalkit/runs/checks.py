@@ -42,7 +42,7 @@ def cancel_command(path, base_url: str | None) -> str:
 def keep_live_batches(path, base_url: str | None) -> None:
     """--fresh would forget batches whose results the log has not recorded yet (running, or done
     and paid for), and send their requests again: refuse, saying how to get out."""
-    from evalkit.send.batch import unrecorded
+    from evalkit.send.batch_journal import unrecorded
     from evalkit.results.runlog import read_log
 
     try:
@@ -57,7 +57,7 @@ def keep_live_batches(path, base_url: str | None) -> None:
 
 def no_live_batches(run: LoggedRun, todo: list[str], base_url: str | None) -> None:
     """A run without --batch would send again what the log's unrecorded batches hold: refuse."""
-    from evalkit.send.batch import unrecorded
+    from evalkit.send.batch_journal import unrecorded
 
     live = unrecorded(run.batches, todo)
     if live:

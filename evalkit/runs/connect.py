@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from evalkit.backends import Backend, FatalError, get_backend
 from evalkit.core.errors import EvalkitError
 from evalkit.plan.run_plan import RunOptions, RunPlan
-from evalkit.send.runner import RunnerOptions
+from evalkit.send.runner_types import RunnerOptions
 
 
 _kept: ContextVar[dict | None] = ContextVar("evalkit_backends", default=None)

@@ -26,10 +26,10 @@ from evalkit.core.errors import EvalkitError, warn
 from evalkit.runs.pipeline import run_eval
 from evalkit.plan.run_plan import RunOptions
 from evalkit.results.records import Summary
-from evalkit.exams.tables import Exam, score_exam
+from evalkit.exams.scoring import percentile_of, score_exam
+from evalkit.exams.tables import Exam
 from evalkit.results.runlog import model_slug, read_log
 from evalkit.core.places import default_log_dir
-from evalkit.exams.tables import percentile_of
 
 
 def exam_log_path(log_dir: Path | None, exam: str, model: str, logs: list[str] = ()) -> Path:

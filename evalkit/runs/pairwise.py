@@ -36,7 +36,8 @@ from evalkit.runs.pipeline import run_eval
 from evalkit.core.places import cache_dir, default_log_dir
 from evalkit.plan.run_plan import RunOptions, make_plan
 from evalkit.results.records import SampleResult, Stat, Summary, score_metrics
-from evalkit.send.runner import Channel, Outcome, RunStats, run_requests
+from evalkit.send.runner import Channel, run_requests
+from evalkit.send.runner_types import Outcome, RunStats
 from evalkit.backends.thinking import separate
 from evalkit.scoring.graded import prompt_text
 from evalkit.specs.evals import EvalSpec

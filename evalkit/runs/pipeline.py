@@ -28,7 +28,8 @@ from evalkit.core.places import cache_dir, default_log_dir
 from evalkit.plan.run_plan import RunOptions, RunPlan, make_plan
 from evalkit.backends.presets import pricer_for
 from evalkit.results.records import SampleResult, Summary
-from evalkit.send.runner import Channel, RunStats, progress_every, run_requests
+from evalkit.send.runner import Channel, progress_every, run_requests
+from evalkit.send.runner_types import RunStats
 from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
 from evalkit.runs.recording import Recorder, summarise, messages_digest
@@ -163,7 +164,9 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
 async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results: dict, todo: list,
                         grading: "Grading | None") -> RunStats:
     """The same requests and the same sink as `_send_all`, through the Batch API (evalkit.send.batch)."""
-    from evalkit.send.batch import BatchOptions, BatchRun, Journal
+    from evalkit.send.batch import BatchRun
+    from evalkit.send.batch_journal import Journal
+    from evalkit.send.batch_phase import BatchOptions
     from evalkit.send.limiter import Budget
 
     opts = plan.opts

@@ -13,7 +13,7 @@ from evalkit.results.runlog import LoggedRun
 from evalkit.plan.run_plan import RunPlan
 from evalkit.backends.presets import pricer_for
 from evalkit.results.records import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
-from evalkit.send.runner import Outcome, RunStats
+from evalkit.send.runner_types import Outcome, RunStats
 from evalkit.backends.thinking import Separated, separate
 from evalkit.scoring import MissingLogprobs, ScoreInput, ScoringError
 from evalkit.specs.stops import at_stop

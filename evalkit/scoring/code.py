@@ -31,7 +31,8 @@ import textwrap
 from typing import Literal
 
 from evalkit.core.sample import Sample
-from evalkit.scoring.sandbox import Limits, require_isolation, run_python
+from evalkit.scoring.sandbox import require_isolation, run_python
+from evalkit.scoring.sandbox_limits import Limits
 from evalkit.scoring import Score, ScoreInput, ScorerOptions, ScoringError, scorer
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)

@@ -42,75 +42,27 @@ one task and holds a few MB), plus /tmp's size, plus what the kernel keeps for p
 Without bubblewrap (or where it cannot create namespaces) evalkit refuses to run model code
 unless the user passes `--unsafe-exec`: then the same driver runs as a plain child process in a
 temporary folder, with the same limits but no isolation at all.
+
+This module chooses the launcher (bubblewrap's options, root's private mount namespace) and runs a
+program (`run_python`); the limits and the result are in `sandbox_limits`, one run and its verdict
+in `sandbox_run`, the seccomp filter in `sandbox_seccomp`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import marshal
 import os
 import pwd
-import secrets
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.core.errors import EvalkitError, warn
-from evalkit.core.redact import redact
-
-UNSAFE_HINT = "pass --unsafe-exec to run it without isolation (unsafe: it can read your files and keys)"
-INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap) or " + UNSAFE_HINT
-VERDICT = b"EVALKIT-VERDICT "
-STARTED = b"EVALKIT-STARTED "
-VERDICT_CAP = 1 << 16
-EXIT_GRACE = 2.0                   # seconds a sandbox may take to end after its verdict
-
-
-class SandboxUnavailable(EvalkitError):
-    """No isolation can run model code here (and --unsafe-exec was not given)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    cpu_seconds: int = 10          # CPU time of each process (SIGXCPU, then SIGKILL a second later)
-    wall_seconds: float = 30.0     # wall clock for the whole run: generous, so a loaded machine passes
-    memory_mb: int = 512           # address space of each process
-    file_mb: int = 16              # largest file a process may write
-    disk_mb: int = 64              # size of the writable /tmp
-    open_files: int = 64
-    processes: int = 12            # tasks (processes and threads) of the sandbox's user, bwrap's own included
-    stderr_kb: int = 4             # tail of stderr kept for the reason of a crash
-
-
-def memory_bound(limits: Limits = Limits()) -> int:
-    """Bytes of host memory a sandbox can hold at most, kernel buffers for pipes and sockets aside."""
-    return (limits.processes - 1) * (limits.memory_mb << 20) + (limits.disk_mb << 20)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    passed: bool
-    status: str            # passed | failed | limit | exited | killed | timeout | error
-    detail: str = ""       # why it failed: exception and line, exit status, signal, limit
-
-
-@dataclass(frozen=True)
-class _Launcher:
-    name: str                     # "bubblewrap" or "unsafe"
-    prefix: tuple[str, ...]       # nsenter (as root) and bwrap's options, up to the interpreter
-    python: str
-    isolated: bool
-    seccomp: bytes = b""          # the BPF program bwrap installs (--seccomp)
-    keyctl: int = 0               # keyctl's system-call number, for the driver's new session keyring
-
+from evalkit.core.errors import warn
+from evalkit.scoring.sandbox_limits import INSTALL_HINT, UNSAFE_HINT, Limits, RunResult, SandboxUnavailable
+from evalkit.scoring.sandbox_run import _execute, _Launcher
+from evalkit.scoring.sandbox_seccomp import _seccomp
 
 _lock = threading.Lock()
 _launchers: dict[tuple[bool, str | None], _Launcher] = {}
@@ -203,72 +155,6 @@ def _bwrap_options(bwrap: str, roots: list[str]) -> list[str]:
     return options
 
 
-# ------------------------------------------------------------------ the seccomp filter
-# Refused with EPERM: the kernel keyrings (not namespaced: they hold the host's secrets and would
-# carry a key from one sample to the next), and memory that no address-space limit counts (memfd,
-# SysV shared memory and message queues); ptrace and process_vm_* as well, so nothing reads the
-# checker. keyctl is allowed for one thing only: joining a new anonymous session keyring.
-REFUSED = ("add_key", "request_key", "memfd_create", "memfd_secret", "shmget", "shmat", "shmctl", "msgget",
-           "msgsnd", "msgctl", "ptrace", "process_vm_readv", "process_vm_writev")
-_ALLOW, _EPERM = 0x7FFF0000, 0x00050000 | 1          # SCMP_ACT_ALLOW, SCMP_ACT_ERRNO(EPERM)
-
-
-class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
-
-
-def _libseccomp() -> ctypes.CDLL:
-    try:
-        lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2")
-    except OSError:
-        raise SandboxUnavailable("the sandbox's seccomp filter needs libseccomp (apt-get install libseccomp2), "
-                                 "which is not installed: install it, or " + UNSAFE_HINT) from None
-    lib.seccomp_init.restype = ctypes.c_void_p
-    lib.seccomp_init.argtypes = [ctypes.c_uint32]
-    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                           ctypes.POINTER(_ArgCmp)]
-    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    lib.seccomp_release.argtypes = [ctypes.c_void_p]
-    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    return lib
-
-
-def _seccomp() -> tuple[bytes, int]:
-    """(BPF program, keyctl's number), made by libseccomp for this machine's architecture (other
-    architectures' system calls kill the caller: libseccomp's default for a foreign ABI)."""
-    lib = _libseccomp()
-    ctx = lib.seccomp_init(_ALLOW)
-    try:
-        rules = [(name, ()) for name in REFUSED]
-        rules += [("keyctl", ((0, 1, 1, 0),)), ("keyctl", ((0, 4, 1, 0), (1, 1, 0, 0)))]   # op != JOIN; name != NULL
-        for name, cmps in rules:
-            number = lib.seccomp_syscall_resolve_name(name.encode())
-            if number < 0:
-                continue                      # not a system call on this architecture
-            args = (_ArgCmp * max(1, len(cmps)))(*(_ArgCmp(*c) for c in cmps))
-            if lib.seccomp_rule_add_array(ctx, _EPERM, number, len(cmps), args) != 0:
-                raise SandboxUnavailable(f"libseccomp refused the rule for {name}: " + UNSAFE_HINT)
-        program = _export(lib, ctx)
-    finally:
-        lib.seccomp_release(ctx)
-    return program, max(0, lib.seccomp_syscall_resolve_name(b"keyctl"))
-
-
-def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
-    """The filter as BPF, through a pipe (a few hundred bytes: it fits the pipe's buffer)."""
-    read_end, write_end = os.pipe()
-    try:
-        if lib.seccomp_export_bpf(ctx, write_end) != 0:
-            raise SandboxUnavailable("libseccomp could not export the filter: " + UNSAFE_HINT)
-        os.close(write_end)
-        write_end = -1
-        return os.read(read_end, 1 << 16)
-    finally:
-        os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
-
-
 # ------------------------------------------------------------------ root: run bubblewrap as nobody
 HOLDER = r'''
 import ctypes, os, sys
@@ -330,184 +216,3 @@ def _as_nobody(roots: list[str]) -> list[str]:
     return [nsenter, f"--mount=/proc/{os.getpid()}/fd/{_mount_ns}", f"--setuid={uid}", f"--setgid={gid}", "--"]
 
 
-# ------------------------------------------------------------------ one run
-# The driver is compiled once here and sent as a code object ahead of its payload (the same
-# interpreter runs it), so the sandbox's Python starts with this stub instead of compiling it.
-BOOTSTRAP = ("import os,marshal\n"
-             "def r(n,b=b''):\n"
-             " while len(b)<n:\n"
-             "  c=os.read(0,n-len(b))\n"
-             "  if not c:os._exit(3)\n"
-             "  b+=c\n"
-             " return b\n"
-             "exec(marshal.loads(r(int.from_bytes(r(4),'big'))))\n")
-_DRIVER: bytes | None = None
-
-
-def _driver() -> bytes:
-    """The driver's code, length-prefixed: nothing of evalkit's is bound into the sandbox."""
-    global _DRIVER
-    if _DRIVER is None:
-        path = Path(__file__).with_name("sandbox_driver.py")
-        code = marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path.name), "exec"))
-        _DRIVER = len(code).to_bytes(4, "big") + code
-    return _DRIVER
-
-
-def _command(launcher: _Launcher, limits: Limits, verdict_fd: int, seccomp_fd: int | None) -> list[str]:
-    tail = [launcher.python, "-I", "-S", "-B", "-c", BOOTSTRAP, str(verdict_fd), str(launcher.keyctl)]
-    if not launcher.isolated:
-        return tail
-    return [*launcher.prefix, "--seccomp", str(seccomp_fd), "--size", str(limits.disk_mb << 20), "--tmpfs", "/tmp",
-            "--remount-ro", "/", "--chdir", "/tmp", "--", *tail]
-
-
-def _filter_fd(launcher: _Launcher) -> int | None:
-    """A pipe holding the seccomp program, for bwrap to read (small: it fits the pipe's buffer)."""
-    if not launcher.isolated:
-        return None
-    read_end, write_end = os.pipe()
-    os.write(write_end, launcher.seccomp)
-    os.close(write_end)
-    return read_end
-
-
-def _execute(launcher: _Launcher, job: tuple, limits: Limits) -> RunResult:
-    nonce = secrets.token_hex(16)
-    payload = _driver() + marshal.dumps((nonce, (limits.cpu_seconds, limits.memory_mb << 20, limits.file_mb << 20,
-                                                 limits.open_files, limits.processes), *job))
-    folder = None if launcher.isolated else tempfile.mkdtemp(prefix="evalkit-unsafe-")
-    read_end, write_end = os.pipe()
-    seccomp_fd = _filter_fd(launcher)
-    passed = (write_end,) if seccomp_fd is None else (write_end, seccomp_fd)
-    try:
-        try:
-            proc = subprocess.Popen(_command(launcher, limits, write_end, seccomp_fd), stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=passed,
-                                    env={}, cwd=folder, start_new_session=True)
-        except OSError as exc:
-            os.close(read_end)
-            return RunResult(False, "error", f"the sandbox did not start: {exc}")
-        finally:
-            for fd in passed:
-                os.close(fd)
-        try:
-            verdict, stderr, timed_out = _exchange(proc, payload, read_end, limits)
-        finally:
-            _end(proc)
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-    return _judge(verdict, nonce, stderr, proc.returncode, timed_out, limits)
-
-
-def _end(proc: subprocess.Popen) -> None:
-    """Kill what is left of the run (the sandbox dies with its bwrap) and reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-    for pipe in (proc.stdin, proc.stderr):
-        if pipe is not None and not pipe.closed:
-            pipe.close()
-
-
-def _exchange(proc: subprocess.Popen, payload: bytes, verdict_fd: int, limits: Limits) -> tuple[bytes, bytes, bool]:
-    """Send the payload, collect the verdict and stderr's tail; (verdict, stderr, timed out)."""
-    deadline = time.monotonic() + limits.wall_seconds
-    keep, stdin, stderr_fd = limits.stderr_kb << 10, proc.stdin.fileno(), proc.stderr.fileno()
-    sel = selectors.DefaultSelector()
-    os.set_blocking(stdin, False)
-    sel.register(stdin, selectors.EVENT_WRITE)
-    sel.register(stderr_fd, selectors.EVENT_READ)
-    sel.register(verdict_fd, selectors.EVENT_READ)
-    reading = {stderr_fd, verdict_fd}
-    verdict, stderr, sent = bytearray(), bytearray(), 0
-    try:
-        while reading:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return bytes(verdict), bytes(stderr), True
-            for key, _ in sel.select(left):
-                fd = key.fd
-                if fd == stdin:
-                    try:
-                        sent += os.write(stdin, payload[sent:sent + (1 << 16)])
-                    except BlockingIOError:
-                        continue
-                    except OSError:          # the sandbox is gone before it read everything
-                        sent = len(payload)
-                    if sent >= len(payload):
-                        sel.unregister(stdin)
-                        proc.stdin.close()
-                    continue
-                data = os.read(fd, 1 << 16)
-                if fd == stderr_fd:            # drained to the end (a writer never gets EPIPE), tail kept
-                    stderr = (stderr + data)[-keep:]
-                    done = not data
-                else:
-                    verdict += data[:VERDICT_CAP + 1 - len(verdict)]
-                    done = not data or len(verdict) > VERDICT_CAP
-                    if verdict.count(b"\n") > 1:       # the verdict itself: the driver exits right after
-                        deadline = min(deadline, time.monotonic() + EXIT_GRACE)
-                if done:
-                    sel.unregister(fd)
-                    reading.discard(fd)
-                    proc.stderr.close() if fd == stderr_fd else os.close(fd)
-        return bytes(verdict), bytes(stderr), False
-    finally:
-        sel.close()
-        if verdict_fd in reading:
-            os.close(verdict_fd)
-
-
-# ------------------------------------------------------------------ the verdict
-_SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
-
-
-def _known_secrets() -> tuple[str, ...]:
-    """Values of this process's key-like environment variables: never stored, even if echoed."""
-    return tuple(v for k, v in os.environ.items() if any(n in k.upper() for n in _SECRET_NAMES))
-
-
-def _clean(text: str, limit: int = 300) -> str:
-    text = redact(" ".join(text.split()), _known_secrets())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
-        return "unknown signal"
-
-
-def _judge(verdict: bytes, nonce: str, stderr: bytes, code: int | None, timed_out: bool, limits: Limits) -> RunResult:
-    started, header = STARTED + nonce.encode() + b"\n", VERDICT + nonce.encode() + b"\n"
-    last = stderr.decode("utf-8", "replace").strip().splitlines()
-    last = f": {_clean(last[-1], 200)}" if last else ""
-    if not verdict.startswith(started):     # the program never ran: whatever stderr says, not its fault
-        return RunResult(False, "error", ("the sandbox did not start" if not timed_out else
-                                          f"the sandbox did not start within {limits.wall_seconds:g} s") + last)
-    verdict = verdict[len(started):]
-    if verdict.startswith(header):
-        status, _, detail = verdict[len(header):].decode("utf-8", "replace").partition("\n")
-        if status == "passed" and detail in ("", "in-process"):
-            return RunResult(True, "passed", detail)
-        if status in ("failed", "limit", "timeout"):
-            return RunResult(False, status, _clean(detail))
-        if status in ("killed", "exited"):
-            return RunResult(False, status, _clean(detail + last))
-    if verdict:
-        return RunResult(False, "failed", "the program wrote a false verdict")
-    if timed_out:
-        return RunResult(False, "timeout", f"still running after {limits.wall_seconds:g} s (wall clock)")
-    signo = -code if code is not None and code < 0 else code - 128 if code is not None and 128 < code < 193 else None
-    if signo == signal.SIGXCPU:
-        return RunResult(False, "timeout", f"CPU time limit of {limits.cpu_seconds} s (signal {signo}, SIGXCPU)")
-    if signo is not None:
-        return RunResult(False, "killed", f"signal {signo} ({_signal_name(signo)}) before the test finished{last}")
-    return RunResult(False, "exited", f"status {code} before the test finished{last}")

@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
 def answer_key(name: str, accuracy: float, seed: int, key_out: str | None = None) -> list[dict]:
     """`{"messages", "reply"}` entries, one per sample of the eval (its first completion's prompt)."""
     from evalkit.plan.run_plan import RunOptions, make_plan
-    from evalkit.testserver.server import conversation_key
+    from evalkit.testserver.answer_matching import conversation_key
     from evalkit.plan.shards import unit_id
 
     if not 0.0 <= accuracy <= 1.0:
@@ -76,7 +76,7 @@ def _resolve(name: str):
 def _first_of_each_prompt(name: str, asked: list) -> dict[str, str]:
     """For each distinct conversation, the first sample asking it: samples whose prompts are the
     same (a question repeated in the data) get one answer, the server cannot tell them apart."""
-    from evalkit.testserver.server import conversation_key
+    from evalkit.testserver.answer_matching import conversation_key
 
     first: dict[str, str] = {}
     for s, messages in asked:

@@ -63,6 +63,9 @@ and is cut by the limit, reasoning and cached token counts; see `evalkit.testser
 
 The OpenAI Batch API (`/v1/files`, `/v1/batches`) answers from the same key, on a compressed
 clock with its own faults: see `evalkit.testserver.batch` and the `--batch-*` flags.
+
+This module is the server (`Server`: routing, faults, completions) and its command line; the answer
+key's matching is in `answer_matching`, reply bodies in `reply_bodies`, the HTTP framing in `wire`.
 """
 
 from __future__ import annotations
@@ -72,85 +75,24 @@ import asyncio
 import contextlib
 import json
 import random
-import re
-import socket
-import struct
 import sys
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
 
 from evalkit.testserver import reasoning
 from evalkit.testserver import stream as hostile
 from evalkit.testserver.batch import BatchAPI, add_arguments as add_batch_arguments, error_body
 from evalkit.testserver.answer_key import add_arguments as add_key_arguments, answer_key
 from evalkit.core.errors import EvalkitError
+from evalkit.testserver.answer_matching import Policy
+from evalkit.testserver.reply_bodies import ERROR_SHAPES, _logprobs, _stream_events, _tokens, forced_error
+from evalkit.testserver.wire import Reply, _read_request, _reset, _send
 
 FAULTS = ("429", "500", "html", "trickle", "reset", "huge", "null", "echo", "badusage", "surrogate", "stall",
           "keepalive", "bigevent", "emptyevents", "nodone", "twochoices")
 SHAPES = ("trickle", "huge", "null", "badusage", "surrogate", "stall",      # faults that shape a completion
           "keepalive", "bigevent", "emptyevents", "nodone", "twochoices")
 TIMED = ("trickle", "stall", "keepalive", "nodone")                         # ... and how its bytes go out
-
-
-class Policy:
-    def __init__(self, answers: list[dict], default_reply: str):
-        self.default_reply = default_reply
-        self.replies: dict[str, str] = {}
-        self.logprobs: dict[str, dict[str, float]] = {}
-        self.exact: dict[str, str] = {}
-        for entry in answers:
-            if "messages" in entry:
-                self.exact[conversation_key(entry["messages"])] = entry["reply"]
-                continue
-            self.replies[entry["match"]] = entry["reply"]
-            if "logprobs" in entry:
-                self.logprobs[entry["match"]] = entry["logprobs"]
-        self.automaton = _automaton(self.replies) if self.replies else None
-
-    def reply(self, text: str, messages: list | None = None) -> tuple[str, str | None]:
-        if self.exact and messages is not None:
-            key = conversation_key(messages)
-            if key in self.exact:
-                return self.exact[key], key
-        best, best_rank = None, None
-        for end, needle in self.automaton.iter(text) if self.automaton is not None else ():
-            rank = (end - len(needle), len(needle))   # latest start first, then longest
-            if best_rank is None or rank > best_rank:
-                best, best_rank = needle, rank
-        return (self.replies[best], best) if best is not None else (self.default_reply, None)
-
-
-def _automaton(needles):
-    """One matcher over every needle (thousands of questions; a loop per request would be slow)."""
-    import ahocorasick_rs
-
-    return _RsAutomaton(ahocorasick_rs.AhoCorasick(list(needles)), list(needles))
-
-
-class _RsAutomaton:
-    def __init__(self, ac, needles: list[str]):
-        self.ac, self.needles = ac, needles
-
-    def iter(self, text: str):
-        """(end index, needle) of every occurrence, overlapping ones included."""
-        for idx, start, end in self.ac.find_matches_as_indexes(text, overlapping=True):
-            yield end - 1, self.needles[idx]
-
-
-def conversation_key(messages: list) -> str:
-    """A whole conversation as one string: roles and contents, in order."""
-    return json.dumps([[m.get("role", "user"), m.get("content", "")] for m in messages], ensure_ascii=False)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: dict = field(default_factory=dict)
-    fault: str | None = None          # reset / trickle / stall: how the bytes go out
-    events: list[bytes] | None = None  # a streamed reply: its server-sent events, in order
-    tokens: int = 0                   # a completion's reply tokens (for --token-interval)
 
 
 class Server:
@@ -334,70 +276,6 @@ class Server:
         return text
 
 
-def _tokens(text: str) -> list[str]:
-    """A reply cut into tokens as a model streams them: words with their leading space, at most
-    4,096 characters each."""
-    words = re.findall(r"\s*\S+|\s+", text) or [""]
-    return [w[i:i + 4096] for w in words for i in range(0, max(len(w), 1), 4096)]
-
-
-def _stream_events(out: dict, req: dict, null: bool) -> list[bytes]:
-    """A whole completion as OpenAI's server-sent events: role, one chunk per token (the first with
-    the logprobs), finish_reason, usage (when asked), [DONE]."""
-    choice = out["choices"][0]
-    head = {"id": out["id"], "object": "chat.completion.chunk", "created": out["created"], "model": out["model"]}
-
-    def chunk(delta: dict, finish=None, extra: dict | None = None) -> bytes:
-        c = {"index": 0, "delta": delta, "finish_reason": finish, **(extra or {})}
-        more = [{**c, "delta": {"content": "not " + delta["content"]}}] if len(out["choices"]) > 1 and \
-            delta.get("content") else []
-        return b"data: " + json.dumps({**head, "choices": [c, *more]}).encode() + b"\n\n"
-
-    events = [chunk({"role": "assistant", "content": None if null else ""})]
-    for name in ("reasoning", "reasoning_content"):      # thinking streams before the answer
-        if choice["message"].get(name):
-            events += [chunk({name: tok}) for tok in _tokens(choice["message"][name])]
-    if not null:
-        for i, tok in enumerate(_tokens(choice["message"]["content"])):
-            events.append(chunk({"content": tok}, extra={"logprobs": choice["logprobs"]} if i == 0 and
-                                "logprobs" in choice else None))
-    events.append(chunk({}, finish=choice["finish_reason"]))
-    if (req.get("stream_options") or {}).get("include_usage"):
-        events.append(b"data: " + json.dumps({**head, "choices": [], "usage": out["usage"]}).encode() + b"\n\n")
-    return events + [b"data: [DONE]\n\n"]
-
-
-ERROR_SHAPES = ("openai", "llamacpp", "vllm", "ollama", "fastapi", "pydantic", "text", "html")
-
-
-def forced_error(status: int, shape: str, message: str) -> Reply:
-    """An error reply saying `message` as one kind of server says it (`--error-shape`)."""
-    bodies = {
-        "openai": {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
-        "llamacpp": {"error": {"code": status, "message": message, "type": "invalid_request_error"}},
-        "vllm": {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": status},
-        "ollama": {"error": message},
-        "fastapi": {"detail": message},
-        "pydantic": {"detail": [{"type": "missing", "loc": ["body", "model"], "msg": message, "input": None}]},
-    }
-    if shape == "text":
-        return Reply(status, message.encode(), {"content-type": "text/plain; charset=utf-8"})
-    if shape == "html":
-        page = (f"<!DOCTYPE html><html><head><title>{status}</title><style>h1 {{ color: red }}</style></head>"
-                f"<body><h1>{message}</h1></body></html>")
-        return Reply(status, page.encode(), {"content-type": "text/html"})
-    return Reply(status, json.dumps(bodies[shape]).encode())
-
-
-def _logprobs(policy: Policy, needle: str | None, reply: str, top_n: int) -> dict:
-    """The first token's alternatives: the key's chosen {token: logprob}, else the reply's first
-    character with probability 1."""
-    alts = (policy.logprobs.get(needle) if needle is not None else None) or {reply[:1]: 0.0}
-    top = sorted(alts.items(), key=lambda kv: -kv[1])[: top_n or 1]
-    return {"content": [{"token": top[0][0], "logprob": top[0][1], "bytes": None,
-                         "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top]}]}
-
-
 def _fault_table(specs: list[str]) -> list[tuple[str, float]]:
     """`["html=0.05", "reset=0.05"]` -> cumulative [("html", 0.05), ("reset", 0.10)]."""
     table, total = [], 0.0
@@ -410,74 +288,6 @@ def _fault_table(specs: list[str]) -> list[tuple[str, float]]:
     if total > 1:
         raise SystemExit("--fault: the rates add up to more than 1")
     return table
-
-
-async def _read_request(reader: asyncio.StreamReader):
-    line = await reader.readline()
-    if not line:
-        return None
-    method, path, _ = line.decode("latin-1").split(" ", 2)
-    headers = {}
-    while True:
-        h = await reader.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        k, _, v = h.decode("latin-1").partition(":")
-        headers[k.strip().lower()] = v.strip()
-    body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
-    return method, path, headers, body
-
-
-async def _send(writer: asyncio.StreamWriter, reply: Reply, args: argparse.Namespace) -> None:
-    if reply.events is not None:
-        await _send_events(writer, reply, args)
-        return
-    head = [f"HTTP/1.1 {reply.status} {'OK' if reply.status == 200 else 'Error'}",
-            *([] if "content-type" in reply.headers else
-              ["content-type: text/html" if reply.body.startswith(b"<") else "content-type: application/json"]),
-            f"content-length: {len(reply.body)}"] + [f"{k}: {v}" for k, v in reply.headers.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-    if reply.fault == "trickle":
-        await _trickle(writer, reply.body, args.trickle_interval)
-        return
-    writer.write(reply.body)
-    await writer.drain()
-
-
-async def _trickle(writer: asyncio.StreamWriter, data: bytes, interval: float) -> None:
-    await writer.drain()
-    for i in range(len(data)):          # one byte at a time: a read timeout never fires
-        writer.write(data[i:i + 1])
-        await writer.drain()
-        await asyncio.sleep(interval)
-
-
-async def _send_events(writer: asyncio.StreamWriter, reply: Reply, args: argparse.Namespace) -> None:
-    """A streamed reply in chunked encoding: each event as it is ready (`--token-interval` apart),
-    trickled byte by byte, or stalled after its first event."""
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-    framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in reply.events] + [b"0\r\n\r\n"]
-    if reply.fault == "trickle":
-        await _trickle(writer, b"".join(framed), args.trickle_interval)
-        return
-    if reply.fault in ("keepalive", "nodone"):
-        await hostile.send_slowly(writer, framed, reply.fault, args)
-        return
-    for i, frame in enumerate(framed):
-        writer.write(frame)
-        await writer.drain()
-        if reply.fault == "stall" and i == 1:
-            await asyncio.sleep(args.stall_seconds)
-        elif args.token_interval and 0 < i < len(framed) - 4:
-            await asyncio.sleep(args.token_interval)
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Drop the connection with a TCP reset, no reply."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
