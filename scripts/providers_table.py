@@ -1,9 +1,9 @@
-"""Write the README's provider table from registry/providers.yaml.
+"""Write the provider table of docs/providers.md from registry/providers.yaml.
 
-    python scripts/providers_table.py           rewrite the table between the README's markers
-    python scripts/providers_table.py --check   exit 1 if the README's table is out of date
+    python scripts/providers_table.py           rewrite the table between the page's markers
+    python scripts/providers_table.py --check   exit 1 if the page's table is out of date
 
-The registry is the one source of the table, so the README cannot drift from what
+The registry is the one source of the table, so the page cannot drift from what
 `evalkit providers` prints; a test runs `--check`.
 """
 
@@ -47,20 +47,20 @@ def table() -> str:
 
 
 def main(argv: list[str]) -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
+    page = ROOT / "docs" / "providers.md"
+    text = page.read_text(encoding="utf-8")
     if START not in text or END not in text:
-        print(f"README.md has no provider table markers ({START} ... {END})")
+        print(f"docs/providers.md has no provider table markers ({START} ... {END})")
         return 1
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     updated = f"{head}{START}\n{table()}\n{END}{tail}"
     if "--check" in argv:
         if updated != text:
-            print("README.md's provider table is out of date: run python scripts/providers_table.py")
+            print("docs/providers.md's provider table is out of date: run python scripts/providers_table.py")
             return 1
         return 0
-    readme.write_text(updated, encoding="utf-8")
+    page.write_text(updated, encoding="utf-8")
     return 0
 
 

@@ -46,11 +46,11 @@ def test_run_help_names_models_data_key_and_log_folder(evalkit):
         assert needed in text, needed
 
 
-def test_readme_synopsis_lists_every_run_option(evalkit):
-    """The README's `evalkit run` synopsis names every option --help has."""
+def test_commands_page_synopsis_lists_every_run_option(evalkit):
+    """The `evalkit run` synopsis of docs/commands.md (the README links it) names every option --help has."""
     flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", evalkit("run", "--help").stdout)) - {"--help"}
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    synopsis = readme[readme.index("evalkit run NAME|FILE ... --model MODEL"):readme.index("evalkit compare BASE_LOG")]
+    page = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    synopsis = page[page.index("evalkit run NAME|FILE ... --model MODEL"):page.index("evalkit compare BASE_LOG")]
     assert "--answer-by" in flags
     assert sorted(f for f in flags if f not in synopsis) == []
 

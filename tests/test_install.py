@@ -137,7 +137,7 @@ def test_the_wheel_works_outside_the_source_tree(venv, tmp_path, data_dir):
     rows = {r["name"]: r for r in map(json.loads, res.stdout.splitlines())}
     assert rows["anthropic"]["key_env"] == ["ANTHROPIC_API_KEY"] and rows["anthropic"]["prices"]["table"] == "anthropic"
     assert rows["azure"]["base_url_env"] == "AZURE_OPENAI_ENDPOINT" and rows["gemini"]["prices"]["models"]
-    # the README's fake-server recipe, from the install it names (no test extra needed)
+    # the README's test-server recipe (docs/testing.md), from the install it names (no test extra needed)
     server = subprocess.Popen([str(venv / "bin" / "python"), "-m", "evalkit.testserver", "--default-reply", "B"],
                               stdout=subprocess.PIPE, text=True, cwd=elsewhere)
     try:
@@ -184,10 +184,10 @@ def test_a_plugin_adds_a_format_and_a_scorer(venv, tmp_path, start_server):
     assert res.returncode == 1 and f"{bad}:3: bad.scoring.tolerance: unknown key" in res.stdout
 
 
-def readme_ci_steps() -> dict[str, str]:
-    """The README's CI example: each named step's `run:` command, as written there."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme[readme.index("# .github/workflows/eval.yml"):]
+def ci_page_steps() -> dict[str, str]:
+    """The CI example of docs/ci.md: each named step's `run:` command, as written there."""
+    page = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    block = page[page.index("# .github/workflows/eval.yml"):]
     block = block[:block.index("```")]
     steps, name = {}, None
     for line in block.splitlines():
@@ -200,12 +200,12 @@ def readme_ci_steps() -> dict[str, str]:
     return steps
 
 
-def test_the_readme_ci_example_works_as_written(venv, tmp_path, start_server, data_dir):
+def test_the_ci_page_example_works_as_written(venv, tmp_path, start_server, data_dir):
     """Its commands run as written in a fresh checkout with evalkit installed from the wheel (what
     `pip install "evalkit @ git+..."` builds): the baseline is that same command's log, the gate
     passes on the same model run again (the job run twice in one folder keeps one log path), and a
     worse model fails it."""
-    steps = readme_ci_steps()
+    steps = ci_page_steps()
     assert steps["install"].startswith('pip install "evalkit @ git+https://')
     assert "--log-file" in steps["Evaluate"] and steps["Gate on the baseline"].startswith("evalkit compare ")
     good = start_server([], default_reply="B")

@@ -256,7 +256,7 @@ def test_prices_come_from_the_provider(evalkit, start_server):
     assert s["cost_usd"]["this_run"] == pytest.approx((u["prompt_tokens"] * 0.80 + u["completion_tokens"] * 4.00) / 1e6)
 
 
-def test_readme_provider_table_is_current():
+def test_providers_page_table_is_current():
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "providers_table.py"), "--check"],
                          capture_output=True, text=True, cwd=Path(ROOT))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -366,9 +366,9 @@ def test_a_provider_naming_a_missing_price_table_is_one_line(evalkit, tmp_path):
     assert "providers.yaml: provider acme: prices: no price table named 'acme-prices'" in msg
 
 
-def readme_table() -> dict[str, list[str]]:
-    """The README's provider table: `--model` name -> its cells."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def providers_page_table() -> dict[str, list[str]]:
+    """The provider table of docs/providers.md: `--model` name -> its cells."""
+    text = (ROOT / "docs" / "providers.md").read_text(encoding="utf-8")
     block = text.split("<!-- providers table: scripts/providers_table.py -->", 1)[1].split("<!-- end of", 1)[0]
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.strip().splitlines()]
     header, body = rows[0], rows[2:]
@@ -377,15 +377,15 @@ def readme_table() -> dict[str, list[str]]:
     return {cells[0].strip("`").rstrip("/"): cells for cells in body}
 
 
-def test_readme_table_agrees_with_evalkit_providers(evalkit):
-    """Every row of the README's table says what `evalkit providers --json` says, and no provider is
+def test_providers_page_table_agrees_with_evalkit_providers(evalkit):
+    """Every row of docs/providers.md's table says what `evalkit providers --json` says, and no provider is
     missing from either."""
-    readme = readme_table()
+    page = providers_page_table()
     rows = {r["name"]: r for r in map(json.loads, evalkit("providers", "--json", env=clean_env()).stdout.splitlines())}
-    assert set(readme) == set(rows)
+    assert set(page) == set(rows)
     yes_no = {True: "yes", False: "no"}
     for name, r in rows.items():
-        _, keys, url, logprobs, seed, system, images, prices, docs = readme[name]
+        _, keys, url, logprobs, seed, system, images, prices, docs = page[name]
         assert re.findall(r"`([A-Z_]+)`", keys) == r["key_env"] and (("optional" in keys) == (
             bool(r["key_env"]) and not r["key_required"])), name
         default = "in-process" if r["kind"] == "in-process" else (f"`{r['base_url']}`" if r["base_url"] else "")

@@ -15,8 +15,8 @@ it runs with everything evalkit has (cache, resume, retries, intervals, reports)
 | modelgraded.classify:ModelBasedClassify | graded          | max_tokens 1024, then args.sample_kwargs              |
 | multiple_choice:MultipleChoice (MMLU)   | oai_match       | temperature 0, max_tokens 1                           |
 
-No seed is sent (OpenAI Evals sends none). Deliberate differences are listed in the README
-("Known limitations"): the grader is asked at temperature 0, MultipleChoice keeps MMLU's
+No seed is sent (OpenAI Evals sends none). Deliberate differences are listed in
+docs/limitations.md ("OpenAI Evals registries"): the grader is asked at temperature 0, MultipleChoice keeps MMLU's
 published option order. Everything else (other classes, a
 MultipleChoice dataset that is not a local file, a model-graded spec that grades several inputs
 at once or takes more than one completion) is refused with "not supported: ..." naming the entry.
