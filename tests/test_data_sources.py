@@ -270,7 +270,7 @@ def _samples(log: str) -> list[dict]:
 
 
 def test_every_benchmark_scores_the_same_downloaded_or_offline(evalkit, online, data_dir, tmp_path, start_server, mirror):
-    server = start_server([], default_reply="A")
+    server = start_server([], default_reply="A\nThe answer is 1.\nAnswer: 1")   # an option, a number, a last answer line: every scorer reads one
     args = ["run", *BENCHMARKS, "--model", "openai/m", "--base-url", server.url, "--limit", "20", "--json", "--no-cache"]
     offline = _offline_copy(data_dir, tmp_path / "offline")
     res_off = evalkit(*args, "--log-dir", str(tmp_path / "logs-offline"), env={"EVALKIT_DATA_DIR": str(offline)})

@@ -184,7 +184,7 @@ def test_user_registry_adds_a_provider_and_its_refusals(evalkit, start_server, t
         "title": "Acme inference", "base_url": "https://api.acme.example/v1", "key_env": ["ACME_TOKEN"],
         "docs": "https://acme.example/docs", "renames": {"max_tokens": "max_new_tokens"},
         "capabilities": {"max_top_logprobs": 5, "seed": True, "system_messages": False, "images": False}}}))
-    server = start_server([], default_reply="Paris")
+    server = start_server([], default_reply="B")
     token = fake_key("acme-")
     env = clean_env(EVALKIT_REGISTRY=str(reg), ACME_TOKEN=token)
     msg = one_line_error(evalkit("run", str(CAPITALS), "--model", "acme/m1", "--base-url", server.url, env=env))
