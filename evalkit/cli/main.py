@@ -21,10 +21,11 @@ import click
 from evalkit import __version__
 from evalkit.core.errors import EvalkitError
 
-EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 from evalkit.cli.data import data as data_commands
 from evalkit.cli.predict import predict_cmd as predict_command
 from evalkit.view.command import view as view_command
+
+EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:

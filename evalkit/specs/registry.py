@@ -19,7 +19,7 @@ from pathlib import Path
 
 from evalkit.core.errors import EvalkitError, SpecError
 from evalkit.core.places import package_registry, user_registries
-from evalkit.specs.evals import META_KEYS, EvalSpec, validate_spec
+from evalkit.specs.evals import EvalSpec, validate_spec
 from evalkit.core.yamlfile import YamlDoc, load_yaml
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
