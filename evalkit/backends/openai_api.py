@@ -46,13 +46,19 @@ import json
 import math
 import re
 import time
+from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.costs import Pricer
 from evalkit.backends.base import Backend, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, TransientError, note_activity, note_sent
 from evalkit.backends.openai_batch import BatchTarget, OpenAIBatches
 from evalkit.backends.openai_wire import REASONING_FIELDS, Wire, parse_completion, read_usage, reasoning_of, short_error, top_logprobs, wire_body
 
-openai = httpx = None  # the client modules, imported by the first backend that sends a request
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+# the client modules, imported by the first backend that sends a request (Any: bound at run time)
+openai: Any = None
+httpx: Any = None
 
 
 class OpenAIBackend(Backend):
@@ -71,7 +77,7 @@ class OpenAIBackend(Backend):
         self.key_hint = self.preset.key_hint()
         self._settings = (self.connection.key, timeout, max_connections)
         self.max_reply_bytes = max_reply_bytes
-        self._client = None
+        self._client: AsyncOpenAI | None = None
 
     def _connect(self):
         """Build the client on first use: a run answered from its log or the cache never imports it."""
@@ -133,6 +139,7 @@ class OpenAIBackend(Backend):
 
     async def _open(self, body: dict):
         """The raw HTTP response to a chat-completions request, its body not yet read."""
+        assert self._client is not None          # complete() connects first
         try:
             resp = await self._client.post("/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[bytes],
                                            options={"headers": {"X-Stainless-Raw-Response": "stream"}})
@@ -303,7 +310,8 @@ class _EventReader:
     or a line larger than `limit` is this sample's error."""
 
     def __init__(self, limit: int):
-        self.pending, self.data, self.limit = b"", [], limit
+        self.pending, self.limit = b"", limit
+        self.data: list[bytes] = []
         self.size = 0          # the wire bytes of the event being read
         self.other = 0         # wire bytes of comments and stray blank lines since the caller last looked
 
@@ -445,8 +453,8 @@ def retry_after_seconds(headers) -> float | None:
         except (ValueError, TypeError, IndexError, OverflowError):
             pass                   # neither seconds nor a date: the reset headers may still say
     waits = [_duration(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
-    waits = [max(0.0, w) for w in waits if w is not None and not math.isnan(w)]
-    return max(waits) if waits else None
+    known = [max(0.0, w) for w in waits if w is not None and not math.isnan(w)]
+    return max(known) if known else None
 
 
 def _duration(value: str | None) -> float | None:

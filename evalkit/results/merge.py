@@ -36,6 +36,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from evalkit import __version__
 from evalkit.core.errors import EvalkitError
@@ -157,7 +158,7 @@ def _slice(info, path: Path) -> tuple[Shard, str, int, list[str], list[int]]:
         raise bad("not an object")
     index, count, key, selected = (info.get(k) for k in ("index", "count", "unsharded_run_key", "selected"))
     ids, positions = info.get("ids"), info.get("positions")
-    if not all(_is_int(x) for x in (index, count, selected)) or not 1 <= index <= count <= MAX_SHARDS or selected < 0:
+    if not (_is_int(index) and _is_int(count) and _is_int(selected)) or not 1 <= index <= count <= MAX_SHARDS or selected < 0:
         raise bad("index, count and selected must be integers with 1 <= index <= count")
     if not isinstance(key, str) or len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         raise bad("unsharded_run_key is not a SHA-256 hex digest")
@@ -185,7 +186,7 @@ def _per_item(spec: dict, path: Path) -> int:
     return n
 
 
-def _is_int(x) -> bool:
+def _is_int(x) -> TypeGuard[int]:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
@@ -343,7 +344,7 @@ def _num(x) -> float:
 
 
 def _requests(summaries: list[dict]) -> Requests:
-    parts = [x.get("requests") for x in summaries if isinstance(x.get("requests"), dict)]
+    parts = [r for x in summaries if isinstance(r := x.get("requests"), dict)]
     total = {k: int(sum(_num(p.get(k)) for p in parts)) for k in ("sent", "retries", "rate_limited", "cached",
                                                                    "resumed_samples", "rerun_changed")}
     return Requests(**total, peak_concurrency=int(max((_num(p.get("peak_concurrency")) for p in parts), default=0)))

@@ -42,6 +42,7 @@ from evalkit.backends.thinking import Separated, separate
 from evalkit.scoring import MissingLogprobs, ScoreInput, ScoringError
 from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
+from evalkit.specs.graders import GraderSpec
 from evalkit.specs.stops import at_stop
 from evalkit.results.unread import unread_note
 
@@ -248,10 +249,10 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     if ropts.concurrency is None and backend.max_in_flight():
         ropts.concurrency = backend.max_in_flight()      # no queue hidden inside the backend
     channel = Channel(backend, ropts, cache=cache, pricer=pricer, estimate=estimate, replicas=replicas)
-    services = {"unsafe_exec": opts.unsafe_exec}
+    services: dict[str, object] = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
-        await _open(grading.channel.backend, _status(plan), every)
+        await _open(grading.live().backend, _status(plan), every)
     recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
     try:
         requests = (plan.request(s, j, uid) for s, j, uid in todo)
@@ -276,7 +277,7 @@ async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = pricer_for(opts.model, "batch")
     budget = Budget(opts.max_cost, _cost_estimate(plan, pricer, backend) if opts.max_cost is not None else None)
-    services = {"unsafe_exec": opts.unsafe_exec}
+    services: dict[str, object] = {"unsafe_exec": opts.unsafe_exec}
     grader = await _batch_grader(plan, grading, cache, services) if grading is not None else None
     fallback = Channel(backend, runner_options(opts), cache=None, pricer=backend.pricer()) if opts.batch_fallback else None
     bopts = BatchOptions(poll=opts.batch_poll, size=opts.batch_size, quiet=opts.quiet)
@@ -305,7 +306,7 @@ async def _batch_grader(plan: RunPlan, grading: "Grading", cache, services: dict
     if api is None:
         _status(plan)(f"the grader {grading.model} has no Batch API: its requests go one by one")
         services["grader"] = grading.open(cache, plan.opts)
-        await grading.channel.backend.open(_status(plan))
+        await grading.live().backend.open(_status(plan))
         return None
     grader = BatchGrader(grading.spec, api, pricer_for(grading.model, "batch"))
     services["grader"] = grader
@@ -401,6 +402,7 @@ class Recorder:
         reply = self._answer(out)
         result = self._result(req, out, smp, reply)
         if result.error is None and result.truncated is None:
+            assert reply is not None                   # a result without an error had a reply
             try:
                 self._fill(result, await self._score(ScoreInput(smp, reply.completion, req.messages,
                                                                 self.plan.spec.scoring, self.services)))
@@ -514,7 +516,7 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
 class Grading:
     """A model-graded eval's grader: its rubric, model and channel (own limit, retries, cache entries)."""
 
-    spec: object
+    spec: GraderSpec
     model: str
     base_url: str | None
     identity: dict
@@ -539,11 +541,16 @@ class Grading:
         self.think_tags = opts.think_tags
         return self
 
+    def live(self) -> Channel:
+        assert self.channel is not None, "Grading.open() comes first"
+        return self.channel
+
     async def complete(self, messages: list[dict]) -> str:
-        out = await self.channel.complete(Request(key="grader", messages=messages,
+        out = await self.live().complete(Request(key="grader", messages=messages,
                                                   sampling=Sampling(temperature=0.0, max_tokens=self.spec.max_tokens)))
         if out is None or out.error:
             raise ScoringError(f"grader: {out.error if out else 'stopped by --max-cost'}")
+        assert out.completion is not None              # an outcome without an error has its reply
         reply = separate(out.completion, self.think_tags)   # a reasoning grader's thinking is not its verdict
         if reply.truncated:
             raise ScoringError(f"grader: {reply.truncated}")
@@ -577,7 +584,7 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
                    + ["which prompt tokens the provider's cache serves (all priced as uncached)"],
         "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
                                "no_reasoning": pricer.cost(prompt_tokens, units * max_out) if max_out else None,
-                               "worst_case": pricer.cost(prompt_tokens, most) if max_out else None},
+                               "worst_case": pricer.cost(prompt_tokens, most) if most is not None else None},
         "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
                     "tier": pricer.tier, "source": pricer.source, "recorded": pricer.recorded} if pricer.known else None),
     }

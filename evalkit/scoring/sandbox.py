@@ -239,7 +239,7 @@ def _seccomp() -> tuple[bytes, int]:
     lib = _libseccomp()
     ctx = lib.seccomp_init(_ALLOW)
     try:
-        rules = [(name, ()) for name in REFUSED]
+        rules: list[tuple[str, tuple[tuple[int, int, int, int], ...]]] = [(name, ()) for name in REFUSED]
         rules += [("keyctl", ((0, 1, 1, 0),)), ("keyctl", ((0, 4, 1, 0), (1, 1, 0, 0)))]   # op != JOIN; name != NULL
         for name, cmps in rules:
             number = lib.seccomp_syscall_resolve_name(name.encode())
@@ -313,9 +313,10 @@ def _as_nobody(roots: list[str]) -> list[str]:
     except KeyError:
         uid = gid = 65534
     if _mount_ns is None:
-        pairs = [arg for r in roots if _hidden_by(r) for arg in (_hidden_by(r), r)]
+        pairs = [arg for r in roots if (hidden := _hidden_by(r)) for arg in (hidden, r)]
         holder = subprocess.Popen([_interpreter(), "-I", "-S", "-c", HOLDER, *pairs], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={})
+        assert holder.stdin is not None and holder.stdout is not None and holder.stderr is not None   # all PIPE
         ready = holder.stdout.readline()
         if ready != b"ready\n":
             holder.kill()
@@ -416,6 +417,7 @@ def _end(proc: subprocess.Popen) -> None:
 def _exchange(proc: subprocess.Popen, payload: bytes, verdict_fd: int, limits: Limits) -> tuple[bytes, bytes, bool]:
     """Send the payload, collect the verdict and stderr's tail; (verdict, stderr, timed out)."""
     deadline = time.monotonic() + limits.wall_seconds
+    assert proc.stdin is not None and proc.stderr is not None      # opened as pipes by _execute
     keep, stdin, stderr_fd = limits.stderr_kb << 10, proc.stdin.fileno(), proc.stderr.fileno()
     sel = selectors.DefaultSelector()
     os.set_blocking(stdin, False)
@@ -487,8 +489,8 @@ def _signal_name(number: int) -> str:
 
 def _judge(verdict: bytes, nonce: str, stderr: bytes, code: int | None, timed_out: bool, limits: Limits) -> RunResult:
     started, header = STARTED + nonce.encode() + b"\n", VERDICT + nonce.encode() + b"\n"
-    last = stderr.decode("utf-8", "replace").strip().splitlines()
-    last = f": {_clean(last[-1], 200)}" if last else ""
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    last = f": {_clean(lines[-1], 200)}" if lines else ""
     if not verdict.startswith(started):     # the program never ran: whatever stderr says, not its fault
         return RunResult(False, "error", ("the sandbox did not start" if not timed_out else
                                           f"the sandbox did not start within {limits.wall_seconds:g} s") + last)

@@ -55,7 +55,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from evalkit.backends.base import ACTIVITY, Activity, Backend, Completion, FatalError, RefusedError, Request, SampleError, TransientError, vet_completion
 from evalkit.core.errors import EvalkitError
@@ -118,7 +118,7 @@ class Channel:
     its own limit and cache entries."""
 
     def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None,
-                 estimate: Callable[[Request], float] | None = None, replicas: list[Backend] = ()):
+                 estimate: Callable[[Request], float] | None = None, replicas: Sequence[Backend] = ()):
         self.backend, self.opts, self.cache, self.pricer = backend, opts, cache, pricer
         self.stats = RunStats()
         self.router = Router.of([backend, *replicas], opts, quiet=opts.quiet)
@@ -202,10 +202,10 @@ async def _attempt(router: Router, req: Request, opts: RunnerOptions, stats: Run
 
 
 async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOptions,
-                stats: RunStats) -> tuple[Exception | None, Completion | None]:
+                stats: RunStats) -> tuple[SampleError | TransientError | None, Completion | None]:
     """One attempt within its deadlines: (failure, completion). A fatal error stops the run."""
     stats.sent += 1
-    failure: Exception | None = None
+    failure: SampleError | TransientError | FatalError | None = None
     activity = Activity(time.monotonic())
     queued = None
     try:
@@ -235,7 +235,7 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
         if queued is not None:
             replica.end(queued, replied=not (isinstance(failure, TransientError) and (failure.timed_out or failure.connect)))
         router.release(replica, failure, (activity.first_token or done) - activity.started)
-    if failure is not None:
+    if isinstance(failure, (SampleError, TransientError)):   # a FatalError was raised above
         return failure, None
     stats.ok += 1
     return None, completion
@@ -260,7 +260,7 @@ def _in_queue(replica: Replica, activity: Activity, idle: asyncio.Timeout, opts:
     return attempt
 
 
-def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
+def _retry_wait(failure: SampleError | TransientError, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
                 spent: float) -> float | str:
     """Seconds to wait before the next attempt, or the error that ends the sample."""
     if isinstance(failure, SampleError):
@@ -365,9 +365,10 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
     gathered = asyncio.gather(*workers)
     try:
         hard = asyncio.ensure_future(hard_stop.wait())
-        await asyncio.wait([gathered, hard], return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [gathered, hard]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set() and not gathered.done():
-            await asyncio.wait([gathered, hard], timeout=drain, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, timeout=drain, return_when=asyncio.FIRST_COMPLETED)
         hard.cancel()
         if gathered.done():
             gathered.result()
@@ -388,7 +389,7 @@ def _retrieved(future: asyncio.Future) -> None:
 
 def on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
     """`handler` on SIGINT and SIGTERM where the loop can take them (the main thread); the ones set."""
-    installed = []
+    installed: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, handler)
