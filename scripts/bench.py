@@ -366,7 +366,7 @@ def runner_rows(args: argparse.Namespace, tmp: Path, env: dict) -> list[tuple[st
 
     # 3. 10% of requests answered 429 with Retry-After: 1 (against the error-free run of the same setting)
     _, wall_err, s_err, st = scenario("errors", 0.0, None, error_rate=0.1)
-    recs = [json.loads(l) for l in open(s_err["log"]) if '"type":"sample"' in l]
+    recs = [json.loads(line) for line in open(s_err["log"]) if '"type":"sample"' in line]
     ids = [r["id"] for r in recs]
     # The floor of this scenario is set by the server, not the runner: a sample refused k times in a
     # row cannot finish sooner than k x Retry-After after its first attempt, so the longest chain

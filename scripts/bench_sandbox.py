@@ -65,7 +65,7 @@ def startup(n: int, workers: int) -> tuple[float, float]:
         for _ in range(n):
             for fn in (bare, sandboxed):
                 start = time.perf_counter()
-                list(pool.map(lambda _: fn(), range(workers)))
+                list(pool.map(lambda _, fn=fn: fn(), range(workers)))
                 per[fn].append((time.perf_counter() - start) / workers)
     return statistics.median(per[bare]), statistics.median(per[sandboxed])
 

@@ -112,7 +112,7 @@ def embedded(folder: Path, n: int) -> list[tuple]:
     driver = browser(folder / "profile2")
     try:
         driver.execute_cdp_cmd("Performance.enable", {})
-        rows.append((f"--out: open the file until the first 100 rows show", timed(
+        rows.append(("--out: open the file until the first 100 rows show", timed(
             driver, lambda: driver.get(page.as_uri()),
             lambda d: d.execute_script("return document.body.dataset.ready === '1'")), ""))
         rows.append(("--out: JS heap used", None, f"{heap_mb(driver):.1f} MB"))

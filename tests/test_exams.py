@@ -177,7 +177,9 @@ def test_forms_combine_lowest_low_highest_high(evalkit, tmp_path):
     folder = tmp_path / "reg" / "exams"
     folder.mkdir(parents=True)
     src = {"title": "fixture", "publisher": "tests", "year": 2021, "url": "https://example.org"}
-    form = lambda scores: {"kind": "percent_below", "year": 2021, "source": src, "step": 1.5, "scores": scores}
+    def form(scores):
+        return {"kind": "percent_below", "year": 2021, "source": src, "step": 1.5, "scores": scores}
+
     folder.joinpath("amcx.yaml").write_text(yaml.safe_dump({"amc-fixture": {
         "title": "AMC fixture", "scale": {"min": 0, "max": 150, "unit": "points"},
         "sections": [{"name": "problems", "items": 25, "points": {"correct": 6, "wrong": 0, "blank": 1.5}}],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 

@@ -114,7 +114,7 @@ def key_for(oai_registry: Path, inv: dict, data_dir: Path) -> tuple[list[dict], 
             with open(data_dir / "mmlu" / "val" / f"{subject}_val.csv", newline="", encoding="utf-8") as fh:
                 for i, r in enumerate(csv.reader(fh)):
                     text = (args.get("instructions") or "") + "\nPlease answer with the letter of the correct answer.\n\n" \
-                        + r[0] + "\n" + "\n".join(f"{l}) {c}" for l, c in zip("ABCD", r[1:5]))
+                        + r[0] + "\n" + "\n".join(f"{letter}) {c}" for letter, c in zip("ABCD", r[1:5]))
                     items[f"{subject}/{i}"] = ([{"role": "user", "content": text}], r[5])
         else:
             shots = []

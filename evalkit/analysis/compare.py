@@ -46,8 +46,8 @@ def compare_logs(base_path: str, new_path: str, max_drop: float = 0.0, alpha: fl
     overall = paired_difference(b, n, seed)
     groups: dict[str, list[int]] = defaultdict(list)
     for k, sid in enumerate(shared):
-        if base[sid][0] is not None:
-            groups[base[sid][0]].append(k)
+        if (group := base[sid][0]) is not None:
+            groups[group].append(k)
     per_group = {g: paired_difference(b[idx], n[idx], seed) for g, idx in sorted(groups.items())}
     worse = [sid for k, sid in enumerate(shared) if n[k] < b[k]]
     better = [sid for k, sid in enumerate(shared) if n[k] > b[k]]

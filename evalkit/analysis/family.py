@@ -234,8 +234,8 @@ def read_table(path: str, higher_is_better: bool) -> list[Family]:
         if len(entries) < 2:
             raise EvalkitError(f"--points {path}: eval {name} has one row; a fit needs at least two models")
         _different_x(name, [Member(e[0], e[1]) for e in entries])
-        se = np.array([e[3] for e in entries])
-        out.append(Family(name, [Member(e[0], e[1]) for e in entries], [], {}, se if np.isfinite(se).all() else None,
+        ses = np.array([e[3] for e in entries])
+        out.append(Family(name, [Member(e[0], e[1]) for e in entries], [], {}, ses if np.isfinite(ses).all() else None,
                           np.array([e[2] for e in entries])))
     return out
 

@@ -64,7 +64,7 @@ def _differences(claimed: Summary, mine: Summary) -> list[str]:
     for where, a, b in (("", claimed.metrics, mine.metrics), ("group ", claimed.groups or {}, mine.groups or {})):
         for name in sorted(set(a) | set(b)):
             x, y = (a[name].value if name in a else None), (b[name].value if name in b else None)
-            if (x is None) != (y is None) or (x is not None and abs(x - y) > 1e-9):
+            if (x is None) != (y is None) or (x is not None and y is not None and abs(x - y) > 1e-9):
                 out.append(f"{where}{name} {_fmt(x)} against {_fmt(y)}")
     return out
 

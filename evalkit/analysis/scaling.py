@@ -114,7 +114,7 @@ def passrate_law(successes: np.ndarray, trials: np.ndarray, x: np.ndarray, inclu
     once (and, if given, in `include`): successes and trials (..., M, P). Returns the law and the
     problems it used (..., P)."""
     rng = rng or np.random.default_rng(0)
-    used = (successes > 0).all(axis=-2)
+    used = np.asarray((successes > 0).all(axis=-2))
     if include is not None:
         used = used & include
     values = neg_log_pass(successes, trials)

@@ -21,6 +21,10 @@ from functools import lru_cache
 from evalkit.core.errors import EvalkitError
 from evalkit.backends.base import Backend, BackendError, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
 
+# The backend contract is re-exported here, so a plug-in imports it from `evalkit.backends`.
+__all__ = ["Backend", "BackendError", "Capabilities", "Completion", "FatalError", "RefusedError", "Request",
+           "SampleError", "Sampling", "TransientError", "get_backend", "plugins", "providers"]
+
 PROVIDERS = {
     "local": "evalkit.backends.local:LocalBackend",
 }

@@ -38,7 +38,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from evalkit.backends.costs import Pricer
 
@@ -98,7 +98,7 @@ class Completion:
 
     def to_fields(self) -> dict:
         """The one serialisation, shared by cache values and run-log lines."""
-        out = {"completion": self.text, "finish_reason": self.finish_reason, "usage": self.usage}
+        out: dict[str, Any] = {"completion": self.text, "finish_reason": self.finish_reason, "usage": self.usage}
         if self.top_logprobs is not None:
             out["top_logprobs"] = self.top_logprobs
         if self.reasoning is not None:

@@ -89,7 +89,7 @@ class Pricer:
         """`model`'s price in the named table (none when the table or the model is not there)."""
         found = price_tables().get(table) if table else None
         price = found.price_of(model.partition("/")[2] or model) if found else None
-        if price is None:
+        if price is None or found is None:      # (a price comes only from a found table)
             return cls(model, None, None, tier=tier)
         return cls(model, price.input, price.output, found.url, found.recorded, tier, price.cached_input)
 
@@ -101,7 +101,7 @@ class Pricer:
         """Dollars for these tokens: cached prompt tokens at the cached rate (where the table has
         one), the rest of the prompt at the input rate, the completion (its reasoning included:
         servers count it in completion_tokens) at the output rate."""
-        if not self.known:
+        if self.input_per_m is None or self.output_per_m is None:   # both or neither (from_table)
             return None
         cached = min(cached_tokens, prompt_tokens) if self.cached_per_m is not None else 0
         return ((prompt_tokens - cached) * self.input_per_m + cached * (self.cached_per_m or 0.0)

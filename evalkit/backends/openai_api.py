@@ -43,6 +43,11 @@ reading a reply's body, whole or streamed, is in `openai_stream`, and what an HT
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
 import dataclasses
 import functools
 
@@ -53,7 +58,8 @@ from evalkit.backends.openai_errors import _classify_status
 from evalkit.backends.openai_stream import _read_capped, read_stream, streamable
 from evalkit.backends.openai_wire import Wire, parse_completion, short_error, wire_body
 
-openai = httpx = None  # the client modules, imported by the first backend that sends a request
+openai: Any = None    # the client modules, imported by the first backend that sends a request
+httpx: Any = None
 
 
 class OpenAIBackend(Backend):
@@ -72,7 +78,7 @@ class OpenAIBackend(Backend):
         self.key_hint = self.preset.key_hint()
         self._settings = (self.connection.key, timeout, max_connections)
         self.max_reply_bytes = max_reply_bytes
-        self._client = None
+        self._client: AsyncOpenAI | None = None
 
     def _connect(self):
         """Build the client on first use: a run answered from its log or the cache never imports it."""
@@ -134,6 +140,7 @@ class OpenAIBackend(Backend):
 
     async def _open(self, body: dict):
         """The raw HTTP response to a chat-completions request, its body not yet read."""
+        assert self._client is not None          # complete() connects first
         try:
             resp = await self._client.post("/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[bytes],
                                            options={"headers": {"X-Stainless-Raw-Response": "stream"}})

@@ -224,7 +224,8 @@ class Skipped:
     reason), never kept. More than `limit` bytes of them is no provider's file: `SampleError`."""
 
     def __init__(self, limit: int):
-        self.limit, self.count, self.bytes, self.first = limit, 0, 0, None
+        self.limit, self.count, self.bytes = limit, 0, 0
+        self.first: str | None = None
 
     def add(self, reason: str | None, size: int) -> None:
         """One skipped line (`reason` None: a blank one, whose bytes count but which is no line)."""

@@ -35,8 +35,8 @@ def retry_after_seconds(headers) -> float | None:
         except (ValueError, TypeError, IndexError, OverflowError):
             pass                   # neither seconds nor a date: the reset headers may still say
     waits = [_duration(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
-    waits = [max(0.0, w) for w in waits if w is not None and not math.isnan(w)]
-    return max(waits) if waits else None
+    known = [max(0.0, w) for w in waits if w is not None and not math.isnan(w)]
+    return max(known) if known else None
 
 
 def _duration(value: str | None) -> float | None:

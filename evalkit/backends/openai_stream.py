@@ -113,7 +113,8 @@ class _EventReader:
     or a line larger than `limit` is this sample's error."""
 
     def __init__(self, limit: int):
-        self.pending, self.data, self.limit = b"", [], limit
+        self.pending, self.limit = b"", limit
+        self.data: list[bytes] = []
         self.size = 0          # the wire bytes of the event being read
         self.other = 0         # wire bytes of comments and stray blank lines since the caller last looked
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from evalkit.backends.base import Completion, Request, SampleError, TransientError
 
@@ -50,7 +51,7 @@ class Wire:
     @classmethod
     def for_preset(cls, preset, model: str = "") -> "Wire":
         caps, rule = preset.capabilities, preset.rule_for(model)
-        base = dict(renames=dict(preset.renames), unsent=frozenset() if caps.seed else frozenset({"seed"}),
+        base: dict[str, Any] = dict(renames=dict(preset.renames), unsent=frozenset() if caps.seed else frozenset({"seed"}),
                     max_top_logprobs=min(caps.max_top_logprobs or OPTION_TOP_LOGPROBS, OPTION_TOP_LOGPROBS))
         if rule is None:
             return cls(**base)

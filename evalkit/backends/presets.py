@@ -199,7 +199,7 @@ def endpoint_of(model: str, base_url: str | None = None) -> str | None:
     provider, _, name = model.partition("/")
     p = registry_providers().get(provider)
     url = base_url_of(p, base_url) if p else ""
-    if not url:
+    if p is None or not url:
         return None
     return f"{url}/openai/deployments/{name}" if p.client == "azure" else url
 
@@ -217,7 +217,7 @@ def connection(p: Provider, model_name: str, base_url: str | None = None, api_ke
             nor = f" (nor {', '.join(p.key_env[1:])})" if len(p.key_env) > 1 else ""
             raise FatalError(f"{p.key_env[0]} is not set{nor}: needed for {where} (for another server pass --base-url)")
         key = PLACEHOLDER_KEY
-    if p.client == "azure":
+    if p.client == "azure" and p.azure is not None:    # (validated: client azure has an azure block)
         version = os.environ.get(p.azure.version_env) or p.azure.default_version
         return Connection("azure", url, key, f"{url}/openai/deployments/{model_name}", version)
     return Connection("openai", url, key, url)

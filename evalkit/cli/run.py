@@ -3,6 +3,8 @@ typed result is printed as it comes."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import json
 import math
 import os
@@ -153,7 +155,7 @@ def _shower(as_json: bool):
     """How `run` prints each typed result as it comes: one JSON object, or text for people."""
     from evalkit.cli import formats
 
-    texts = {"plan": formats.plan_text, "summary": formats.summary_text, "pairwise": formats.pairwise_text,
+    texts: dict[str, Callable] = {"plan": formats.plan_text, "summary": formats.summary_text, "pairwise": formats.pairwise_text,
              "exam": formats.exam_text, "exam_shard": formats.exam_shard_text}
 
     def show(kind: str, result) -> None:

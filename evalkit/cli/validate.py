@@ -23,8 +23,8 @@ from pathlib import Path
 from evalkit.core.errors import EvalkitError, SpecError
 from evalkit.exams.tables import ExamRegistry
 from evalkit.specs.graders import GraderRegistry
-from evalkit.specs.registry import META_KEYS, RawSpec, Registry
-from evalkit.specs.evals import EvalSpec
+from evalkit.specs.registry import RawSpec, Registry
+from evalkit.specs.evals import META_KEYS, EvalSpec
 
 
 @dataclass

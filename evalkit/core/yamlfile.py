@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -137,7 +137,7 @@ class _Builder:
             return _SCALAR.construct_object(node, deep=True)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, loc + (i,)) for i, item in enumerate(node.value)]
-        return self._mapping(node, loc)
+        return self._mapping(cast(yaml.MappingNode, node), loc)   # the composer makes only these three kinds
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict:
         out: dict[Any, Any] = {}
@@ -164,7 +164,7 @@ def dotted(loc: Loc) -> str:
     return "".join(parts)
 
 
-def error_text(err: dict) -> str:
+def error_text(err: Mapping[str, Any]) -> str:
     """One pydantic error in evalkit's words."""
     if err["type"] == "extra_forbidden":
         return "unknown key"

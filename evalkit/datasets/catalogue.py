@@ -138,14 +138,15 @@ class Dataset(Strict):
         f = next(iter(self.files.values()))
         if f.hub:
             return f"hf://datasets/{f.hub.repo}@{f.hub.revision[:12]}"
+        assert f.url is not None        # validated: a file without an archive has a url or a hub file
         m = re.match(r"https://(?:raw\.githubusercontent\.com|media\.githubusercontent\.com/media)/([^/]+/[^/]+)/([0-9a-f]{40})/", f.url)
         return f"github.com/{m[1]}@{m[2][:12]}" if m else f.url
 
     def download_size(self) -> int | None:
         if self.archive:
             return self.archive.size
-        sizes = [f.size for f in self.files.values()]
-        return None if None in sizes else sum(sizes)
+        sizes = [f.size for f in self.files.values() if f.size is not None]
+        return None if len(sizes) < len(self.files) else sum(sizes)
 
     def fingerprint(self) -> str:
         body = self.model_dump(exclude={"source_file"})
@@ -251,7 +252,7 @@ def _fill(ds: Dataset, staging: Path) -> dict[str, str]:
         elif f.hub:
             hashes[rel] = fetch_hub(f.hub.repo, f.hub.revision, f.hub.path, target, f.sha256, f.size, label).sha256
     if ds.archive:
-        hashes.update(_from_archive(ds, staging))
+        hashes.update(_from_archive(ds, ds.archive, staging))
     return hashes
 
 
@@ -277,8 +278,7 @@ def _derive_csv(raw: Path, target: Path, f: FileEntry, label: str) -> str:
     return got
 
 
-def _from_archive(ds: Dataset, staging: Path) -> dict[str, str]:
-    a = ds.archive
+def _from_archive(ds: Dataset, a: Archive, staging: Path) -> dict[str, str]:
     archive = cache_root() / ".staging" / f"{ds.name}.{a.format}"
     fetch_url(a.url, archive, a.sha256, a.size, ds.name)
     try:
@@ -296,7 +296,7 @@ def _unzip(ds: Dataset, archive: Path, staging: Path) -> dict[str, str]:
     out = {}
     with zipfile.ZipFile(archive) as zf:
         for rel, f in ds.files.items():
-            info = zf.getinfo(f.member)
+            info = zf.getinfo(f.member)  # type: ignore[arg-type]  # None (a url file beside members): KeyError, reported
             if info.is_dir() or (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise EvalkitError(f"{ds.name}: archive member {f.member} is not a regular file")
             if f.size is not None and info.file_size != f.size:

@@ -112,7 +112,8 @@ def item_points(sec: Section, records: list) -> tuple:
     import numpy as np
 
     p = sec.points
-    pts, counts = [], {"correct": 0, "wrong": 0, "blank": 0, "errors": 0}
+    pts: list[float] = []
+    counts: dict[str, float] = {"correct": 0, "wrong": 0, "blank": 0, "errors": 0}   # partial credit is fractional
     for r in records:
         if r.error or r.score is None:
             counts["errors"] += 1
@@ -163,8 +164,9 @@ def score_exam(exam: Exam, section_records: dict[str, list], model: str | None =
     lo, hi = (float(x) for x in np.quantile(scaled_draws, [0.025, 0.975], method="inverted_cdf"))
     pct = percentile_of(exam, scaled)
     pct_ci = None
-    if pct is not None:
-        pct_ci = [percentile_of(exam, lo).text(), percentile_of(exam, hi).text()]
+    lo_pct, hi_pct = percentile_of(exam, lo), percentile_of(exam, hi)    # all None or none: the exam decides
+    if pct is not None and lo_pct is not None and hi_pct is not None:
+        pct_ci = [lo_pct.text(), hi_pct.text()]
     notes = []
     if incomplete:
         notes.append("INCOMPLETE: some items were not scored (errors or an interrupted run); the score covers scored items only")

@@ -110,6 +110,7 @@ class Conversion(Strict):
             f = self.formula
             x = f.intercept + f.slope * (accuracy if f.of == "accuracy" else value)
             return _round(x, f.step, f.rounding)
+        assert self.table is not None        # validated: a conversion has a formula or a table
         keys = sorted(self.table)
         key = min(max(round(value), keys[0]), keys[-1])
         return self.table[key]

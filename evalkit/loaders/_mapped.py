@@ -22,7 +22,7 @@ def samples_from_records(spec, path: Path, records: Iterable[tuple[int, dict]]) 
     mapped = {n for v in f.values() for n in (v if isinstance(v, list) else [v])}
     out = []
     for lineno, rec in records:
-        def get(key: str, name: str):
+        def get(key: str, name: str, rec: dict = rec, lineno: int = lineno):
             if name not in rec:
                 raise EvalkitError(f"{path}:{lineno}: record has no field {name!r} (dataset.fields.{key})")
             if rec[name] is None:

@@ -42,9 +42,9 @@ def _sample(spec, task: str, sid: str, rec: dict, where: str, fields: dict | Non
         choices = short_intern(_PREFIX.sub("", o) for o in options)
         label = rec.get("label")
         letters = spec.scoring.labels
-        label_list = label if isinstance(label, list) else [label]
+        given = label if isinstance(label, list) else [label]
         # gaokao-mathqa writes some multi-answer labels as one string: "AD", "A B D".
-        label_list = [ch for x in label_list if isinstance(x, str) for ch in re.findall(r"[A-Z]", x)]
+        label_list = [ch for x in given if isinstance(x, str) for ch in re.findall(r"[A-Z]", x)]
         if not label_list or any(x not in letters for x in label_list):
             raise EvalkitError(f"{where}: label {label!r} is not an option letter")
         if any(letters.index(x) >= len(choices) for x in label_list):

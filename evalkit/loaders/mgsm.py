@@ -25,7 +25,7 @@ def _language(root: Path, lang: str) -> list[Sample]:
     path = root / f"mgsm_{lang}.tsv"
     if not path.is_file():
         raise MissingData(f"no MGSM file for {lang} at {path}")
-    out = []
+    out: list[Sample] = []
     for lineno, line in enumerate(text_lines(path), 1):
         line = line.rstrip("\r\n")
         if not line.strip():

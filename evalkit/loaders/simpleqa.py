@@ -34,7 +34,7 @@ def load(spec, root: Path, split: str) -> list[Sample]:
     path = data_file(root, FILE)
     if not path.is_file():
         raise MissingData(f"no {FILE} at {path}")
-    out = []
+    out: list[Sample] = []
     for lineno, rec in records(path):
         if tuple(rec) != HEADER:
             raise EvalkitError(f"{path}:1: header must be {','.join(HEADER)}")

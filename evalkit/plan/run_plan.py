@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from pydantic import ValidationError
+
 from evalkit.backends.base import Request, Sampling
 from evalkit.datasets.load import load_samples
 from evalkit.core.sample import Sample
@@ -116,7 +118,7 @@ def _rescore(spec: EvalSpec, changes: dict):
                                f"which has no {flag} option (it applies to multiple-choice letter evals)")
     try:
         return model.model_validate({**spec.scoring.model_dump(), **changes})
-    except ValueError as exc:
+    except ValidationError as exc:
         flag, value = next(iter(changes.items()))
         raise EvalkitError(f"--{flag.replace('_', '-')} {value!r}: {exc.errors()[0]['msg']}") from None
 

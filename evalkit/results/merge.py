@@ -171,7 +171,7 @@ def _num(x) -> float:
 
 
 def _requests(summaries: list[dict]) -> Requests:
-    parts = [x.get("requests") for x in summaries if isinstance(x.get("requests"), dict)]
+    parts = [r for x in summaries if isinstance(r := x.get("requests"), dict)]
     total = {k: int(sum(_num(p.get(k)) for p in parts)) for k in ("sent", "retries", "rate_limited", "cached",
                                                                    "resumed_samples", "rerun_changed")}
     return Requests(**total, peak_concurrency=int(max((_num(p.get("peak_concurrency")) for p in parts), default=0)))

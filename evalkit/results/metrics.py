@@ -120,7 +120,7 @@ def summarize(records: list[tuple[str | None, float]], seed: int = 0, name: str 
     values = np.array([v for _, v in records], dtype=float)
     out: dict = {name: _block(values, rng)}
     for key, vals in (extras or {}).items():
-        if key in (weights or {}):
+        if weights is not None and key in weights:
             out[key] = _weighted_block(np.array(vals, dtype=float), np.array(weights[key], dtype=float), rng)
         else:
             out[key] = _block(np.array(vals, dtype=float), rng)
@@ -168,7 +168,7 @@ def calibration(points: list[tuple[dict[str, float], str]], bins: int = 10) -> d
         count = int(mask.sum())
         conf = float(p_arr[mask].mean()) if count else None
         acc = float(y_arr[mask].mean()) if count else None
-        if count:
+        if conf is not None and acc is not None:      # (both set exactly when count)
             ece += count / len(p_arr) * abs(acc - conf)
         table.append({"lo": b / bins, "hi": (b + 1) / bins, "count": count,
                       "confidence": None if conf is None else round(conf, 6),

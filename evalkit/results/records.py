@@ -253,7 +253,7 @@ def _weights(values: list[tuple[str | None, dict]], extras: dict[str, list[float
     """Per metric whose every value came with a `weight:<metric>`, those weights in the same order."""
     out = {}
     for m in extras:
-        ws = [v.get(WEIGHT + m) for _, v in values if m in v]
+        ws: list = [v.get(WEIGHT + m) for _, v in values if m in v]   # checked next
         if ws and all(isinstance(w, (int, float)) and w >= 0 for w in ws):
             out[m] = [float(w) for w in ws]
     return out

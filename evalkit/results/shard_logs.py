@@ -10,6 +10,8 @@ joins what passes.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import fcntl
 import hashlib
 import json
@@ -90,7 +92,7 @@ def _slice(info, path: Path) -> tuple[Shard, str, int, list[str], list[int]]:
         raise bad("not an object")
     index, count, key, selected = (info.get(k) for k in ("index", "count", "unsharded_run_key", "selected"))
     ids, positions = info.get("ids"), info.get("positions")
-    if not all(_is_int(x) for x in (index, count, selected)) or not 1 <= index <= count <= MAX_SHARDS or selected < 0:
+    if not (_is_int(index) and _is_int(count) and _is_int(selected)) or not 1 <= index <= count <= MAX_SHARDS or selected < 0:
         raise bad("index, count and selected must be integers with 1 <= index <= count")
     if not isinstance(key, str) or len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         raise bad("unsharded_run_key is not a SHA-256 hex digest")
@@ -118,7 +120,7 @@ def _per_item(spec: dict, path: Path) -> int:
     return n
 
 
-def _is_int(x) -> bool:
+def _is_int(x) -> TypeGuard[int]:
     return isinstance(x, int) and not isinstance(x, bool)
 
 

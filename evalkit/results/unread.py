@@ -63,7 +63,7 @@ def expected_format(scoring: dict) -> str:
     what = {"letter": f"an option letter ({scoring.get('labels', 'ABCD')}), e.g. 'Answer: C'",
             "numeric": "a number (the last number in the reply counts)",
             "graded": "one of the grader's classes on the line its eval_type names (the grader's reply)",
-            "mc2": "log-probabilities of the option letters"}.get(method, f"an answer the {method} scorer can match")
+            "mc2": "log-probabilities of the option letters"}.get(str(method), f"an answer the {method} scorer can match")
     return where + what
 
 

@@ -39,7 +39,7 @@ def dry_run(spec: EvalSpec, opts: RunOptions) -> dict:
                    + ["which prompt tokens the provider's cache serves (all priced as uncached)"],
         "estimated_cost_usd": {"prompt": pricer.cost(prompt_tokens, 0),
                                "no_reasoning": pricer.cost(prompt_tokens, units * max_out) if max_out else None,
-                               "worst_case": pricer.cost(prompt_tokens, most) if max_out else None},
+                               "worst_case": pricer.cost(prompt_tokens, most) if most is not None else None},
         "prices": ({"input_per_million": pricer.input_per_m, "output_per_million": pricer.output_per_m,
                     "tier": pricer.tier, "source": pricer.source, "recorded": pricer.recorded} if pricer.known else None),
     }

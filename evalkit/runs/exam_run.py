@@ -16,6 +16,8 @@ exam with it sends nothing: the answers come from the run logs).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import hashlib
 import json
 import time
@@ -27,12 +29,13 @@ from evalkit.runs.pipeline import run_eval
 from evalkit.plan.run_plan import RunOptions
 from evalkit.results.records import Summary
 from evalkit.exams.scoring import percentile_of, score_exam
+from evalkit.exams.tables import Section
 from evalkit.exams.tables import Exam
 from evalkit.results.runlog import model_slug, read_log
 from evalkit.core.places import default_log_dir
 
 
-def exam_log_path(log_dir: Path | None, exam: str, model: str, logs: list[str] = ()) -> Path:
+def exam_log_path(log_dir: Path | None, exam: str, model: str, logs: Sequence[str] = ()) -> Path:
     """Where an exam's result goes: one file per set of section logs (see the module docstring)."""
     folder = Path(log_dir or default_log_dir()) / "exams" / exam
     if not logs:
@@ -107,9 +110,10 @@ def _run_sections(exam: Exam, registry, opts: RunOptions) -> dict[str, Summary]:
     """Each section's eval run once (two sections backed by one eval share its run)."""
     summaries: dict[str, Summary] = {}
     for sec in exam.sections:
-        if sec.eval not in summaries:
-            summaries[sec.eval] = run_eval(registry.resolve(sec.eval), opts)
-            if summaries[sec.eval].status == "interrupted":
+        name = _eval_of(sec)
+        if name not in summaries:
+            summaries[name] = run_eval(registry.resolve(name), opts)
+            if summaries[name].status == "interrupted":
                 raise KeyboardInterrupt
     return summaries
 
@@ -122,8 +126,8 @@ def run_exam_shard(exam: Exam, registry, opts: RunOptions) -> dict:
     summaries = _run_sections(exam, registry, opts)
     return {"type": "exam_shard", "exam": exam.name, "model": opts.model, "shard": str(opts.shard),
             "incomplete": any(s.incomplete for s in summaries.values()),
-            "sections": {sec.name: {"eval": sec.eval, "n": summaries[sec.eval].n, "scored": summaries[sec.eval].scored,
-                                    "errors": summaries[sec.eval].errors, "log": summaries[sec.eval].log}
+            "sections": {sec.name: {"eval": sec.eval, "n": summaries[_eval_of(sec)].n, "scored": summaries[_eval_of(sec)].scored,
+                                    "errors": summaries[_eval_of(sec)].errors, "log": summaries[_eval_of(sec)].log}
                          for sec in exam.sections}}
 
 
@@ -144,15 +148,16 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
     # Items in id order, not in the order replies arrived: the interval's bootstrap draws then depend
     # on the results alone, so a rerun, a resumed run and merged shards convert identically.
     items = {ev: sorted(read_log(s.log).samples.values(), key=lambda r: r.id) for ev, s in summaries.items()}
-    records = {sec.name: items[sec.eval] for sec in exam.sections}
+    records = {sec.name: items[_eval_of(sec)] for sec in exam.sections}
     if grades is not None:
         apply_grades(records, read_grades(grades, exam), grades)
-    logs = {sec.name: summaries[sec.eval].log for sec in exam.sections}
+    logs = {sec.name: summaries[_eval_of(sec)].log for sec in exam.sections}
     result = score_exam(exam, records, model=opts.model, logs=logs, incomplete=incomplete, seed=opts.seed)
     out = result.as_dict()
     out["partial"] = {"limit": opts.limit} if opts.limit else None
     if result.percentile is not None:        # the chart's interval: the percentile's low end at each score bound
-        out["percentile_bounds_ci95"] = [percentile_of(exam, x).lower_bound for x in result.scaled_ci95]
+        bounds = [percentile_of(exam, x) for x in result.scaled_ci95 or []]   # (set with a percentile)
+        out["percentile_bounds_ci95"] = [b.lower_bound if b is not None else None for b in bounds]
     if opts.limit:
         out["notes"].append(f"PARTIAL: --limit {opts.limit}: each section scored on at most {opts.limit} items, "
                             "not the whole exam")
@@ -165,3 +170,9 @@ def run_exam(exam: Exam, registry, opts: RunOptions, grades: Path | None = None)
     tmp.replace(out_path)
     out["log"] = str(out_path)
     return out
+
+
+def _eval_of(sec: Section) -> str:
+    """The eval a section of a runnable exam runs (`_check_runnable` saw that every one has one)."""
+    assert sec.eval is not None
+    return sec.eval

@@ -3,6 +3,8 @@ scorer; with --batch, the grader's requests go through the Batch API as well."""
 
 from __future__ import annotations
 
+from evalkit.specs.graders import GraderSpec
+
 import hashlib
 import json
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ async def batch_grader(plan: RunPlan, grading: "Grading", cache, services: dict)
     if api is None:
         status_line(plan)(f"the grader {grading.model} has no Batch API: its requests go one by one")
         services["grader"] = grading.open(cache, plan.opts)
-        await grading.channel.backend.open(status_line(plan))
+        await grading.live().backend.open(status_line(plan))
         return None
     grader = BatchGrader(grading.spec, api, pricer_for(grading.model, "batch"))
     services["grader"] = grader
@@ -38,7 +40,7 @@ async def batch_grader(plan: RunPlan, grading: "Grading", cache, services: dict)
 class Grading:
     """A model-graded eval's grader: its rubric, model and channel (own limit, retries, cache entries)."""
 
-    spec: object
+    spec: GraderSpec
     model: str
     base_url: str | None
     identity: dict
@@ -63,11 +65,16 @@ class Grading:
         self.think_tags = opts.think_tags
         return self
 
+    def live(self) -> Channel:
+        assert self.channel is not None, "Grading.open() comes first"
+        return self.channel
+
     async def complete(self, messages: list[dict]) -> str:
-        out = await self.channel.complete(Request(key="grader", messages=messages,
+        out = await self.live().complete(Request(key="grader", messages=messages,
                                                   sampling=Sampling(temperature=0.0, max_tokens=self.spec.max_tokens)))
         if out is None or out.error:
             raise ScoringError(f"grader: {out.error if out else 'stopped by --max-cost'}")
+        assert out.completion is not None              # an outcome without an error has its reply
         reply = separate(out.completion, self.think_tags)   # a reasoning grader's thinking is not its verdict
         if reply.truncated:
             raise ScoringError(f"grader: {reply.truncated}")

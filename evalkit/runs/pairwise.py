@@ -127,7 +127,8 @@ class _Judging:
         r = SampleResult(id=req.key, attempts=out.attempts, model_s=round(out.latency, 4), queue_s=round(out.queue_s, 4),
                          cached=out.cached, error=out.error)
         # the judge's verdict, not its thinking
-        verdict = separate(out.completion, self.opts.think_tags).completion.text if out.error is None else ""
+        verdict = separate(out.completion, self.opts.think_tags).completion.text \
+            if out.error is None and out.completion is not None else ""        # (no error: a reply)
         if out.error is None:
             choice = parse_choice(verdict, self.grader.eval_type or "classify", self.grader.choices)
             winner = None if choice is None else "tie" if choice == "tie" else "A" if (choice == "1") == a_first else "B"

@@ -143,10 +143,10 @@ async def _send_all(plan: RunPlan, backend: Backend, run: LoggedRun, results: di
     if ropts.concurrency is None and backend.max_in_flight():
         ropts.concurrency = backend.max_in_flight()      # no queue hidden inside the backend
     channel = Channel(backend, ropts, cache=cache, pricer=pricer, estimate=estimate, replicas=replicas)
-    services = {"unsafe_exec": opts.unsafe_exec}
+    services: dict[str, object] = {"unsafe_exec": opts.unsafe_exec}
     if grading is not None:
         services["grader"] = grading.open(cache, opts)
-        await open_backend(grading.channel.backend, status_line(plan), every)
+        await open_backend(grading.live().backend, status_line(plan), every)
     recorder = Recorder(plan, run, results, {uid: s for s, _, uid in todo}, services)
     try:
         requests = (plan.request(s, j, uid) for s, j, uid in todo)
@@ -173,7 +173,7 @@ async def _send_batched(plan: RunPlan, backend: Backend, run: LoggedRun, results
     cache = None if opts.no_cache else Cache(cache_dir() / "completions.sqlite")
     pricer = pricer_for(opts.model, "batch")
     budget = Budget(opts.max_cost, cost_estimate(plan, pricer, backend) if opts.max_cost is not None else None)
-    services = {"unsafe_exec": opts.unsafe_exec}
+    services: dict[str, object] = {"unsafe_exec": opts.unsafe_exec}
     grader = await batch_grader(plan, grading, cache, services) if grading is not None else None
     fallback = Channel(backend, runner_options(opts), cache=None, pricer=backend.pricer()) if opts.batch_fallback else None
     bopts = BatchOptions(poll=opts.batch_poll, size=opts.batch_size, quiet=opts.quiet)

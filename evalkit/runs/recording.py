@@ -41,6 +41,7 @@ class Recorder:
         reply = self._answer(out)
         result = self._result(req, out, smp, reply)
         if result.error is None and result.truncated is None:
+            assert reply is not None                   # a result without an error had a reply
             try:
                 self._fill(result, await self._score(ScoreInput(smp, reply.completion, req.messages,
                                                                 self.plan.spec.scoring, self.services)))

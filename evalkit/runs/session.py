@@ -94,7 +94,8 @@ def _targets(req: RunRequest) -> tuple[list[EvalSpec | Exam], list[str], object]
     """What each name is, the names skipped as not supported, and the registry exams resolve
     their sections' evals through."""
     if req.oai_registry is not None:
-        return (*_oai_targets(req.oai_registry, req.names), None)
+        specs, skipped = _oai_targets(req.oai_registry, req.names)
+        return [*specs], skipped, None
     from evalkit.specs.registry import load_registry
 
     paths = [n for n in req.names if n.endswith((".yaml", ".yml")) or "/" in n]
@@ -105,7 +106,8 @@ def _targets(req: RunRequest) -> tuple[list[EvalSpec | Exam], list[str], object]
     bad = [p for p in reg.problems if any(p.startswith(str(Path(x))) for x in paths)]
     if bad:
         raise EvalkitError(bad[0] + (f" (and {len(bad) - 1} more; run `evalkit validate {' '.join(paths)}`)" if len(bad) > 1 else ""))
-    exams, out = None, []
+    exams = None
+    out: list[EvalSpec | Exam] = []
     for n in req.names:
         if n in paths:
             out += [reg.resolve(m) for m in from_files if reg.raw[m].doc.path == Path(n) and not reg.raw[m].data.get("abstract")]
@@ -178,9 +180,9 @@ def _run_one(target, req: RunRequest, opts: RunOptions, show: Show, registry) ->
     if req.versus:
         from evalkit.runs.pairwise import run_pairwise
 
-        s = run_pairwise(target, opts, req.versus)
-        show("pairwise", s)
-        return "interrupted" if s.status == "interrupted" else None
+        ps = run_pairwise(target, opts, req.versus)
+        show("pairwise", ps)
+        return "interrupted" if ps.status == "interrupted" else None
     from evalkit.runs.pipeline import run_eval
 
     s = run_eval(target, opts)

@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import replace
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field
 
@@ -122,7 +122,7 @@ TOP_LOGPROBS = 20   # alternatives asked for per generated token (the most OpenA
 
 @scorer("letter", LetterOptions)
 def letter(inp: ScoreInput) -> Score:
-    o, sample = inp.options, inp.sample
+    o, sample = cast(LetterOptions, inp.options), inp.sample  # the registry built these options from this scorer's class
     if o.answer_by == "logprob":
         return _scored_by_probs(inp.reply, sample, o.labels, "--answer-by logprob",
                                 lambda _, best: 1.0 if best == sample.answer else 0.0)
@@ -186,6 +186,7 @@ def option_probs(top_logprobs: list, labels: str) -> tuple[dict[str, float], flo
 
 
 def with_option_probs(result: Score, top_logprobs: list, sample: Sample, labels: str) -> Score:
+    assert sample.choices is not None           # the caller checks: a multiple-choice sample
     found = option_probs(top_logprobs, labels[: len(sample.choices)])
     if found is None:
         return result
@@ -199,10 +200,11 @@ def _scored_by_probs(reply, sample: Sample, labels: str, needs: str, value) -> S
     if reply.top_logprobs is None:
         raise MissingLogprobs(f"{needs} needs log-probabilities and the reply has none "
                          "(the server must support logprobs/top_logprobs)")
+    assert sample.choices is not None           # scored by option: loading checked it has choices
     found = option_probs(reply.top_logprobs, labels[: len(sample.choices)])
     if found is None:
         return Score(0.0, None, parsed=False)
     probs, missing = found
-    best = max(probs, key=probs.get)
+    best = max(probs, key=probs.__getitem__)
     return Score(round(value(probs, best), 6), best, option_probs={k: round(v, 6) for k, v in probs.items()},
                  missing_mass=round(missing, 6))

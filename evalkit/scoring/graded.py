@@ -13,7 +13,7 @@ model (own concurrency limit, retries and cache entries) that returns the reply 
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Literal, Protocol
+from typing import Awaitable, Callable, Literal, Protocol, cast
 
 from pydantic import Field
 
@@ -47,7 +47,7 @@ def is_graded(options: ScorerOptions) -> bool:
 
 @scorer("graded", GradedOptions, metrics=("score",), work="async", metric_patterns=(r"choice/.+",))
 async def graded(inp: ScoreInput) -> Score:
-    o = inp.options
+    o = cast(GradedOptions, inp.options)  # the registry built these options from this scorer's class
     grader: Grader = inp.services["grader"]
     fields = {**o.grader_fields, **graded_fields(inp.sample, inp.messages, inp.reply.text, o.criteria)}
     return await score_graded(grader.spec, o.eval_type, fields, grader.complete)

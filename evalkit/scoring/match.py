@@ -12,7 +12,7 @@ An ideal may list several accepted answers separated by `|||` in the data; any o
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field, field_validator
 
@@ -60,7 +60,8 @@ class NumericOptions(ExtractOption):
 
 
 def _reply_and_ideals(inp: ScoreInput) -> tuple[str | None, list[str]]:
-    return extract_answer(inp.reply.text, inp.options.extract), inp.sample.answer.split("|||")
+    extract = cast(ExtractOption, inp.options).extract  # the registry built these options from this scorer's class
+    return extract_answer(inp.reply.text, extract), inp.sample.answer.split("|||")
 
 
 def _folded(inp: ScoreInput, right) -> Score:
@@ -68,7 +69,7 @@ def _folded(inp: ScoreInput, right) -> Score:
     reply, ideals = _reply_and_ideals(inp)
     if reply is None:
         return Score(0.0, None, parsed=False)
-    cs = inp.options.case_sensitive
+    cs = cast(TextMatch, inp.options).case_sensitive  # the registry built these options from this scorer's class
     got = fold_whitespace(reply, cs)
     return Score(float(any(right(got, fold_whitespace(i, cs)) for i in ideals)), got)
 
@@ -99,6 +100,6 @@ def numeric(inp: ScoreInput) -> Score:
     got = parse_number(reply) if reply is not None else None
     if got is None:
         return Score(0.0, None, parsed=False)
-    tol = inp.options.tolerance
+    tol = cast(NumericOptions, inp.options).tolerance  # the registry built these options from this scorer's class
     ok = any((want := parse_number(i)) is not None and abs(got - want) <= tol for i in ideals)
     return Score(float(ok), repr(got).removesuffix(".0"))

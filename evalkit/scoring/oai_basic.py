@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Literal
+from typing import Literal, cast
 
 from evalkit.core.sample import Sample
 from evalkit.scoring import Score, ScoreInput, ScorerOptions, ScoringError, scorer
@@ -78,7 +78,7 @@ def match(inp: ScoreInput) -> Score:
 
 @scorer("oai_includes", IncludesOptions)
 def includes(inp: ScoreInput) -> Score:
-    fold = str.lower if inp.options.ignore_case else str
+    fold = str.lower if cast(IncludesOptions, inp.options).ignore_case else str  # the registry built these options from this scorer's class
     hay = fold(inp.reply.text)
     picked = next((r for r in ideals(inp.sample) if fold(r) in hay), None)
     return Score(1.0 if picked is not None else 0.0, picked)

@@ -199,9 +199,10 @@ def _as_nobody(roots: list[str]) -> list[str]:
     except KeyError:
         uid = gid = 65534
     if _mount_ns is None:
-        pairs = [arg for r in roots if _hidden_by(r) for arg in (_hidden_by(r), r)]
+        pairs = [arg for r in roots if (hidden := _hidden_by(r)) for arg in (hidden, r)]
         holder = subprocess.Popen([_interpreter(), "-I", "-S", "-c", HOLDER, *pairs], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={})
+        assert holder.stdin is not None and holder.stdout is not None and holder.stderr is not None   # all PIPE
         ready = holder.stdout.readline()
         if ready != b"ready\n":
             holder.kill()

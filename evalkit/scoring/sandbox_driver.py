@@ -40,8 +40,8 @@ import sys
 
 _str, _type, _len, _Base = str, type, len, BaseException
 _NAME = type.__dict__["__name__"].__get__          # the class's own name, past any metaclass property
-_TB = BaseException.__traceback__.__get__
-_ERRNO = OSError.errno.__get__
+_TB = BaseException.__dict__["__traceback__"].__get__       # the same descriptors, read from the class dict
+_ERRNO = OSError.__dict__["errno"].__get__
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
 _CAP = 64 << 20                                     # bytes of one message between the two processes
 

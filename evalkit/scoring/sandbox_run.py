@@ -134,6 +134,7 @@ def _end(proc: subprocess.Popen) -> None:
 def _exchange(proc: subprocess.Popen, payload: bytes, verdict_fd: int, limits: Limits) -> tuple[bytes, bytes, bool]:
     """Send the payload, collect the verdict and stderr's tail; (verdict, stderr, timed out)."""
     deadline = time.monotonic() + limits.wall_seconds
+    assert proc.stdin is not None and proc.stderr is not None      # opened as pipes by _execute
     keep, stdin, stderr_fd = limits.stderr_kb << 10, proc.stdin.fileno(), proc.stderr.fileno()
     sel = selectors.DefaultSelector()
     os.set_blocking(stdin, False)
@@ -205,8 +206,8 @@ def _signal_name(number: int) -> str:
 
 def _judge(verdict: bytes, nonce: str, stderr: bytes, code: int | None, timed_out: bool, limits: Limits) -> RunResult:
     started, header = STARTED + nonce.encode() + b"\n", VERDICT + nonce.encode() + b"\n"
-    last = stderr.decode("utf-8", "replace").strip().splitlines()
-    last = f": {_clean(last[-1], 200)}" if last else ""
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    last = f": {_clean(lines[-1], 200)}" if lines else ""
     if not verdict.startswith(started):     # the program never ran: whatever stderr says, not its fault
         return RunResult(False, "error", ("the sandbox did not start" if not timed_out else
                                           f"the sandbox did not start within {limits.wall_seconds:g} s") + last)

@@ -53,7 +53,7 @@ def _seccomp() -> tuple[bytes, int]:
     lib = _libseccomp()
     ctx = lib.seccomp_init(_ALLOW)
     try:
-        rules = [(name, ()) for name in REFUSED]
+        rules: list[tuple[str, tuple[tuple[int, int, int, int], ...]]] = [(name, ()) for name in REFUSED]
         rules += [("keyctl", ((0, 1, 1, 0),)), ("keyctl", ((0, 4, 1, 0), (1, 1, 0, 0)))]   # op != JOIN; name != NULL
         for name, cmps in rules:
             number = lib.seccomp_syscall_resolve_name(name.encode())

@@ -29,7 +29,8 @@ RESAMPLES = 2000
 
 
 class SimpleQAOptions(GradedOptions):
-    method: Literal["simpleqa"]
+    # a subclass names its own `method` (pydantic's discriminator), which mypy sees as an unsafe override
+    method: Literal["simpleqa"]  # type: ignore[assignment]
     grader: str = Field("simpleqa", description="the grader whose classes are A CORRECT, B INCORRECT, C NOT_ATTEMPTED")
 
 

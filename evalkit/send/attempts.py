@@ -61,10 +61,10 @@ async def _attempt(router: Router, req: Request, opts: RunnerOptions, stats: Run
 
 
 async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOptions,
-                stats: RunStats) -> tuple[Exception | None, Completion | None]:
+                stats: RunStats) -> tuple[SampleError | TransientError | None, Completion | None]:
     """One attempt within its deadlines: (failure, completion). A fatal error stops the run."""
     stats.sent += 1
-    failure: Exception | None = None
+    failure: SampleError | TransientError | FatalError | None = None
     activity = Activity(time.monotonic())
     queued = None
     try:
@@ -94,7 +94,7 @@ async def _call(router: Router, replica: Replica, req: Request, opts: RunnerOpti
         if queued is not None:
             replica.end(queued, replied=not (isinstance(failure, TransientError) and (failure.timed_out or failure.connect)))
         router.release(replica, failure, (activity.first_token or done) - activity.started)
-    if failure is not None:
+    if isinstance(failure, (SampleError, TransientError)):   # a FatalError was raised above
         return failure, None
     stats.ok += 1
     return None, completion
@@ -119,7 +119,7 @@ def _in_queue(replica: Replica, activity: Activity, idle: asyncio.Timeout, opts:
     return attempt
 
 
-def _retry_wait(failure: Exception, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
+def _retry_wait(failure: SampleError | TransientError, attempt: int, opts: RunnerOptions, stats: RunStats, router: Router,
                 spent: float) -> float | str:
     """Seconds to wait before the next attempt, or the error that ends the sample."""
     if isinstance(failure, SampleError):

@@ -61,7 +61,7 @@ class BatchGrader:
     """The `grader` service of model-graded scorers in a batch run: each `complete` waits until
     the grader phase has submitted every pending grader request and the verdicts are back."""
 
-    def __init__(self, spec, api, pricer=None):
+    def __init__(self, spec, api, pricer=None) -> None:
         self.spec, self.api, self.pricer = spec, api, pricer
         self.pending: dict[str, tuple[Request, list[asyncio.Future]]] = {}
         self.cost = 0.0
@@ -102,6 +102,7 @@ class BatchRun:
         self.graders = Phase(grader.api, journal, "grader", opts, self._say, self.stop) if grader else None
         self.stats = BatchStats()
         self.tasks: list[asyncio.Task] = []
+        self.entry_of: dict[asyncio.Task, Entry | None] = {}   # the batch each task records an outcome of
         self.keys: dict[str, str] = {}          # custom id -> cache key, computed once
 
     def _say(self, message: str) -> None:
@@ -150,10 +151,10 @@ class BatchRun:
             entries.append(entry)
             if self.grader is None:
                 await self._settle(entry)
-        if unanswered:
-            await self._send_one_by_one(unanswered, sink)
-        if self.grader is not None:
-            entries += await self._grade()
+        if unanswered and self.fallback is not None:     # only --batch-fallback leaves requests unanswered
+            await self._send_one_by_one(self.fallback, unanswered, sink)
+        if self.grader is not None and self.graders is not None:   # both or neither
+            entries += await self._grade(self.grader, self.graders)
         await asyncio.gather(*self.tasks)
         for entry in entries:
             await self._settle(entry)
@@ -200,17 +201,17 @@ class BatchRun:
 
                 self.cache.put(out.cache_key or cache_key(self.api.endpoint, self.api.model, req), out.completion)
         task = asyncio.create_task(one())
-        task.entry = entry
+        self.entry_of[task] = entry
         self.tasks.append(task)
 
     async def _settle(self, entry: Entry) -> None:
         """Settle a batch once the outcomes of its requests are all recorded."""
-        mine = [t for t in self.tasks if getattr(t, "entry", None) is entry]
+        mine = [t for t in self.tasks if self.entry_of.get(t) is entry]
         await asyncio.gather(*mine)
         if entry.file_id:
             self.journal.settle(entry, "recorded")
 
-    async def _send_one_by_one(self, requests: list[Request], sink) -> None:
+    async def _send_one_by_one(self, fallback: Channel, requests: list[Request], sink) -> None:
         """--batch-fallback: what the batches left unanswered, through the per-request API."""
         self._say(f"{len(requests):,} request(s) the batches did not answer: sending them one by one (--batch-fallback)")
         self.model.tally.fallback += len(requests)
@@ -219,54 +220,54 @@ class BatchRun:
         def keep(req: Request, out: Outcome) -> bool:
             outcomes.append((req, out))
             return False                  # cached by _spawn once recorded
-        stats = await run_requests(self.fallback, requests, len(requests), keep, self.label)
+        stats = await run_requests(fallback, requests, len(requests), keep, self.label)
         on_signals(asyncio.get_running_loop(), self.stop.set)     # the runner removed its own, and so ours
-        self.stats.spent += self.fallback.spent
+        self.stats.spent += fallback.spent
         self.stats.retries += stats.retries
         for req, out in outcomes:
             self._spawn(sink, req, out, None)
         if stats.stopped == "interrupted":
             raise Interrupted
 
-    async def _grade(self) -> list[Entry]:
+    async def _grade(self, grader: BatchGrader, graders: Phase) -> list[Entry]:
         """Second phase: once every scorer waits for a verdict, batch the grader requests. The
         grader's batches are settled by the caller, once the samples they graded are recorded."""
-        entries = []
+        entries: list[Entry] = []
         while True:
-            while sum(not t.done() for t in self.tasks) > self.grader.waiting():
+            while sum(not t.done() for t in self.tasks) > grader.waiting():
                 await asyncio.sleep(0.01)
-            if not self.grader.pending:
+            if not grader.pending:
                 return entries
-            items = {cid: req for cid, (req, _) in self.grader.pending.items()}
-            items = self._grader_cache(items)
-            async for entry, got in self.graders.results(items):
+            items = {cid: req for cid, (req, _) in grader.pending.items()}
+            items = self._grader_cache(grader, items)
+            async for entry, got in graders.results(items):
                 for cid, r in got.items():
-                    self._grader_cost(r)
-                    self.grader.answer(cid, r.completion.text if r.completion else None, r.error)
+                    self._grader_cost(grader, r)
+                    grader.answer(cid, r.completion.text if r.completion else None, r.error)
                     if r.completion is not None and self.cache is not None:
                         from evalkit.send.cache import cache_key
 
-                        self.cache.put(cache_key(self.grader.api.endpoint, self.grader.api.model, items[cid]),
+                        self.cache.put(cache_key(grader.api.endpoint, grader.api.model, items[cid]),
                                        r.completion)
                 entries.append(entry)
 
-    def _grader_cache(self, items: dict[str, Request]) -> dict[str, Request]:
+    def _grader_cache(self, grader: BatchGrader, items: dict[str, Request]) -> dict[str, Request]:
         from evalkit.send.cache import cache_key
 
         if self.cache is None:
             return items
         left = {}
         for cid, req in items.items():
-            hit = self.cache.get(cache_key(self.grader.api.endpoint, self.grader.api.model, req))
+            hit = self.cache.get(cache_key(grader.api.endpoint, grader.api.model, req))
             if hit is None:
                 left[cid] = req
             else:
-                self.grader.cached += 1
-                self.grader.answer(cid, hit.text, None)
+                grader.cached += 1
+                grader.answer(cid, hit.text, None)
         return left
 
-    def _grader_cost(self, r) -> None:
-        p = self.grader.pricer
-        self.grader.cost += (p.cost_of(r.completion) if p is not None else None) or 0.0
+    def _grader_cost(self, grader: BatchGrader, r) -> None:
+        p = grader.pricer
+        grader.cost += (p.cost_of(r.completion) if p is not None else None) or 0.0
 
 

@@ -9,6 +9,8 @@ it did for the run's summary; `Interrupted` is Ctrl-C while waiting.
 
 from __future__ import annotations
 
+from typing import cast
+
 import asyncio
 import time
 from dataclasses import dataclass, field
@@ -87,18 +89,21 @@ class Phase:
             yield entry, await self._collect(entry, state, items)
 
     async def _attach(self, e: Entry) -> None:
-        if e.batch_id is None:            # the run died creating it: adopt the one the server made, if any
+        batch_id = e.batch_id
+        if batch_id is None:              # the run died creating it: adopt the one the server made, if any
             state = await self.api.find(e.file_id) or await self.api.create(e.file_id, self._metadata())
             self.journal.created(e, state.id)
-        self.tally.reattached.append(e.batch_id)
-        self.say(f"batch {e.batch_id} ({self.phase}, {len(e.custom_ids):,} requests): reattached")
+            batch_id = state.id
+        self.tally.reattached.append(batch_id)
+        self.say(f"batch {batch_id} ({self.phase}, {len(e.custom_ids):,} requests): reattached")
 
     async def _chunks(self, fresh: list, refused: dict) -> AsyncIterator[list[tuple[str, bytes]]]:
         """Request lines cut into batch files within the provider's limits and the budget."""
         from evalkit.backends.openai_batch import LineResult
 
         size = min(self.opts.size or self.api.max_requests, self.api.max_requests)
-        chunk, nbytes = [], 0
+        chunk: list[tuple[str, bytes]] = []
+        nbytes = 0
         for cid, req in fresh:
             line = self.api.line(cid, req)
             if len(line) > self.api.max_bytes:
@@ -135,14 +140,15 @@ class Phase:
         provider no longer knows is "gone": its requests become errors)."""
         from evalkit.backends.openai_batch import BatchState, Gone
 
-        pending, shown, misses = list(live), {}, 0
+        pending, misses = list(live), 0
+        shown: dict[str | None, tuple[str, tuple[int, int], float]] = {}
         while pending:
             for e in list(pending):
                 try:
                     state = await self.api.retrieve(e.batch_id)
                     misses = 0
                 except Gone:
-                    state = BatchState(e.batch_id, "gone", e.file_id)
+                    state = BatchState(cast(str, e.batch_id), "gone", e.file_id)   # live: attached or submitted
                 except TransientError as exc:      # a blip while waiting hours is no reason to stop
                     misses += 1
                     if misses >= 10:

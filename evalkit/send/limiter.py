@@ -72,8 +72,8 @@ class Limiter:
 
     def __init__(self, opts: LimiterOptions):
         self.adaptive = opts.concurrency is None
-        self.max = opts.max_concurrency if self.adaptive else opts.concurrency
-        self.limit = float(min(opts.start_concurrency, self.max) if self.adaptive else opts.concurrency)
+        self.max = opts.max_concurrency if opts.concurrency is None else opts.concurrency
+        self.limit = float(min(opts.start_concurrency, self.max) if self.adaptive else self.max)
         self.opts = opts
         self.base = math.inf
         self.slow_start = True

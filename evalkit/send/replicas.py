@@ -296,7 +296,7 @@ def _url(value: str, where: str) -> str:
 
     try:
         parts = urlsplit(value)
-        parts.port
+        parts.port  # noqa: B018 - reading it is the check: a port out of range raises ValueError
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

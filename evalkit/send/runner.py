@@ -50,6 +50,8 @@ request's attempts and their retry waits are in `attempts`, the options, outcome
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import asyncio
 import os
 import signal
@@ -71,7 +73,7 @@ class Channel:
     its own limit and cache entries."""
 
     def __init__(self, backend: Backend, opts: RunnerOptions, cache=None, pricer=None,
-                 estimate: Callable[[Request], float] | None = None, replicas: list[Backend] = ()):
+                 estimate: Callable[[Request], float] | None = None, replicas: Sequence[Backend] = ()):
         self.backend, self.opts, self.cache, self.pricer = backend, opts, cache, pricer
         self.stats = RunStats()
         self.router = Router.of([backend, *replicas], opts, quiet=opts.quiet)
@@ -194,9 +196,10 @@ async def _until_done_or_signalled(workers: list[asyncio.Task], stopping: asynci
     gathered = asyncio.gather(*workers)
     try:
         hard = asyncio.ensure_future(hard_stop.wait())
-        await asyncio.wait([gathered, hard], return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [gathered, hard]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set() and not gathered.done():
-            await asyncio.wait([gathered, hard], timeout=drain, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, timeout=drain, return_when=asyncio.FIRST_COMPLETED)
         hard.cancel()
         if gathered.done():
             gathered.result()
@@ -217,7 +220,7 @@ def _retrieved(future: asyncio.Future) -> None:
 
 def on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
     """`handler` on SIGINT and SIGTERM where the loop can take them (the main thread); the ones set."""
-    installed = []
+    installed: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, handler)

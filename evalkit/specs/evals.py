@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import difflib
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Mapping, Union
 
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
@@ -187,9 +187,10 @@ class EvalSpec(Strict):
 @lru_cache(maxsize=1)
 def spec_model() -> type[EvalSpec]:
     """EvalSpec with `scoring` as the discriminated union of every registered scorer's options."""
-    union = Union[tuple(s.options for s in scorers().values())]  # noqa: UP007 (built at run time)
-    return create_model("EvalSpec", __base__=EvalSpec,
-                        scoring=(Annotated[union, Field(discriminator="method")], ...))
+    # built at run time from the registry, so a static checker cannot see the union's members
+    union: Any = Union[tuple(s.options for s in scorers().values())]  # noqa: UP007
+    scoring: Any = Annotated[union, Field(discriminator="method")]
+    return create_model("EvalSpec", __base__=EvalSpec, scoring=(scoring, ...))
 
 
 # Keys a spec may carry in YAML but that are not part of the resolved spec.
@@ -199,7 +200,7 @@ META_KEYS = {"extends", "abstract"}
 def apply_template(raw: dict) -> dict:
     """The raw spec over its template's defaults (a template name that is not known is left for
     validation to report)."""
-    preset = TEMPLATES.get(raw.get("template")) if isinstance(raw.get("template"), str) else None
+    preset = TEMPLATES.get(t) if isinstance(t := raw.get("template"), str) else None
     if not preset:
         return raw
     out = dict(raw)
@@ -211,7 +212,7 @@ def apply_template(raw: dict) -> dict:
     return out
 
 
-def validate_spec(name: str, raw: dict, lines_of: "callable", file_of: "callable") -> EvalSpec:
+def validate_spec(name: str, raw: dict, lines_of: Callable[[tuple], object], file_of: Callable[[tuple], object]) -> EvalSpec:
     """Type-check one merged raw spec; raise SpecError listing every problem with its line.
 
     `lines_of(loc)` and `file_of(loc)` map a path under this spec to where it was written (a merged
@@ -236,12 +237,12 @@ def _user_loc(loc: tuple, data: dict) -> tuple:
     return loc
 
 
-def _most_telling(err: dict) -> int:
+def _most_telling(err: Mapping[str, Any]) -> int:
     """A wrong scoring method or unknown key explains the rest: report those first."""
     return 0 if err["type"] in ("union_tag_invalid", "extra_forbidden", "literal_error") else 1
 
 
-def _message(err: dict, loc: tuple, data: dict) -> str:
+def _message(err: Mapping[str, Any], loc: tuple, data: dict) -> str:
     if err["type"] == "union_tag_invalid":
         got = (data.get("scoring") or {}).get("method")
         close = difflib.get_close_matches(str(got), list(scorers()), n=1)
@@ -257,7 +258,7 @@ def _message(err: dict, loc: tuple, data: dict) -> str:
     return error_text(err)
 
 
-def _literal_choices(err: dict) -> list[str]:
+def _literal_choices(err: Mapping[str, Any]) -> list[str]:
     return [c.strip(" '") for c in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")]
 
 

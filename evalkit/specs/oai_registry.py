@@ -35,7 +35,7 @@ from evalkit.core.yamlfile import load_yaml
 
 PREFIX = "evals.elsuite."
 # class -> (evalkit scoring, request parameters; "args" means args.max_tokens may replace the default)
-CLASSES = {
+CLASSES: dict[str, tuple[str, dict]] = {
     "basic.match:Match": ("oai_match", {"temperature": 0.0}),
     "basic.includes:Includes": ("oai_includes", {"temperature": None}),
     "basic.fuzzy_match:FuzzyMatch": ("oai_fuzzy", {"temperature": 0.0, "max_tokens": "args", "default": 100}),
@@ -143,7 +143,7 @@ class OAIRegistry:
         path = self.root / "data" / samples
         if not path.is_file():
             raise EvalkitError(f"{where}: samples file {path} not found")
-        dataset = {"format": "oaievals", "path": str(path), "split": "test"}
+        dataset: dict = {"format": "oaievals", "path": str(path), "split": "test"}
         prompt: dict = {"chat": True}
         if method == "oai_match" and int(args.get("num_few_shot") or 0) > 0:
             few = self.root / "data" / str(args.get("few_shot_jsonl") or "")

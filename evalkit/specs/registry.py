@@ -19,7 +19,7 @@ from pathlib import Path
 
 from evalkit.core.errors import EvalkitError, SpecError
 from evalkit.core.places import package_registry, user_registries
-from evalkit.specs.evals import META_KEYS, EvalSpec, validate_spec
+from evalkit.specs.evals import EvalSpec, validate_spec
 from evalkit.core.yamlfile import YamlDoc, load_yaml
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -152,20 +152,21 @@ class Registry:
     def _data_problems(spec: EvalSpec, raw: RawSpec) -> list[str]:
         """A data file the spec names beside itself (`./...`) must exist (evalkit.cli.validate reads
         the data itself)."""
-        path = spec.dataset.path
-        if not path.startswith(("./", "../")) or (Path(spec.source_file).parent / path).exists():
+        path, source = spec.dataset.path, spec.source_file
+        assert source is not None           # the registry names every spec's file
+        if not path.startswith(("./", "../")) or (Path(source).parent / path).exists():
             return []
         line = raw.doc.line((raw.name, "dataset", "path"))
         return [f"{raw.doc.path}:{line}: {raw.name}.dataset.path: {path} does not exist "
-                f"(looked at {(Path(spec.source_file).parent / path).resolve()})"]
+                f"(looked at {(Path(source).parent / path).resolve()})"]
 
     def rows(self) -> list[dict]:
         """One row per runnable eval for `evalkit list`: name, scorer, description, subsets, file."""
         rows = []
         for name in self.names():
             merged = self.merged(name)
-            dataset = merged.get("dataset") if isinstance(merged.get("dataset"), dict) else {}
-            scoring = merged.get("scoring") if isinstance(merged.get("scoring"), dict) else {}
+            dataset = d if isinstance(d := merged.get("dataset"), dict) else {}
+            scoring = s if isinstance(s := merged.get("scoring"), dict) else {}
             rows.append({"kind": "eval", "name": name, "template": merged.get("template") or scoring.get("method"),
                          "description": merged.get("description", ""), "subsets": len(dataset.get("subsets") or []),
                          "file": str(self.raw[name].doc.path)})

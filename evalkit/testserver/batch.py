@@ -90,7 +90,7 @@ class SimBatch:
 class BatchAPI:
     """Files and batches for one test server; `Server.route` hands it every /files and /batches path."""
 
-    def __init__(self, server, args):
+    def __init__(self, server, args) -> None:
         self.server, self.args = server, args
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, SimBatch] = {}
@@ -215,7 +215,9 @@ class BatchAPI:
             return
         b.status, b.total = "in_progress", len(lines)
         b.times["in_progress"] = time.time()
-        done, out, err = 0, [], []
+        done = 0
+        out: list[dict] = []
+        err: list[dict] = []
         started = time.monotonic()
         while done < len(lines) and not b.cancel_requested and time.time() < b.created + b.window:
             due = min(len(lines), int(a.batch_rate * (time.monotonic() - started)))

@@ -104,7 +104,7 @@ class Server:
         self.rng = random.Random(args.seed)
         self.faults = _fault_table(args.fault)
         self._fault: str | None = None           # the fault `failure` drew for the request being answered
-        self.stats = Counter()
+        self.stats: Counter = Counter()
         self.hits: Counter = Counter()
         self.failed_at: dict[int, float] = {}    # prompt hash -> when an error was injected for it
         self.retry_gaps: list[float] = []        # seconds from an injected error to that prompt's retry
@@ -230,7 +230,7 @@ class Server:
         model, seed = req.get("model"), req.get("seed") if isinstance(req.get("seed"), int) else None
         model = model if isinstance(model, str) else None
         policy = self.by_seed.get((model, seed)) or self.by_seed.get((None, seed)) or \
-            self.by_model.get(model, self.policy)
+            (self.by_model.get(model, self.policy) if model is not None else self.policy)
         messages = req.get("messages") or []
         reply, needle = policy.reply(self._asked(messages), messages)
         if needle is not None:
@@ -240,7 +240,7 @@ class Server:
             reply += "\ud800"
         if fault == "huge":
             reply += " " * self.args.huge_bytes
-        choice = {"index": 0, "finish_reason": "stop",
+        choice: dict = {"index": 0, "finish_reason": "stop",
                   "message": {"role": "assistant", "content": None if fault == "null" else reply}}
         if req.get("logprobs") and not self.args.no_logprobs:
             choice["logprobs"] = _logprobs(policy, needle, reply, int(req.get("top_logprobs") or 0))
@@ -354,4 +354,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -71,6 +71,7 @@ async def _send_events(writer: asyncio.StreamWriter, reply: Reply, args: argpars
     """A streamed reply in chunked encoding: each event as it is ready (`--token-interval` apart),
     trickled byte by byte, or stalled after its first event."""
     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    assert reply.events is not None                 # a streamed reply is made of events
     framed = [b"%x\r\n%s\r\n" % (len(e), e) for e in reply.events] + [b"0\r\n\r\n"]
     if reply.fault == "trickle":
         await _trickle(writer, b"".join(framed), args.trickle_interval)

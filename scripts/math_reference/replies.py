@@ -35,7 +35,7 @@ def _spaced(g: str) -> str | None:
 
 
 def _left_right(g: str) -> str | None:
-    if "\\left" in g or not g[:1] in "([" or g[-1:] not in ")]":
+    if "\\left" in g or g[:1] not in "([" or g[-1:] not in ")]":
         return None
     return "\\left" + g[0] + g[1:-1] + "\\right" + g[-1]
 

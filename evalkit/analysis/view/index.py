@@ -91,6 +91,7 @@ class LogIndex:
 
     def line(self, pos: int) -> bytes:
         row = self.rows[pos]
+        assert self.fd is not None               # opened with the index
         try:
             return os.pread(self.fd, row.length, row.offset)
         except OSError as exc:

@@ -51,6 +51,7 @@ def page_html(served: bool, data: str | None = None) -> str:
         head = "<link rel='stylesheet' href='/static/app.css'>"
         tail = "".join(f"<script src='/static/{name}'></script>" for name in SCRIPTS)
         return _template().replace("<!--HEAD-->", head).replace("<!--TAIL-->", tail)
+    assert data is not None                      # a self-contained page carries its data
     script = "\n".join(STATIC[name].decode() for name in SCRIPTS)
     style = STATIC["app.css"].decode()
     sha = {k: base64.b64encode(hashlib.sha256(v.encode()).digest()).decode() for k, v in (("s", script), ("c", style))}

@@ -148,7 +148,9 @@ def pair_runs(base_run: int, base: LogIndex, new_run: int, new: LogIndex) -> Pai
             kind = "same" if comparison else "paired"
         else:
             kind = "base_only" if _scored(br) else "new_only" if _scored(nr) else "unscored"
-        pairs.append(Pair(sid, (br or nr).group, kind, b, n))
+        row = br or nr
+        assert row is not None                   # a pair has at least one side
+        pairs.append(Pair(sid, row.group, kind, b, n))
     return Pairing(base_run, new_run, comparison, error, pairs)
 
 

@@ -12,6 +12,7 @@ from this server only, no connection elsewhere), so nothing a log holds can run 
 from __future__ import annotations
 
 import threading
+from typing import cast
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,7 +35,7 @@ def handler_for(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            port = self.server.server_address[1]
+            port = cast(tuple, self.server.server_address)[1]      # (host, port): an IPv4 server
             if self.headers.get("Host") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
                 # a page elsewhere that rebinds its name to 127.0.0.1 must not read the logs
                 return self._json(403, {"error": "this viewer answers only http://127.0.0.1 or localhost"})

@@ -60,7 +60,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend, Capabilities, Completion, FatalError, Request, SampleError
 from evalkit.backends.local.loading import PLAIN_MARK, resolve
@@ -163,7 +163,7 @@ class LocalBackend(Backend):
         the first summary reports the load, later ones say it was loaded earlier, and the token
         counters of each summary cover the work done since the previous one."""
         earlier = self._described is not None
-        out = {"prompt_format": self.prompt_format, "load_seconds": 0.0 if earlier else self.load_seconds,
+        out: dict[str, Any] = {"prompt_format": self.prompt_format, "load_seconds": 0.0 if earlier else self.load_seconds,
                "loaded_from": self.loaded_from, "batch": self.max_batch}
         if earlier:
             out["loaded"] = "for an earlier eval of this run"
@@ -197,25 +197,30 @@ class LocalBackend(Backend):
         ids = self._tok(self._render(request.messages), add_special_tokens=True)["input_ids"]
         if not ids:
             raise SampleError("the prompt is empty after tokenisation")
-        too_long = self._engine.too_long(len(ids), request)
+        too_long = self._ready().too_long(len(ids), request)
         if too_long:
             raise SampleError(f"{too_long} ({self.model})")
         fut = asyncio.get_running_loop().create_future()
         kind = ("options",) if request.options is not None else ("generate", request.sampling)
         self._pending.append(Item(kind, list(ids), (request, fut)))
-        if self._worker is None:
+        if self._wake is None:
             self._wake = asyncio.Event()
-            self._worker = asyncio.create_task(self._serve())
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._serve(self._wake))
         self._wake.set()
         return await fut
 
-    async def _serve(self) -> None:
+    def _ready(self) -> Engine:
+        assert self._engine is not None, "the model is loaded before a request is served"
+        return self._engine
+
+    async def _serve(self, wake: asyncio.Event) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await wake.wait()
+            wake.clear()
             await asyncio.sleep(0)   # let the other workers' requests arrive
             while self._pending:
-                e = self._engine
+                e = self._ready()
                 chosen = plan(self._pending, e.prefixes.match if e.prefixes is not None else None,
                               self._tuners[self._pending[0].kind[0]].budget, self.max_batch)
                 taken = {id(m) for m in chosen.members}
@@ -236,7 +241,7 @@ class LocalBackend(Backend):
                 m.payload[1].set_result(dataclasses.replace(res, model_s=round(seconds, 4)))
 
     def _execute(self, chosen) -> tuple[list[Completion], float]:
-        e, members = self._engine, chosen.members
+        e, members = self._ready(), chosen.members
         prefix = e.prefix(members[0].ids, chosen.prefix, chosen.warm_from)
         plen = chosen.prefix if prefix is not None else 0      # reuse may have been turned off meanwhile
         prompts = [m.ids for m in members]

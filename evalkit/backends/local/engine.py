@@ -73,7 +73,8 @@ class Engine:
             run = p[max(0, plen - shift):]
             ids[i, width - len(run):] = torch.tensor(run, dtype=torch.long)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, plen:]
-        cache = self.Cache(self._shifted(prefix, plen, [total - len(p) for p in prompts])) if plen else self.Cache()
+        cache = self.Cache(self._shifted(prefix, plen, [total - len(p) for p in prompts])) \
+            if plen and prefix is not None else self.Cache()      # (a prefix length comes with its states)
         with torch.no_grad():
             out = self.lm(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                           position_ids=positions.to(self.device), use_cache=True, logits_to_keep=1,

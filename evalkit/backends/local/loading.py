@@ -18,6 +18,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evalkit.backends.base import FatalError
 
@@ -59,9 +60,9 @@ def resolve(name: str) -> Path:
 
 
 @dataclass
-class Loaded:
-    lm: object
-    tok: object
+class Loaded:                      # (Any: transformers' Auto classes pick the model's class at run time)
+    lm: Any
+    tok: Any
     loaded_from: str
 
 
@@ -114,7 +115,7 @@ def load(name: str, source: Path) -> Loaded:
         raise FatalError(f"local/{name}: cannot load a model from {folder} ({str(exc).splitlines()[0]})") from None
     lm.eval()
     if torch.cuda.is_available():
-        lm.to("cuda")
+        lm.to("cuda")  # type: ignore[arg-type]  # transformers' wrapper of Module.to hides its signature
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return Loaded(lm, tok, loaded_from)

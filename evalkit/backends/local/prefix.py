@@ -43,7 +43,7 @@ def _nbytes(kv: KV) -> int:
 class _Node:
     __slots__ = ("ids", "kv", "children", "parent", "used", "nbytes")
 
-    def __init__(self, ids: tuple, kv: KV | None, parent: "_Node | None"):
+    def __init__(self, ids: tuple, kv: KV, parent: "_Node | None"):
         self.ids, self.kv, self.parent = ids, kv, parent
         self.children: dict[int, _Node] = {}
         self.used = 0
@@ -53,7 +53,7 @@ class _Node:
 class PrefixCache:
     def __init__(self, budget_bytes: int):
         self.budget = budget_bytes
-        self.root = _Node((), None, None)
+        self.root = _Node((), [], None)     # the root holds no ids, so no states
         self.total = 0
         self.clock = itertools.count(1)
         self.evicted = 0

@@ -78,7 +78,8 @@ def _alone(items: list[Item]) -> set[int]:
 def _by_length(anchor: Item, candidates: list[Item], length: int, budget: int, max_batch: int) -> list[Item]:
     """The candidates closest in suffix length to the anchor, while the padded batch fits the budget."""
     own = len(anchor.ids) - length
-    chosen, widest = [], own
+    chosen: list[Item] = []
+    widest = own
     for r in sorted(candidates, key=lambda r: abs(len(r.ids) - length - own)):
         w = max(widest, len(r.ids) - length)
         if len(chosen) + 2 > max_batch or (len(chosen) + 2) * w > budget:

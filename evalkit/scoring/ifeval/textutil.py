@@ -22,6 +22,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 _WORD = re.compile(r"\w+")
 
@@ -31,10 +32,10 @@ def count_words(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class _Tools:
-    sentences: object         # nltk PunktSentenceTokenizer with NLTK's English parameters
-    words: object             # nltk NLTKWordTokenizer
-    languages: object         # a langdetect DetectorFactory, seeded
+class _Tools:                 # (Any: NLTK and langdetect ship no type hints)
+    sentences: Any            # nltk PunktSentenceTokenizer with NLTK's English parameters
+    words: Any                # nltk NLTKWordTokenizer
+    languages: Any            # a langdetect DetectorFactory, seeded
 
 
 _LOCK = threading.Lock()
