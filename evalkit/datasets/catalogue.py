@@ -35,7 +35,8 @@ from pydantic import field_validator, model_validator
 
 from evalkit.datasets.download import fetch_hub, fetch_url, mirror_url, sha256_file
 from evalkit.core.errors import EvalkitError, SpecError
-from evalkit.core.places import cache_dir, package_registry, user_registries
+from evalkit.core.places import cache_dir
+from evalkit.core.plugins import admit_definitions, sourced_files
 from evalkit.core.yamlfile import Strict, load_definitions
 
 MANIFEST = ".evalkit-manifest.json"
@@ -155,15 +156,15 @@ class Dataset(Strict):
 # ----------------------------------------------------------------------------- the catalogue
 
 def catalogue() -> dict[str, Dataset]:
-    """The package's datasets, then each EVALKIT_REGISTRY folder's `datasets.yaml` (same name: replaced)."""
+    """The package's datasets, plug-ins' (evalkit.core.plugins), then each EVALKIT_REGISTRY
+    folder's `datasets.yaml` (same name: replaced)."""
     found: dict[str, Dataset] = {}
-    for root in [package_registry(), *user_registries()]:
-        path = root / "datasets.yaml"
-        if path.is_file():
-            defs, problems = load_definitions(path, Dataset, "dataset")
-            if problems:
-                raise SpecError(problems)
-            found.update(defs)
+    origins: dict = {}
+    for src, path in sourced_files("datasets"):
+        defs, problems = load_definitions(path, Dataset, "dataset")
+        if problems:
+            raise SpecError(problems)
+        found.update(admit_definitions("dataset", src, defs, origins))
     return found
 
 
