@@ -205,7 +205,7 @@ def package_modules(package: str, skip: set[str] = frozenset()) -> dict[str, str
 # ---------------------------------------------------------------------- registry folders
 
 @dataclass(frozen=True)
-class Source:
+class Folder:
     """One registry folder and whose it is: the package's, a plug-in's, or the user's."""
 
     root: Path
@@ -221,20 +221,20 @@ FOLDER_KINDS = {"evals": True, "exams": False, "graders": False, "prices": False
 FILE_KINDS = {"providers": "providers.yaml", "datasets": "datasets.yaml"}
 
 
-def sources() -> list[Source]:
+def sources() -> list[Folder]:
     """The package's registry, then plug-ins' (entry-point group `evalkit.registries`), then the
     user's EVALKIT_REGISTRY folders."""
     from evalkit.core.places import package_registry, user_registries
 
-    found = [Source(package_registry())]
+    found = [Folder(package_registry())]
     for p in plugins_of(REGISTRIES_GROUP):
         try:
             root = _registry_root(p.value)
         except Exception as exc:
             broken(p.origin, exc)
             continue
-        found.append(Source(root, p.origin))
-    return found + [Source(root, user=True) for root in user_registries()]
+        found.append(Folder(root, p.origin))
+    return found + [Folder(root, user=True) for root in user_registries()]
 
 
 def _registry_root(value: str) -> Path:
@@ -261,11 +261,11 @@ def files_of(kind: str, root: Path) -> list[Path]:
     return sorted(folder.glob("*.y*ml"))
 
 
-def sourced_files(kind: str) -> list[tuple[Source, Path]]:
+def sourced_files(kind: str) -> list[tuple[Folder, Path]]:
     return [(src, path) for src in sources() for path in files_of(kind, src.root)]
 
 
-def admit_definitions(kind: str, src: Source, defs: dict, known: dict[str, Origin]) -> dict:
+def admit_definitions(kind: str, src: Folder, defs: dict, known: dict[str, Origin]) -> dict:
     """The definitions of one file that may go in: a plug-in folder's that take a package
     definition's name are refused unless the folder's entry point declares it replaces; the
     user's EVALKIT_REGISTRY folders replace by name, as they always have."""
@@ -281,3 +281,21 @@ def admit_definitions(kind: str, src: Source, defs: dict, known: dict[str, Origi
 SCORERS = Registry("scorer", "evalkit.scorers", "evalkit.scoring:builtin_scorers", self_registering=True)
 LOADERS = Registry("dataset format", "evalkit.loaders", "evalkit.loaders:builtin_formats")
 BACKENDS = Registry("provider", "evalkit.backends", "evalkit.backends:builtin_providers", fixed=False)
+
+
+def plugin_code(scorer: str, loader: str, provider: str) -> dict[str, dict]:
+    """The plug-in code one run uses (kind -> `Origin.record`), empty when it is all evalkit's:
+    what the run log's header keeps, so a gate can tell which code scored, loaded and answered."""
+    used = {}
+    for kind, registry, name in (("scorer", SCORERS, scorer), ("loader", LOADERS, loader),
+                                 ("backend", BACKENDS, provider)):
+        origin = registry.origins().get(name)
+        if origin is not None and not origin.builtin:
+            used[kind] = {"name": name, **origin.record()}
+    return used
+
+
+def replaced_notes(used: dict[str, dict]) -> list[str]:
+    """One summary note per built-in a plug-in replaced in this run."""
+    return [f"{kind} {u['name']!r} is the plug-in {u['package']}'s {u['module']}, replacing evalkit's own"
+            for kind, u in used.items() if u["replaces"]]

@@ -50,7 +50,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from evalkit.core.errors import EvalkitError
-from evalkit.core.plugins import Origin, Source, admit_definitions, sourced_files
+from evalkit.core.plugins import Folder, Origin, admit_definitions, sourced_files
 from evalkit.core.yamlfile import Strict, load_definitions
 
 
@@ -482,9 +482,9 @@ class ExamRegistry:
             reg.add_file(f, src)
         return reg
 
-    def add_file(self, path: Path, source: Source | None = None) -> list[str]:
+    def add_file(self, path: Path, source: Folder | None = None) -> list[str]:
         found, problems = load_definitions(path, Exam, "exam")
-        found = admit_definitions("exam", source or Source(path.parent), found, self.origins)
+        found = admit_definitions("exam", source or Folder(path.parent), found, self.origins)
         self.exams.update(found)
         self.problems += problems
         return list(found)

@@ -4,8 +4,9 @@ One record per line: `{"key": int, "prompt": str, "instruction_id_list": [str], 
 `kwargs[i]` the arguments of `instruction_id_list[i]`. A sample's id is its key, its question the
 prompt as is (sent verbatim: any added wording changes what is tested), and its answer the
 instructions as JSON, which the `ifeval` scorer checks the reply against. Every instruction is
-checked here (known id, the arguments its checker takes, of the right types), so a broken record
-stops the load with one line naming file, line and key.
+checked here (known id, the arguments its checker takes, of the right types: the `ifeval`
+scorer's `check_target`, asked through the registry), so a broken record stops the load with one
+line naming file, line and key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
 from evalkit.datasets.sample import Sample
-from evalkit.scoring.ifeval.checkers import cleaned, problem
+from evalkit.core.plugins import SCORERS
 from evalkit.loaders import data_file
 from evalkit.loaders.jsonl import records
 
@@ -31,10 +32,11 @@ def _sample(rec: dict) -> Sample | str:
         return f"key {key}: prompt must be a non-empty string"
     if not isinstance(ids, list) or not ids or not isinstance(kwargs, list) or len(kwargs) != len(ids):
         return f"key {key}: need a non-empty instruction_id_list and one kwargs object per instruction"
-    for iid, kw in zip(ids, kwargs):
-        if (bad := problem(iid, kw)) is not None:
-            return f"key {key}: {bad}"
-    target = json.dumps({"instruction_id_list": ids, "kwargs": [cleaned(kw) for kw in kwargs]}, ensure_ascii=False)
+    given = json.dumps({"instruction_id_list": ids, "kwargs": kwargs}, ensure_ascii=False)
+    if (bad := SCORERS.get("ifeval").check_target(given)) is not None:
+        return f"key {key}: {bad}"
+    cleaned = [{k: v for k, v in kw.items() if v is not None} for kw in kwargs]    # nulls: unused arguments
+    target = json.dumps({"instruction_id_list": ids, "kwargs": cleaned}, ensure_ascii=False)
     return Sample(id=str(key), question=prompt, answer=target)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
 from evalkit.datasets.sample import Sample
-from evalkit.scoring.mathextract import last_box
+from evalkit.datasets.boxed import last_box
 from evalkit.loaders import MissingData
 
 GROUP = "subject"

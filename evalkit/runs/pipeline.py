@@ -34,6 +34,7 @@ from evalkit.datasets.sample import Sample
 from evalkit.core.errors import EvalkitError, warn
 from evalkit.results.runlog import LoggedRun, log_path
 from evalkit.core.places import cache_dir, default_log_dir
+from evalkit.core.plugins import replaced_notes
 from evalkit.plan.run_plan import RunOptions, RunPlan, make_plan, worst_case_tokens
 from evalkit.backends.presets import endpoint_of, pricer_for
 from evalkit.results.records import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
@@ -178,8 +179,15 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             "grader": grading.identity if grading else None,
             **({"scale": opts.scale} if opts.scale is not None else {}),
             **({"shard": plan.part.header(plan.unsharded_key)} if plan.part else {}),
+            **({"plugins": used} if (used := _plugin_code(plan)) else {}),
             "versions": {"evalkit": __version__, "python": platform.python_version()},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _plugin_code(plan: RunPlan) -> dict:
+    from evalkit.core.plugins import plugin_code
+
+    return plugin_code(plan.spec.scoring.method, plan.spec.dataset.format, plan.opts.model.partition("/")[0])
 
 
 def _execute(plan: RunPlan, backend: Backend, run: LoggedRun, grading: "Grading | None") -> Summary:
@@ -490,6 +498,7 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
         status = "errors"
     note = unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())
     part.notes += [note] if note else []
+    part.notes += replaced_notes(_plugin_code(plan))
     if plan.part is not None:
         part.notes.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
                           "`evalkit merge` the shards' logs for the whole run")

@@ -76,6 +76,9 @@ class Scorer:
     # metrics of the whole run that are no mean of per-sample values (SimpleQA's F1):
     # name -> fn(results without errors, seed) -> {value, ci95, n}
     derived: dict[str, Callable] = field(default_factory=dict)
+    # what is wrong with a sample's target for this scorer, or None: a loader asks it through the
+    # registry (evalkit.core.plugins.SCORERS), so a broken record stops the load with one line
+    check_target: Callable[[str], str | None] | None = None
 
     def emits(self, metric: str) -> bool:
         return metric in self.metrics or any(re.fullmatch(p, metric) for p in self.metric_patterns)
@@ -84,13 +87,13 @@ class Scorer:
 def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = ("accuracy",),
            work: Literal["inline", "thread", "async"] = "inline", metric_patterns: tuple[str, ...] = (),
            precheck: Callable[[dict], None] | None = None, derived: dict[str, Callable] | None = None,
-           replaces: bool = False):
+           replaces: bool = False, check_target: Callable[[str], str | None] | None = None):
     """Register the decorated function as the scorer `name`. `precheck(services)` runs once
     before a run sends anything and raises EvalkitError when the scorer cannot work here;
     `derived` computes run-level metrics from the recorded results (evalkit.results). A plug-in
     whose scorer takes a built-in's name must say `replaces=True` (else it is refused)."""
     def register(fn):
-        made = Scorer(name, options, metrics, fn, work, metric_patterns, precheck, dict(derived or {}))
+        made = Scorer(name, options, metrics, fn, work, metric_patterns, precheck, dict(derived or {}), check_target)
         SCORERS.register(name, made, fn.__module__, replaces=replaces)
         return fn
     return register

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError, SpecError
-from evalkit.core.plugins import Origin, Source, admit, sourced_files
+from evalkit.core.plugins import Folder, Origin, admit, sourced_files
 from evalkit.specs.evals import META_KEYS, EvalSpec, validate_spec
 from evalkit.core.yamlfile import YamlDoc, load_yaml
 
@@ -60,7 +60,7 @@ class Registry:
             reg.add_file(path, source=src)
         return reg
 
-    def add_file(self, path: Path, override: bool = False, source: Source | None = None) -> list[str]:
+    def add_file(self, path: Path, override: bool = False, source: Folder | None = None) -> list[str]:
         """Read one spec file; returns the names it defines. Problems are collected, not raised.
         `source` is the registry folder it is in (a plug-in's is held to the precedence rule)."""
         try:
@@ -91,7 +91,7 @@ class Registry:
             names.append(name)
         return names
 
-    def _admitted(self, name: str, path: Path, source: Source) -> bool:
+    def _admitted(self, name: str, path: Path, source: Folder) -> bool:
         if source.origin is None:
             self.origins.setdefault(name, Origin(str(path)))
             return True
