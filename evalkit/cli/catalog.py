@@ -89,8 +89,8 @@ def provider_rows() -> list[dict]:
               "seed": None, "system_messages": None, "images": None, "renames": {}, "prices": None,
               "price_note": "the plug-in's own", "docs": None, "notes": ["Its capabilities are the plug-in's own."],
               "models": [], "sources": {}}
-             for name, target in plugins().items() if name not in {r["name"] for r in rows}]
-    return rows
+             for name, target in plugins().items()]
+    return [r for r in rows if r["kind"] == "plug-in" or r["name"] not in plugins()]   # a declared replacement wins
 
 
 def _preset_row(p, tables: dict) -> dict:
