@@ -9,16 +9,16 @@
 3. any installed package's entry point in the group `evalkit.backends` (name = provider, value =
    "module:Class").
 
-A new OpenAI-compatible provider is one YAML entry; a new kind of backend is one module plus one
-line here, or one entry point. Neither a preset nor a plug-in can take the name `local`.
+The three are one table of the generic registry `evalkit.core.plugins.BACKENDS`: evalkit's own
+(1 and 2) win, a plug-in takes one of their names only with an entry-point name ending in
+`.replaces` (docs/plugins.md). A new OpenAI-compatible provider is one YAML entry; a new kind of
+backend is one module plus one line here, or one entry point. No preset can take the name `local`.
 """
 
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
-
 from evalkit.core.errors import EvalkitError
+from evalkit.core.plugins import BACKENDS
 from evalkit.backends.base import Backend, BackendError, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
 
 # The backend contract is re-exported here, so a plug-in imports it from `evalkit.backends`.
@@ -31,21 +31,23 @@ PROVIDERS = {
 PRESET_BACKEND = "evalkit.backends.openai_api:OpenAIBackend"
 
 
-@lru_cache(maxsize=1)
 def plugins() -> dict[str, str]:
-    """provider -> "module:Class" of installed packages' entry points."""
-    from importlib.metadata import entry_points
+    """provider -> "module:Class" of installed packages' entry points that serve a provider."""
+    return {name: o.module for name, o in BACKENDS.origins().items() if not o.builtin}
 
-    return {ep.name: ep.value for ep in entry_points(group="evalkit.backends")}
+
+def builtin_providers() -> dict[str, str]:
+    """evalkit's own providers: `local`, then the presets (the OpenAI-compatible backend)."""
+    from evalkit.backends.presets import registry_providers
+
+    presets = {name: PRESET_BACKEND for name in registry_providers() if name not in PROVIDERS}
+    return {**PROVIDERS, **presets}
 
 
 def providers() -> dict[str, str]:
     """Every provider name -> "module:Class" that serves it (presets: the OpenAI-compatible
-    backend); evalkit's own come first, so a plug-in cannot replace one."""
-    from evalkit.backends.presets import registry_providers
-
-    presets = {name: PRESET_BACKEND for name in registry_providers() if name not in PROVIDERS}
-    return {**plugins(), **presets, **PROVIDERS}
+    backend), after the registry's precedence rule."""
+    return {name: o.module for name, o in BACKENDS.origins().items()}
 
 
 def get_backend(model: str, **options) -> Backend:
@@ -56,9 +58,8 @@ def get_backend(model: str, **options) -> Backend:
     if provider not in known:
         raise EvalkitError(f"--model {model!r}: unknown provider {provider!r}; known: {', '.join(sorted(known))} "
                            "(`evalkit providers` lists them)")
-    module, _, cls = known[provider].partition(":")
-    if known[provider] == PRESET_BACKEND and provider not in PROVIDERS:
+    if BACKENDS.origin(provider).builtin and known[provider] == PRESET_BACKEND:
         from evalkit.backends.presets import registry_providers
 
         options["preset"] = registry_providers()[provider]
-    return getattr(importlib.import_module(module), cls)(name, **options)
+    return BACKENDS.get(provider)(name, **options)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import Field
 
@@ -58,19 +57,20 @@ class PriceTable(Strict):
 
 
 def price_tables() -> dict[str, PriceTable]:
-    """Every price table by name: the package's, then each user registry's (same name: replaced).
+    """Every price table by name: the package's, plug-ins' (evalkit.core.plugins), then each user
+    registry's (same name: replaced).
     A broken table is one `file:line: ...` error."""
     from evalkit.core.errors import SpecError
-    from evalkit.core.places import registry_folders
+    from evalkit.core.plugins import admit_definitions, sourced_files
     from evalkit.core.yamlfile import load_definitions
 
     tables: dict[str, PriceTable] = {}
-    for folder in registry_folders("prices"):
-        for path in sorted(Path(folder).glob("*.y*ml")) if Path(folder).is_dir() else []:
-            found, problems = load_definitions(path, PriceTable, "price table")
-            if problems:
-                raise SpecError(problems)
-            tables.update(found)
+    origins: dict = {}
+    for src, path in sourced_files("prices"):
+        found, problems = load_definitions(path, PriceTable, "price table")
+        if problems:
+            raise SpecError(problems)
+        tables.update(admit_definitions("price table", src, found, origins))
     return tables
 
 

@@ -160,17 +160,17 @@ class Connection:
 
 
 def registry_providers() -> dict[str, Provider]:
-    """The presets by name: the package's providers.yaml, then each user registry's."""
-    from evalkit.core.places import package_registry, user_registries
+    """The presets by name: the package's providers.yaml, plug-ins' (evalkit.core.plugins), then
+    each user registry's."""
+    from evalkit.core.plugins import admit_definitions, sourced_files
 
     found: dict[str, Provider] = {}
-    for root in [package_registry(), *user_registries()]:
-        path = Path(root) / "providers.yaml"
-        if path.is_file():
-            defs, problems = _provider_file(path, found)
-            if problems:
-                raise SpecError(problems)
-            found.update(defs)
+    origins: dict = {}
+    for src, path in sourced_files("providers"):
+        defs, problems = _provider_file(path, found)
+        if problems:
+            raise SpecError(problems)
+        found.update(admit_definitions("provider", src, defs, origins))
     return found
 
 

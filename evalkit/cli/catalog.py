@@ -55,15 +55,14 @@ def exam_rows() -> tuple[list[dict], list[str]]:
 def yaml_files(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
-    folder = path / "evals" if (path / "evals").is_dir() else path
-    files = sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml"))
-    if folder != path:
-        files += [f for kind in ("exams", "graders") if (path / kind).is_dir() for f in sorted((path / kind).glob("*.y*ml"))]
-    else:                           # a registry's own files are not specs (evalkit.registry.NOT_SPECS)
-        from evalkit.specs.registry import NOT_SPECS
+    if (path / "evals").is_dir():   # a registry folder: read by kind (evalkit.core.plugins)
+        from evalkit.core.plugins import files_of
 
-        files = [f for f in files if not (f.parent == path and f.name in NOT_SPECS) and "prices" not in f.relative_to(path).parts[:-1]]
-    return files
+        return [f for kind in ("evals", "exams", "graders") for f in files_of(kind, path)]
+    files = sorted(path.rglob("*.yaml")) + sorted(path.rglob("*.yml"))
+    from evalkit.specs.registry import NOT_SPECS     # a folder of spec files: a registry's own files are not specs
+
+    return [f for f in files if not (f.parent == path and f.name in NOT_SPECS) and "prices" not in f.relative_to(path).parts[:-1]]
 
 
 def provider_rows() -> list[dict]:
@@ -90,8 +89,8 @@ def provider_rows() -> list[dict]:
               "seed": None, "system_messages": None, "images": None, "renames": {}, "prices": None,
               "price_note": "the plug-in's own", "docs": None, "notes": ["Its capabilities are the plug-in's own."],
               "models": [], "sources": {}}
-             for name, target in plugins().items() if name not in {r["name"] for r in rows}]
-    return rows
+             for name, target in plugins().items()]
+    return [r for r in rows if r["kind"] == "plug-in" or r["name"] not in plugins()]   # a declared replacement wins
 
 
 def _preset_row(p, tables: dict) -> dict:

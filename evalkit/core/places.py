@@ -11,7 +11,8 @@ One home for every location, each overridable by an environment variable:
 | run logs | `~/.local/state/evalkit/runs` | `--log-dir` (or `XDG_STATE_HOME`) |
 
 The package registry is found through `importlib.resources`, so a wheel installed anywhere finds
-it without the source tree.
+it without the source tree. Which files of a registry folder are read, and plug-in packages'
+folders, are `evalkit.core.plugins`' business.
 """
 
 from __future__ import annotations
@@ -33,11 +34,6 @@ def package_registry() -> Path:
 def user_registries() -> list[Path]:
     """Folders named by $EVALKIT_REGISTRY, in order."""
     return [Path(p) for p in os.environ.get("EVALKIT_REGISTRY", "").split(os.pathsep) if p]
-
-
-def registry_folders(kind: str) -> list[Path]:
-    """`<root>/<kind>` (evals, exams, graders) of the package registry, then of each user registry."""
-    return [root / kind for root in [package_registry(), *user_registries()]]
 
 
 def cache_dir() -> Path:

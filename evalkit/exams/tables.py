@@ -53,7 +53,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from evalkit.core.errors import EvalkitError
-from evalkit.core.places import registry_folders
+from evalkit.core.plugins import Folder, Origin, admit_definitions, sourced_files
 from evalkit.core.yamlfile import Strict, load_definitions
 
 
@@ -290,22 +290,18 @@ class ExamRegistry:
     def __init__(self) -> None:
         self.exams: dict[str, Exam] = {}
         self.problems: list[str] = []
-
-    @staticmethod
-    def files() -> list[Path]:
-
-        folders = registry_folders("exams")
-        return [f for folder in folders if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
+        self.origins: dict[str, Origin] = {}    # for the precedence rule of plug-in folders
 
     @classmethod
     def default(cls) -> "ExamRegistry":
         reg = cls()
-        for f in cls.files():
-            reg.add_file(f)
+        for src, f in sourced_files("exams"):
+            reg.add_file(f, src)
         return reg
 
-    def add_file(self, path: Path) -> list[str]:
+    def add_file(self, path: Path, source: Folder | None = None) -> list[str]:
         found, problems = load_definitions(path, Exam, "exam")
+        found = admit_definitions("exam", source or Folder(path.parent), found, self.origins)
         self.exams.update(found)
         self.problems += problems
         return list(found)

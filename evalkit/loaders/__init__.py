@@ -2,7 +2,9 @@
 
 `dataset.format: arc` in a spec imports `evalkit.loaders.arc`, so a new benchmark format is one
 new file here plus registry YAML, or one module in another package registered under the
-entry-point group `evalkit.loaders` (name = format, value = module). A loader reads the real
+entry-point group `evalkit.loaders` (name = format, value = module; a name ending in `.replaces`
+replaces the built-in format of that name, any other built-in name is refused: docs/plugins.md).
+Formats are served by the generic registry `evalkit.core.plugins.LOADERS`. A loader reads the real
 published layout, maps each record to a `Sample`, and stops at the first broken row with an
 `EvalkitError` naming file and line. A module may set `GROUP`, the name of the field its samples
 are grouped by (MMLU's `subject`), so a spec's `group_by` can name it.
@@ -10,37 +12,27 @@ are grouped by (MMLU's `subject`), so a spec's `group_by` can name it.
 
 from __future__ import annotations
 
-import importlib
 import io
-import pkgutil
-from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
 from evalkit.core.errors import EvalkitError
+from evalkit.core.plugins import LOADERS, package_modules
 
 
-@lru_cache(maxsize=1)
-def _modules() -> dict[str, str]:
-    from importlib.metadata import entry_points
-
-    found = {ep.name: ep.value.partition(":")[0] for ep in entry_points(group="evalkit.loaders")}
-    own = {m.name: f"{__name__}.{m.name}" for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-           if not m.name.startswith("_")}
-    return {**found, **own}            # a plug-in cannot replace a built-in format
+def builtin_formats() -> dict[str, str]:
+    """This package's format modules (format -> dotted path), for the generic registry."""
+    return package_modules(__name__)
 
 
 def formats() -> list[str]:
-    return sorted(_modules())
+    return sorted(LOADERS.names())
 
 
 def get_loader(fmt: str) -> ModuleType:
-    if fmt not in _modules():
+    if fmt not in LOADERS:
         raise EvalkitError(f"unknown dataset format {fmt!r}; known: {', '.join(formats())}")
-    try:
-        return importlib.import_module(_modules()[fmt])
-    except ImportError as exc:
-        raise EvalkitError(f"dataset format {fmt!r}: cannot import {_modules()[fmt]} ({exc})") from None
+    return LOADERS.get(fmt)
 
 
 def data_file(root: Path, name: str) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
 from evalkit.loaders import split_file, text_lines
-from evalkit.loaders._mapped import samples_from_records
+from evalkit.loaders.fields import samples_from_records
 
 
 def records(path: Path):

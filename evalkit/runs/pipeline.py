@@ -32,7 +32,7 @@ from evalkit.send.runner import Channel, progress_every, run_requests
 from evalkit.send.runner_types import RunStats
 from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
-from evalkit.runs.recording import Recorder, summarise, messages_digest
+from evalkit.runs.recording import plugin_code_for, Recorder, summarise, messages_digest
 from evalkit.runs.grading import Grading, batch_grader
 from evalkit.runs.checks import same_budget, same_scale, keep_live_batches, no_live_batches, check_capabilities
 from evalkit.runs.dry_run import cost_estimate
@@ -78,6 +78,7 @@ def _header(plan: RunPlan, backend: Backend, grading: "Grading | None") -> dict:
             "grader": grading.identity if grading else None,
             **({"scale": opts.scale} if opts.scale is not None else {}),
             **({"shard": plan.part.header(plan.unsharded_key)} if plan.part else {}),
+            **({"plugins": used} if (used := plugin_code_for(plan)) else {}),
             "versions": {"evalkit": __version__, "python": platform.python_version()},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 

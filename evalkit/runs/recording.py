@@ -3,6 +3,8 @@ and the summary computed from them (a resumed or merged run's the same way)."""
 
 from __future__ import annotations
 
+from evalkit.core.plugins import replaced_notes
+
 import asyncio
 import hashlib
 import json
@@ -131,6 +133,7 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
         status = "errors"
     note = unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())
     part.notes += [note] if note else []
+    part.notes += replaced_notes(plugin_code_for(plan))
     if plan.part is not None:
         part.notes.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
                           "`evalkit merge` the shards' logs for the whole run")
@@ -149,3 +152,10 @@ def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStat
         seed=opts.seed, notes=part.notes, duration_s=round(duration, 3),
         backend={**backend.describe(), **({"replicas": stats.replicas} if stats.replicas else {})} or None,
         grader=grading.summary(results) if grading else None, log=log, batches=stats.batches)
+
+
+def plugin_code_for(plan: RunPlan) -> dict:
+    """The plug-in code a run's scorer, loader and backend come from (none: {})."""
+    from evalkit.core.plugins import plugin_code
+
+    return plugin_code(plan.spec.scoring.method, plan.spec.dataset.format, plan.opts.model.partition("/")[0])

@@ -15,22 +15,19 @@ succeeded (an unparseable reply scores 0 with `parsed=False`, so the summary cou
 other per-sample metrics (`extras`), and optional option probabilities and a logged detail.
 
 Scorers are found in this package and in any installed package's entry point of the group
-`evalkit.scorers` (the value is a module to import; importing it registers its scorers).
+`evalkit.scorers` (the value is a module to import; importing it registers its scorers), through
+the generic registry `evalkit.core.plugins.SCORERS`: a plug-in's scorer may take a built-in's
+name only with `replaces=True` (docs/plugins.md).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
-from pydantic import Field
-
-from evalkit.core.yamlfile import Strict
+from evalkit.core.plugins import SCORERS, package_modules
+from evalkit.specs.options import ScorerOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from evalkit.backends.base import Completion
@@ -58,18 +55,6 @@ class MissingLogprobs(ScoringError):
     had them, the endpoint does not return them at all: the pipeline stops the run with one line."""
 
 
-class ScorerOptions(Strict):
-    """What every scorer's options have; each scorer subclasses it with `method: Literal[name]`."""
-
-    method: str
-    labels: str = Field("ABCD", description="option letters: how {choices} are labelled in prompts and read in replies")
-
-    def wants(self) -> tuple[str | None, int]:
-        """What the request must ask for: (option labels to answer by probability, or None;
-        top log-probabilities per generated token, 0 for none)."""
-        return None, 0
-
-
 @dataclass(frozen=True)
 class ScoreInput:
     sample: "Sample"
@@ -91,22 +76,25 @@ class Scorer:
     # metrics of the whole run that are no mean of per-sample values (SimpleQA's F1):
     # name -> fn(results without errors, seed) -> {value, ci95, n}
     derived: dict[str, Callable] = field(default_factory=dict)
+    # what is wrong with a sample's target for this scorer, or None: a loader asks it through the
+    # registry (evalkit.core.plugins.SCORERS), so a broken record stops the load with one line
+    check_target: Callable[[str], str | None] | None = None
 
     def emits(self, metric: str) -> bool:
         return metric in self.metrics or any(re.fullmatch(p, metric) for p in self.metric_patterns)
 
 
-_REGISTERED: dict[str, Scorer] = {}
-
-
 def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = ("accuracy",),
            work: Literal["inline", "thread", "async"] = "inline", metric_patterns: tuple[str, ...] = (),
-           precheck: Callable[[dict], None] | None = None, derived: dict[str, Callable] | None = None):
+           precheck: Callable[[dict], None] | None = None, derived: dict[str, Callable] | None = None,
+           replaces: bool = False, check_target: Callable[[str], str | None] | None = None):
     """Register the decorated function as the scorer `name`. `precheck(services)` runs once
     before a run sends anything and raises EvalkitError when the scorer cannot work here;
-    `derived` computes run-level metrics from the recorded results (evalkit.results)."""
+    `derived` computes run-level metrics from the recorded results (evalkit.results). A plug-in
+    whose scorer takes a built-in's name must say `replaces=True` (else it is refused)."""
     def register(fn):
-        _REGISTERED[name] = Scorer(name, options, metrics, fn, work, metric_patterns, precheck, dict(derived or {}))
+        made = Scorer(name, options, metrics, fn, work, metric_patterns, precheck, dict(derived or {}), check_target)
+        SCORERS.register(name, made, fn.__module__, replaces=replaces)
         return fn
     return register
 
@@ -114,17 +102,14 @@ def scorer(name: str, options: type[ScorerOptions], metrics: tuple[str, ...] = (
 _NOT_SCORERS = {"sandbox", "sandbox_driver", "text"}  # this folder's helpers, not scorer modules
 
 
-@lru_cache(maxsize=1)
+def builtin_scorers() -> dict[str, str]:
+    """This package's scorer modules (module name -> dotted path), for the generic registry."""
+    return package_modules(__name__, _NOT_SCORERS)
+
+
 def scorers() -> dict[str, Scorer]:
     """Every scorer: this package's modules, then plug-ins' (entry-point group `evalkit.scorers`)."""
-    from importlib.metadata import entry_points
-
-    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if not mod.name.startswith("_") and mod.name not in _NOT_SCORERS:
-            importlib.import_module(f"{__name__}.{mod.name}")
-    for ep in entry_points(group="evalkit.scorers"):
-        importlib.import_module(ep.value.partition(":")[0])
-    return dict(_REGISTERED)
+    return dict(SCORERS.items())
 
 
 def get_scorer(method: str) -> Scorer:

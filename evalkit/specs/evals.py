@@ -30,8 +30,15 @@ from typing import Annotated, Any, Callable, Literal, Mapping, Union
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from evalkit.core.errors import SpecError
-from evalkit.scoring import ScorerOptions, scorers
+from evalkit.core.plugins import LOADERS, SCORERS
 from evalkit.core.yamlfile import Strict, dotted, error_text
+from evalkit.specs.options import ScorerOptions
+
+
+def scorers() -> dict:
+    """Every registered scorer by name, asked of the generic registry (which imports the scoring
+    stage's modules by name, so this spec module does not import a later stage)."""
+    return dict(SCORERS.items())
 
 TEMPLATES: dict[str, dict] = {
     "multiple_choice": {"scoring": {"method": "letter"}},
@@ -89,12 +96,11 @@ class DatasetSpec(Strict):
 
     @model_validator(mode="after")
     def _known_format(self) -> "DatasetSpec":
-        from evalkit.loaders import formats
-
-        if self.format not in formats():
-            close = difflib.get_close_matches(self.format, formats(), n=1)
+        formats = sorted(LOADERS.names())
+        if self.format not in formats:
+            close = difflib.get_close_matches(self.format, formats, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise ValueError(f"unknown dataset format {self.format!r}; {hint}known: {', '.join(formats())}")
+            raise ValueError(f"unknown dataset format {self.format!r}; {hint}known: {', '.join(formats)}")
         return self
 
 

