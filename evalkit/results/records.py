@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.results.metrics import calibration as calibrate
@@ -125,6 +127,26 @@ class Calibration(_Model):
     questions: int = 0
     bins: list[dict] = Field(default_factory=list)
     mean_missing_mass: float | None = None
+
+
+class LogHeader(BaseModel):
+    """A run log's first line, read back typed. Only `format` is checked strictly; the other fields
+    are those every kind of run writes (a pairwise run has no endpoint, a merged one `merged_from`),
+    and anything else an evalkit of this format wrote is kept as it is (`extra="allow"`)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["header"] = "header"
+    format: int = Field(1, ge=1, strict=True, description="the log format: 1 for logs written before it was recorded")
+    kind: str = Field("eval", description="eval | pairwise")
+    run_key: str | None = None
+    eval: str | None = None
+    model: str | None = None
+    endpoint: str | None = None
+    seed: int | None = None
+    spec: dict | None = None
+    planned: int | None = Field(None, description="samples (completions) the run meant to score")
+    created: str | None = None
+    versions: dict | None = None
 
 
 class Summary(_Model):

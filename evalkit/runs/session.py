@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 from evalkit.core.errors import EvalkitError, warn
 from evalkit.exams.tables import Exam, ExamRegistry
 from evalkit.plan.run_plan import RunOptions
+from evalkit.results.outputs import as_json
 from evalkit.results.records import Summary
 from evalkit.scoring.graded import is_graded
 from evalkit.specs.evals import EvalSpec
@@ -173,7 +174,7 @@ def _run_one(target, req: RunRequest, opts: RunOptions, echo, registry) -> str |
         from evalkit.runs.pipeline import dry_run
 
         estimate = dry_run(target, opts)
-        echo(json.dumps(estimate) if req.as_json else plan_text(estimate))
+        echo(as_json("dry-run", estimate) if req.as_json else plan_text(estimate))
         return None
     if req.versus:
         from evalkit.cli.formats import pairwise_text
@@ -260,17 +261,17 @@ def _run_exam(exam: Exam, req: RunRequest, opts: RunOptions, echo, reg) -> str |
 
         for ev in dict.fromkeys(sec.eval for sec in exam.sections if sec.eval):
             estimate = dry_run(reg.resolve(ev), opts)
-            echo(json.dumps(estimate) if req.as_json else plan_text(estimate))
+            echo(as_json("dry-run", estimate) if req.as_json else plan_text(estimate))
         return None
     from evalkit.runs.exam_run import run_exam, run_exam_shard
     from evalkit.cli.formats import exam_shard_text, exam_text
 
     if opts.shard is not None:
         result = run_exam_shard(exam, reg, opts)
-        echo(json.dumps(result) if req.as_json else exam_shard_text(result))
+        echo(as_json("exam-shard", result) if req.as_json else exam_shard_text(result))
         return f"{exam.name}: shard {opts.shard} incomplete; rerun to resume" if result["incomplete"] else None
     result = run_exam(exam, reg, opts, grades=req.grades)
-    echo(json.dumps(result) if req.as_json else exam_text(result))
+    echo(as_json("exam-result", result) if req.as_json else exam_text(result))
     if result["incomplete"]:
         return f"{exam.name}: incomplete (some items errored or the run stopped); rerun to resume"
     return _exam_unread(result)
