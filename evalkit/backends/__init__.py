@@ -16,10 +16,12 @@ line here, or one entry point. Neither a preset nor a plug-in can take the name 
 from __future__ import annotations
 
 import importlib
+import inspect
+from dataclasses import replace
 from functools import lru_cache
 
 from evalkit.core.errors import EvalkitError
-from evalkit.backends.base import Backend, BackendError, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
+from evalkit.backends.base import Backend, BackendError, BackendOptions, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
 
 PROVIDERS = {
     "local": "evalkit.backends.local:LocalBackend",
@@ -44,7 +46,9 @@ def providers() -> dict[str, str]:
     return {**plugins(), **presets, **PROVIDERS}
 
 
-def get_backend(model: str, **options) -> Backend:
+def get_backend(model: str, options: BackendOptions | None = None, **fields) -> Backend:
+    """The backend serving `model` ("provider/name"), made as `Backend(name, options)`
+    (`backends.base.Backend` documents the constructor); `fields` are BackendOptions' fields."""
     provider, sep, name = model.partition("/")
     known = providers()
     if not sep or not name:
@@ -52,9 +56,22 @@ def get_backend(model: str, **options) -> Backend:
     if provider not in known:
         raise EvalkitError(f"--model {model!r}: unknown provider {provider!r}; known: {', '.join(sorted(known))} "
                            "(`evalkit providers` lists them)")
+    options = options or BackendOptions(**fields)
     module, _, cls = known[provider].partition(":")
     if known[provider] == PRESET_BACKEND and provider not in PROVIDERS:
         from evalkit.backends.presets import registry_providers
 
-        options["preset"] = registry_providers()[provider]
-    return getattr(importlib.import_module(module), cls)(name, **options)
+        options = replace(options, preset=registry_providers()[provider])
+    return _construct(getattr(importlib.import_module(module), cls), name, options)
+
+
+def _construct(cls, name: str, options: BackendOptions) -> Backend:
+    """`cls(name, options)`; a plug-in written before BackendOptions gets the fields as keywords."""
+    try:
+        takes_options = "options" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes_options = True
+    if takes_options:
+        return cls(name, options)
+    old = {k: getattr(options, k) for k in ("base_url", "timeout", "max_reply_bytes", "max_connections", "concurrency")}
+    return cls(name, **old, **({"preset": options.preset} if options.preset is not None else {}))

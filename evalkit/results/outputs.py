@@ -138,7 +138,8 @@ class ExamOutput(_Out):
     holdout: bool | None = None
     definition: str | None = None
     table1: Any = None
-    requests: dict[str, dict[str, int]] | None = None
+    requests: dict[str, dict[str, int]] | None = Field(None, description="each section eval's requests")
+    log: str | None = Field(None, description="the exam's result file, a copy of this object")
 
 
 class ShardSection(_Out):

@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from evalkit import __version__
-from evalkit.backends import Backend, FatalError, Request, Sampling, get_backend
+from evalkit.backends import Backend, BackendOptions, FatalError, Request, Sampling, get_backend
 from evalkit.send.cache import Cache
 from evalkit.backends.costs import Pricer, TokenCounter
 from evalkit.datasets.sample import Sample
@@ -67,8 +67,9 @@ def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int
     if kept is not None and key in kept:
         return kept[key]
     try:
-        backend = get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
-                              max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
+        backend = get_backend(model, BackendOptions(
+            base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
+            max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency))
     except FatalError as exc:
         raise EvalkitError(flag + exc.reason) from None
     if hasattr(backend, "streaming"):

@@ -1,0 +1,220 @@
+"""Typed, versioned contracts: every `--json` output has a published JSON Schema that a real output
+validates against, the run log records its format (old logs read, newer ones refused in one line),
+a backend is made from a documented `BackendOptions`, and `evalkit.run` returns the Summary the
+CLI prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import ROOT, one_line_error, read_jsonl
+from evalkit.cli.main import SCHEMA_NAMES
+
+SCHEMAS = ROOT / "docs" / "schemas"
+CAPITALS = ROOT / "data" / "examples" / "capitals.yaml"
+KEY = [{"match": "capital of France", "reply": "Paris"}, {"match": "capital of Japan", "reply": "It is Tokyo."},
+       {"match": "capital of Canada", "reply": "Toronto"}, {"match": "capital of Brazil", "reply": "Brasilia"}]
+
+
+def check(name: str, instance: dict) -> None:
+    """`instance` valid against the published schema `name` (and the schema itself a valid one)."""
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(instance)
+
+
+def lines(res) -> list[dict]:
+    assert res.returncode == 0, res.stderr
+    return [json.loads(x) for x in res.stdout.splitlines()]
+
+
+def run_capitals(evalkit, server, tmp_path, *extra: str) -> dict:
+    res = evalkit("run", str(CAPITALS), "--model", "openai/m", "--base-url", server.url, "--json", "--quiet",
+                  "--log-dir", str(tmp_path / "logs"), *extra)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_the_published_schema_is_the_model(evalkit, name):
+    res = evalkit("schema", name)
+    assert res.returncode == 0, res.stderr
+    published = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    assert json.loads(res.stdout) == published, f"regenerate it: evalkit schema {name} > docs/schemas/{name}.schema.json"
+
+
+def test_a_run_its_log_lines_and_compare_validate(evalkit, start_server, tmp_path):
+    s = run_capitals(evalkit, start_server(KEY), tmp_path)
+    check("summary", s)
+    recs = read_jsonl(s["log"])
+    assert list(recs[0])[:2] == ["type", "format"] and recs[0]["format"] == 2
+    check("log-header", recs[0])
+    samples = [r for r in recs if r["type"] == "sample"]
+    assert len(samples) == 5
+    for r in samples:
+        check("log-sample", r)
+    other = start_server(KEY[:1], default_reply="no idea")
+    res = evalkit("run", str(CAPITALS), "--model", "openai/m2", "--base-url", other.url, "--json", "--quiet",
+                  "--log-dir", str(tmp_path / "logs"))
+    worse = json.loads(res.stdout)
+    assert worse["metrics"]["accuracy"]["value"] == 0.2
+    res = evalkit("compare", s["log"], worse["log"], "--json")
+    assert res.returncode == 0, res.stderr            # 2 right->wrong of 5: not significant (p = 0.5)
+    r = json.loads(res.stdout)
+    assert (r["paired"], r["overall"]["right_to_wrong"], r["overall"]["p_value"]) == (5, 2, 0.5)
+    check("compare", r)
+    with pytest.raises(jsonschema.ValidationError):                 # the schema can fail
+        check("compare", {**r, "gate": {**r["gate"], "passed": "yes"}})
+
+
+def test_dry_run_with_and_without_prices_validates(evalkit):
+    known = lines(evalkit("run", str(CAPITALS), "--model", "openai/gpt-4o-mini", "--dry-run", "--json"))[0]
+    unknown = lines(evalkit("run", str(CAPITALS), "--model", "openai/m", "--base-url", "http://127.0.0.1:9/v1",
+                            "--dry-run", "--json"))[0]
+    assert known["samples"] == unknown["samples"] == 5
+    assert known["prices"]["tier"] == "standard" and unknown["prices"] is None
+    check("dry-run", known)
+    check("dry-run", unknown)
+
+
+def test_exam_and_exam_shard_outputs_validate(evalkit, start_server, tmp_path):
+    server = start_server([], default_reply="(A)")
+    base = ("run", "sat-math", "--model", "openai/m", "--base-url", server.url, "--json", "--quiet", "--limit", "8",
+            "--log-dir", str(tmp_path / "logs"))
+    exam = lines(evalkit(*base))[0]
+    assert exam["type"] == "exam" and exam["sections"][0]["n"] == 8 and exam["partial"] == {"limit": 8}
+    check("exam-result", exam)
+    shard = lines(evalkit(*base, "--shard", "1/2", "--log-dir", str(tmp_path / "shards")))[0]
+    assert shard["type"] == "exam_shard" and shard["shard"] == "1/2"
+    check("exam-shard", shard)
+
+
+def test_percentile_outputs_validate(evalkit):
+    scaled = lines(evalkit("percentile", "lsat", "163", "--json"))[0]
+    assert scaled["percentile"]["text"] == "~88th"
+    check("percentile", scaled)
+    raw = lines(evalkit("percentile", "sat-math", "--raw", "math=44", "--json"))[0]
+    assert raw["raw"] == {"math": 44.0} and raw["scaled"] == 710
+    check("percentile", raw)
+
+
+def test_catalogue_rows_validate(evalkit):
+    for command, name, least in (("list", "list", 30), ("exams", "exams", 20), ("providers", "providers", 10)):
+        rows = lines(evalkit(command, "--json"))
+        assert len(rows) >= least, command
+        for row in rows:
+            check(name, row)
+    assert {r["kind"] for r in lines(evalkit("list", "--json"))} == {"eval", "exam", "grader"}
+
+
+def test_pairwise_and_merge_outputs_validate(evalkit, start_server, tmp_path):
+    server = start_server([], default_reply="1")
+    res = evalkit("run", "refusals", "--model", "openai/alpha", "--versus", "openai/beta", "--grader-model",
+                  "openai/judge", "--base-url", server.url, "--json", "--quiet", "--log-dir", str(tmp_path / "p"))
+    pair = lines(res)[0]
+    assert pair["n"] == 24
+    check("pairwise", pair)
+    logs = []
+    for i in (1, 2):
+        logs.append(run_capitals(evalkit, server, tmp_path, "--shard", f"{i}/2")["log"])
+    merged = lines(evalkit("merge", *logs, "--json", "--log-dir", str(tmp_path / "merged")))[0]
+    assert merged["n"] == 5 and merged["status"] == "complete"
+    check("summary", merged)
+    assert read_jsonl(merged["log"])[0]["format"] == 2
+
+
+def test_predict_output_validates(evalkit):
+    res = evalkit("predict", "--points", str(ROOT / "docs" / "pythia-lambada.csv"), "--hold-out", "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    check("predict", report)
+
+
+# ------------------------------------------------------------------------------ log format
+
+def _rewrite_header(log: str, **change) -> None:
+    recs = read_jsonl(log)
+    recs[0] = {k: v for k, v in {**recs[0], **change}.items() if v is not None}
+    Path(log).write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_a_log_without_format_is_format_1_and_still_reads_and_resumes(evalkit, start_server, tmp_path):
+    server = start_server(KEY)
+    s = run_capitals(evalkit, server, tmp_path)
+    _rewrite_header(s["log"], format=None)            # as an evalkit before formats wrote it
+    from evalkit import load_log
+
+    log = load_log(s["log"])
+    assert log.format == 1 and log.meta.eval == "capitals" and len(log.samples) == 5
+    res = evalkit("report", s["log"])
+    assert res.returncode == 0 and "capitals" in res.stdout, res.stderr
+    assert evalkit("compare", s["log"], s["log"], "--json").returncode == 0
+    sent = server.stats()["completions"]
+    again = run_capitals(evalkit, server, tmp_path)
+    assert server.stats()["completions"] == sent and again["requests"]["resumed_samples"] == 5
+    assert again["metrics"] == s["metrics"]
+
+
+def test_a_newer_format_is_one_line_everywhere(evalkit, start_server, tmp_path):
+    server = start_server(KEY)
+    s = run_capitals(evalkit, server, tmp_path)
+    _rewrite_header(s["log"], format=3)
+    before = Path(s["log"]).read_bytes()
+    said = f"{s['log']}: run log format 3 is newer than this evalkit reads (formats 1 to 2)"
+    args = ("run", str(CAPITALS), "--model", "openai/m", "--base-url", server.url, "--log-dir", str(tmp_path / "logs"))
+    assert said in one_line_error(evalkit(*args))
+    assert Path(s["log"]).read_bytes() == before      # nothing appended
+    for command in (("report", s["log"]), ("compare", s["log"], s["log"]),
+                    ("view", s["log"], "--out", str(tmp_path / "v.html"))):
+        assert said in one_line_error(evalkit(*command)), command
+    _rewrite_header(s["log"], format="two")
+    assert f"{s['log']}:1: malformed header: format: " in one_line_error(evalkit("report", s["log"]))
+
+
+# ------------------------------------------------------------------------ backend and API
+
+def test_get_backend_makes_a_backend_from_backend_options():
+    from evalkit.backends import BackendOptions, get_backend
+
+    b = get_backend("openai/m", BackendOptions(base_url="http://127.0.0.1:9/v1", timeout=7.0, max_connections=3))
+    assert (b.model, b.endpoint, b._settings[1:]) == ("openai/m", "http://127.0.0.1:9/v1", (7.0, 3))
+    assert b.preset.name == "openai"
+    vllm = get_backend("vllm/m", BackendOptions())
+    assert vllm.preset.name == "vllm" and vllm.model == "vllm/m"
+
+
+def test_evalkit_run_returns_the_summary_the_cli_prints(evalkit, start_server, tmp_path, data_dir):
+    server = start_server(KEY)
+    cli = run_capitals(evalkit, server, tmp_path, "--no-cache")
+    code = (f"import evalkit, json\n"
+            f"s = evalkit.run({str(CAPITALS)!r}, model='openai/m', base_url={server.url!r}, quiet=True,"
+            f" no_cache=True, log_dir={str(tmp_path / 'api')!r})\n"
+            "assert isinstance(s, evalkit.Summary)\n"
+            "print(s.model_dump_json())\n")
+    env = {"EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    api = json.loads(done.stdout)
+    assert Path(api["log"]).parent.parent == tmp_path / "api"
+    differ = {"duration_s", "log"}
+    assert {k: v for k, v in api.items() if k not in differ} == {k: v for k, v in cli.items() if k not in differ}
+    assert api["metrics"]["accuracy"]["value"] == 0.6 and api["requests"]["sent"] == 5
+
+
+def test_import_evalkit_is_lazy():
+    code = "import sys, evalkit\nprint(sorted(m for m in sys.modules if m.startswith(('evalkit.', 'pydantic'))))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.replace("'", '"')) == []
+    assert "evalkit.run: unknown option(s) limt" in subprocess.run(
+        [sys.executable, "-c", "import evalkit\ntry:\n evalkit.run('capitals', model='openai/m', limt=3)\n"
+         "except evalkit.EvalkitError as e:\n print(e)"], capture_output=True, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60).stdout
