@@ -113,6 +113,24 @@ def test_catalogue_rows_validate(evalkit):
     assert {r["kind"] for r in lines(evalkit("list", "--json"))} == {"eval", "exam", "grader"}
 
 
+def test_an_openai_evals_registry_listing_validates(evalkit, tmp_path):
+    (tmp_path / "reg" / "evals").mkdir(parents=True)
+    (tmp_path / "reg" / "data" / "m").mkdir(parents=True)
+    (tmp_path / "reg" / "evals" / "x.yaml").write_text(
+        "greet: {id: greet.dev.v0, metrics: [accuracy]}\n"
+        "greet.dev.v0: {class: 'evals.elsuite.basic.match:Match', args: {samples_jsonl: m/samples.jsonl}}\n"
+        "odd: {id: odd.dev.v0, metrics: [accuracy]}\n"
+        "odd.dev.v0: {class: 'evals.elsuite.something:Odd', args: {}}\n")
+    (tmp_path / "reg" / "data" / "m" / "samples.jsonl").write_text(
+        json.dumps({"input": [{"role": "user", "content": "Say hi"}], "ideal": "hi"}) + "\n")
+    rows = lines(evalkit("list", "--registry", str(tmp_path / "reg"), "--json"))
+    assert [(r["name"], r["class"], r["supported"]) for r in rows] == [
+        ("greet", "evals.elsuite.basic.match:Match", True), ("odd", "evals.elsuite.something:Odd", False)]
+    assert rows[1]["reason"].startswith("odd: not supported: evals.elsuite.something:Odd")
+    for row in rows:
+        check("list-oai", row)
+
+
 def test_pairwise_and_merge_outputs_validate(evalkit, start_server, tmp_path):
     server = start_server([], default_reply="1")
     res = evalkit("run", "refusals", "--model", "openai/alpha", "--versus", "openai/beta", "--grader-model",
@@ -187,6 +205,45 @@ def test_get_backend_makes_a_backend_from_backend_options():
     assert b.preset.name == "openai"
     vllm = get_backend("vllm/m", BackendOptions())
     assert vllm.preset.name == "vllm" and vllm.model == "vllm/m"
+
+
+PLUGIN = """
+from evalkit.backends.base import Backend, BackendOptions, Capabilities, Completion
+
+
+class EchoBackend(Backend):
+    capabilities = Capabilities()
+
+    def __init__(self, name: str, options: BackendOptions):
+        self.model, self.endpoint = f"echo/{name}", f"echo://{options.timeout:g}"
+
+    async def complete(self, request):
+        return Completion(text=request.messages[-1]["content"].split()[-1].rstrip("?"))
+
+
+class OldEchoBackend(EchoBackend):
+    def __init__(self, name, base_url=None, timeout=0.0, **_):
+        self.model, self.endpoint = f"oldecho/{name}", f"oldecho://{timeout:g}"
+"""
+
+
+def test_a_plugin_backend_takes_backend_options_and_an_old_one_keywords(evalkit_process, tmp_path):
+    """A plug-in installed with an entry point (a dist-info folder on the path, as pip leaves it)."""
+    site = tmp_path / "site"
+    (site / "echo_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "echo_plugin.py").write_text(PLUGIN)
+    (site / "echo_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 0.1\n")
+    (site / "echo_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[evalkit.backends]\necho = echo_plugin:EchoBackend\noldecho = echo_plugin:OldEchoBackend\n")
+    env = {"PYTHONPATH": f"{ROOT}:{site}"}
+    for provider in ("echo", "oldecho"):
+        done = evalkit_process("run", str(CAPITALS), "--model", f"{provider}/x", "--timeout", "33", "--json", "--quiet",
+                               "--log-dir", str(tmp_path / "logs"), env=env)
+        assert done.returncode == 0, done.stderr
+        s = json.loads(done.stdout)
+        # the reply is the question's last word: "What is the capital of France?" -> "France", never right
+        assert (s["model"], s["endpoint"], s["n"], s["metrics"]["accuracy"]["value"]) == (
+            f"{provider}/x", f"{provider}://33", 5, 0.0)
 
 
 def test_evalkit_run_returns_the_summary_the_cli_prints(evalkit, start_server, tmp_path, data_dir):

@@ -96,7 +96,7 @@ def list_cmd(as_json: bool, oai_registry: Path | None) -> None:
         from evalkit.results.outputs import as_json as typed_json
 
         for row in rows:
-            click.echo(json.dumps(row) if oai_registry else typed_json("list", row))
+            click.echo(typed_json("list-oai" if oai_registry else "list", row))
     else:
         from evalkit.cli.formats import listing_text
 
@@ -139,7 +139,7 @@ def validate(paths: tuple[str, ...]) -> None:
 
 
 SCHEMA_NAMES = ["summary", "pairwise", "compare", "exam-result", "exam-shard", "percentile", "dry-run", "predict",
-                "list", "exams", "providers", "log-header", "log-sample", "spec", "exam", "grader"]
+                "list", "list-oai", "exams", "providers", "log-header", "log-sample", "spec", "exam", "grader"]
 
 
 @cli.command("schema")

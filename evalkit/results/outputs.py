@@ -214,6 +214,16 @@ class ListRow(_Out):
     file: str | None
 
 
+class OAIListRow(_Out):
+    """`evalkit list --registry DIR --json`: an OpenAI Evals registry's eval and whether evalkit runs it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str
+    class_: str | None = Field(alias="class", description="its eval class, module:Class")
+    supported: bool
+    reason: str | None = Field(description="why evalkit does not run it (None when it does)")
+
+
 class ExamRow(_Out):
     name: str
     title: str
@@ -247,7 +257,7 @@ class ProviderRow(_Out):
 
 MODELS: dict[str, type[BaseModel]] = {
     "compare": CompareResult, "exam-result": ExamOutput, "exam-shard": ExamShardOutput,
-    "percentile": PercentileOutput, "dry-run": DryRun, "list": ListRow, "exams": ExamRow, "providers": ProviderRow,
+    "percentile": PercentileOutput, "dry-run": DryRun, "list": ListRow, "list-oai": OAIListRow, "exams": ExamRow, "providers": ProviderRow,
 }
 
 
@@ -259,4 +269,4 @@ def typed(kind: str, d: dict) -> BaseModel:
 def as_json(kind: str, d: dict) -> str:
     """One JSON line of output `kind`, checked against its model; fields the dict did not set are
     left out, as before."""
-    return json.dumps(typed(kind, d).model_dump(mode="json", exclude_unset=True))
+    return json.dumps(typed(kind, d).model_dump(mode="json", exclude_unset=True, by_alias=True))
