@@ -195,6 +195,23 @@ def test_a_newer_format_is_one_line_everywhere(evalkit, start_server, tmp_path):
     assert f"{s['log']}:1: malformed header: format: " in one_line_error(evalkit("report", s["log"]))
 
 
+def test_a_sample_line_of_the_wrong_types_is_one_line_naming_the_field(evalkit, start_server, tmp_path):
+    s = run_capitals(evalkit, start_server(KEY), tmp_path)
+    recs = read_jsonl(s["log"])
+    recs[2] = {**recs[2], "score": "high"}
+    recs[3] = {**recs[3], "extras": {"f1": "x"}}
+    Path(s["log"]).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    for command in (("report", s["log"]), ("compare", s["log"], s["log"])):
+        said = one_line_error(evalkit(*command))
+        assert said.endswith(f"{s['log']}:3: a malformed sample line: score: Input should be a valid number, "
+                             "unable to parse string as a number"), said
+    recs[2]["score"] = 1.0
+    Path(s["log"]).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert f"{s['log']}:4: a malformed sample line: extras.f1: " in one_line_error(evalkit("report", s["log"]))
+    res = evalkit("view", s["log"], "--out", str(tmp_path / "v.html"))   # the viewer shows such lines as text
+    assert res.returncode == 0, res.stderr
+
+
 # ------------------------------------------------------------------------ backend and API
 
 def test_get_backend_makes_a_backend_from_backend_options():

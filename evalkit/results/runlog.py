@@ -211,20 +211,24 @@ def _parse(line: bytes, path: Path, lineno: int, hint: str = "") -> dict:
     return rec
 
 
-def _sample(rec: dict, path: Path, lineno: int, slim: bool = False) -> SampleResult:
+def _sample(rec: dict, path: Path, lineno: int, slim: bool = False, checked: bool = True) -> SampleResult:
     if not isinstance(rec.get("id"), str):
         raise EvalkitError(f"{path}:{lineno}: a sample line without an id (corrupt or not an evalkit log)")
     try:
-        return SampleResult.from_record(rec, slim=slim)
+        return SampleResult.from_record(rec, slim=slim, checked=checked)
     except TypeError:
         raise EvalkitError(f"{path}:{lineno}: a malformed sample line") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise EvalkitError(f"{path}:{lineno}: a malformed sample line: {where}: {err['msg']}") from None
 
 
 def parse_line(line: bytes, path: Path, lineno: int) -> tuple[dict, SampleResult | None]:
-    """One whole log line read as `read_log` reads it: the record, and the typed result of a sample
-    line. Raises EvalkitError naming `path:lineno` (`evalkit view` lists such lines and goes on)."""
+    """One whole log line read as `read_log` reads it, but a sample's fields as the line has them
+    (unchecked: the viewer shows a field of the wrong type as text). Raises EvalkitError naming `path:lineno` (`evalkit view` lists such lines and goes on)."""
     rec = _parse(line, path, lineno)
-    return rec, (_sample(rec, path, lineno) if rec.get("type") == "sample" else None)
+    return rec, (_sample(rec, path, lineno, checked=False) if rec.get("type") == "sample" else None)
 
 
 def read_log(path: str | Path) -> LogContents:
