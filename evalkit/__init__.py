@@ -31,7 +31,21 @@ _PUBLIC = {
     "EvalkitError": "evalkit.core.errors",
 }
 
-__all__ = ["__version__", *_PUBLIC]
+__all__ = [
+    "BackendOptions",
+    "EvalkitError",
+    "LogContents",
+    "LogHeader",
+    "PairwiseSummary",
+    "RunOptions",
+    "Sample",
+    "SampleResult",
+    "Stat",
+    "Summary",
+    "__version__",
+    "load_log",
+    "run",
+]   # = _PUBLIC (a test says so)
 
 
 def __getattr__(name: str):

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 Num = int | float        # a number as computed: an integer stays one in the output
 
 

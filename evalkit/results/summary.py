@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from evalkit.results.records import (Calibration, Cost, MetricPart, SampleResult, Stat, Summary, Usage,
-                                     score_metrics, total_usage)
+from evalkit.results.records import (
+    Calibration,
+    Cost,
+    MetricPart,
+    SampleResult,
+    Stat,
+    Summary,
+    Usage,
+    score_metrics,
+    total_usage,
+)
 
 
 def build_summary(results: list[SampleResult], *, eval: str, model: str, metrics: list[str], n: int,
