@@ -104,8 +104,8 @@ class Scale(_Out):
 class Section(_Out):
     name: str
     n: int
-    correct: int
-    wrong: int
+    correct: Num = Field(description="points: an item's partial credit (human grades) counts as a fraction")
+    wrong: Num
     blank: int
     errors: int
     accuracy: Num
