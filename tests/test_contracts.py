@@ -5,6 +5,7 @@ CLI prints."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -145,6 +146,25 @@ def test_pairwise_and_merge_outputs_validate(evalkit, start_server, tmp_path):
     assert merged["n"] == 5 and merged["status"] == "complete"
     check("summary", merged)
     assert read_jsonl(merged["log"])[0]["format"] == 2
+
+
+def test_batches_contamination_and_data_list_validate(evalkit, start_server, tmp_path, data_dir):
+    server = start_server(KEY, batch_validate=0.05, batch_finalize=0.05, batch_step=0.02)
+    s = run_capitals(evalkit, server, tmp_path, "--batch", "--batch-poll", "0.05")
+    assert s["scored"] == 5 and len(s["batches"]["created"]) == 1
+    rows = lines(evalkit("batches", s["log"], "--base-url", server.url, "--json"))
+    assert [(r["requests"], r["status"], r["completed"]) for r in rows] == [(5, "completed", 5)]
+    check("batches", rows[0])
+    with open(data_dir / "mmlu" / "test" / "anatomy_test.csv", newline="", encoding="utf-8") as fh:
+        question = next(csv.reader(fh))[0]
+    (tmp_path / "corpus.txt").write_text(f"lorem ipsum {question} dolor\n")
+    r = lines(evalkit("contamination", "mmlu.anatomy", "--corpus", str(tmp_path / "corpus.txt"), "--json"))[0]
+    assert (r["eval"], r["n"], r["contaminated"]) == ("mmlu.anatomy", 135, ["anatomy/0"])
+    check("contamination", r)
+    datasets = lines(evalkit("data", "list", "--json"))
+    assert {"mmlu", "gsm8k"} <= {d["name"] for d in datasets}
+    for d in datasets:
+        check("data-list", d)
 
 
 def test_predict_output_validates(evalkit):

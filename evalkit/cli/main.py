@@ -139,7 +139,8 @@ def validate(paths: tuple[str, ...]) -> None:
 
 
 SCHEMA_NAMES = ["summary", "pairwise", "compare", "exam-result", "exam-shard", "percentile", "dry-run", "predict",
-                "list", "list-oai", "exams", "providers", "log-header", "log-sample", "spec", "exam", "grader"]
+                "list", "list-oai", "exams", "providers", "batches", "contamination",
+                "data-list", "log-header", "log-sample", "spec", "exam", "grader"]
 
 
 @cli.command("schema")
@@ -413,6 +414,7 @@ def contamination(name: str, corpus: tuple[str, ...], seed: int, out: Path | Non
     from evalkit.analysis.contamination import check
     from evalkit.datasets.load import load_samples
     from evalkit.cli.formats import contamination_text
+    from evalkit.results.outputs import as_json as typed_json
     from evalkit.specs.registry import load_registry
 
     reg, named = load_registry([name] if _is_path(name) else [])
@@ -423,7 +425,7 @@ def contamination(name: str, corpus: tuple[str, ...], seed: int, out: Path | Non
             out.write_text("".join(i + "\n" for i in result["contaminated"]), encoding="utf-8")
         except OSError as exc:
             _fail(f"--out {out}: cannot write ({exc.strerror})")
-    click.echo(json.dumps(result) if as_json else contamination_text(result, out))
+    click.echo(typed_json("contamination", result) if as_json else contamination_text(result, out))
 
 
 @cli.command()
@@ -482,6 +484,7 @@ def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> 
     from evalkit.send.batch import list_batches
     from evalkit.cli.formats import batches_text
     from evalkit.results.runlog import read_log
+    from evalkit.results.outputs import as_json as typed_json
 
     lines = read_log(log).batches
     if not lines:
@@ -493,7 +496,7 @@ def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> 
     except BackendError as exc:
         _fail(f"{log}: {exc.reason}", EXIT_FAILED)
     for row in rows:
-        click.echo(json.dumps(row) if as_json else batches_text(row))
+        click.echo(typed_json("batches", row) if as_json else batches_text(row))
 
 
 @cli.command()

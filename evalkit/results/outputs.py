@@ -1,5 +1,6 @@
-"""The typed `--json` outputs beside `Summary`: compare, exam, percentile, `--dry-run`, and the
-rows of `list`, `exams` and `providers` (one JSON object per line).
+"""The typed `--json` outputs beside `Summary`: compare, exam, percentile, `--dry-run`,
+contamination, and the rows of `list`, `exams`, `providers`, `batches` and `data list` (one JSON
+object per line).
 
 The commands build these as plain dicts (their text formatters read them); before printing,
 `as_json(kind, d)` reads the dict through its model here (`extra="forbid"`: a field the model does
@@ -254,9 +255,52 @@ class ProviderRow(_Out):
     sources: dict[str, dict[str, Any]]
 
 
+# ------------------------------------------------------------- batches, contamination, data
+
+class BatchRow(_Out):
+    """`evalkit batches LOG --json`: one provider batch the run log names, as the provider reports it now."""
+
+    batch_id: str | None
+    phase: str
+    requests: int
+    file_id: str
+    settled: str | None = Field(description="the state the run settled it in (None: its results are not recorded)")
+    status: str | None
+    completed: int | None
+    failed: int | None
+    cancelled_now: bool | None = None
+    total: int | None = None
+
+
+class ContaminationResult(_Out):
+    eval: str
+    n: int
+    contaminated: list[str] = Field(description="ids of the samples found in the corpus")
+    count: int
+    share: Num | None
+    probes: int
+    corpus_bytes: int
+    seconds: Num
+    mb_per_s: Num | None
+    engine: str
+    seed: int
+
+
+class DatasetRow(_Out):
+    """`evalkit data list --json`: one dataset of the catalogue."""
+
+    name: str
+    size: int | None = Field(description="bytes downloaded")
+    license: str
+    state: Literal["cached", "mirror", "-"]
+    source: str
+    title: str | None
+
+
 MODELS: dict[str, type[BaseModel]] = {
     "compare": CompareResult, "exam-result": ExamOutput, "exam-shard": ExamShardOutput,
     "percentile": PercentileOutput, "dry-run": DryRun, "list": ListRow, "list-oai": OAIListRow, "exams": ExamRow, "providers": ProviderRow,
+    "batches": BatchRow, "contamination": ContaminationResult, "data-list": DatasetRow,
 }
 
 
