@@ -38,9 +38,12 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from evalkit.backends.costs import Pricer
+
+if TYPE_CHECKING:
+    from evalkit.backends.presets import Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,7 @@ class BackendOptions:
     max_reply_bytes: int = 2 * 2**20   # a longer reply body is refused (--max-reply-bytes)
     max_connections: int = 100         # the HTTP connection pool's size (the run's concurrency ceiling)
     concurrency: int | None = None     # --concurrency if given (None: adaptive); a local model's batch size
-    preset: object | None = None       # the provider's providers.yaml entry, for a backend serving presets
+    preset: Provider | None = None     # the provider's providers.yaml entry, for a backend serving presets
 
 
 class Backend:

@@ -14,7 +14,7 @@ file and resumes: samples already scored are kept and not re-sent. A line cut sh
 dropped; a sample that ended in an error is tried again and its new line supersedes the old one
 (the last line for an id wins). A finished run is reported again from its log without requests.
 
-The header carries the log's `format` (`FORMAT`, docs/run-log.md). A log without one was written
+The header carries the log's `format` (`FORMAT`, docs/contracts.md). A log without one was written
 before formats were recorded and is format 1 (the same lines); a log of a newer format than this
 evalkit knows is refused in one line rather than half-read. `read_log` is the one typed reader:
 the header as a `LogHeader`, each sample's last line as a `SampleResult`.
@@ -36,10 +36,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.core.errors import EvalkitError
-from evalkit.core.redact import env_secrets, redact
 from pydantic import ValidationError
 
+from evalkit.core.errors import EvalkitError
+from evalkit.core.redact import env_secrets, redact
 from evalkit.results.records import LogHeader, SampleResult
 
 FORMAT = 2      # 1: logs written before the header recorded a format (identical lines otherwise)
@@ -220,13 +220,14 @@ def _sample(rec: dict, path: Path, lineno: int, slim: bool = False, checked: boo
         raise EvalkitError(f"{path}:{lineno}: a malformed sample line") from None
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
+        where = ".".join(str(x) for x in err["loc"]) or "line"
         raise EvalkitError(f"{path}:{lineno}: a malformed sample line: {where}: {err['msg']}") from None
 
 
 def parse_line(line: bytes, path: Path, lineno: int) -> tuple[dict, SampleResult | None]:
     """One whole log line read as `read_log` reads it, but a sample's fields as the line has them
-    (unchecked: the viewer shows a field of the wrong type as text). Raises EvalkitError naming `path:lineno` (`evalkit view` lists such lines and goes on)."""
+    (unchecked: the viewer shows a field of the wrong type as text). Raises EvalkitError naming
+    `path:lineno` (`evalkit view` lists such lines and goes on)."""
     rec = _parse(line, path, lineno)
     return rec, (_sample(rec, path, lineno, checked=False) if rec.get("type") == "sample" else None)
 
