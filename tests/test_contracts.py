@@ -285,10 +285,10 @@ def test_a_plugin_backend_takes_backend_options_and_an_old_one_keywords(evalkit_
 
 def test_evalkit_run_returns_the_summary_the_cli_prints(evalkit, start_server, tmp_path, data_dir):
     server = start_server(KEY)
-    cli = run_capitals(evalkit, server, tmp_path, "--no-cache")
+    cli = run_capitals(evalkit, server, tmp_path, "--no-cache", "--concurrency", "1")   # a peak of 1 either way
     code = (f"import evalkit, json\n"
             f"s = evalkit.run({str(CAPITALS)!r}, model='openai/m', base_url={server.url!r}, quiet=True,"
-            f" no_cache=True, log_dir={str(tmp_path / 'api')!r})\n"
+            f" no_cache=True, concurrency=1, log_dir={str(tmp_path / 'api')!r})\n"
             "assert isinstance(s, evalkit.Summary)\n"
             "print(s.model_dump_json())\n")
     env = {"EVALKIT_DATA_DIR": str(data_dir), "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
