@@ -223,11 +223,12 @@ def test_a_sample_line_of_the_wrong_types_is_one_line_naming_the_field(evalkit, 
     Path(s["log"]).write_text("".join(json.dumps(r) + "\n" for r in recs))
     for command in (("report", s["log"]), ("compare", s["log"], s["log"])):
         said = one_line_error(evalkit(*command))
-        assert said.endswith(f"{s['log']}:3: a malformed sample line: score: Input should be a valid number, "
-                             "unable to parse string as a number"), said
+        assert said.endswith(f"{s['log']}:3: sample {recs[2]['id']!r}: a malformed line: score: Input should be a "
+                             "valid number, unable to parse string as a number"), said
     recs[2]["score"] = 1.0
     Path(s["log"]).write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert f"{s['log']}:4: a malformed sample line: extras.f1: " in one_line_error(evalkit("report", s["log"]))
+    assert f"{s['log']}:4: sample {recs[3]['id']!r}: a malformed line: extras.f1: " in one_line_error(
+        evalkit("report", s["log"]))
     res = evalkit("view", s["log"], "--out", str(tmp_path / "v.html"))   # the viewer shows such lines as text
     assert res.returncode == 0, res.stderr
 

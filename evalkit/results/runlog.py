@@ -221,7 +221,7 @@ def _sample(rec: dict, path: Path, lineno: int, slim: bool = False, checked: boo
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "line"
-        raise EvalkitError(f"{path}:{lineno}: a malformed sample line: {where}: {err['msg']}") from None
+        raise EvalkitError(f"{path}:{lineno}: sample {rec['id']!r}: a malformed line: {where}: {err['msg']}") from None
 
 
 def parse_line(line: bytes, path: Path, lineno: int) -> tuple[dict, SampleResult | None]:
