@@ -50,6 +50,14 @@ def test_the_published_schema_is_the_model(evalkit, name):
     assert json.loads(res.stdout) == published, f"regenerate it: evalkit schema {name} > docs/schemas/{name}.schema.json"
 
 
+def test_every_schema_is_named_and_published_once():
+    from evalkit.cli.schemas import SCHEMAS as YAML_SCHEMAS
+    from evalkit.cli.schemas import output_schemas
+
+    assert sorted(SCHEMA_NAMES) == sorted([*output_schemas(), *YAML_SCHEMAS])
+    assert sorted(p.name for p in SCHEMAS.iterdir()) == sorted(f"{n}.schema.json" for n in SCHEMA_NAMES)
+
+
 def test_a_run_its_log_lines_and_compare_validate(evalkit, start_server, tmp_path):
     s = run_capitals(evalkit, start_server(KEY), tmp_path)
     check("summary", s)
