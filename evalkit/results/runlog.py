@@ -84,9 +84,21 @@ def read_header(rec: dict, path: Path) -> LogHeader:
     try:
         return LogHeader.model_validate(rec)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "header"
-        raise EvalkitError(f"{path}:1: malformed header: {where}: {err['msg']}") from None
+        raise EvalkitError(f"{path}:1: malformed header: {_problem(exc)}") from None
+
+
+_KINDS = {"float": "a number", "int": "an integer", "string": "a string", "dict": "a mapping",
+          "bool": "true or false", "list": "a list", "literal": "the expected value"}
+
+
+def _problem(exc: ValidationError) -> str:
+    """A typed line's first wrong field, in words: `score 'high' is not a number`."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "the line"
+    kind = next((v for k, v in _KINDS.items() if err["type"].startswith(k)), None)
+    shown = repr(err.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{where} {shown} is not {kind}" if kind else f"{where}: {err['msg']}"
 
 
 def _version() -> str:
@@ -219,9 +231,7 @@ def _sample(rec: dict, path: Path, lineno: int, slim: bool = False, checked: boo
     except TypeError:
         raise EvalkitError(f"{path}:{lineno}: a malformed sample line") from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "line"
-        raise EvalkitError(f"{path}:{lineno}: sample {rec['id']!r}: a malformed line: {where}: {err['msg']}") from None
+        raise EvalkitError(f"{path}: sample {rec['id']!r} (line {lineno}): a malformed line: {_problem(exc)}") from None
 
 
 def parse_line(line: bytes, path: Path, lineno: int) -> tuple[dict, SampleResult | None]:
