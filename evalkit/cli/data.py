@@ -10,7 +10,6 @@ A NAME is a catalogue entry (`gsm8k`, `mmlu-translated/fr`) or a folder above en
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys

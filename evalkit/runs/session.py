@@ -20,7 +20,6 @@ line to print; results go to `echo` as they come.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
