@@ -9,7 +9,8 @@ from pathlib import Path
 from evalkit.core.errors import EvalkitError, warn
 from pydantic import ValidationError
 from evalkit.results.runlog import LogContents, read_log
-from evalkit.results.records import Calibration, Cost, Stat, Summary, score_metrics, total_usage
+from evalkit.results.records import Cost, Summary
+from evalkit.results.summary import build_summary
 
 
 @dataclass
@@ -81,21 +82,16 @@ def _final_summary(rec: dict | None) -> Summary | None:
 def summary_from_log(log: LogContents) -> Summary:
     """A killed run's summary, from the samples it logged, through the same code as a live run."""
     spec, partial = log.header.get("spec") or {}, log.summary or {}
-    metrics = spec.get("metrics") or ["accuracy"]
     results = list(log.samples.values())
-    part = score_metrics(results, metrics, (spec.get("generation") or {}).get("n", 1), log.header.get("seed", 0),
-                         (spec.get("scoring") or {}).get("method"))
     cost = sum(r.cost_usd or 0.0 for r in results)
-    return Summary(eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
-                   endpoint=log.header.get("endpoint"), status=partial.get("status") or "no summary: the run stopped early",
-                   incomplete=True, primary_metric=metrics[0], scored=part.scored,
-                   n=partial.get("n") or log.header.get("planned") or len(results),
-                   errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
-                   metrics={k: Stat(**v) for k, v in part.metrics.items()},
-                   groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
-                   calibration=Calibration(**part.calibration) if part.calibration else None,
-                   usage=total_usage(results), cost_usd=Cost(this_run=cost, all_samples=cost) if cost else None,
-                   seed=log.header.get("seed", 0), notes=part.notes, log=str(log.path))
+    return build_summary(
+        results, eval=log.header.get("eval", "?"), model=log.header.get("model", "?"),
+        metrics=spec.get("metrics") or ["accuracy"], n=partial.get("n") or log.header.get("planned") or len(results),
+        status=partial.get("status") or "no summary: the run stopped early", incomplete=True,
+        seed=log.header.get("seed", 0), per_item=(spec.get("generation") or {}).get("n", 1),
+        method=(spec.get("scoring") or {}).get("method"),
+        cost=lambda _: Cost(this_run=cost, all_samples=cost) if cost else None,
+        endpoint=log.header.get("endpoint"), log=str(log.path))
 
 
 def load_exam(path: str) -> dict | None:

@@ -17,12 +17,15 @@ backend is one module plus one line here, or one entry point. No preset can take
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import replace
+
 from evalkit.core.errors import EvalkitError
 from evalkit.core.plugins import BACKENDS
-from evalkit.backends.base import Backend, BackendError, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
+from evalkit.backends.base import Backend, BackendError, BackendOptions, Capabilities, Completion, FatalError, RefusedError, Request, SampleError, Sampling, TransientError
 
 # The backend contract is re-exported here, so a plug-in imports it from `evalkit.backends`.
-__all__ = ["Backend", "BackendError", "Capabilities", "Completion", "FatalError", "RefusedError", "Request",
+__all__ = ["Backend", "BackendError", "BackendOptions", "Capabilities", "Completion", "FatalError", "RefusedError", "Request",
            "SampleError", "Sampling", "TransientError", "get_backend", "plugins", "providers"]
 
 PROVIDERS = {
@@ -50,7 +53,9 @@ def providers() -> dict[str, str]:
     return {name: o.module for name, o in BACKENDS.origins().items()}
 
 
-def get_backend(model: str, **options) -> Backend:
+def get_backend(model: str, options: BackendOptions | None = None, **fields) -> Backend:
+    """The backend serving `model` ("provider/name"), made as `Backend(name, options)`
+    (`backends.base.Backend` documents the constructor); `fields` are BackendOptions' fields."""
     provider, sep, name = model.partition("/")
     known = providers()
     if not sep or not name:
@@ -58,8 +63,21 @@ def get_backend(model: str, **options) -> Backend:
     if provider not in known:
         raise EvalkitError(f"--model {model!r}: unknown provider {provider!r}; known: {', '.join(sorted(known))} "
                            "(`evalkit providers` lists them)")
+    options = options or BackendOptions(**fields)
     if BACKENDS.origin(provider).builtin and known[provider] == PRESET_BACKEND:
         from evalkit.backends.presets import registry_providers
 
-        options["preset"] = registry_providers()[provider]
-    return BACKENDS.get(provider)(name, **options)
+        options = replace(options, preset=registry_providers()[provider])
+    return _construct(BACKENDS.get(provider), name, options)
+
+
+def _construct(cls, name: str, options: BackendOptions) -> Backend:
+    """`cls(name, options)`; a plug-in written before BackendOptions gets the fields as keywords."""
+    try:
+        takes_options = "options" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes_options = True
+    if takes_options:
+        return cls(name, options)
+    old = {k: getattr(options, k) for k in ("base_url", "timeout", "max_reply_bytes", "max_connections", "concurrency")}
+    return cls(name, **old, **({"preset": options.preset} if options.preset is not None else {}))

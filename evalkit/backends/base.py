@@ -38,9 +38,12 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from evalkit.backends.costs import Pricer
+
+if TYPE_CHECKING:
+    from evalkit.backends.presets import Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +214,27 @@ class FatalError(BackendError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    """What evalkit tells a backend it makes: every field has a default, so a backend reads the ones
+    it uses and ignores the rest (a local model has no URL or timeout)."""
+
+    base_url: str | None = None        # --base-url (the first one); None: the provider's own
+    timeout: float = 120.0             # seconds per request attempt (--timeout); the runner also bounds it
+    max_reply_bytes: int = 2 * 2**20   # a longer reply body is refused (--max-reply-bytes)
+    max_connections: int = 100         # the HTTP connection pool's size (the run's concurrency ceiling)
+    concurrency: int | None = None     # --concurrency if given (None: adaptive); a local model's batch size
+    preset: Provider | None = None     # the provider's providers.yaml entry, for a backend serving presets
+
+
 class Backend:
     """What every backend provides. Subclasses set `model`, `endpoint` and `capabilities` and
-    implement `complete`; the rest has defaults."""
+    implement `complete`; the rest has defaults.
+
+    **The constructor** `get_backend` calls is `Backend(name, options)`: `name` is the part of
+    `--model provider/name` after the slash and `options` a `BackendOptions`. A plug-in declares
+    `def __init__(self, name: str, options: BackendOptions)` (no `**_` needed); one whose
+    `__init__` has no `options` parameter is still called the old way, with the fields as keywords."""
 
     model: str                     # the full "provider/name"
     endpoint: str                  # where requests go, for logs and cache keys (never a key or token)

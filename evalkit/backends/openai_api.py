@@ -52,7 +52,7 @@ import dataclasses
 import functools
 
 from evalkit.backends.costs import Pricer
-from evalkit.backends.base import Backend, Capabilities, Completion, Request, TransientError, note_sent
+from evalkit.backends.base import Backend, BackendOptions, Capabilities, Completion, Request, TransientError, note_sent
 from evalkit.backends.openai_batch import BatchTarget, OpenAIBatches
 from evalkit.backends.openai_errors import _classify_status
 from evalkit.backends.openai_stream import _read_capped, read_stream, streamable
@@ -63,15 +63,15 @@ httpx: Any = None
 
 
 class OpenAIBackend(Backend):
-    def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, max_connections: int = 100, max_reply_bytes: int = 2 * 2**20,
-                 preset=None, **_):
+    def __init__(self, name: str, options: BackendOptions | None = None, api_key: str | None = None):
         from evalkit.backends.presets import connection, registry_providers
 
-        self.preset = preset or registry_providers()["openai"]
+        options = options or BackendOptions()
+        timeout, max_connections, max_reply_bytes = options.timeout, options.max_connections, options.max_reply_bytes
+        self.preset = options.preset or registry_providers()["openai"]
         self.name = name
         self.model = f"{self.preset.name}/{name}"
-        self.connection = connection(self.preset, name, base_url, api_key)
+        self.connection = connection(self.preset, name, options.base_url, api_key)
         self.endpoint = self.connection.endpoint
         self.wire = Wire.for_preset(self.preset, name)
         self.capabilities = model_capabilities(self.preset, name, self.wire)

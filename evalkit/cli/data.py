@@ -10,7 +10,6 @@ A NAME is a catalogue entry (`gsm8k`, `mmlu-translated/fr`) or a folder above en
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -71,8 +70,10 @@ def list_cmd(as_json: bool) -> None:
         rows.append({"name": name, "size": ds.download_size(), "license": ds.license, "state": state,
                      "source": ds.source(), "title": ds.title})
     if as_json:
+        from evalkit.results.outputs import as_json as typed_json
+
         for r in rows:
-            click.echo(json.dumps(r))
+            click.echo(typed_json("data-list", r))
         return
     width = max(len(r["name"]) for r in rows)
     click.echo(f"{'name':<{width}}  {'size':>9}  {'license':<16} {'cached':<7} source")

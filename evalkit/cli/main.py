@@ -73,8 +73,10 @@ def list_cmd(as_json: bool, oai_registry: Path | None) -> None:
 
     rows, problems = oai_rows(oai_registry) if oai_registry else catalog_rows()
     if as_json:
+        from evalkit.results.outputs import as_json as typed_json
+
         for row in rows:
-            click.echo(json.dumps(row))
+            click.echo(typed_json("list-oai" if oai_registry else "list", row))
     else:
         from evalkit.cli.formats import listing_text
 
@@ -116,16 +118,20 @@ def validate(paths: tuple[str, ...]) -> None:
     click.echo(f"ok: {checked} valid ({data})", err=True)
 
 
-@cli.command("schema")
-@click.argument("what", type=click.Choice(["summary", "pairwise", "spec", "exam", "grader"]), default="summary")
-def schema_cmd(what: str) -> None:
-    """The JSON Schema of `evalkit run --json` output (the contract for scripts), or of the eval,
-    exam and grader YAML files (spec, exam, grader; docs/schemas/, for editors)."""
-    from evalkit.runs.pairwise import PairwiseSummary
-    from evalkit.results.records import Summary
-    from evalkit.cli.schemas import SCHEMAS
+SCHEMA_NAMES = ["summary", "pairwise", "compare", "exam-result", "exam-shard", "percentile", "dry-run", "predict",
+                "list", "list-oai", "exams", "providers", "batches", "contamination",
+                "data-list", "log-header", "log-sample", "spec", "exam", "grader"]
 
-    schema = SCHEMAS[what]() if what in SCHEMAS else (Summary if what == "summary" else PairwiseSummary).model_json_schema()
+
+@cli.command("schema")
+@click.argument("what", type=click.Choice(SCHEMA_NAMES), default="summary")
+def schema_cmd(what: str) -> None:
+    """The JSON Schema of an output (summary: `evalkit run --json`; docs/schemas/ has every one and
+    says which command prints it), of a run log's lines, or of the eval, exam and grader YAML files
+    (spec, exam, grader; for editors)."""
+    from evalkit.cli.schemas import SCHEMAS, output_schemas
+
+    schema = SCHEMAS[what]() if what in SCHEMAS else output_schemas()[what]()
     click.echo(json.dumps(schema, indent=1))
 
 
@@ -140,6 +146,7 @@ def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bo
     from evalkit.exams.scoring import convert_given
     from evalkit.exams.tables import ExamRegistry
     from evalkit.cli.formats import percentile_text
+    from evalkit.results.outputs import as_json as typed_json
 
     parsed = {}
     for item in raw:
@@ -153,7 +160,7 @@ def percentile(exam: str, score: float | None, raw: tuple[str, ...], as_json: bo
     if parsed and score is not None:
         fail("give a SCORE or --raw section scores, not both")
     r = convert_given(ExamRegistry.default().get(exam), score, parsed)
-    click.echo(json.dumps(r) if as_json else percentile_text(r))
+    click.echo(typed_json("percentile", r) if as_json else percentile_text(r))
 
 
 @cli.command("providers")
@@ -162,9 +169,10 @@ def providers_cmd(as_json: bool) -> None:
     """The providers --model accepts: the key variable each needs, its URL, and what it supports."""
     from evalkit.cli.catalog import provider_rows
     from evalkit.cli.formats import providers_text
+    from evalkit.results.outputs import as_json as typed_json
 
     rows = provider_rows()
-    click.echo("\n".join(json.dumps(r) for r in rows) if as_json else providers_text(rows))
+    click.echo("\n".join(typed_json("providers", r) for r in rows) if as_json else providers_text(rows))
 
 
 @cli.command("exams")
@@ -172,10 +180,11 @@ def providers_cmd(as_json: bool) -> None:
 def exams_cmd(as_json: bool) -> None:
     """The exams in the registry: runnable ones and conversion-only ones."""
     from evalkit.cli.catalog import exam_rows
+    from evalkit.results.outputs import as_json as typed_json
 
     rows, problems = exam_rows()
     for row in rows:
-        click.echo(json.dumps(row) if as_json else
+        click.echo(typed_json("exams", row) if as_json else
                    f"{row['name']:<34} {'run' if row['runnable'] else 'convert':<8} percentile:{row['percentile']:<6} {row['title']}")
     for p in problems:
         click.echo(p, err=True)
@@ -195,6 +204,7 @@ def contamination(name: str, corpus: tuple[str, ...], seed: int, out: Path | Non
     from evalkit.analysis.contamination import check
     from evalkit.datasets.load import load_samples
     from evalkit.cli.formats import contamination_text
+    from evalkit.results.outputs import as_json as typed_json
     from evalkit.specs.registry import load_registry
 
     reg, named = load_registry([name] if is_path(name) else [])
@@ -205,7 +215,7 @@ def contamination(name: str, corpus: tuple[str, ...], seed: int, out: Path | Non
             out.write_text("".join(i + "\n" for i in result["contaminated"]), encoding="utf-8")
         except OSError as exc:
             fail(f"--out {out}: cannot write ({exc.strerror})")
-    click.echo(json.dumps(result) if as_json else contamination_text(result, out))
+    click.echo(typed_json("contamination", result) if as_json else contamination_text(result, out))
 
 
 @cli.command()
@@ -241,9 +251,10 @@ def compare(base_log: str, new_log: str, max_drop: float, alpha: float, allow_mi
     when NEW lacks samples BASE has."""
     from evalkit.analysis.compare import compare_logs
     from evalkit.cli.formats import compare_text
+    from evalkit.results.outputs import as_json as typed_json
 
     r = compare_logs(base_log, new_log, max_drop=max_drop, alpha=alpha, allow_missing=allow_missing)
-    click.echo(json.dumps(r) if as_json else compare_text(r))
+    click.echo(typed_json("compare", r) if as_json else compare_text(r))
     if not r["gate"]["passed"]:
         sys.exit(EXIT_FAILED)
 
@@ -263,6 +274,7 @@ def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> 
     from evalkit.send.batch_journal import list_batches
     from evalkit.cli.formats import batches_text
     from evalkit.results.runlog import read_log
+    from evalkit.results.outputs import as_json as typed_json
 
     lines = read_log(log).batches
     if not lines:
@@ -274,7 +286,7 @@ def batches_cmd(log: str, cancel: bool, base_url: str | None, as_json: bool) -> 
     except BackendError as exc:
         fail(f"{log}: {exc.reason}", EXIT_FAILED)
     for row in rows:
-        click.echo(json.dumps(row) if as_json else batches_text(row))
+        click.echo(typed_json("batches", row) if as_json else batches_text(row))
 
 
 @cli.command()

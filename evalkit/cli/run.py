@@ -154,15 +154,18 @@ def run(names, as_json, dry_run, fail_on_error, versus, oai_registry, grades, **
 def _shower(as_json: bool):
     """How `run` prints each typed result as it comes: one JSON object, or text for people."""
     from evalkit.cli import formats
+    from evalkit.results.outputs import as_json as typed
 
     texts: dict[str, Callable] = {"plan": formats.plan_text, "summary": formats.summary_text, "pairwise": formats.pairwise_text,
              "exam": formats.exam_text, "exam_shard": formats.exam_shard_text}
+
+    schemas = {"plan": "dry-run", "exam": "exam-result", "exam_shard": "exam-shard"}   # typed, published
 
     def show(kind: str, result) -> None:
         if not as_json:
             click.echo(texts[kind](result))
         else:
-            click.echo(result.model_dump_json() if hasattr(result, "model_dump_json") else json.dumps(result))
+            click.echo(result.model_dump_json() if hasattr(result, "model_dump_json") else typed(schemas[kind], result))
     return show
 
 

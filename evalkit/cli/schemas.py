@@ -58,6 +58,38 @@ def grader_file_schema() -> dict:
 SCHEMAS = {"spec": spec_file_schema, "exam": exam_file_schema, "grader": grader_file_schema}
 
 
+def output_schemas() -> dict:
+    """The JSON Schema of every `--json` output and of the run log's lines, by name (`evalkit
+    schema NAME`; docs/schemas/NAME.schema.json). `list`, `exams` and `providers` print one object
+    per line: theirs is the schema of one line."""
+    from evalkit.analysis.predict import PredictReport
+    from evalkit.results.outputs import MODELS
+    from evalkit.results.records import Summary
+    from evalkit.runs.pairwise import PairwiseSummary
+
+    out = {"summary": Summary.model_json_schema, "pairwise": PairwiseSummary.model_json_schema,
+           "predict": PredictReport.model_json_schema, "log-header": log_header_schema, "log-sample": log_sample_schema}
+    return {**out, **{name: model.model_json_schema for name, model in MODELS.items()}}
+
+
+def log_header_schema() -> dict:
+    from evalkit.results.records import LogHeader
+
+    return LogHeader.model_json_schema()
+
+
+def log_sample_schema() -> dict:
+    """A run log's sample line: the fields of `SampleResult` (those not set are left out), and its `type`."""
+    from pydantic import TypeAdapter
+
+    from evalkit.results.records import SampleResult
+
+    schema = TypeAdapter(SampleResult).json_schema()
+    schema["properties"] = {"type": {"const": "sample"}, **schema["properties"]}
+    schema["required"] = ["type", "id", "score"]
+    return schema
+
+
 def _definitions_file(model, title: str, description: str) -> dict:
     body = _without_loader_fields(model.model_json_schema(ref_template="#/$defs/{model}"))
     defs = body.pop("$defs", {})

@@ -42,8 +42,10 @@ from evalkit import __version__
 from evalkit.core.errors import EvalkitError
 from evalkit.results.runlog import dumps, log_path, read_log
 from evalkit.backends.presets import pricer_for
-from evalkit.results.records import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
+from evalkit.results.records import Cost, Requests, SampleResult, Summary
 from evalkit.results.shard_logs import ShardLog, _is_number, check_same_run, read_shard
+from evalkit.results.runlog import header_line
+from evalkit.results.summary import build_summary
 
 
 @dataclass
@@ -131,24 +133,18 @@ def _gaps(shards: list[ShardLog], selected: int) -> list[str]:
 
 
 def _summary(shards: list[ShardLog], results: list[SampleResult], out: Path, gaps: bool) -> Summary:
-    """The merged run's summary, computed as `pipeline.summarise` computes an unsharded run's."""
+    """The merged run's summary, built as `pipeline.summarise` builds an unsharded run's."""
     h = shards[0].header
-    metrics, seed, n = h["spec"]["metrics"], h["seed"], shards[0].selected * shards[0].per_item
-    part = score_metrics(results, metrics, shards[0].per_item, seed, (h["spec"].get("scoring") or {}).get("method"))
-    usage = total_usage(results)
-    status = "gaps" if gaps else "errors" if part.answered < n else "complete"
     summaries = [s.summary or {} for s in shards]
     costs = [c for c in (x.get("cost_usd") for x in summaries) if isinstance(c, dict)]
-    return Summary(
-        eval=h["eval"], model=h["model"], endpoint=h.get("endpoint"), status=status, incomplete=status != "complete",
-        primary_metric=metrics[0], excluded=(h.get("excluded") or {}).get("count", 0), n=n, scored=part.scored,
-        errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
-        metrics={k: Stat(**v) for k, v in part.metrics.items()},
-        groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
-        calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
-        requests=_requests(summaries),
-        cost_usd=_cost(h["model"], costs, usage, any(x.get("batches") for x in summaries)) if costs else None,
-        seed=seed, notes=part.notes, duration_s=round(sum(_num(x.get("duration_s")) for x in summaries), 3),
+    batch = any(x.get("batches") for x in summaries)
+    return build_summary(
+        results, eval=h["eval"], model=h["model"], metrics=h["spec"]["metrics"], n=shards[0].selected * shards[0].per_item,
+        status="gaps" if gaps else "complete", seed=h["seed"], per_item=shards[0].per_item,
+        method=(h["spec"].get("scoring") or {}).get("method"),
+        cost=(lambda usage: _cost(h["model"], costs, usage, batch)) if costs else None,
+        endpoint=h.get("endpoint"), excluded=(h.get("excluded") or {}).get("count", 0), requests=_requests(summaries),
+        duration_s=round(sum(_num(x.get("duration_s")) for x in summaries), 3),
         backend=next((x["backend"] for x in summaries if isinstance(x.get("backend"), dict)), None),
         grader=_grader(h, results, summaries), log=str(out))
 
@@ -209,7 +205,7 @@ def _write(out: Path, header: dict, results: list[SampleResult], summary: Summar
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            fh.write(dumps({"type": "header", **header}))
+            fh.write(dumps(header_line(header)))
             for r in results:
                 fh.write(dumps(r.to_record()))
             fh.write(dumps({"type": "summary", **summary.model_dump(mode="json")}))

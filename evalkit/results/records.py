@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from evalkit.results.metrics import calibration as calibrate
 from evalkit.results.metrics import pass_at_k, summarize
@@ -44,14 +46,14 @@ class SampleResult:
     reasoning: str | None = None            # ... and its text (with --log-reasoning)
     truncated: str | None = None            # why the token limit left no whole answer: scored 0, never read
     finish_reason: str | None = None
-    usage: dict | None = None
+    usage: dict[str, int] | None = None     # token counts (vetted: non-negative integers)
     top_logprobs: list | None = None
     extracted: str | None = None
     parsed: bool | None = None
     blank: bool | None = None               # the answer was empty or whitespace only (True, else absent)
     score: float | None = None
-    extras: dict | None = None
-    option_probs: dict | None = None
+    extras: dict[str, float] | None = None  # further per-sample metrics (and `weight:<metric>`)
+    option_probs: dict[str, float] | None = None
     missing_mass: float | None = None
     grader: dict | None = None              # a model grader's exchange, logged beside the sample
 
@@ -66,10 +68,13 @@ class SampleResult:
         return out
 
     @classmethod
-    def from_record(cls, rec: dict, slim: bool = False) -> "SampleResult":
-        """A log line as a result; `slim` keeps only what summaries need (resuming 100,000 samples)."""
-        keep = _SLIM if slim else _ALL
-        return cls(**{k: rec[k] for k in keep if k in rec})
+    def from_record(cls, rec: dict, slim: bool = False, checked: bool = True) -> "SampleResult":
+        """A log line as a result; `slim` keeps only what summaries need (resuming 100,000 samples).
+        `checked`: every field of its declared type (pydantic's lax mode: a number written as a
+        string is read as one), else a ValidationError naming the field; unchecked, as the line
+        says (`evalkit view` shows a field of any type)."""
+        data = {k: rec[k] for k in (_SLIM if slim else _ALL) if k in rec}
+        return sample_adapter().validate_python(data) if checked else cls(**data)
 
     def values(self, main: str) -> dict[str, float]:
         """Every per-sample metric: the scorer's main one under its name, then the extras."""
@@ -78,6 +83,14 @@ class SampleResult:
 
 
 _ALL = tuple(f.name for f in fields(SampleResult))
+_ADAPTER: list = []
+
+
+def sample_adapter() -> TypeAdapter:
+    """The pydantic validator (and JSON Schema) of a `SampleResult`, built once on first use."""
+    if not _ADAPTER:
+        _ADAPTER.append(TypeAdapter(SampleResult))
+    return _ADAPTER[0]
 _SLIM = ("id", "group", "target", "sample_id", "messages_sha256", "error", "usage", "parsed", "score", "extras", "option_probs",
          "missing_mass", "truncated", "blank")
 
@@ -125,6 +138,26 @@ class Calibration(_Model):
     questions: int = 0
     bins: list[dict] = Field(default_factory=list)
     mean_missing_mass: float | None = None
+
+
+class LogHeader(BaseModel):
+    """A run log's first line, read back typed. Only `format` is checked strictly; the other fields
+    are those every kind of run writes (a pairwise run has no endpoint, a merged one `merged_from`),
+    and anything else an evalkit of this format wrote is kept as it is (`extra="allow"`)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["header"] = "header"
+    format: int = Field(1, ge=1, strict=True, description="the log format: 1 for logs written before it was recorded")
+    kind: str = Field("eval", description="eval | pairwise")
+    run_key: str | None = None
+    eval: str | None = None
+    model: str | None = None
+    endpoint: str | None = None
+    seed: int | None = None
+    spec: dict | None = None
+    planned: int | None = Field(None, description="samples (completions) the run meant to score")
+    created: str | None = None
+    versions: dict | None = None
 
 
 class Summary(_Model):

@@ -14,6 +14,11 @@ file and resumes: samples already scored are kept and not re-sent. A line cut sh
 dropped; a sample that ended in an error is tried again and its new line supersedes the old one
 (the last line for an id wins). A finished run is reported again from its log without requests.
 
+The header carries the log's `format` (`FORMAT`, docs/contracts.md). A log without one was written
+before formats were recorded and is format 1 (the same lines); a log of a newer format than this
+evalkit knows is refused in one line rather than half-read. `read_log` is the one typed reader:
+the header as a `LogHeader`, each sample's last line as a `SampleResult`.
+
 `LoggedRun` is the one writer: single-model runs, pairwise runs and the runs behind exams all use
 it. It holds an exclusive lock while a run writes, so two runs of the same command at once fail
 clearly instead of interleaving lines. A line that cannot be written (a full disk) stops the run
@@ -31,9 +36,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from evalkit.core.errors import EvalkitError
 from evalkit.core.redact import env_secrets, redact
-from evalkit.results.records import SampleResult
+from evalkit.results.records import LogHeader, SampleResult
+
+FORMAT = 2      # 1: logs written before the header recorded a format (identical lines otherwise)
 
 
 def model_slug(model: str) -> str:
@@ -56,13 +65,60 @@ def dumps(record: dict, secrets: tuple[str, ...] = ()) -> bytes:
         return redact(json.dumps(record, separators=(",", ":")), secrets).encode() + b"\n"
 
 
+def header_line(header: dict) -> dict:
+    """The header as written: `type` and `format` first, then its fields."""
+    return {"type": "header", "format": FORMAT, **{k: v for k, v in header.items() if k not in ("type", "format")}}
+
+
+def check_format(rec: dict, path: Path) -> None:
+    """Refuse, in one line, a header of a newer log format than this evalkit reads."""
+    fmt = rec.get("format", 1)
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT:
+        raise EvalkitError(f"{path}: run log format {fmt} is newer than this evalkit reads (formats 1 to {FORMAT}); "
+                           f"upgrade evalkit (this is {_version()}) to read it")
+
+
+def read_header(rec: dict, path: Path) -> LogHeader:
+    """A header line, typed; a log of a newer format, or a malformed header, is one line naming the file."""
+    check_format(rec, path)
+    try:
+        return LogHeader.model_validate(rec)
+    except ValidationError as exc:
+        raise EvalkitError(f"{path}:1: malformed header: {_problem(exc)}") from None
+
+
+_KINDS = {"float": "a number", "int": "an integer", "string": "a string", "dict": "a mapping",
+          "bool": "true or false", "list": "a list", "literal": "the expected value"}
+
+
+def _problem(exc: ValidationError) -> str:
+    """A typed line's first wrong field, in words: `score 'high' is not a number`."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "the line"
+    kind = next((v for k, v in _KINDS.items() if err["type"].startswith(k)), None)
+    shown = repr(err.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{where} {shown} is not {kind}" if kind else f"{where}: {err['msg']}"
+
+
+def _version() -> str:
+    from evalkit import __version__
+
+    return __version__
+
+
 @dataclass
 class LogContents:
     path: Path
-    header: dict
+    header: dict                                                     # the header line as read
     samples: dict[str, SampleResult] = field(default_factory=dict)   # id -> its last line
     summary: dict | None = None
     batches: list[dict] = field(default_factory=list)                # the "batch" lines, in order
+    meta: LogHeader = field(default_factory=LogHeader)               # the header, typed (`format` 1 if absent)
+
+    @property
+    def format(self) -> int:
+        return self.meta.format
 
 
 class LoggedRun:
@@ -90,7 +146,7 @@ class LoggedRun:
         self.previous_header: dict | None = None   # the header an earlier run of this command wrote
         self.done, self.complete = self._load(header["run_key"])
         if self._fh.tell() == 0:
-            self._write(header)
+            self._write(header_line(header))
 
     def _load(self, run_key: str) -> tuple[dict[str, SampleResult], bool]:
         """Stream the existing log: keep finished samples (slimmed), drop a torn last line and a
@@ -103,6 +159,8 @@ class LoggedRun:
                 break
             rec = _parse(line, self.path, lineno, hint="; move the file away or pass --fresh")
             kind = rec.get("type")
+            if lineno == 1 and kind == "header":
+                read_header(rec, self.path)      # a newer format is refused before anything is appended
             if lineno == 1 and (kind != "header" or rec.get("run_key") != run_key):
                 raise EvalkitError(f"{self.path}: belongs to another run (header differs); pass --fresh to overwrite it")
             if lineno == 1:
@@ -165,20 +223,23 @@ def _parse(line: bytes, path: Path, lineno: int, hint: str = "") -> dict:
     return rec
 
 
-def _sample(rec: dict, path: Path, lineno: int, slim: bool = False) -> SampleResult:
+def _sample(rec: dict, path: Path, lineno: int, slim: bool = False, checked: bool = True) -> SampleResult:
     if not isinstance(rec.get("id"), str):
         raise EvalkitError(f"{path}:{lineno}: a sample line without an id (corrupt or not an evalkit log)")
     try:
-        return SampleResult.from_record(rec, slim=slim)
+        return SampleResult.from_record(rec, slim=slim, checked=checked)
     except TypeError:
         raise EvalkitError(f"{path}:{lineno}: a malformed sample line") from None
+    except ValidationError as exc:
+        raise EvalkitError(f"{path}: sample {rec['id']!r} (line {lineno}): a malformed line: {_problem(exc)}") from None
 
 
 def parse_line(line: bytes, path: Path, lineno: int) -> tuple[dict, SampleResult | None]:
-    """One whole log line read as `read_log` reads it: the record, and the typed result of a sample
-    line. Raises EvalkitError naming `path:lineno` (`evalkit view` lists such lines and goes on)."""
+    """One whole log line read as `read_log` reads it, but a sample's fields as the line has them
+    (unchecked: the viewer shows a field of the wrong type as text). Raises EvalkitError naming
+    `path:lineno` (`evalkit view` lists such lines and goes on)."""
     rec = _parse(line, path, lineno)
-    return rec, (_sample(rec, path, lineno) if rec.get("type") == "sample" else None)
+    return rec, (_sample(rec, path, lineno, checked=False) if rec.get("type") == "sample" else None)
 
 
 def read_log(path: str | Path) -> LogContents:
@@ -188,7 +249,7 @@ def read_log(path: str | Path) -> LogContents:
         fh = open(path, "rb")
     except OSError as exc:
         raise EvalkitError(f"{path}: cannot read log ({exc.strerror})") from None
-    header, samples, summary, batches = None, {}, None, []
+    header, samples, summary, batches, meta = None, {}, None, [], LogHeader()
     with fh:
         for lineno, line in enumerate(fh, 1):
             if not line.endswith(b"\n"):
@@ -196,7 +257,7 @@ def read_log(path: str | Path) -> LogContents:
             rec = _parse(line, path, lineno)
             kind = rec.get("type")
             if kind == "header" and lineno == 1:
-                header = rec
+                header, meta = rec, read_header(rec, path)
             elif kind == "sample":
                 result = _sample(rec, path, lineno)
                 samples[result.id] = result
@@ -206,4 +267,4 @@ def read_log(path: str | Path) -> LogContents:
                 batches.append(rec)
     if header is None:
         raise EvalkitError(f"{path}: not an evalkit run log (no header line)")
-    return LogContents(path, header, samples, summary, batches)
+    return LogContents(path, header, samples, summary, batches, meta)

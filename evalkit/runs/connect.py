@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from evalkit.backends import Backend, FatalError, get_backend
+from evalkit.backends import Backend, BackendOptions, FatalError, get_backend
 from evalkit.core.errors import EvalkitError
 from evalkit.plan.run_plan import RunOptions, RunPlan
 from evalkit.send.runner_types import RunnerOptions
@@ -34,8 +34,9 @@ def connect(model: str, base_url: str | None, opts: RunOptions, concurrency: int
     if kept is not None and key in kept:
         return kept[key]
     try:
-        backend = get_backend(model, base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
-                              max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency)
+        backend = get_backend(model, BackendOptions(
+            base_url=base_url, timeout=opts.timeout, max_reply_bytes=opts.max_reply_bytes,
+            max_connections=concurrency or RunnerOptions().max_concurrency, concurrency=concurrency))
     except FatalError as exc:
         raise EvalkitError(flag + exc.reason) from None
     if hasattr(backend, "streaming"):

@@ -4,6 +4,8 @@ and the summary computed from them (a resumed or merged run's the same way)."""
 from __future__ import annotations
 
 from evalkit.core.plugins import replaced_notes
+from evalkit.results.records import Cost, MetricPart, Requests, Usage
+from evalkit.results.summary import build_summary
 
 import asyncio
 import hashlib
@@ -14,7 +16,7 @@ from evalkit.core.sample import Sample
 from evalkit.results.runlog import LoggedRun
 from evalkit.plan.run_plan import RunPlan
 from evalkit.backends.presets import pricer_for
-from evalkit.results.records import Calibration, Cost, Requests, SampleResult, Stat, Summary, score_metrics, total_usage
+from evalkit.results.records import SampleResult, Summary
 from evalkit.send.runner_types import Outcome, RunStats
 from evalkit.backends.thinking import Separated, separate
 from evalkit.scoring import MissingLogprobs, ScoreInput, ScoringError
@@ -124,32 +126,30 @@ def _model_seconds(out: Outcome) -> float:
 def summarise(plan: RunPlan, results: list[SampleResult], n: int, stats: RunStats, status: str, resumed: int,
               duration: float, backend: Backend, grading: "Grading | None", log: str) -> Summary:
     spec, opts = plan.spec, plan.opts
-    part = score_metrics(results, spec.metrics, plan.per_item, opts.seed, spec.scoring.method)
-    usage = total_usage(results)
     pricer = pricer_for(opts.model, "batch") if opts.batch else backend.pricer()
     if status == "complete":
         status = {"interrupted": "interrupted", "max_cost": "stopped: max_cost"}.get(stats.stopped or "", "complete")
-    if status == "complete" and part.answered < n:
-        status = "errors"
-    note = unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())
-    part.notes += [note] if note else []
-    part.notes += replaced_notes(plugin_code_for(plan))
-    if plan.part is not None:
-        part.notes.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
-                          "`evalkit merge` the shards' logs for the whole run")
-    return Summary(
-        eval=spec.name, model=opts.model, endpoint=backend.endpoint, status=status, incomplete=status != "complete",
-        primary_metric=spec.metrics[0], excluded=len(plan.identity.get("exclude", ())), n=n, scored=part.scored,
-        errors=part.errors, **part.truncation(), unparsed=part.unparsed, **part.unread(),
-        metrics={k: Stat(**v) for k, v in part.metrics.items()},
-        groups={k: Stat(**v) for k, v in part.groups.items()} if part.groups else None,
-        calibration=Calibration(**part.calibration) if part.calibration else None, usage=usage,
+
+    def notes(part: MetricPart) -> list[str]:
+        note = unread_note(part.unparsed, part.answered, part.example, spec.scoring.model_dump())
+        out = [note] if note else []
+        out += replaced_notes(plugin_code_for(plan))
+        if plan.part is not None:
+            out.append(f"shard {plan.part.shard}: {len(plan.samples)} of the {plan.part.selected} samples; "
+                       "`evalkit merge` the shards' logs for the whole run")
+        return out
+
+    def cost(usage: Usage) -> Cost | None:
+        return Cost(this_run=round(stats.spent, 10), all_samples=pricer.cost(
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)) if pricer.known else None
+
+    return build_summary(
+        results, eval=spec.name, model=opts.model, metrics=spec.metrics, n=n, status=status, seed=opts.seed,
+        per_item=plan.per_item, method=spec.scoring.method, notes=notes, cost=cost, endpoint=backend.endpoint,
+        excluded=len(plan.identity.get("exclude", ())),
         requests=Requests(sent=stats.sent, retries=stats.retries, rate_limited=stats.rate_limited,
                           cached=stats.cached, resumed_samples=resumed, peak_concurrency=stats.peak_limit),
-        cost_usd=Cost(this_run=round(stats.spent, 10),
-                      all_samples=pricer.cost(usage.prompt_tokens, usage.completion_tokens,
-                                              usage.cached_tokens)) if pricer.known else None,
-        seed=opts.seed, notes=part.notes, duration_s=round(duration, 3),
+        duration_s=round(duration, 3),
         backend={**backend.describe(), **({"replicas": stats.replicas} if stats.replicas else {})} or None,
         grader=grading.summary(results) if grading else None, log=log, batches=stats.batches)
 

@@ -119,7 +119,7 @@ def check_endpoints(entries: list[Entry], base_url: str | None) -> None:
 
 
 async def _states(entries: list[Entry], cancel: bool, timeout: float, base_url: str | None) -> list[dict]:
-    from evalkit.backends import get_backend
+    from evalkit.backends import BackendOptions, get_backend
     from evalkit.backends.openai_batch import Gone
 
     apis, rows = {}, []
@@ -132,7 +132,7 @@ async def _states(entries: list[Entry], cancel: bool, timeout: float, base_url: 
                 row["status"] = "not created (the run stopped while creating it; a rerun adopts or creates it)"
                 continue
             if e.model not in apis:       # the endpoint is the user's (checked), never the log's
-                apis[e.model] = get_backend(e.model, base_url=base_url, timeout=timeout).batch_api()
+                apis[e.model] = get_backend(e.model, BackendOptions(base_url=base_url, timeout=timeout)).batch_api()
             api = apis[e.model]
             if api is None:
                 from evalkit.core.errors import EvalkitError

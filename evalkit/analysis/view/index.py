@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError
-from evalkit.results.runlog import parse_line
+from evalkit.results.runlog import check_format, parse_line
 from evalkit.results.records import SampleResult
 
 # A sample's flags; a sample can carry several (a truncated reply is also wrong: it scored 0).
@@ -141,6 +141,12 @@ def open_index(path: str | Path) -> LogIndex:
             lineno += 1
             _read_line(index, line, lineno, offset, not line.endswith(b"\n"))
             offset += len(line)
+    if index.header:
+        try:
+            check_format(index.header, path)      # a newer format than this evalkit knows is refused
+        except EvalkitError:
+            os.close(fd)
+            raise
     if not index.header:
         os.close(fd)
         first = next((b["reason"] for b in index.bad_lines if b["line"] == 1), None)

@@ -62,7 +62,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from evalkit.backends.base import Backend, Capabilities, Completion, FatalError, Request, SampleError
+from evalkit.backends.base import Backend, BackendOptions, Capabilities, Completion, FatalError, Request, SampleError
 from evalkit.backends.local.loading import PLAIN_MARK, resolve
 from evalkit.backends.local.schedule import TOP_K, BudgetTuner, Item, plan
 
@@ -97,8 +97,8 @@ class LocalBackend(Backend):
     remote = False        # in-process: a request waits for its batch, not for a network; no --timeout
     reusable = True       # loaded once per command: every eval of it uses the same model
 
-    def __init__(self, name: str, base_url: str | None = None, timeout: float = 0, max_connections: int = 0,
-                 concurrency: int | None = None, **_):
+    def __init__(self, name: str, options: BackendOptions | None = None):
+        concurrency = (options or BackendOptions()).concurrency   # no URL, no timeout: it runs here
         self.name = name
         self.model = f"local/{name}"
         self.source = resolve(name)
