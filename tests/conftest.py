@@ -180,3 +180,24 @@ def shapes_eval(tmp_path: Path, rows: list[dict]) -> Path:
         "prompt": {"template": "{question}\n{choices}\nAnswer:"},
         "scoring": {"method": "letter", "labels": "AB"}}}))
     return spec
+
+
+UNIT = ROOT / "tests" / "unit"
+NOT_IN_UNIT = {"start_server", "evalkit_process", "venv"}    # a server, a process of evalkit, an install
+
+
+def pytest_configure(config):
+    # registered here, not in pyproject.toml: a changed pyproject.toml makes scripts/setup reinstall
+    config.addinivalue_line("markers", "unit: tests/unit, the fast tier: no server, no model, no evalkit process")
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/unit is the fast tier (`scripts/test --fast`): no server, no model, no evalkit process.
+    A test there asking for a fixture that starts one is refused at collection, not run slowly."""
+    for item in items:
+        if UNIT in Path(item.path).parents:
+            item.add_marker(pytest.mark.unit)
+            wrong = NOT_IN_UNIT & set(getattr(item, "fixturenames", ()))
+            if wrong:
+                raise pytest.UsageError(f"{item.nodeid}: a tests/unit test may not use {', '.join(sorted(wrong))} "
+                                        "(move it to tests/)")

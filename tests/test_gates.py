@@ -44,4 +44,7 @@ def test_scripts_test_runs_ruff_then_mypy_before_pytest():
     lines = [ln.strip() for ln in (ROOT / "scripts" / "test").read_text().splitlines()
              if ln.strip() and not ln.lstrip().startswith(("#", "echo"))]
     assert lines.index("set -euo pipefail") < lines.index(".venv/bin/ruff check evalkit tests scripts") \
-        < lines.index(".venv/bin/mypy") < next(i for i, ln in enumerate(lines) if "-m pytest" in ln)
+        < lines.index(".venv/bin/mypy") < lines.index('exec .venv/bin/python -m pytest -q -n auto --dist loadgroup "$@"')
+    # the only pytest before the gates is the fast tier's, behind --fast
+    fast = [i for i, ln in enumerate(lines) if "-m pytest" in ln and "tests/unit" in ln]
+    assert fast and all(lines[i - 2] == 'if [[ "${1:-}" == "--fast" ]]; then' for i in fast)

@@ -16,7 +16,7 @@ printed "1.0000-1.0000" and 0/50 "0.0000-0.0000". Two closed forms replace it:
   of proportions), clipped to [0, 1]. A group at 0/n or n/n keeps a spread, so five subjects all
   at 10/10 do not print 1-1, and a one-sample group counts nearly a full coin's variance. No exact
   interval exists for a mean of several binomials; simulated coverage is at least 93% from groups of
-  one sample to groups of 300 (tests/test_metrics.py, tests/test_honest.py).
+  one sample to groups of 300 (tests/unit/test_metrics_intervals.py, tests/test_honest.py).
 
 Both take counts only; metrics.py decides when scores are proportions (every score is 0 or 1).
 """

@@ -16,7 +16,7 @@ bootstrap, of 2,000 seeded draws, so a summary is reproducible:
   (dof_g * s_g^2 + 8 * s_pooled^2) / (dof_g + 8). A large group keeps its own variance; a group of
   one sample gets the pooled one (the variance of all scores when no group has two samples). The macro draw is the mean of the group draws; intervals are clipped to the
   range the scores span afterwards (clipping each group's draws first pulled a group at 0 or 1
-  toward its edge and left a 100-question macro interval narrower than the micro one). A simulation (tests/test_metrics.py) checks that the macro interval covers the
+  toward its edge and left a 100-question macro interval narrower than the micro one). A simulation (tests/unit/test_metrics_intervals.py) checks that the macro interval covers the
   true macro mean about 95% of the time (94-95% in 400 runs) for 38 groups of 1-9 samples.
 
 Samples that ended in an error carry no score and are counted apart, never as wrong answers.

@@ -1,5 +1,5 @@
 """Reference MATH graders, written for evalkit from their published definitions, to measure
-evalkit's `math` scorer against (scripts/bench_math_equiv.py, tests/test_math_reference.py).
+evalkit's `math` scorer against (scripts/bench_math_equiv.py, tests/unit/test_math_reference.py).
 
 - `hendrycks`: hendrycks/math `modeling/math_equivalence.py` (`is_equiv`, `_strip_string`) and
   `modeling/dataset/util.py` (`last_boxed_only_string`, `remove_boxed`), at 985bdc16.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from bench_math_equiv import grade_all                  # noqa: E402
 from evalkit.scoring.mathanswer import aime_integer, equivalent   # noqa: E402
