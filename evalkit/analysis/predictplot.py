@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
 import numpy as np
 
@@ -43,11 +42,9 @@ def figure_png(fit: Fit, law: scaling.LawResult) -> bytes:
     ax.set_title(_title(fit), fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    from evalkit.analysis.report import figure_png
+
+    return figure_png(fig)
 
 
 def _points(ax, fit: Fit) -> None:

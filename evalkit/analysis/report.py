@@ -87,11 +87,7 @@ def reliability_png(cal: dict, title: str) -> bytes:
     ax.set_ylabel("P(correct)")
     ax.set_title(f"{title}\nECE = {cal['ece']:.3f}", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def _by_eval(runs: list[Run]) -> dict[str, list[Run]]:
@@ -165,11 +161,7 @@ def percentile_chart_png(rows: list[dict]) -> bytes:
     ax.set_xlim(0, 105)
     ax.set_xlabel("estimated percentile lower bound among human test takers")
     ax.set_title("Exam results (lower end of each percentile range)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 @dataclass
@@ -305,3 +297,14 @@ def _html(runs: list[Run], images: list[tuple[str, bytes]], exams: list[dict], l
                          f"<figcaption class='muted'>{e(title)}</figcaption></figure>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes, the figure closed (the report's charts and predict's plot)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -60,18 +60,10 @@ def price_tables() -> dict[str, PriceTable]:
     """Every price table by name: the package's, plug-ins' (evalkit.core.plugins), then each user
     registry's (same name: replaced).
     A broken table is one `file:line: ...` error."""
-    from evalkit.core.errors import SpecError
-    from evalkit.core.plugins import admit_definitions, sourced_files
+    from evalkit.core.plugins import definitions
     from evalkit.core.yamlfile import load_definitions
 
-    tables: dict[str, PriceTable] = {}
-    origins: dict = {}
-    for src, path in sourced_files("prices"):
-        found, problems = load_definitions(path, PriceTable, "price table")
-        if problems:
-            raise SpecError(problems)
-        tables.update(admit_definitions("price table", src, found, origins))
-    return tables
+    return definitions("prices", "price table", lambda path, _: load_definitions(path, PriceTable, "price table"))
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from pydantic import Field, model_validator
 
 from evalkit.backends.base import Capabilities, FatalError
 from evalkit.backends.costs import Pricer
-from evalkit.core.errors import SpecError
 from evalkit.core.yamlfile import Strict, load_definitions
 
 CLAIMS = ("endpoint", "logprobs", "seed", "system_messages", "images")
@@ -162,16 +161,9 @@ class Connection:
 def registry_providers() -> dict[str, Provider]:
     """The presets by name: the package's providers.yaml, plug-ins' (evalkit.core.plugins), then
     each user registry's."""
-    from evalkit.core.plugins import admit_definitions, sourced_files
+    from evalkit.core.plugins import definitions
 
-    found: dict[str, Provider] = {}
-    origins: dict = {}
-    for src, path in sourced_files("providers"):
-        defs, problems = _provider_file(path, found)
-        if problems:
-            raise SpecError(problems)
-        found.update(admit_definitions("provider", src, defs, origins))
-    return found
+    return definitions("providers", "provider", _provider_file)
 
 
 def _provider_file(path: Path, known: dict[str, Provider]) -> tuple[dict, list[str]]:

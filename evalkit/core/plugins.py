@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.core.errors import EvalkitError, warn
+from evalkit.core.errors import EvalkitError, SpecError, warn
 
 MARKER = ".replaces"           # an entry-point name ending in this replaces the built-in of that name
 REGISTRIES_GROUP = "evalkit.registries"
@@ -263,6 +263,21 @@ def files_of(kind: str, root: Path) -> list[Path]:
 
 def sourced_files(kind: str) -> list[tuple[Folder, Path]]:
     return [(src, path) for src in sources() for path in files_of(kind, src.root)]
+
+
+def definitions(kind: str, label: str, read) -> dict:
+    """Every definition of a registry kind (`prices`, `providers`, `datasets`), in folder order:
+    the package's, plug-ins', then EVALKIT_REGISTRY's, each file admitted by `admit_definitions`.
+    `read(path, found_so_far) -> (defs, problems)` reads one file; any problem is a SpecError
+    (one `file:line: ...` line each)."""
+    found: dict = {}
+    origins: dict[str, Origin] = {}
+    for src, path in sourced_files(kind):
+        defs, problems = read(path, found)
+        if problems:
+            raise SpecError(problems)
+        found.update(admit_definitions(label, src, defs, origins))
+    return found
 
 
 def admit_definitions(kind: str, src: Folder, defs: dict, known: dict[str, Origin]) -> dict:

@@ -32,9 +32,9 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 
 from evalkit.datasets.download import fetch_hub, fetch_url, mirror_url, sha256_file
-from evalkit.core.errors import EvalkitError, SpecError
+from evalkit.core.errors import EvalkitError
 from evalkit.core.places import cache_dir
-from evalkit.core.plugins import admit_definitions, sourced_files
+from evalkit.core.plugins import definitions
 from evalkit.core.yamlfile import Strict, load_definitions
 from evalkit.datasets.archives import _from_archive
 from evalkit.datasets.archives import _safe_relpath
@@ -152,14 +152,7 @@ class Dataset(Strict):
 def catalogue() -> dict[str, Dataset]:
     """The package's datasets, plug-ins' (evalkit.core.plugins), then each EVALKIT_REGISTRY
     folder's `datasets.yaml` (same name: replaced)."""
-    found: dict[str, Dataset] = {}
-    origins: dict = {}
-    for src, path in sourced_files("datasets"):
-        defs, problems = load_definitions(path, Dataset, "dataset")
-        if problems:
-            raise SpecError(problems)
-        found.update(admit_definitions("dataset", src, defs, origins))
-    return found
+    return definitions("datasets", "dataset", lambda path, _: load_definitions(path, Dataset, "dataset"))
 
 
 def entries_for(path: str, subset: str | None = None, cat: dict[str, Dataset] | None = None) -> list[Dataset]:
